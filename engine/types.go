@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"errors"
+	"strconv"
+	"time"
+)
+
+// Request asks for N sampled candidates of one prompt, optionally ranked by a Scorer.
+type Request struct {
+	// ID identifies the request in logs; the engine does not interpret it.
+	ID string
+	// Prompt is the text the generator continues, with any chat template already applied.
+	Prompt string
+	// RewardPrompt is the prompt as the reward model sees it (usually the user's instruction without the chat
+	// template). Empty means Prompt.
+	RewardPrompt string
+	// N is the number of candidates to sample; 0 means 1. With N == 1 and Rerank false this is the paper's
+	// baseline "B".
+	N int
+	// Rerank asks the engine to score the candidates with its Scorer and rank them (the paper's "R1").
+	Rerank bool
+	// Sampling holds the decoding parameters. Candidate i uses seed Sampling.Seed + i.
+	Sampling SamplingParams
+	// MaxTokens bounds each candidate's length; 0 means up to the context length.
+	MaxTokens int
+	// Stop lists strings that end a candidate; the stop string itself is not part of the text.
+	Stop []string
+	// Logprobs asks for the log-probability of each chosen token; TopLogprobs for that many alternatives too.
+	Logprobs    bool
+	TopLogprobs int
+	// OnEvent, when not nil, is called from the engine's goroutine for each streamed piece of text. It must
+	// not block for long.
+	OnEvent func(Event)
+}
+
+// SamplingParams are the decoding knobs of one request (see package sampler for their exact meaning).
+type SamplingParams struct {
+	Temperature      float32 // 0 = greedy
+	TopK             int     // 0 = off
+	TopP             float32 // 0 or 1 = off
+	MinP             float32 // 0 = off
+	RepeatPenalty    float32 // 0 or 1 = off
+	RepeatLastN      int     // window of RepeatPenalty; 0 = 64
+	PresencePenalty  float32
+	FrequencyPenalty float32
+	LogitBias        map[int32]float32
+	Seed             uint64
+}
+
+// Event is one piece of streamed output.
+type Event struct {
+	// Candidate is the index of the candidate this piece belongs to.
+	Candidate int
+	// Text is newly decoded text; never a partial UTF-8 sequence, never part of a stop string.
+	Text string
+	// Done is set on a candidate's last event, with FinishReason.
+	Done         bool
+	FinishReason FinishReason
+}
+
+// FinishReason says why a candidate ended.
+type FinishReason string
+
+// Finish reasons.
+const (
+	FinishStop      FinishReason = "stop"      // an end-of-generation token or a stop string
+	FinishLength    FinishReason = "length"    // MaxTokens or the context length
+	FinishCancelled FinishReason = "cancelled" // the request's context was cancelled
+)
+
+// TokenLogprob is a token with its log-probability under the sampling distribution.
+type TokenLogprob struct {
+	Token   int32
+	Text    string
+	Logprob float32
+	// Top lists the most likely alternatives at this position, when requested.
+	Top []TokenLogprob
+}
+
+// Candidate is one sampled answer.
+type Candidate struct {
+	// Index is the candidate's sampling index: it was sampled with seed Sampling.Seed + Index.
+	Index        int
+	Text         string
+	Tokens       []int32
+	FinishReason FinishReason
+	Logprobs     []TokenLogprob
+	// Score is the reward model's score; valid only when Scored.
+	Score  float32
+	Scored bool
+	// Rank is 1 for the best candidate; candidates that were not ranked keep their sampling order.
+	Rank int
+}
+
+// Timings are the wall times of a request's stages.
+type Timings struct {
+	Queue   time.Duration
+	Prefill time.Duration
+	Decode  time.Duration
+	Scoring time.Duration
+	// FirstToken is the time from admission to the first generated token.
+	FirstToken time.Duration
+}
+
+// Result is the outcome of a Request.
+type Result struct {
+	// Candidates are ranked best first when the request was reranked and scoring succeeded, otherwise in
+	// sampling order. Candidates[0] is the answer.
+	Candidates   []Candidate
+	PromptTokens int
+	// Degraded is set when reranking was asked for but the scorer failed or timed out: Candidates[0] is then
+	// the best-effort answer (sampling order), and DegradedReason says why.
+	Degraded       bool
+	DegradedReason string
+	Timings        Timings
+}
+
+// Errors the server maps to HTTP statuses.
+var (
+	// ErrQueueFull means the admission queue is full; retry later (429).
+	ErrQueueFull = errors.New("engine: admission queue is full")
+	// ErrClosed means the engine is shutting down (503).
+	ErrClosed = errors.New("engine: shutting down")
+)
+
+// ContextLengthError reports a prompt (plus requested tokens) that does not fit the context (400).
+type ContextLengthError struct {
+	PromptTokens int
+	MaxTokens    int
+	ContextLen   int
+}
+
+func (e *ContextLengthError) Error() string {
+	return "engine: prompt of " + strconv.Itoa(e.PromptTokens) + " tokens does not fit the context of " + strconv.Itoa(e.ContextLen) + " tokens"
+}
