@@ -1,3 +1,21 @@
-// Package api holds the wire types of the OpenAI-compatible HTTP API and its bestofn extensions. It imports only
-// the standard library.
+// Package api holds the wire types of bestofn's OpenAI-compatible HTTP API (POST /v1/chat/completions,
+// POST /v1/completions, GET /v1/models) and its extensions. It imports only the standard library; the Ollama-
+// compatible endpoints use github.com/ollama/ollama/api's types directly.
+//
+// # Extensions
+//
+// Requests accept three fields OpenAI does not define (OpenAI's /v1/completions has a best_of of its own, ranked
+// by log-probability; bestofn ranks by its reward model instead):
+//
+//   - best_of (int): the number of candidates to sample. Absent means the model's default (1 for a baseline
+//     model such as "llama-gpt4", 5 for a best-of-N model such as "llama-gpt4:r1"). It must be at least n.
+//   - rerank ("reward" | "none"): whether the reward model ranks the candidates. Absent means the model's
+//     default. With "reward" the first n ranked candidates are returned as choices; with "none" the first n
+//     candidates in sampling order.
+//   - return_candidates (bool): return every sampled candidate in the response's "candidates" field, with its
+//     reward score and rank.
+//
+// Responses carry two more fields: "variant" (the A/B variant that served the request; also in the
+// X-Bestofn-Variant header) and, when reranking was asked for but the reward model failed, "degraded" with a
+// reason (the choices are then in sampling order).
 package api
