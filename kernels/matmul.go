@@ -1,0 +1,197 @@
+package kernels
+
+import (
+	"fmt"
+
+	"github.com/bestofn/bestofn/weights"
+)
+
+// Matrix is a weight matrix in its file format: Rows rows of Cols values of Type, row r at
+// Data[r*RowBytes():]. It matches a weights.Tensor of Shape [Cols, Rows].
+type Matrix struct {
+	Type       weights.Type
+	Rows, Cols int
+	Data       []byte
+}
+
+// RowBytes returns the size of one row in bytes, or 0 when Type is unknown or Cols is not a whole number of
+// blocks (Validate says which).
+func (m Matrix) RowBytes() int {
+	n, err := m.Type.RowBytes(m.Cols)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// Validate reports whether MatMul can use m: a supported type, positive dimensions, Cols a whole number of
+// blocks and Data holding all rows. Call it once when loading weights; MatMul trusts a valid Matrix.
+func (m Matrix) Validate() error {
+	if !Supported(m.Type) {
+		return fmt.Errorf("kernels: matmul does not support type %v", m.Type)
+	}
+	if m.Rows <= 0 || m.Cols <= 0 {
+		return fmt.Errorf("kernels: bad matrix shape %dx%d", m.Rows, m.Cols)
+	}
+	rb, err := m.Type.RowBytes(m.Cols)
+	if err != nil {
+		return fmt.Errorf("kernels: %d columns: %w", m.Cols, err)
+	}
+	if m.Rows > len(m.Data)/rb {
+		return fmt.Errorf("kernels: %v matrix %dx%d needs %d rows of %d bytes, data has %d bytes",
+			m.Type, m.Rows, m.Cols, m.Rows, rb, len(m.Data))
+	}
+	return nil
+}
+
+// Supported reports whether MatMul handles weights of type t.
+func Supported(t weights.Type) bool {
+	switch t {
+	case weights.TypeF32, weights.TypeF16, weights.TypeBF16, weights.TypeQ8_0, weights.TypeQ4_0,
+		weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1, weights.TypeQ4_K, weights.TypeQ5_K,
+		weights.TypeQ6_K, weights.TypeQ8_K:
+		return true
+	}
+	return false
+}
+
+// MatMul computes out[b*m.Rows+r] = dot(row r of m, x[b*m.Cols:(b+1)*m.Cols]) for b < batch, splitting rows
+// across the pool's threads. Each weight row is loaded once and dotted with up to tileBatch activation rows
+// while it is in cache, so a batch of 5 costs little more than 1 when memory-bound.
+//
+// For integer weight types the activations are first quantized (once per call, into a buffer the Pool owns)
+// to 8 bits per value: blocks of 32 with a float scale for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights, blocks of
+// 256 for the K-quants, as llama.cpp does. Results then differ from a float dot product by that quantization
+// (about 0.4% of the block's largest activation per value). Float weight types use x as is.
+//
+// m must be valid (see Validate), len(out) >= batch*m.Rows and len(x) >= batch*m.Cols; MatMul panics
+// otherwise, as slice indexing does. MatMul allocates nothing once the Pool's buffer has grown to the largest
+// batch*Cols seen. Not safe for concurrent use on one Pool.
+func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
+	if batch <= 0 {
+		return
+	}
+	rb := m.RowBytes()
+	if rb == 0 || !Supported(m.Type) || m.Rows <= 0 || m.Rows > len(m.Data)/rb {
+		panic(fmt.Sprintf("kernels: matmul on invalid %v matrix %dx%d with %d bytes", m.Type, m.Rows, m.Cols, len(m.Data)))
+	}
+	if len(out) < batch*m.Rows || len(x) < batch*m.Cols {
+		panic(fmt.Sprintf("kernels: matmul %dx%d batch %d: out has %d values, x has %d", m.Rows, m.Cols, batch, len(out), len(x)))
+	}
+	j := &p.mat
+	j.out, j.m, j.rowBytes, j.x, j.batch = out, m, rb, x, batch
+	j.asm = p.asm
+	switch m.Type {
+	case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
+		p.quant.quantizeQ8_0(x[:batch*m.Cols], m.Cols)
+	case weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K, weights.TypeQ8_K:
+		p.quant.quantizeQ8_K(x[:batch*m.Cols], m.Cols)
+	}
+	j.q = &p.quant
+	// Keep the activation rows of one batch chunk within ~256 KiB so they stay in L2 while the rows of a
+	// grain stream past them.
+	xrow := m.Cols * 4
+	if j.q.active {
+		xrow = m.Cols + 8
+	}
+	j.bchunk = max(tileBatch, (256<<10)/xrow/tileBatch*tileBatch)
+	// Grains of rows: enough chunks to balance threads, at least ~16 KiB of weights each.
+	grain := max(16<<10/rb, m.Rows/(8*p.threads), 1)
+	p.Run(m.Rows, grain, j)
+	j.out, j.x, j.m.Data, j.q = nil, nil, nil, nil
+	p.quant.active = false
+}
+
+// tileBatch is the number of activation rows dotted with one weight row at a time.
+const tileBatch = 5
+
+// matJob is the Task of one MatMul call.
+type matJob struct {
+	p        *Pool
+	out      []float32
+	m        Matrix
+	rowBytes int
+	x        []float32
+	batch    int
+	bchunk   int
+	asm      bool
+	q        *scratch
+}
+
+// Run computes output rows [lo, hi) for the whole batch.
+func (j *matJob) Run(lo, hi, _ int) {
+	var res [tileBatch]float32
+	rows := j.m.Rows
+	for b0 := 0; b0 < j.batch; b0 += j.bchunk {
+		b1 := min(b0+j.bchunk, j.batch)
+		for r := lo; r < hi; r++ {
+			w := j.m.Data[r*j.rowBytes : (r+1)*j.rowBytes]
+			for b := b0; b < b1; b += tileBatch {
+				t := min(tileBatch, b1-b)
+				j.tile(w, b, t, &res)
+				for k := range t {
+					j.out[(b+k)*rows+r] = res[k]
+				}
+			}
+		}
+	}
+}
+
+// tile computes res[k] = dot(w, activation row b+k) for k < t.
+func (j *matJob) tile(w []byte, b, t int, res *[tileBatch]float32) {
+	if j.asm && j.tileASM(w, b, t, res) {
+		return
+	}
+	cols := j.m.Cols
+	switch j.m.Type {
+	case weights.TypeF32, weights.TypeF16, weights.TypeBF16:
+		for k := range t {
+			x := j.x[(b+k)*cols : (b+k+1)*cols]
+			switch j.m.Type {
+			case weights.TypeF32:
+				res[k] = dotF32Bytes(w, x)
+			case weights.TypeF16:
+				res[k] = dotF16(w, x)
+			default:
+				res[k] = dotBF16(w, x)
+			}
+		}
+		return
+	}
+	q := j.q
+	nb := cols / j.m.Type.BlockSize()
+	for k := range t {
+		row := b + k
+		xq := q.q[row*cols : (row+1)*cols]
+		var xd, xs []float32
+		var xb []int16
+		switch j.m.Type {
+		case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
+			xd, xs = q.d[row*nb:(row+1)*nb], q.s[row*nb:(row+1)*nb]
+		default:
+			xd, xb = q.d[row*nb:(row+1)*nb], q.bsums[row*nb*16:(row+1)*nb*16]
+		}
+		var v float32
+		switch j.m.Type {
+		case weights.TypeQ8_0:
+			v = dotQ8_0(w, xq, xd, nb)
+		case weights.TypeQ4_0:
+			v = dotQ4_0(w, xq, xd, nb)
+		case weights.TypeQ4_1:
+			v = dotQ4_1(w, xq, xd, xs, nb)
+		case weights.TypeQ5_0:
+			v = dotQ5_0(w, xq, xd, nb)
+		case weights.TypeQ5_1:
+			v = dotQ5_1(w, xq, xd, xs, nb)
+		case weights.TypeQ4_K:
+			v = dotQ4_K(w, xq, xd, xb, nb)
+		case weights.TypeQ5_K:
+			v = dotQ5_K(w, xq, xd, xb, nb)
+		case weights.TypeQ6_K:
+			v = dotQ6_K(w, xq, xd, nb)
+		case weights.TypeQ8_K:
+			v = dotQ8_K(w, xq, xd, nb)
+		}
+		res[k] = v
+	}
+}

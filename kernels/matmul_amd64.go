@@ -1,0 +1,196 @@
+//go:build amd64
+
+package kernels
+
+import (
+	"encoding/binary"
+	"math"
+
+	"golang.org/x/sys/cpu"
+
+	"github.com/bestofn/bestofn/weights"
+)
+
+//go:generate go run ./internal/asmgen -out matmul_amd64.s
+
+// haveASM reports whether the CPU runs the assembly kernels (AVX2, FMA and F16C).
+func haveASM() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C }
+
+// The tile kernels below compute, for k < T (the digit in the name),
+//
+//	res[k] = sum over blocks i < nb of d_w(i) * xd[k*dstride/4 + i] * sum_j w(i, j) * xq[k*qstride + 32*i + j]
+//
+// where w(i, j) is value j of weight block i (Q8_0: int8 q; Q4_0: nibble-8) and d_w(i) its fp16 scale, read
+// from w in the file's block layout (34 or 18 bytes per block). See dotQ8_0 and dotQ4_0 for the same loops
+// in Go; results differ only in float summation order.
+
+//go:noescape
+func dotQ8_0T1(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ8_0T2(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ8_0T3(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ8_0T4(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ8_0T5(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ4_0T1(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ4_0T2(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ4_0T3(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ4_0T4(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ4_0T5(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+// The float tile kernels compute, for k < T,
+//
+//	res[k] = sum over i < n of w[i] * x[k*xstride/4 + i]
+//
+// with w float32 (F32) or IEEE half (F16, converted by VCVTPH2PS); n must be a multiple of 32. See dotF32Bytes
+// and dotF16 for the Go loops.
+
+//go:noescape
+func dotF16T1(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotF16T2(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotF16T3(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotF16T4(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotF16T5(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotF32T1(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotF32T2(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotF32T3(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotF32T4(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotF32T5(n int, w *byte, x *float32, xstride int, res *float32)
+
+// dotF32ASM returns sum over i < n of a[i]*b[i]; n must be a multiple of 32.
+//
+//go:noescape
+func dotF32ASM(a, b *float32, n int) float32
+
+// axpyF32ASM sets y[i] += alpha*x[i] for i < n; n must be a multiple of 32.
+//
+//go:noescape
+func axpyF32ASM(alpha float32, x, y *float32, n int)
+
+// quantTileASM calls the Q8_0 (q8) or Q4_0 tile kernel for t rows.
+func quantTileASM(q8 bool, t, nb int, w *byte, xq *int8, xd *float32, qs, ds int, res *float32) {
+	if q8 {
+		switch t {
+		case 1:
+			dotQ8_0T1(nb, w, xq, xd, qs, ds, res)
+		case 2:
+			dotQ8_0T2(nb, w, xq, xd, qs, ds, res)
+		case 3:
+			dotQ8_0T3(nb, w, xq, xd, qs, ds, res)
+		case 4:
+			dotQ8_0T4(nb, w, xq, xd, qs, ds, res)
+		default:
+			dotQ8_0T5(nb, w, xq, xd, qs, ds, res)
+		}
+		return
+	}
+	switch t {
+	case 1:
+		dotQ4_0T1(nb, w, xq, xd, qs, ds, res)
+	case 2:
+		dotQ4_0T2(nb, w, xq, xd, qs, ds, res)
+	case 3:
+		dotQ4_0T3(nb, w, xq, xd, qs, ds, res)
+	case 4:
+		dotQ4_0T4(nb, w, xq, xd, qs, ds, res)
+	default:
+		dotQ4_0T5(nb, w, xq, xd, qs, ds, res)
+	}
+}
+
+// floatTileASM calls the F16 (f16) or F32 tile kernel for t rows.
+func floatTileASM(f16 bool, t, n int, w *byte, x *float32, xs int, res *float32) {
+	if f16 {
+		switch t {
+		case 1:
+			dotF16T1(n, w, x, xs, res)
+		case 2:
+			dotF16T2(n, w, x, xs, res)
+		case 3:
+			dotF16T3(n, w, x, xs, res)
+		case 4:
+			dotF16T4(n, w, x, xs, res)
+		default:
+			dotF16T5(n, w, x, xs, res)
+		}
+		return
+	}
+	switch t {
+	case 1:
+		dotF32T1(n, w, x, xs, res)
+	case 2:
+		dotF32T2(n, w, x, xs, res)
+	case 3:
+		dotF32T3(n, w, x, xs, res)
+	case 4:
+		dotF32T4(n, w, x, xs, res)
+	default:
+		dotF32T5(n, w, x, xs, res)
+	}
+}
+
+// tileASM runs the assembly kernel for w's type on activation rows b..b+t-1, if there is one.
+func (j *matJob) tileASM(w []byte, b, t int, res *[tileBatch]float32) bool {
+	cols := j.m.Cols
+	switch j.m.Type {
+	case weights.TypeQ8_0, weights.TypeQ4_0:
+		nb := cols / 32
+		quantTileASM(j.m.Type == weights.TypeQ8_0, t, nb, &w[0], &j.q.q[b*cols], &j.q.d[b*nb], cols, nb*4, &res[0])
+		return true
+	case weights.TypeF32, weights.TypeF16:
+		n := cols &^ 31
+		if n > 0 {
+			floatTileASM(j.m.Type == weights.TypeF16, t, n, &w[0], &j.x[b*cols], cols*4, &res[0])
+		} else {
+			*res = [tileBatch]float32{}
+		}
+		for k := range t {
+			x := j.x[(b+k)*cols : (b+k+1)*cols]
+			for i := n; i < cols; i++ {
+				var wv float32
+				if j.m.Type == weights.TypeF16 {
+					wv = f16ToF32(binary.LittleEndian.Uint16(w[2*i:]))
+				} else {
+					wv = math.Float32frombits(binary.LittleEndian.Uint32(w[4*i:]))
+				}
+				res[k] += wv * x[i]
+			}
+		}
+		return true
+	}
+	return false
+}

@@ -1,0 +1,13 @@
+//go:build !amd64
+
+package kernels
+
+func haveASM() bool { return false }
+
+func (j *matJob) tileASM(w []byte, b, t int, res *[tileBatch]float32) bool { return false }
+
+func dotF32ASM(a, b *float32, n int) float32 { panic("kernels: no assembly on this architecture") }
+
+func axpyF32ASM(alpha float32, x, y *float32, n int) {
+	panic("kernels: no assembly on this architecture")
+}

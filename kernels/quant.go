@@ -1,0 +1,86 @@
+package kernels
+
+// scratch holds a batch of activations quantized to 8 bits: q row b at q[b*cols:], with one scale per block
+// in d (row b at d[b*blocks:]). For 32-value blocks (Q8_0) s holds d*sum(q) per block, used by the weight
+// types with an offset (Q4_1, Q5_1); for 256-value blocks (Q8_K) bsums holds the sum of each 16 values.
+type scratch struct {
+	q      []int8
+	d      []float32
+	s      []float32
+	bsums  []int16
+	active bool // holds the activations of the MatMul in progress
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// roundInt rounds v to the nearest integer, halves away from zero.
+func roundInt(v float32) int32 {
+	if v >= 0 {
+		return int32(v + 0.5)
+	}
+	return int32(v - 0.5)
+}
+
+// quantizeQ8_0 quantizes x (rows of cols values, cols a multiple of 32) in blocks of 32: d = max|x|/127,
+// q = round(x/d).
+func (s *scratch) quantizeQ8_0(x []float32, cols int) {
+	n := len(x)
+	s.q = grow(s.q, n)
+	s.d = grow(s.d, n/32)
+	s.s = grow(s.s, n/32)
+	s.active = true
+	for i := range n / 32 {
+		blk := x[i*32 : i*32+32]
+		q := s.q[i*32 : i*32+32]
+		d, sum := quantizeBlock(blk, q)
+		s.d[i] = d
+		s.s[i] = d * float32(sum)
+	}
+}
+
+// quantizeQ8_K quantizes x in blocks of 256 with one scale each, and records the sums of each 16 values.
+func (s *scratch) quantizeQ8_K(x []float32, cols int) {
+	n := len(x)
+	s.q = grow(s.q, n)
+	s.d = grow(s.d, n/256)
+	s.bsums = grow(s.bsums, n/16)
+	s.active = true
+	for i := range n / 256 {
+		blk := x[i*256 : i*256+256]
+		q := s.q[i*256 : i*256+256]
+		d, _ := quantizeBlock(blk, q)
+		s.d[i] = d
+		for g := range 16 {
+			var sum int16
+			for _, v := range q[g*16 : g*16+16] {
+				sum += int16(v)
+			}
+			s.bsums[i*16+g] = sum
+		}
+	}
+}
+
+// quantizeBlock sets q[i] = round(x[i]/d) with d = max|x|/127 and returns d and the sum of q.
+func quantizeBlock(x []float32, q []int8) (float32, int32) {
+	var amax float32
+	for _, v := range x {
+		amax = max(amax, v, -v)
+	}
+	d := amax / 127
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	var sum int32
+	for i, v := range x {
+		r := min(max(roundInt(v*id), -127), 127)
+		q[i] = int8(r)
+		sum += r
+	}
+	return d, sum
+}
