@@ -1,0 +1,161 @@
+package tokenizer
+
+import "strings"
+
+// spaceMarker is SentencePiece's visible space, U+2581.
+const spaceMarker = "\u2581"
+
+// symbol is one node of the doubly linked list that BPE merges work on: text[start:start+n].
+type symbol struct {
+	start, n   int
+	prev, next int
+}
+
+// spmBigram is a candidate merge of symbols left and right into a token of the given score.
+type spmBigram struct {
+	left, right int
+	score       float32
+	size        int
+}
+
+// spmLess orders the work queue like llama.cpp's llm_bigram_spm comparator: the highest score first, then the
+// leftmost.
+func spmLess(a, b spmBigram) bool {
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	return a.left < b.left
+}
+
+// spmSession holds the buffers of one SentencePiece encoding, reused across fragments.
+type spmSession struct {
+	text    []byte
+	symbols []symbol
+	queue   []spmBigram
+}
+
+// encode appends the ids of raw (one text fragment) to out, matching llama.cpp's llm_tokenizer_spm_session: an
+// optional leading space, spaces escaped as U+2581, highest-score merges first, byte fallback for symbols that
+// are not tokens.
+func (s *spmSession) encode(t *Tokenizer, raw string, spacePrefix bool, out []int32) []int32 {
+	s.text = s.text[:0]
+	if spacePrefix {
+		s.text = append(s.text, spaceMarker...)
+	}
+	for i := 0; i < len(raw); {
+		j := strings.IndexByte(raw[i:], ' ')
+		if j < 0 {
+			s.text = append(s.text, raw[i:]...)
+			break
+		}
+		s.text = append(s.text, raw[i:i+j]...)
+		s.text = append(s.text, spaceMarker...)
+		i += j + 1
+	}
+	text := s.text
+	if len(text) == 0 {
+		return out
+	}
+
+	s.symbols = s.symbols[:0]
+	for off := 0; off < len(text); {
+		n := min(utf8SeqLen(text[off]), len(text)-off)
+		idx := len(s.symbols)
+		next := idx + 1
+		if off+n == len(text) {
+			next = -1
+		}
+		s.symbols = append(s.symbols, symbol{start: off, n: n, prev: idx - 1, next: next})
+		off += n
+	}
+	s.queue = s.queue[:0]
+	for i := 1; i < len(s.symbols); i++ {
+		s.tryAdd(t, i-1, i)
+	}
+	for len(s.queue) > 0 {
+		b := s.pop()
+		left, right := &s.symbols[b.left], &s.symbols[b.right]
+		if left.n == 0 || right.n == 0 || left.n+right.n != b.size {
+			continue
+		}
+		left.n += right.n
+		right.n = 0
+		left.next = right.next
+		if right.next >= 0 {
+			s.symbols[right.next].prev = b.left
+		}
+		s.tryAdd(t, left.prev, b.left)
+		s.tryAdd(t, b.left, left.next)
+	}
+	for i := 0; i != -1; i = s.symbols[i].next {
+		sym := s.symbols[i]
+		piece := text[sym.start : sym.start+sym.n]
+		if id, ok := t.ids[string(piece)]; ok {
+			out = append(out, id)
+			continue
+		}
+		// Every merge produced a token, so a symbol that is not one is a single character missing from the
+		// vocabulary: emit its bytes.
+		for _, c := range piece {
+			if id, ok := t.byteToken(c); ok {
+				out = append(out, id)
+			} else if t.unk != noToken {
+				out = append(out, t.unk)
+			}
+		}
+	}
+	return out
+}
+
+func (s *spmSession) tryAdd(t *Tokenizer, left, right int) {
+	if left == -1 || right == -1 {
+		return
+	}
+	l, r := s.symbols[left], s.symbols[right]
+	text := s.text[l.start : l.start+l.n+r.n]
+	id, ok := t.ids[string(text)]
+	if !ok {
+		return
+	}
+	s.push(spmBigram{left: left, right: right, score: t.scores[id], size: len(text)})
+}
+
+func (s *spmSession) push(b spmBigram) {
+	q := append(s.queue, b)
+	i := len(q) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !spmLess(q[i], q[p]) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+	s.queue = q
+}
+
+func (s *spmSession) pop() spmBigram {
+	q := s.queue
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q = q[:last]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= len(q) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(q) && spmLess(q[r], q[l]) {
+			m = r
+		}
+		if !spmLess(q[m], q[i]) {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	s.queue = q
+	return top
+}
