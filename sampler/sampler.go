@@ -1,0 +1,559 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+)
+
+// Limits on request-controlled sizes, so that no buffer is sized by an untrusted count.
+const (
+	// MaxTopLogprobs is the largest Params.TopLogprobs accepted (OpenAI's limit).
+	MaxTopLogprobs = 20
+	// MaxRepeatLastN is the largest Params.RepeatLastN accepted.
+	MaxRepeatLastN = 1 << 16
+	// DefaultRepeatLastN is the repetition-penalty window used when Params.RepeatLastN is 0.
+	DefaultRepeatLastN = 64
+	// MaxVocabSize is the largest vocabulary New accepts.
+	MaxVocabSize = 1 << 22
+)
+
+// pcgStream is the second word of the PCG state; the first is Params.Seed.
+const pcgStream = 0x9e3779b97f4a7c15
+
+// Params are the decoding parameters of one sequence. The zero value of every field means "off", so
+// Params{Temperature: 1} is plain softmax sampling (the paper's decoding) and Params{} is greedy decoding.
+type Params struct {
+	// Temperature divides the logits of the tokens that survive filtering before the final draw.
+	// 0 means greedy: the highest-scoring token after bias and penalties, ties to the lowest id.
+	Temperature float32
+	// TopK keeps only the K highest-scoring tokens (ties broken toward the lower id); 0 = off.
+	TopK int
+	// TopP keeps the smallest prefix of tokens, by decreasing probability, whose probability mass reaches
+	// TopP (probabilities at temperature 1, after bias and penalties, like llama.cpp); 0 or 1 = off.
+	TopP float32
+	// MinP keeps tokens whose probability is at least MinP times the most likely token's; 0 = off.
+	MinP float32
+	// RepeatPenalty divides positive logits (multiplies negative ones) of tokens seen among the last
+	// RepeatLastN accepted tokens (CTRL / llama.cpp rule); 0 or 1 = off.
+	RepeatPenalty float32
+	// RepeatLastN is the window of RepeatPenalty in accepted tokens; 0 means DefaultRepeatLastN.
+	RepeatLastN int
+	// PresencePenalty is subtracted from the logit of every token accepted at least once (OpenAI rule,
+	// over all accepted tokens, not only the window).
+	PresencePenalty float32
+	// FrequencyPenalty times the number of times a token was accepted is subtracted from its logit
+	// (OpenAI rule, over all accepted tokens).
+	FrequencyPenalty float32
+	// LogitBias is added to the logits of the given token ids before anything else; -Inf bans a token.
+	LogitBias map[int32]float32
+	// Seed seeds the sampler's own PCG source; the same Seed and the same logits reproduce the same tokens.
+	Seed uint64
+	// TopLogprobs is how many of the most likely alternatives Sample records (see Sampler.TopLogprobs);
+	// at most MaxTopLogprobs.
+	TopLogprobs int
+}
+
+// Validate reports the first parameter out of range, as an error prefixed "sampler:".
+func (p Params) Validate() error {
+	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+	switch {
+	case !finite(p.Temperature) || p.Temperature < 0:
+		return fmt.Errorf("sampler: temperature %v must be finite and >= 0", p.Temperature)
+	case p.TopK < 0:
+		return fmt.Errorf("sampler: top_k %d must be >= 0", p.TopK)
+	case !finite(p.TopP) || p.TopP < 0 || p.TopP > 1:
+		return fmt.Errorf("sampler: top_p %v must be in (0, 1] (0 means 1)", p.TopP)
+	case !finite(p.MinP) || p.MinP < 0 || p.MinP >= 1:
+		return fmt.Errorf("sampler: min_p %v must be in [0, 1)", p.MinP)
+	case !finite(p.RepeatPenalty) || p.RepeatPenalty < 0:
+		return fmt.Errorf("sampler: repeat_penalty %v must be finite and > 0 (0 means 1)", p.RepeatPenalty)
+	case p.RepeatLastN < 0 || p.RepeatLastN > MaxRepeatLastN:
+		return fmt.Errorf("sampler: repeat_last_n %d must be in [0, %d]", p.RepeatLastN, MaxRepeatLastN)
+	case !finite(p.PresencePenalty):
+		return fmt.Errorf("sampler: presence_penalty %v must be finite", p.PresencePenalty)
+	case !finite(p.FrequencyPenalty):
+		return fmt.Errorf("sampler: frequency_penalty %v must be finite", p.FrequencyPenalty)
+	case p.TopLogprobs < 0 || p.TopLogprobs > MaxTopLogprobs:
+		return fmt.Errorf("sampler: top_logprobs %d must be in [0, %d]", p.TopLogprobs, MaxTopLogprobs)
+	}
+	for id, b := range p.LogitBias {
+		if math.IsNaN(float64(b)) || math.IsInf(float64(b), 1) {
+			return fmt.Errorf("sampler: logit_bias for token %d is %v (must be a number or -Inf)", id, b)
+		}
+	}
+	return nil
+}
+
+// ErrVocabSize is returned (wrapped) by New for a vocabulary size out of range or a logit bias on a
+// token outside the vocabulary.
+var ErrVocabSize = errors.New("sampler: token id or vocabulary size out of range")
+
+// Logprob is a token id with its log-probability.
+type Logprob struct {
+	ID      int32
+	Logprob float32
+}
+
+// Sampler draws the tokens of one sequence. It is not safe for concurrent use; use one per sequence.
+//
+// Logprobs (the value returned by Sample and TopLogprobs) are those of the raw model distribution,
+// log_softmax(logits) before bias, penalties, filtering and temperature, as vLLM returns by default: they
+// describe what the model predicted, independent of how the token was chosen.
+type Sampler struct {
+	p         Params
+	vocab     int
+	rng       *rand.Rand
+	pcg       *rand.PCG
+	greedy    bool
+	penalize  bool
+	repeatPen float32
+
+	biasIDs  []int32   // (nbias) token ids of LogitBias, sorted
+	biasVals []float32 // (nbias) matching biases
+
+	work  []float32 // (vocab) logits after bias and penalties
+	probs []float64 // (vocab) unnormalized probabilities of the candidates, in cand order
+	cand  []int32   // (vocab) candidate token ids
+	order candOrder // sorts cand by work, descending, ties to lower id
+
+	counts   []int32  // (vocab) times each token was accepted
+	distinct []int32  // tokens with counts > 0, in first-accept order
+	ring     []int32  // (RepeatLastN) last accepted tokens, circular
+	ringLen  int      // valid entries of ring
+	ringPos  int      // next write position in ring
+	stamp    []uint32 // (vocab) dedup marks for the repetition penalty
+	stampGen uint32
+
+	top []Logprob // (TopLogprobs) alternatives of the last Sample, best first
+}
+
+// New returns a Sampler for a model with vocabSize logits per step. Every buffer is allocated here, sized by
+// vocabSize and the validated params; Sample allocates nothing.
+func New(p Params, vocabSize int) (*Sampler, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if vocabSize <= 0 || vocabSize > MaxVocabSize {
+		return nil, fmt.Errorf("%w: vocabulary size %d (want 1..%d)", ErrVocabSize, vocabSize, MaxVocabSize)
+	}
+	if p.TopLogprobs > vocabSize {
+		p.TopLogprobs = vocabSize
+	}
+	s := &Sampler{p: p, vocab: vocabSize}
+	for id := range p.LogitBias {
+		if id < 0 || int(id) >= vocabSize {
+			return nil, fmt.Errorf("%w: logit_bias token %d (vocabulary size %d)", ErrVocabSize, id, vocabSize)
+		}
+		s.biasIDs = append(s.biasIDs, id)
+	}
+	slices.Sort(s.biasIDs)
+	s.biasVals = make([]float32, len(s.biasIDs))
+	for i, id := range s.biasIDs {
+		s.biasVals[i] = p.LogitBias[id]
+	}
+	s.greedy = p.Temperature == 0
+	s.repeatPen = p.RepeatPenalty
+	if s.repeatPen == 0 {
+		s.repeatPen = 1
+	}
+	n := p.RepeatLastN
+	if n == 0 {
+		n = DefaultRepeatLastN
+	}
+	s.penalize = s.repeatPen != 1 || p.PresencePenalty != 0 || p.FrequencyPenalty != 0
+	if s.penalize {
+		s.counts = make([]int32, vocabSize)
+		s.distinct = make([]int32, 0, vocabSize)
+		if s.repeatPen != 1 {
+			s.ring = make([]int32, n)
+			s.stamp = make([]uint32, vocabSize)
+		}
+	}
+	s.work = make([]float32, vocabSize)
+	s.probs = make([]float64, vocabSize)
+	s.cand = make([]int32, vocabSize)
+	s.order = candOrder{ids: s.cand, vals: s.work}
+	s.top = make([]Logprob, 0, p.TopLogprobs)
+	s.pcg = rand.NewPCG(p.Seed, pcgStream)
+	s.rng = rand.New(s.pcg)
+	return s, nil
+}
+
+// Params returns the parameters the Sampler was built with.
+func (s *Sampler) Params() Params { return s.p }
+
+// Reset forgets the accepted tokens and reseeds the random source, so the Sampler can serve a new sequence
+// with the same parameters.
+func (s *Sampler) Reset(seed uint64) {
+	s.p.Seed = seed
+	s.pcg.Seed(seed, pcgStream)
+	for _, id := range s.distinct {
+		s.counts[id] = 0
+	}
+	s.distinct = s.distinct[:0]
+	s.ringLen, s.ringPos = 0, 0
+	s.top = s.top[:0]
+}
+
+// Accept records a token of the sequence for the penalties. Call it for each generated token (and, if
+// the prompt should count for the penalties, for each prompt token). Ids outside the vocabulary are
+// ignored. It allocates nothing once the set of distinct tokens stops growing.
+func (s *Sampler) Accept(id int32) {
+	if !s.penalize || id < 0 || int(id) >= s.vocab {
+		return
+	}
+	if s.counts[id] == 0 {
+		s.distinct = append(s.distinct, id)
+	}
+	if s.counts[id] < math.MaxInt32 {
+		s.counts[id]++
+	}
+	if len(s.ring) > 0 {
+		s.ring[s.ringPos] = id
+		s.ringPos++
+		if s.ringPos == len(s.ring) {
+			s.ringPos = 0
+		}
+		if s.ringLen < len(s.ring) {
+			s.ringLen++
+		}
+	}
+}
+
+// Sample picks the next token from logits (one row of VocabSize values, not modified) and returns it with
+// its log-probability under the raw model distribution. The pipeline follows llama.cpp's default chain:
+// logit bias, penalties, top-k, top-p, min-p, temperature, then a draw from the seeded source; at
+// temperature 0 it returns the argmax after bias and penalties (ties to the lowest id) and draws nothing.
+// NaN logits count as -Inf; if no token has a finite logit, token 0 is returned. A logits row of the
+// wrong length is a programming error: Sample reads min(len(logits), VocabSize) values and treats missing
+// ones as -Inf.
+func (s *Sampler) Sample(logits []float32) (int32, float32) {
+	work := s.work
+	n := copy(work, logits)
+	for i := n; i < len(work); i++ {
+		work[i] = float32(math.Inf(-1))
+	}
+	for i, v := range work[:n] {
+		if v != v { // NaN
+			work[i] = float32(math.Inf(-1))
+		}
+	}
+	rawMax, rawLSE := logSumExp(work)
+	if s.p.TopLogprobs > 0 {
+		s.topRaw(work, rawLSE)
+	}
+	for i, id := range s.biasIDs {
+		work[id] += s.biasVals[i]
+	}
+	if s.penalize {
+		s.applyPenalties(work)
+	}
+
+	var id int32
+	if s.greedy {
+		id = argmax(work)
+	} else {
+		id = s.draw(work)
+	}
+	lp := float32(math.Inf(-1))
+	if int(id) < n && !math.IsInf(rawMax, -1) {
+		if v := logits[id]; v == v {
+			lp = float32(float64(v) - rawLSE)
+		}
+	}
+	return id, lp
+}
+
+// TopLogprobs returns the Params.TopLogprobs most likely tokens of the last Sample's raw distribution, best
+// first (ties to the lower id). The slice is owned by the Sampler and overwritten by the next Sample.
+func (s *Sampler) TopLogprobs() []Logprob { return s.top }
+
+// applyPenalties applies the repetition, frequency and presence penalties in place.
+func (s *Sampler) applyPenalties(work []float32) {
+	if len(s.ring) > 0 && s.ringLen > 0 {
+		s.stampGen++
+		if s.stampGen == 0 { // wrapped: clear the marks once every 2^32 calls
+			clear(s.stamp)
+			s.stampGen = 1
+		}
+		for _, id := range s.ring[:s.ringLen] {
+			if s.stamp[id] == s.stampGen {
+				continue
+			}
+			s.stamp[id] = s.stampGen
+			if work[id] <= 0 {
+				work[id] *= s.repeatPen
+			} else {
+				work[id] /= s.repeatPen
+			}
+		}
+	}
+	if s.p.FrequencyPenalty != 0 || s.p.PresencePenalty != 0 {
+		for _, id := range s.distinct {
+			work[id] -= float32(s.counts[id])*s.p.FrequencyPenalty + s.p.PresencePenalty
+		}
+	}
+}
+
+// filter fills s.cand[:k] with the ids that survive top-k, top-p and min-p, and returns k. When a filter
+// is on, the candidates are in decreasing order of work (ties to the lower id); when none is, they are all
+// tokens in id order.
+func (s *Sampler) filter(work []float32) int {
+	v := len(work)
+	cand := s.cand[:v]
+	for i := range cand {
+		cand[i] = int32(i)
+	}
+	topP := s.p.TopP > 0 && s.p.TopP < 1
+	k := v
+	if s.p.TopK > 0 && s.p.TopK < v {
+		k = s.p.TopK
+		s.selectTop(0, v, k)
+		s.sortRange(0, k)
+	} else if topP || s.p.MinP > 0 {
+		k = v
+	} else {
+		return v
+	}
+	sorted := k // cand[:sorted] is in final order when top-k ran
+	if s.p.TopK == 0 || s.p.TopK >= v {
+		sorted = 0
+	}
+	maxLogit := math.Inf(-1)
+	if sorted > 0 {
+		maxLogit = float64(work[cand[0]])
+	} else {
+		for _, id := range cand[:k] {
+			maxLogit = math.Max(maxLogit, float64(work[id]))
+		}
+	}
+	if math.IsInf(maxLogit, -1) {
+		return 1 // nothing finite: keep one token (argmax semantics: the first)
+	}
+	if topP {
+		var total float64
+		for _, id := range cand[:k] {
+			total += math.Exp(float64(work[id]) - maxLogit)
+		}
+		target := float64(s.p.TopP) * total
+		var cum float64
+		kept := k
+		// Walk in decreasing order, sorting progressively larger chunks only as far as needed.
+		chunk := 64
+		for i := 0; i < k; i++ {
+			if i == sorted {
+				end := min(k, sorted+chunk)
+				if end < k {
+					s.selectTop(sorted, k, end-sorted)
+				}
+				s.sortRange(sorted, end)
+				sorted = end
+				chunk *= 4
+			}
+			cum += math.Exp(float64(work[cand[i]]) - maxLogit)
+			if cum >= target {
+				kept = i + 1
+				break
+			}
+		}
+		k = kept
+	}
+	if s.p.MinP > 0 {
+		// p_i >= min_p * p_max  <=>  logit_i >= max + log(min_p)
+		minLogit := maxLogit + math.Log(float64(s.p.MinP))
+		if sorted >= k {
+			j := 0
+			for j < k && float64(work[cand[j]]) >= minLogit {
+				j++
+			}
+			k = max(j, 1)
+		} else {
+			j := 0
+			for _, id := range cand[:k] {
+				if float64(work[id]) >= minLogit {
+					cand[j] = id
+					j++
+				}
+			}
+			k = max(j, 1)
+		}
+	}
+	return k
+}
+
+// draw samples from the filtered candidates at the configured temperature.
+func (s *Sampler) draw(work []float32) int32 {
+	k := s.filter(work)
+	cand := s.cand[:k]
+	if k == 1 {
+		return cand[0]
+	}
+	maxLogit := math.Inf(-1)
+	for _, id := range cand {
+		maxLogit = math.Max(maxLogit, float64(work[id]))
+	}
+	if math.IsInf(maxLogit, -1) {
+		return argmax(work)
+	}
+	invT := 1 / float64(s.p.Temperature)
+	probs := s.probs[:k]
+	var total float64
+	for i, id := range cand {
+		p := math.Exp((float64(work[id]) - maxLogit) * invT)
+		probs[i] = p
+		total += p
+	}
+	u := s.rng.Float64() * total
+	var cum float64
+	last := 0
+	for i, p := range probs {
+		if p == 0 {
+			continue
+		}
+		cum += p
+		last = i
+		if u < cum {
+			return cand[i]
+		}
+	}
+	return cand[last] // rounding: u landed at the very end
+}
+
+// topRaw records the TopLogprobs best tokens of the raw logits (already NaN-free) in s.top.
+func (s *Sampler) topRaw(raw []float32, lse float64) {
+	n := s.p.TopLogprobs
+	top := s.top[:0]
+	// Insertion into a small sorted list: n <= MaxTopLogprobs, O(V) with a cheap rejection test.
+	for i, v := range raw {
+		if len(top) == n {
+			last := top[n-1]
+			if v <= raw[last.ID] {
+				continue
+			}
+		}
+		j := len(top)
+		if j < n {
+			top = append(top, Logprob{})
+		} else {
+			j = n - 1
+		}
+		for j > 0 && v > raw[top[j-1].ID] {
+			top[j] = top[j-1]
+			j--
+		}
+		top[j] = Logprob{ID: int32(i)}
+	}
+	for i := range top {
+		top[i].Logprob = float32(float64(raw[top[i].ID]) - lse)
+	}
+	s.top = top
+}
+
+// logSumExp returns max(x) and log(sum(exp(x))); both -Inf when every value is -Inf.
+func logSumExp(x []float32) (float64, float64) {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		if v > m {
+			m = v
+		}
+	}
+	if math.IsInf(float64(m), -1) {
+		return math.Inf(-1), math.Inf(-1)
+	}
+	mf := float64(m)
+	var sum float64
+	for _, v := range x {
+		sum += math.Exp(float64(v) - mf)
+	}
+	return mf, mf + math.Log(sum)
+}
+
+// argmax returns the index of the largest value, the lowest index among ties; 0 if none is > -Inf.
+func argmax(x []float32) int32 {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+// candOrder orders candidate ids by decreasing value, ties to the lower id.
+type candOrder struct {
+	ids  []int32
+	vals []float32
+	lo   int
+	hi   int
+}
+
+func (o *candOrder) Len() int { return o.hi - o.lo }
+func (o *candOrder) Less(i, j int) bool {
+	a, b := o.ids[o.lo+i], o.ids[o.lo+j]
+	return before(o.vals, a, b)
+}
+func (o *candOrder) Swap(i, j int) {
+	o.ids[o.lo+i], o.ids[o.lo+j] = o.ids[o.lo+j], o.ids[o.lo+i]
+}
+
+// before reports whether token a ranks before token b: higher value, or equal value and lower id.
+func before(vals []float32, a, b int32) bool {
+	va, vb := vals[a], vals[b]
+	if va != vb {
+		return va > vb
+	}
+	return a < b
+}
+
+// sortRange sorts s.cand[lo:hi] into rank order.
+func (s *Sampler) sortRange(lo, hi int) {
+	s.order.ids, s.order.vals, s.order.lo, s.order.hi = s.cand, s.work, lo, hi
+	sort.Sort(&s.order)
+}
+
+// selectTop rearranges s.cand[lo:hi] so that its first k entries are the k best-ranked ones (in no
+// particular order): quickselect with a median-of-three pivot, O(hi-lo) on average.
+func (s *Sampler) selectTop(lo, hi, k int) {
+	ids, vals := s.cand, s.work
+	target := lo + k // first index that must hold a worse-ranked element
+	for hi-lo > 1 {
+		if target <= lo || target >= hi {
+			return
+		}
+		// median of three as pivot, moved to hi-1
+		mid := lo + (hi-lo)/2
+		a, b, c := lo, mid, hi-1
+		if before(vals, ids[b], ids[a]) {
+			a, b = b, a
+		}
+		if before(vals, ids[c], ids[b]) {
+			b = c
+			if before(vals, ids[b], ids[a]) {
+				b = a
+			}
+		}
+		ids[b], ids[hi-1] = ids[hi-1], ids[b]
+		pivot := ids[hi-1]
+		store := lo
+		for i := lo; i < hi-1; i++ {
+			if before(vals, ids[i], pivot) {
+				ids[i], ids[store] = ids[store], ids[i]
+				store++
+			}
+		}
+		ids[store], ids[hi-1] = ids[hi-1], ids[store]
+		// ids[lo:store] rank before pivot, ids[store] is pivot, ids[store+1:hi] after.
+		switch {
+		case store == target || store+1 == target:
+			return
+		case store > target:
+			hi = store
+		default:
+			lo = store + 1
+		}
+	}
+}

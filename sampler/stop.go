@@ -1,0 +1,222 @@
+package sampler
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Limits on stop strings, so that a request cannot make the matcher hold unbounded text.
+const (
+	// MaxStopStrings is the largest number of stop strings a StopMatcher accepts.
+	MaxStopStrings = 16
+	// MaxStopLen is the longest stop string, in bytes, a StopMatcher accepts.
+	MaxStopLen = 1024
+)
+
+// StopMatcher finds stop strings in streamed text that arrives in pieces (one decoded token at a time), so
+// that a stop string spanning token boundaries is caught and never emitted. Feed returns only text that
+// can no longer become part of a stop string; text that might (a suffix that is a prefix of some stop
+// string) is held back until the next piece decides it.
+type StopMatcher struct {
+	stops   []string
+	held    string
+	stopped bool
+}
+
+// NewStopMatcher returns a matcher for the given stop strings. Empty, too many or too long stop strings are
+// an error. With no stop strings, Feed passes every piece through unchanged.
+func NewStopMatcher(stops []string) (*StopMatcher, error) {
+	if len(stops) > MaxStopStrings {
+		return nil, fmt.Errorf("sampler: %d stop strings (at most %d)", len(stops), MaxStopStrings)
+	}
+	for i, s := range stops {
+		if s == "" {
+			return nil, fmt.Errorf("sampler: stop string %d is empty", i)
+		}
+		if len(s) > MaxStopLen {
+			return nil, fmt.Errorf("sampler: stop string %d is %d bytes (at most %d)", i, len(s), MaxStopLen)
+		}
+	}
+	return &StopMatcher{stops: slices.Clone(stops)}, nil
+}
+
+// Feed adds the next piece of decoded text. It returns the text that is safe to emit now and whether a stop
+// string was found. The match is the occurrence that completes first in the whole stream (the earliest
+// end; among equal ends the earliest start), so the result does not depend on how the text was split
+// into pieces and generation can stop at the token that completes it. On a match, emit is the text
+// before the stop string's start and the matcher is done
+// (later calls return "", true). When no stop string is held back, the returned text is a substring of
+// piece and Feed allocates nothing.
+func (m *StopMatcher) Feed(piece string) (emit string, stopped bool) {
+	if m.stopped {
+		return "", true
+	}
+	if len(m.stops) == 0 {
+		return piece, false
+	}
+	text := piece
+	if m.held != "" {
+		text = m.held + piece
+	}
+	// The occurrence of a stop string that completes first (the earliest end; among equal ends, the
+	// earliest start). Occurrences can only start inside the held part or the new piece: the held part is
+	// the longest suffix of earlier text that could begin a stop string.
+	first, firstEnd := -1, 0
+	for _, s := range m.stops {
+		i := strings.Index(text, s)
+		if i < 0 {
+			continue
+		}
+		if end := i + len(s); first < 0 || end < firstEnd || end == firstEnd && i < first {
+			first, firstEnd = i, end
+		}
+	}
+	if first >= 0 {
+		m.stopped = true
+		m.held = ""
+		return text[:first], true
+	}
+	keep := partialSuffix(text, m.stops)
+	m.held = text[len(text)-keep:]
+	return text[:len(text)-keep], false
+}
+
+// Flush returns the held-back text at the end of generation (when no stop string matched) and empties the
+// matcher.
+func (m *StopMatcher) Flush() string {
+	h := m.held
+	m.held = ""
+	return h
+}
+
+// Stopped reports whether a stop string has matched.
+func (m *StopMatcher) Stopped() bool { return m.stopped }
+
+// Held returns the text currently held back.
+func (m *StopMatcher) Held() string { return m.held }
+
+// partialSuffix returns the length of the longest proper suffix of text that is a prefix of some stop
+// string (a full occurrence was already ruled out by the caller).
+func partialSuffix(text string, stops []string) int {
+	best := 0
+	for _, s := range stops {
+		n := min(len(s)-1, len(text))
+		for l := n; l > best; l-- {
+			if text[len(text)-l:] == s[:l] {
+				best = l
+				break
+			}
+		}
+	}
+	return best
+}
+
+// Reason says why a sequence stopped.
+type Reason uint8
+
+// Stop reasons.
+const (
+	NotStopped   Reason = iota // keep generating
+	StoppedToken               // an end-of-generation or stop token id
+	StoppedText                // a stop string
+	StoppedLimit               // the token limit
+)
+
+// String returns the reason's name.
+func (r Reason) String() string {
+	switch r {
+	case NotStopped:
+		return "none"
+	case StoppedToken:
+		return "stop_token"
+	case StoppedText:
+		return "stop_string"
+	case StoppedLimit:
+		return "length"
+	}
+	return fmt.Sprintf("Reason(%d)", uint8(r))
+}
+
+// StopConfig lists the stop conditions of one sequence.
+type StopConfig struct {
+	// MaxTokens ends the sequence after this many generated tokens; 0 = no limit.
+	MaxTokens int
+	// StopTokens are token ids that end the sequence (their text is not emitted).
+	StopTokens []int32
+	// IsEOG, when not nil, reports end-of-generation tokens (e.g. tokenizer.IsEOG); they end the sequence
+	// like StopTokens.
+	IsEOG func(id int32) bool
+	// StopStrings end the sequence where they occur; neither they nor the text after them is emitted.
+	StopStrings []string
+}
+
+// Stopper applies a StopConfig to the generated tokens of one sequence: stop token ids, stop strings across
+// token boundaries, and the token limit.
+type Stopper struct {
+	cfg     StopConfig
+	matcher *StopMatcher
+	n       int
+	reason  Reason
+}
+
+// NewStopper validates cfg and returns a Stopper.
+func NewStopper(cfg StopConfig) (*Stopper, error) {
+	if cfg.MaxTokens < 0 {
+		return nil, fmt.Errorf("sampler: max tokens %d must be >= 0", cfg.MaxTokens)
+	}
+	m, err := NewStopMatcher(cfg.StopStrings)
+	if err != nil {
+		return nil, err
+	}
+	cfg.StopTokens = append([]int32(nil), cfg.StopTokens...)
+	cfg.StopStrings = m.stops
+	return &Stopper{cfg: cfg, matcher: m}, nil
+}
+
+// Next records a generated token and its decoded text (from a streaming decoder) and returns the text to
+// emit now and NotStopped, or the final text and the reason the sequence ends. When it ends, the returned
+// text already includes anything that was held back, so no Flush is needed. A stop token's own text is not
+// emitted. After the end, Next returns "" and the same reason.
+func (s *Stopper) Next(id int32, piece string) (string, Reason) {
+	if s.reason != NotStopped {
+		return "", s.reason
+	}
+	s.n++
+	if s.isStopToken(id) {
+		s.reason = StoppedToken
+		return s.matcher.Flush(), s.reason
+	}
+	emit, stopped := s.matcher.Feed(piece)
+	if stopped {
+		s.reason = StoppedText
+		return emit, s.reason
+	}
+	if s.cfg.MaxTokens > 0 && s.n >= s.cfg.MaxTokens {
+		s.reason = StoppedLimit
+		if h := s.matcher.Flush(); h != "" {
+			emit += h
+		}
+		return emit, s.reason
+	}
+	return emit, NotStopped
+}
+
+// Flush returns the held-back text when generation ends for a reason the Stopper does not see (context
+// length, cancellation).
+func (s *Stopper) Flush() string { return s.matcher.Flush() }
+
+// Tokens returns the number of tokens passed to Next.
+func (s *Stopper) Tokens() int { return s.n }
+
+// Reason returns why the sequence ended, or NotStopped.
+func (s *Stopper) Reason() Reason { return s.reason }
+
+func (s *Stopper) isStopToken(id int32) bool {
+	for _, t := range s.cfg.StopTokens {
+		if t == id {
+			return true
+		}
+	}
+	return s.cfg.IsEOG != nil && s.cfg.IsEOG(id)
+}
