@@ -2,11 +2,163 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/bestofn/bestofn/model"
+	"github.com/bestofn/bestofn/weights"
 )
 
-// TODO(owner): replace this placeholder with the real subcommand.
+// benchOptions are the flags of `bestofn bench`, shared with benchBestOfN (bench_n.go) for --n > 1.
+type benchOptions struct {
+	Model        string
+	PromptTokens int
+	GenTokens    int
+	N            int
+	Threads      int
+	JSON         bool
+	Seed         uint64
+}
+
+// benchResult is the JSON output of `bestofn bench --json` for --n 1.
+type benchResult struct {
+	Model        string  `json:"model"`
+	Threads      int     `json:"threads"`
+	PromptTokens int     `json:"prompt_tokens"`
+	GenTokens    int     `json:"gen_tokens"`
+	LoadS        float64 `json:"load_s"`
+	PrefillS     float64 `json:"prefill_s"`
+	DecodeS      float64 `json:"decode_s"`
+	WallS        float64 `json:"wall_s"`
+	PrefillTokS  float64 `json:"prefill_tok_s"`
+	DecodeTokS   float64 `json:"decode_tok_s"`
+}
+
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o benchOptions
+	fs.StringVar(&o.Model, "model", "", "model checkpoint (GGUF, safetensors dir, llama2.c .bin)")
+	fs.IntVar(&o.PromptTokens, "prompt-tokens", 128, "prompt tokens, evaluated as one prefill batch")
+	fs.IntVar(&o.GenTokens, "gen-tokens", 64, "tokens to decode one at a time after the prompt")
+	fs.IntVar(&o.N, "n", 1, "candidates per request; > 1 runs the best-of-N engine")
+	fs.IntVar(&o.Threads, "threads", 0, "worker threads (0: one per CPU)")
+	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text")
+	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random prompt tokens")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.Model == "" {
+		return errors.New("--model is required")
+	}
+	if o.PromptTokens < 1 || o.GenTokens < 0 || o.N < 1 || o.Threads < 0 {
+		return errors.New("--prompt-tokens must be >= 1, --gen-tokens >= 0, --n >= 1, --threads >= 0")
+	}
+	if o.N > 1 {
+		return benchBestOfN(ctx, o, stdout, stderr)
+	}
+
+	start := time.Now()
+	ck, err := weights.Open(o.Model)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	m, err := model.Load(ck, model.Options{Threads: o.Threads})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	cfg := m.Config()
+	if o.PromptTokens+o.GenTokens > cfg.ContextLen {
+		return fmt.Errorf("%d prompt + %d generated tokens exceed the context length %d", o.PromptTokens,
+			o.GenTokens, cfg.ContextLen)
+	}
+	cache, err := model.NewKVCache(cfg, model.CacheOptions{MaxTokens: o.PromptTokens + o.GenTokens})
+	if err != nil {
+		return err
+	}
+	seq, err := cache.NewSeq()
+	if err != nil {
+		return err
+	}
+	loadS := time.Since(start).Seconds()
+
+	// A deterministic prompt of ordinary (non-special) token ids.
+	rng := rand.New(rand.NewPCG(o.Seed, 0x62656e6368))
+	prompt := model.Batch{Tokens: make([]int32, o.PromptTokens), Seqs: make([]model.SeqID, o.PromptTokens)}
+	for i := range prompt.Tokens {
+		prompt.Tokens[i] = int32(3 + rng.IntN(max(1, cfg.VocabSize-3)))
+		prompt.Seqs[i] = seq
+	}
+	logits := make([]float32, cfg.VocabSize)
+
+	t0 := time.Now()
+	if err := m.Forward(cache, prompt, logits); err != nil {
+		return err
+	}
+	prefillS := time.Since(t0).Seconds()
+
+	// Greedy decode, one token per Forward call, as a single-user generation does.
+	step := model.Batch{Tokens: make([]int32, 1), Seqs: []model.SeqID{seq}}
+	t1 := time.Now()
+	for i := 0; i < o.GenTokens; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		step.Tokens[0] = argmaxLogits(logits)
+		if err := m.Forward(cache, step, logits); err != nil {
+			return err
+		}
+	}
+	decodeS := time.Since(t1).Seconds()
+
+	res := benchResult{
+		Model: o.Model, Threads: o.Threads, PromptTokens: o.PromptTokens, GenTokens: o.GenTokens,
+		LoadS: loadS, PrefillS: prefillS, DecodeS: decodeS, WallS: time.Since(start).Seconds(),
+		PrefillTokS: float64(o.PromptTokens) / prefillS,
+	}
+	if res.Threads == 0 {
+		res.Threads = -1 // one per CPU
+	}
+	if decodeS > 0 {
+		res.DecodeTokS = float64(o.GenTokens) / decodeS
+	}
+	if o.JSON {
+		enc := json.NewEncoder(stdout)
+		return enc.Encode(res)
+	}
+	fmt.Fprintf(stdout, "model %s: dim %d, %d layers, %d/%d heads, ffn %d, vocab %d, output %s\n", o.Model, cfg.Dim,
+		cfg.NLayers, cfg.NHeads, cfg.NKVHeads, cfg.HiddenDim, cfg.VocabSize, tensorType(ck))
+	fmt.Fprintf(stdout, "load:    %8.3f s\n", loadS)
+	fmt.Fprintf(stdout, "prefill: %5d tokens in %8.3f s = %9.2f tok/s\n", o.PromptTokens, prefillS, res.PrefillTokS)
+	fmt.Fprintf(stdout, "decode:  %5d tokens in %8.3f s = %9.2f tok/s\n", o.GenTokens, decodeS, res.DecodeTokS)
+	return nil
+}
+
+// tensorType names the type of the first layer's attention query weight, as a summary of the file's type.
+func tensorType(ck *weights.Checkpoint) string {
+	if t := ck.Tensor("blk.0.attn_q.weight"); t != nil {
+		return "weights " + t.Type.String()
+	}
+	return "weights ?"
+}
+
+// argmaxLogits returns the index of the largest logit (the lowest index on ties).
+func argmaxLogits(x []float32) int32 {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return int32(best)
 }

@@ -1,0 +1,366 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/bestofn/bestofn/kernels"
+	"github.com/bestofn/bestofn/weights"
+)
+
+// Batch is a set of tokens to evaluate in one Forward call, possibly from several sequences. Each token goes
+// at the next position of its sequence, in batch order: a prompt of 10 tokens is 10 entries with the same
+// SeqID, and one decode step of 5 sequences is 5 entries with different SeqIDs.
+type Batch struct {
+	// Tokens are the token ids, each in [0, VocabSize).
+	Tokens []int32
+	// Seqs gives each token's sequence; same length as Tokens.
+	Seqs []SeqID
+	// Logits[i] asks for token i's next-token logits. Same length as Tokens, or nil to ask only for the last
+	// token's.
+	Logits []bool
+}
+
+// ErrContextLength is wrapped by the error Forward returns when a sequence would grow past the context length.
+var ErrContextLength = errors.New("model: context length exceeded")
+
+// runState holds the activations of one Forward call, shaped for up to capN tokens. It is allocated by init
+// and grown (never shrunk) when a larger batch arrives; nothing else is allocated per call.
+type runState struct {
+	capN   int
+	x      []float32 // (capN, dim) residual stream
+	xb     []float32 // (capN, dim) normalized input of a matrix product
+	xo     []float32 // (capN, dim) output of wo and w2, added to x
+	q      []float32 // (capN, n_heads*head_dim) queries
+	k      []float32 // (capN, kv_dim) keys of the batch, before they go into the cache
+	v      []float32 // (capN, kv_dim) values of the batch
+	att    []float32 // (capN, n_heads*head_dim) attention output
+	hb     []float32 // (capN, hidden_dim) gate, then silu(gate)*up
+	hb2    []float32 // (capN, hidden_dim) up
+	cos    []float32 // (capN, head_dim/2) rotary cosines at each token's position
+	sin    []float32 // (capN, head_dim/2)
+	pos    []int     // (capN) position of each token in its sequence
+	rows   []int     // (capN) each token's row in the cache's K/V storage
+	scores []float32 // (threads, context_len) attention weights, one row per worker
+
+	// Parameters of the attention step, read by attn on the worker goroutines.
+	layer int
+	n     int
+	cache *KVCache
+	seqs  []SeqID
+	attn  attnTask
+}
+
+func (s *runState) init(m *Model) {
+	s.scores = make([]float32, max(1, m.pool.Threads())*m.cfg.ContextLen)
+	s.attn.m = m
+	s.grow(m.cfg, 1)
+}
+
+// grow makes room for n tokens.
+func (s *runState) grow(cfg Config, n int) {
+	if n <= s.capN {
+		return
+	}
+	s.capN = n
+	s.x = make([]float32, n*cfg.Dim)
+	s.xb = make([]float32, n*cfg.Dim)
+	s.xo = make([]float32, n*cfg.Dim)
+	s.q = make([]float32, n*cfg.QDim())
+	s.k = make([]float32, n*cfg.KVDim())
+	s.v = make([]float32, n*cfg.KVDim())
+	s.att = make([]float32, n*cfg.QDim())
+	s.hb = make([]float32, n*cfg.HiddenDim)
+	s.hb2 = make([]float32, n*cfg.HiddenDim)
+	s.cos = make([]float32, n*cfg.HeadDim/2)
+	s.sin = make([]float32, n*cfg.HeadDim/2)
+	s.pos = make([]int, n)
+	s.rows = make([]int, n)
+}
+
+// Forward evaluates a batch: it appends each token's keys and values to its sequence in the cache and writes
+// the logits asked for into logits, one VocabSize row per requested token, in batch order. On error the cache
+// is left as it was. Forward is not safe for concurrent use; it allocates nothing once the run state has
+// grown to the batch size.
+func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
+	cfg := &m.cfg
+	n := len(b.Tokens)
+	if err := m.checkBatch(c, b, logits); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	s := &m.s
+	s.grow(*cfg, n)
+	dim, kvDim, hidden, half := cfg.Dim, cfg.KVDim(), cfg.HiddenDim, cfg.HeadDim/2
+
+	// Reserve a cache slot for every token; checkBatch made sure the blocks exist.
+	for i, id := range b.Seqs {
+		s.pos[i] = c.seqs[id].n
+		s.rows[i] = c.appendSlot(id)
+	}
+
+	// Token embeddings: dequantize each token's row into the residual stream.
+	for i, tok := range b.Tokens {
+		row := m.tokEmbd.Data[int(tok)*m.embdRowLen : (int(tok)+1)*m.embdRowLen]
+		if err := weights.Dequantize(m.tokEmbd.Type, row, s.x[i*dim:(i+1)*dim]); err != nil {
+			m.undo(c, b)
+			return fmt.Errorf("model: embedding of token %d: %w", tok, err)
+		}
+	}
+
+	// Rotary angles of each token's position, shared by every head and layer.
+	for i := 0; i < n; i++ {
+		p := float64(s.pos[i])
+		for j := 0; j < half; j++ {
+			sin, cos := math.Sincos(p * m.invFreq[j])
+			s.cos[i*half+j] = float32(cos)
+			s.sin[i*half+j] = float32(sin)
+		}
+	}
+
+	s.n, s.cache, s.seqs = n, c, b.Seqs
+	for l := range m.layers {
+		ly := &m.layers[l]
+
+		// Attention RMSNorm.
+		for i := 0; i < n; i++ {
+			rmsnorm(s.xb[i*dim:(i+1)*dim], s.x[i*dim:(i+1)*dim], ly.attnNorm, cfg.NormEps)
+		}
+
+		// q, k, v for the whole batch: each weight matrix is read once.
+		m.pool.MatMul(s.q[:n*cfg.QDim()], ly.wq, s.xb[:n*dim], n)
+		m.pool.MatMul(s.k[:n*kvDim], ly.wk, s.xb[:n*dim], n)
+		m.pool.MatMul(s.v[:n*kvDim], ly.wv, s.xb[:n*dim], n)
+
+		// RoPE on q and k, then k and v go into the cache at each token's slot.
+		for i := 0; i < n; i++ {
+			cos, sin := s.cos[i*half:(i+1)*half], s.sin[i*half:(i+1)*half]
+			rope(s.q[i*cfg.QDim():(i+1)*cfg.QDim()], cos, sin)
+			rope(s.k[i*kvDim:(i+1)*kvDim], cos, sin)
+			r := s.rows[i] * kvDim
+			copy(c.k[l][r:r+kvDim], s.k[i*kvDim:(i+1)*kvDim])
+			copy(c.v[l][r:r+kvDim], s.v[i*kvDim:(i+1)*kvDim])
+		}
+
+		// Attention of every (token, head) over its own sequence's positions up to its own: the pool's
+		// threads split the pairs; see attnTask.
+		s.layer = l
+		m.pool.Run(n*cfg.NHeads, 0, &s.attn)
+
+		// Output projection and residual.
+		m.pool.MatMul(s.xo[:n*dim], ly.wo, s.att[:n*cfg.QDim()], n)
+		add(s.x[:n*dim], s.xo[:n*dim])
+
+		// FFN RMSNorm.
+		for i := 0; i < n; i++ {
+			rmsnorm(s.xb[i*dim:(i+1)*dim], s.x[i*dim:(i+1)*dim], ly.ffnNorm, cfg.NormEps)
+		}
+
+		// SwiGLU: w2(silu(w1 x) * w3 x).
+		m.pool.MatMul(s.hb[:n*hidden], ly.wGate, s.xb[:n*dim], n)
+		m.pool.MatMul(s.hb2[:n*hidden], ly.wUp, s.xb[:n*dim], n)
+		swiglu(s.hb[:n*hidden], s.hb2[:n*hidden])
+		m.pool.MatMul(s.xo[:n*dim], ly.wDown, s.hb[:n*hidden], n)
+		add(s.x[:n*dim], s.xo[:n*dim])
+	}
+	s.cache, s.seqs = nil, nil
+
+	// Final RMSNorm of the rows asked for, packed together, then the classifier.
+	rowsOut := 0
+	for i := 0; i < n; i++ {
+		if wantLogits(b, i) {
+			rmsnorm(s.xb[rowsOut*dim:(rowsOut+1)*dim], s.x[i*dim:(i+1)*dim], m.outNorm, cfg.NormEps)
+			rowsOut++
+		}
+	}
+	if rowsOut > 0 {
+		m.pool.MatMul(logits[:rowsOut*cfg.VocabSize], m.output, s.xb[:rowsOut*dim], rowsOut)
+	}
+
+	m.tokens.Add(int64(n))
+	m.forwards.Add(1)
+	return nil
+}
+
+// attnTask is the attention step as a kernels.Task over (token, head) pairs, item = token*n_heads + head.
+type attnTask struct{ m *Model }
+
+// Run computes the attention output of pairs [lo, hi) using worker's row of scores. Query head h reads kv
+// head h/(n_heads/n_kv_heads); token i sees positions 0..pos[i] of its own sequence (causal inside a batch
+// too, because a token's later batch-mates are at later positions).
+func (t *attnTask) Run(lo, hi, worker int) {
+	m := t.m
+	s, cfg := &m.s, &m.cfg
+	c := s.cache
+	hd, kvDim, qDim := cfg.HeadDim, cfg.KVDim(), cfg.QDim()
+	group := cfg.NHeads / cfg.NKVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	kc, vc := c.k[s.layer], c.v[s.layer]
+	bs := c.blockSize
+	scores := s.scores[worker*cfg.ContextLen : (worker+1)*cfg.ContextLen]
+	for item := lo; item < hi; item++ {
+		i, h := item/cfg.NHeads, item%cfg.NHeads
+		q := s.q[i*qDim+h*hd : i*qDim+(h+1)*hd]
+		kvOff := (h / group) * hd
+		seq := &c.seqs[s.seqs[i]]
+		npos := s.pos[i] + 1
+
+		// Scores q·k/sqrt(head_dim) over the sequence's blocks.
+		maxScore := float32(math.Inf(-1))
+		for p := 0; p < npos; {
+			base := int(seq.blocks[p/bs]) * bs
+			end := min(npos-p, bs)
+			for j := 0; j < end; j++ {
+				o := (base+j)*kvDim + kvOff
+				sc := kernels.DotF32(q, kc[o:o+hd]) * scale
+				scores[p+j] = sc
+				maxScore = max(maxScore, sc)
+			}
+			p += end
+		}
+
+		// Softmax.
+		var sum float32
+		for p := 0; p < npos; p++ {
+			e := float32(math.Exp(float64(scores[p] - maxScore)))
+			scores[p] = e
+			sum += e
+		}
+		inv := 1 / sum
+
+		// Weighted sum of values.
+		out := s.att[i*qDim+h*hd : i*qDim+(h+1)*hd]
+		clear(out)
+		for p := 0; p < npos; {
+			base := int(seq.blocks[p/bs]) * bs
+			end := min(npos-p, bs)
+			for j := 0; j < end; j++ {
+				o := (base+j)*kvDim + kvOff
+				kernels.AxpyF32(scores[p+j]*inv, vc[o:o+hd], out)
+			}
+			p += end
+		}
+	}
+}
+
+// checkBatch validates a batch against the cache and the logits buffer, and checks that the cache has the
+// blocks the batch needs, so that Forward either fails before touching anything or succeeds.
+func (m *Model) checkBatch(c *KVCache, b Batch, logits []float32) error {
+	cfg := &m.cfg
+	n := len(b.Tokens)
+	if c == nil {
+		return errors.New("model: forward with a nil cache")
+	}
+	if c.nLayers != cfg.NLayers || c.kvDim != cfg.KVDim() || c.maxSeqLen > cfg.ContextLen {
+		return errors.New("model: kv cache was made for another model configuration")
+	}
+	if len(b.Seqs) != n {
+		return fmt.Errorf("model: batch has %d tokens but %d sequence ids", n, len(b.Seqs))
+	}
+	if b.Logits != nil && len(b.Logits) != n {
+		return fmt.Errorf("model: batch has %d tokens but %d logits flags", n, len(b.Logits))
+	}
+	rowsOut := 0
+	for i, tok := range b.Tokens {
+		if tok < 0 || int(tok) >= cfg.VocabSize {
+			return fmt.Errorf("model: token %d at batch index %d is outside the vocabulary of %d", tok, i, cfg.VocabSize)
+		}
+		if !c.valid(b.Seqs[i]) {
+			return fmt.Errorf("model: batch index %d names unknown sequence %d", i, b.Seqs[i])
+		}
+		if wantLogits(b, i) {
+			rowsOut++
+		}
+	}
+	if len(logits) < rowsOut*cfg.VocabSize {
+		return fmt.Errorf("model: logits buffer holds %d values, batch asks for %d rows of %d", len(logits), rowsOut,
+			cfg.VocabSize)
+	}
+	// Count positions per sequence (in seqState.pending), then blocks per sequence.
+	for _, id := range b.Seqs {
+		c.seqs[id].pending++
+	}
+	need := 0
+	var err error
+	for _, id := range b.Seqs {
+		st := &c.seqs[id]
+		if st.pending == 0 {
+			continue
+		}
+		if st.n+st.pending > c.maxSeqLen && err == nil {
+			err = fmt.Errorf("%w: sequence %d would hold %d positions, the limit is %d", ErrContextLength, id,
+				st.n+st.pending, c.maxSeqLen)
+		}
+		need += c.blocksNeeded(st, st.pending)
+		st.pending = 0
+	}
+	if err != nil {
+		return err
+	}
+	if need > len(c.free) {
+		return &CacheFullError{Needed: need, Free: len(c.free)}
+	}
+	return nil
+}
+
+// undo returns each sequence of the batch to its length before Forward reserved slots.
+func (m *Model) undo(c *KVCache, b Batch) {
+	for i := len(b.Seqs) - 1; i >= 0; i-- {
+		id := b.Seqs[i]
+		if m.s.pos[i] < c.seqs[id].n {
+			_ = c.Truncate(id, m.s.pos[i])
+		}
+	}
+}
+
+func wantLogits(b Batch, i int) bool {
+	if b.Logits == nil {
+		return i == len(b.Tokens)-1
+	}
+	return b.Logits[i]
+}
+
+// rmsnorm sets out = x / sqrt(mean(x²) + eps) * w.
+func rmsnorm(out, x, w []float32, eps float32) {
+	var ss float32
+	for _, v := range x {
+		ss += v * v
+	}
+	ss = 1 / float32(math.Sqrt(float64(ss/float32(len(x))+eps)))
+	for i, v := range x {
+		out[i] = v * ss * w[i]
+	}
+}
+
+// rope rotates each consecutive pair (x[2j], x[2j+1]) of every head in x by the angle whose cosine and sine
+// are cos[j], sin[j] (GGUF's interleaved-pair order; heads are len(cos)*2 wide).
+func rope(x, cos, sin []float32) {
+	hd := 2 * len(cos)
+	for h := 0; h+hd <= len(x); h += hd {
+		v := x[h : h+hd]
+		for j := range cos {
+			a, b := v[2*j], v[2*j+1]
+			v[2*j] = a*cos[j] - b*sin[j]
+			v[2*j+1] = a*sin[j] + b*cos[j]
+		}
+	}
+}
+
+// swiglu sets gate = silu(gate) * up, silu(g) = g / (1 + e^-g).
+func swiglu(gate, up []float32) {
+	up = up[:len(gate)]
+	for i, g := range gate {
+		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
+	}
+}
+
+// add sets x += y.
+func add(x, y []float32) {
+	y = y[:len(x)]
+	for i := range x {
+		x[i] += y[i]
+	}
+}

@@ -1,0 +1,266 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+
+	"github.com/bestofn/bestofn/kernels"
+	"github.com/bestofn/bestofn/weights"
+)
+
+// Options controls how Load prepares a model.
+type Options struct {
+	// Threads is the number of worker goroutines for matrix products and attention; 0 means one per CPU.
+	Threads int
+	// ContextLen caps the positions a sequence may reach; 0 means the model's trained context length. A value
+	// above the trained length is an error.
+	ContextLen int
+}
+
+// Model is a loaded LLaMA-family decoder: read-only weights (still in their file format, pointing into the
+// checkpoint's memory) plus the run state of one Forward call. Keep the checkpoint open while the model is in
+// use. Forward is not safe for concurrent calls; Config and Stats are.
+type Model struct {
+	cfg  Config
+	pool *kernels.Pool
+
+	tokEmbd    *weights.Tensor // (vocab, dim) rows in any type, dequantized one row at a time
+	embdRowLen int             // bytes of one tokEmbd row
+	layers     []layer         // (n_layers)
+	outNorm    []float32       // (dim)
+	output     kernels.Matrix  // (vocab, dim); the token embedding when tied
+	invFreq    []float64       // (head_dim/2) rotary angle per position for each pair, scaling included
+
+	s runState
+
+	tokens   atomic.Int64
+	forwards atomic.Int64
+}
+
+// layer holds one transformer block's weights. Matrices have Rows outputs of Cols inputs.
+type layer struct {
+	attnNorm []float32      // (dim)
+	wq       kernels.Matrix // (n_heads*head_dim, dim), GGUF interleaved-pair rotary order
+	wk       kernels.Matrix // (n_kv_heads*head_dim, dim), same order
+	wv       kernels.Matrix // (n_kv_heads*head_dim, dim)
+	wo       kernels.Matrix // (dim, n_heads*head_dim)
+	ffnNorm  []float32      // (dim)
+	wGate    kernels.Matrix // (hidden_dim, dim)  w1
+	wUp      kernels.Matrix // (hidden_dim, dim)  w3
+	wDown    kernels.Matrix // (dim, hidden_dim)  w2
+}
+
+// Stats counts the work a Model has done since Load.
+type Stats struct {
+	// Tokens is the number of tokens evaluated (batch entries over all Forward calls).
+	Tokens int64
+	// ForwardCalls is the number of successful Forward calls.
+	ForwardCalls int64
+}
+
+// Load builds a Model from a checkpoint. It checks every tensor's presence, type and shape against the
+// config and returns an error naming the first problem; once it succeeds, Forward cannot fail because of the
+// weights. The checkpoint must stay open until the model is closed.
+func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
+	if ck == nil {
+		return nil, errors.New("model: nil checkpoint")
+	}
+	cfg, err := ConfigFromMetadata(ck.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Threads < 0 {
+		return nil, fmt.Errorf("model: negative thread count %d", opts.Threads)
+	}
+	if opts.ContextLen < 0 {
+		return nil, fmt.Errorf("model: negative context length %d", opts.ContextLen)
+	}
+	if opts.ContextLen > cfg.ContextLen {
+		return nil, fmt.Errorf("model: context length %d is longer than the model's %d", opts.ContextLen, cfg.ContextLen)
+	}
+	if opts.ContextLen > 0 {
+		cfg.ContextLen = opts.ContextLen
+	}
+
+	m := &Model{cfg: cfg}
+	l := loader{ck: ck}
+
+	// The token embedding fixes the vocabulary size when the metadata did not.
+	emb := ck.Tensor("token_embd.weight")
+	if emb == nil {
+		return nil, errors.New("model: missing tensor token_embd.weight")
+	}
+	if len(emb.Shape) == 2 && m.cfg.VocabSize == 0 {
+		if emb.Shape[1] <= 0 || emb.Shape[1] > maxDim {
+			return nil, fmt.Errorf("model: token_embd.weight has %d rows", emb.Shape[1])
+		}
+		m.cfg.VocabSize = emb.Shape[1]
+	}
+	cfg = m.cfg
+	m.tokEmbd = l.tensor("token_embd.weight", cfg.Dim, cfg.VocabSize)
+	if m.tokEmbd != nil {
+		m.embdRowLen, _ = m.tokEmbd.Type.RowBytes(cfg.Dim)
+	}
+
+	m.layers = make([]layer, cfg.NLayers)
+	for i := range m.layers {
+		p := fmt.Sprintf("blk.%d.", i)
+		ly := &m.layers[i]
+		ly.attnNorm = l.vector(p+"attn_norm.weight", cfg.Dim)
+		ly.wq = l.matrix(p+"attn_q.weight", cfg.Dim, cfg.QDim())
+		ly.wk = l.matrix(p+"attn_k.weight", cfg.Dim, cfg.KVDim())
+		ly.wv = l.matrix(p+"attn_v.weight", cfg.Dim, cfg.KVDim())
+		ly.wo = l.matrix(p+"attn_output.weight", cfg.QDim(), cfg.Dim)
+		ly.ffnNorm = l.vector(p+"ffn_norm.weight", cfg.Dim)
+		ly.wGate = l.matrix(p+"ffn_gate.weight", cfg.Dim, cfg.HiddenDim)
+		ly.wUp = l.matrix(p+"ffn_up.weight", cfg.Dim, cfg.HiddenDim)
+		ly.wDown = l.matrix(p+"ffn_down.weight", cfg.HiddenDim, cfg.Dim)
+	}
+	m.outNorm = l.vector("output_norm.weight", cfg.Dim)
+	if ck.Tensor("output.weight") != nil {
+		m.output = l.matrix("output.weight", cfg.Dim, cfg.VocabSize)
+	} else {
+		m.cfg.TiedOutput = true
+		m.output = l.matrix("token_embd.weight", cfg.Dim, cfg.VocabSize)
+	}
+	var ropeFreqs []float32
+	if ck.Tensor("rope_freqs.weight") != nil {
+		ropeFreqs = l.vector("rope_freqs.weight", cfg.HeadDim/2)
+		m.cfg.RopeScaling = RopeScalingLlama3
+	} else if cfg.RopeScaling == RopeScalingLlama3 {
+		l.fail(errors.New("model: llama3 rope scaling needs tensor rope_freqs.weight"))
+	}
+	if l.err != nil {
+		return nil, l.err
+	}
+	m.invFreq = ropeFrequencies(m.cfg, ropeFreqs)
+	for _, f := range ropeFreqs {
+		if !(f > 0) || math.IsInf(float64(f), 0) {
+			return nil, fmt.Errorf("model: rope_freqs.weight holds a non-positive factor %g", f)
+		}
+	}
+
+	m.pool = kernels.NewPool(opts.Threads)
+	m.s.init(m)
+	return m, nil
+}
+
+// ropeFrequencies returns, for each rotary pair i of a head, the angle per position:
+// theta^(-2i/head_dim), divided by the linear scale factor or by the llama3 per-pair factor.
+func ropeFrequencies(cfg Config, factors []float32) []float64 {
+	n := cfg.HeadDim / 2
+	f := make([]float64, n)
+	for i := range f {
+		f[i] = math.Pow(float64(cfg.RopeTheta), -2*float64(i)/float64(cfg.HeadDim))
+		if cfg.RopeScaling == RopeScalingLinear {
+			f[i] /= float64(cfg.RopeScaleFactor)
+		}
+		if factors != nil {
+			f[i] /= float64(factors[i])
+		}
+	}
+	return f
+}
+
+// Config returns the model's hyperparameters (ContextLen as capped by Options).
+func (m *Model) Config() Config { return m.cfg }
+
+// Stats returns the model's work counters. It is safe to call concurrently with Forward.
+func (m *Model) Stats() Stats {
+	return Stats{Tokens: m.tokens.Load(), ForwardCalls: m.forwards.Load()}
+}
+
+// Close stops the model's worker goroutines. The model must not be used afterwards; the checkpoint is the
+// caller's to close.
+func (m *Model) Close() {
+	if m.pool != nil {
+		m.pool.Close()
+		m.pool = nil
+	}
+}
+
+// loader checks tensors and keeps the first error, so Load reads as a list of the tensors it needs.
+type loader struct {
+	ck  *weights.Checkpoint
+	err error
+}
+
+func (l *loader) fail(err error) {
+	if l.err == nil {
+		l.err = err
+	}
+}
+
+// tensor returns the named tensor after checking it is a known type with GGML shape [cols, rows] (rows
+// omitted for vectors: rows < 0) and holds exactly the bytes that shape needs.
+func (l *loader) tensor(name string, cols, rows int) *weights.Tensor {
+	if l.err != nil {
+		return nil
+	}
+	t := l.ck.Tensor(name)
+	if t == nil {
+		l.fail(fmt.Errorf("model: missing tensor %s", name))
+		return nil
+	}
+	want := []int{cols}
+	if rows >= 0 {
+		want = append(want, rows)
+	}
+	shape := t.Shape
+	// A vector may be stored as [n, 1].
+	if rows < 0 && len(shape) == 2 && shape[1] == 1 {
+		shape = shape[:1]
+	}
+	if len(shape) != len(want) || shape[0] != want[0] || (len(want) == 2 && shape[1] != want[1]) {
+		l.fail(fmt.Errorf("model: tensor %s has shape %v, want %v", name, t.Shape, want))
+		return nil
+	}
+	if !t.Type.Known() {
+		l.fail(fmt.Errorf("model: tensor %s has unsupported type %s", name, t.Type))
+		return nil
+	}
+	rowBytes, err := t.Type.RowBytes(cols)
+	if err != nil {
+		l.fail(fmt.Errorf("model: tensor %s: %w", name, err))
+		return nil
+	}
+	n := 1
+	if rows >= 0 {
+		n = rows
+	}
+	if len(t.Data) != rowBytes*n {
+		l.fail(fmt.Errorf("model: tensor %s holds %d bytes, want %d for %s %v", name, len(t.Data), rowBytes*n,
+			t.Type, t.Shape))
+		return nil
+	}
+	return t
+}
+
+// matrix returns a weight matrix of rows outputs by cols inputs, left in its file type.
+func (l *loader) matrix(name string, cols, rows int) kernels.Matrix {
+	t := l.tensor(name, cols, rows)
+	if t == nil {
+		return kernels.Matrix{}
+	}
+	if !kernels.Supported(t.Type) {
+		l.fail(fmt.Errorf("model: tensor %s: no matrix kernel for type %s", name, t.Type))
+		return kernels.Matrix{}
+	}
+	return kernels.Matrix{Type: t.Type, Rows: rows, Cols: cols, Data: t.Data}
+}
+
+// vector returns a small tensor (a norm weight) dequantized to float32.
+func (l *loader) vector(name string, n int) []float32 {
+	t := l.tensor(name, n, -1)
+	if t == nil {
+		return nil
+	}
+	v := make([]float32, n)
+	if err := weights.Dequantize(t.Type, t.Data, v); err != nil {
+		l.fail(fmt.Errorf("model: tensor %s: %w", name, err))
+		return nil
+	}
+	return v
+}
