@@ -27,12 +27,16 @@ type bpeSession struct {
 }
 
 // encode appends the ids of raw (one text fragment) to out, matching llama.cpp's llm_tokenizer_bpe_session.
-func (s *bpeSession) encode(t *Tokenizer, raw string, out []int32) []int32 {
+// spacePrefix asks for the vocabulary's space prefix (set for the first fragment and after special tokens):
+// U+2581 for SentencePiece-style BPE, ' ' for byte-level BPE with add_prefix_space unless raw starts with one.
+func (s *bpeSession) encode(t *Tokenizer, raw string, spacePrefix bool, out []int32) []int32 {
 	if t.escapeSpaces {
 		raw = strings.ReplaceAll(raw, " ", spaceMarker)
-		if t.addSpacePrefix {
+		if spacePrefix {
 			raw = spaceMarker + raw
 		}
+	} else if spacePrefix && !strings.HasPrefix(raw, " ") {
+		raw = " " + raw
 	}
 	cpts := []rune(raw)
 	offsets := t.pre.split(cpts)

@@ -38,16 +38,17 @@ func (t *Tokenizer) buildDecoded() {
 }
 
 // piece returns the output text of id, with the leading space removed when first is set and the vocabulary
-// adds a space prefix when encoding (SentencePiece's leading-space rule).
-func (t *Tokenizer) piece(id int32, first bool) string {
-	if id < 0 || int(id) >= len(t.decoded) {
-		return ""
+// adds a space prefix when encoding (SentencePiece's leading-space rule). prints is false when the token prints
+// nothing at all (control tokens), so the rule still applies to the next token.
+func (t *Tokenizer) piece(id int32, first bool) (p string, prints bool) {
+	if id < 0 || int(id) >= len(t.decoded) || t.decoded[id] == "" {
+		return "", false
 	}
-	p := t.decoded[id]
-	if first && t.addSpacePrefix && len(p) > 0 && p[0] == ' ' {
+	p = t.decoded[id]
+	if first && t.addSpacePrefix && p[0] == ' ' {
 		p = p[1:]
 	}
-	return p
+	return p, true
 }
 
 // Decode turns ids into text. Control and unknown tokens (BOS, EOS, <unk>, ...) print nothing; ids outside the
@@ -58,8 +59,8 @@ func (t *Tokenizer) Decode(ids []int32) string {
 	var b []byte
 	first := true
 	for _, id := range ids {
-		p := t.piece(id, first)
-		if p != "" {
+		p, ok := t.piece(id, first)
+		if ok {
 			first = false
 		}
 		b = append(b, p...)
@@ -109,11 +110,14 @@ func (t *Tokenizer) NewDecoder() *Decoder { return &Decoder{t: t} }
 // Next returns the text that id completes (possibly ""). It allocates only when the text has to be assembled
 // from pending bytes.
 func (d *Decoder) Next(id int32) string {
-	p := d.t.piece(id, !d.started)
-	if p == "" {
+	p, ok := d.t.piece(id, !d.started)
+	if !ok {
 		return ""
 	}
 	d.started = true
+	if p == "" {
+		return ""
+	}
 	if len(d.pending) == 0 && utf8.ValidString(p) {
 		return p
 	}

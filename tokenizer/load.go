@@ -16,7 +16,8 @@ const maxTokenizerFile = 256 << 20
 
 // Load reads a tokenizer from path, detected by content: a GGUF file (its tokenizer.ggml.* metadata), a
 // SentencePiece tokenizer.model, an HF tokenizer.json, or a llama2.c tokenizer.bin. A directory is searched for
-// tokenizer.json, then tokenizer.model.
+// tokenizer.json, then tokenizer.model. Beside a tokenizer.json, a tokenizer_config.json supplies bos_token,
+// eos_token, add_bos_token, add_eos_token and chat_template.
 func Load(path string) (*Tokenizer, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -61,7 +62,12 @@ func Load(path string) (*Tokenizer, error) {
 	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
 	switch {
 	case len(trimmed) > 0 && trimmed[0] == '{':
-		t, err = ParseHFJSON(data)
+		cfgPath := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
+		var cfg []byte
+		if ci, err := os.Stat(cfgPath); err == nil && ci.Size() <= maxTokenizerFile {
+			cfg, _ = os.ReadFile(cfgPath)
+		}
+		t, err = parseHFJSON(data, cfg)
 	case strings.HasSuffix(path, ".bin"):
 		t, err = ParseLlama2C(data)
 	default:

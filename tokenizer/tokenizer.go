@@ -445,12 +445,15 @@ func (t *Tokenizer) Encode(text string, addBOS, parseSpecial bool) []int32 {
 		}
 	case kindBPE:
 		var sess bpeSession
+		prevSpecial := true
 		for _, f := range frags {
 			if f.tok != noToken {
 				out = append(out, f.tok)
+				prevSpecial = true
 				continue
 			}
-			out = sess.encode(t, text[f.start:f.end], out)
+			out = sess.encode(t, text[f.start:f.end], t.addSpacePrefix && prevSpecial, out)
+			prevSpecial = false
 		}
 	case kindWPM:
 		for _, f := range frags {
