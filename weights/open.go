@@ -24,7 +24,7 @@ func Open(path string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("weights: %w", err)
 	}
-	head := make([]byte, 16)
+	head := make([]byte, 28)
 	n, err := io.ReadFull(f, head)
 	f.Close()
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
