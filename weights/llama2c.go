@@ -33,7 +33,7 @@ func OpenLlama2C(path string) (*Checkpoint, error) {
 // llama2cHeader is the hyperparameter header of a llama2.c checkpoint.
 type llama2cHeader struct {
 	dim, hiddenDim, layers, heads, kvHeads, vocab, seqLen int
-	shared                                              bool
+	shared                                                bool
 }
 
 // ParseLlama2C parses a llama2.c checkpoint held in data; name is used in errors and as Checkpoint.Path.
