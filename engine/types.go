@@ -29,9 +29,14 @@ type Request struct {
 	// Logprobs asks for the log-probability of each chosen token; TopLogprobs for that many alternatives too.
 	Logprobs    bool
 	TopLogprobs int
-	// OnEvent, when not nil, is called from the engine's goroutine for each streamed piece of text. It must
-	// not block for long.
+	// OnEvent, when not nil, is called for each streamed piece of text: from the scheduler goroutine while
+	// tokens are produced (it must not block for long: the whole batch waits), or from Generate's goroutine for
+	// events sent after ranking. With N == 1 the text streams as it is produced. With N > 1 it streams per
+	// candidate as produced when StreamCandidates is set (Event.Candidate tells them apart), otherwise the
+	// answer (Candidates[0] of the Result) is sent as one event after ranking.
 	OnEvent func(Event)
+	// StreamCandidates selects per-candidate streaming for N > 1 (see OnEvent).
+	StreamCandidates bool
 }
 
 // SamplingParams are the decoding knobs of one request (see package sampler for their exact meaning).
@@ -122,6 +127,12 @@ var (
 	ErrQueueFull = errors.New("engine: admission queue is full")
 	// ErrClosed means the engine is shutting down (503).
 	ErrClosed = errors.New("engine: shutting down")
+	// ErrTooLarge means the request's worst-case KV memory (prompt plus N candidates of MaxTokens) exceeds the
+	// engine's whole KV budget, so it can never be admitted (400; ask for fewer candidates or tokens).
+	// ErrBadRequest wraps request validation failures (400): N out of range, negative MaxTokens, bad sampling
+	// parameters, an empty prompt.
+	ErrBadRequest = errors.New("engine: invalid request")
+	ErrTooLarge   = errors.New("engine: request needs more KV memory than the engine has")
 )
 
 // ContextLengthError reports a prompt (plus requested tokens) that does not fit the context (400).

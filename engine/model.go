@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/bestofn/bestofn/model"
+	"github.com/bestofn/bestofn/tokenizer"
+)
+
+// Generator is what the engine needs of a model: its configuration and a batched forward pass over a paged KV
+// cache. *model.Model satisfies it.
+type Generator interface {
+	Config() model.Config
+	Forward(c *model.KVCache, b model.Batch, logits []float32) error
+}
+
+// Tokenizer is what the engine needs of a tokenizer. *tokenizer.Tokenizer satisfies it.
+type Tokenizer interface {
+	Encode(text string, addBOS, parseSpecial bool) []int32
+	AddBOSDefault() bool
+	IsEOG(id int32) bool
+	TokenText(id int32) string
+	NewDecoder() *tokenizer.Decoder
+}
+
+// New starts an engine on a loaded model: it allocates a KV cache of cfg.KVTokens positions in blocks of
+// cfg.KVBlockSize and starts the scheduler goroutine, which owns gen until Close (gen.Forward must not be
+// called by anyone else meanwhile). Prompts are encoded with the tokenizer's default BOS and with special
+// tokens parsed (chat templates write them as text). scorer may be nil: reranked requests then come back
+// Degraded. Close the engine before closing the model.
+func New(gen Generator, tok Tokenizer, scorer Scorer, cfg Config) (*Engine, error) {
+	if gen == nil || tok == nil {
+		return nil, fmt.Errorf("engine: nil generator or tokenizer")
+	}
+	mc := gen.Config()
+	c := cfg.withDefaults(mc.ContextLen)
+	cache, err := model.NewKVCache(mc, model.CacheOptions{MaxTokens: c.KVTokens, BlockSize: c.KVBlockSize})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return newEngine(&modelBackend{gen: gen, cache: cache, cfg: mc}, tokVocab{tok}, scorer, cfg)
+}
+
+// modelBackend drives a Generator and its KV cache for the scheduler.
+type modelBackend struct {
+	gen   Generator
+	cache *model.KVCache
+	cfg   model.Config
+}
+
+func (m *modelBackend) vocabSize() int                { return m.cfg.VocabSize }
+func (m *modelBackend) contextLen() int               { return m.cfg.ContextLen }
+func (m *modelBackend) newSeq() (seqID, error)        { return m.cache.NewSeq() }
+func (m *modelBackend) fork(src seqID) (seqID, error) { return m.cache.Fork(src) }
+func (m *modelBackend) free(s seqID)                  { m.cache.Free(s) }
+func (m *modelBackend) forward(b *batch, out []float32) error {
+	return m.gen.Forward(m.cache, model.Batch{Tokens: b.tokens, Seqs: b.seqs, Logits: b.logits}, out)
+}
+
+func (m *modelBackend) blocks() (used, total, bs int) {
+	st := m.cache.Stats()
+	return st.BlocksUsed, st.BlocksTotal, st.BlockSize
+}
+
+// tokVocab adapts a Tokenizer.
+type tokVocab struct{ t Tokenizer }
+
+func (v tokVocab) encode(text string) []int32 { return v.t.Encode(text, v.t.AddBOSDefault(), true) }
+func (v tokVocab) isEOG(id int32) bool        { return v.t.IsEOG(id) }
+func (v tokVocab) tokenText(id int32) string  { return v.t.TokenText(id) }
+func (v tokVocab) newDecoder() textDecoder    { return v.t.NewDecoder() }

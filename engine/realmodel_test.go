@@ -1,0 +1,150 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/bestofn/bestofn/model"
+	"github.com/bestofn/bestofn/tokenizer"
+	"github.com/bestofn/bestofn/weights"
+)
+
+const storiesPath = "../../shared/models/stories260K/stories260K.gguf"
+
+// loadStories loads the real stories260K model (context capped at 512) and its tokenizer.
+func loadStories(t *testing.T) (*model.Model, *tokenizer.Tokenizer) {
+	t.Helper()
+	ck, err := weights.Open(storiesPath)
+	if err != nil {
+		t.Skipf("stories260K not available: %v", err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	m, err := model.Load(ck, model.Options{Threads: 1, ContextLen: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	tok, err := tokenizer.Load(storiesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, tok
+}
+
+// freshBackend is a second KV cache on the same model, for reference runs outside the engine.
+func freshBackend(t *testing.T, m *model.Model) *modelBackend {
+	t.Helper()
+	cache, err := model.NewKVCache(m.Config(), model.CacheOptions{MaxTokens: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &modelBackend{gen: m, cache: cache, cfg: m.Config()}
+}
+
+func TestRealGreedyStory(t *testing.T) {
+	m, tok := loadStories(t)
+	e, err := New(m, tok, nil, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	res, err := e.Generate(context.Background(), Request{Prompt: "", MaxTokens: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "Once upon a time, there was a little girl named Lily. She loved to play outside"
+	if got := res.Candidates[0].Text; !strings.HasPrefix(got, want) {
+		t.Errorf("greedy text %q, want it to start with %q", got, want)
+	}
+}
+
+// TestRealBestOfNMatchesSingleRuns checks, on the real model, that the batched best-of-N path (prefill once,
+// fork, decode 5 together) gives the tokens of 5 plain token-by-token runs seeded Seed+i, and that the prompt
+// was evaluated once (model token counter).
+func TestRealBestOfNMatchesSingleRuns(t *testing.T) {
+	m, tok := loadStories(t)
+	e, err := New(m, tok, nil, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	req := Request{Prompt: "Once upon a time, there was a little dog", N: 5, MaxTokens: 60,
+		Sampling: SamplingParams{Temperature: 1, Seed: 1234}}
+	before := m.Stats()
+	res, err := e.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := m.Stats()
+	want := int64(res.PromptTokens)
+	for _, c := range res.Candidates {
+		want += int64(len(c.Tokens) - 1)
+	}
+	if got := after.Tokens - before.Tokens; got != want {
+		t.Errorf("model evaluated %d tokens, want %d (prompt of %d once + each candidate's tokens but its last)", got,
+			want, res.PromptTokens)
+	}
+	distinct := map[string]bool{}
+	voc := tokVocab{tok}
+	for i, c := range res.Candidates {
+		ref := referenceRun(t, freshBackend(t, m), voc, req, i)
+		if !sameTokens(c.Tokens, ref) {
+			t.Errorf("candidate %d:\n batched %v\n single  %v", i, c.Tokens, ref)
+		}
+		if c.Text != tok.Decode(c.Tokens[:len(c.Tokens)-btoi(c.FinishReason == FinishStop)]) {
+			t.Errorf("candidate %d text %q differs from decoding its tokens", i, c.Text)
+		}
+		distinct[c.Text] = true
+	}
+	if len(distinct) < 3 {
+		t.Errorf("only %d distinct candidates of 5 at temperature 1", len(distinct))
+	}
+	if st := waitIdle(t, e); st.KVBlocksUsed != 0 {
+		t.Errorf("%d KV blocks used after the request", st.KVBlocksUsed)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestRealConcurrentAndNoGrowth(t *testing.T) {
+	m, tok := loadStories(t)
+	e, err := New(m, tok, nil, Config{MaxActiveSeqs: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	prompts := []string{"Tom had a red ball", "The sun was hot", "Lily saw a bird", "One day, a cat"}
+	voc := tokVocab{tok}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		results := make([]*Result, len(prompts))
+		errs := make([]error, len(prompts))
+		reqs := make([]Request, len(prompts))
+		for k := range prompts {
+			reqs[k] = Request{Prompt: prompts[k], N: 1 + k%3, MaxTokens: 40,
+				Sampling: SamplingParams{Temperature: 0.9, TopP: 0.95, Seed: uint64(round*10 + k)}}
+			wg.Go(func() { results[k], errs[k] = e.Generate(context.Background(), reqs[k]) })
+		}
+		wg.Wait()
+		for k := range prompts {
+			if errs[k] != nil {
+				t.Fatal(errs[k])
+			}
+			for i, c := range results[k].Candidates {
+				if ref := referenceRun(t, freshBackend(t, m), voc, reqs[k], i); !sameTokens(c.Tokens, ref) {
+					t.Errorf("round %d request %d candidate %d differs from its single run", round, k, i)
+				}
+			}
+		}
+		if st := waitIdle(t, e); st.KVBlocksUsed != 0 {
+			t.Fatalf("round %d: %d KV blocks used when idle", round, st.KVBlocksUsed)
+		}
+	}
+}
