@@ -42,7 +42,7 @@ type runState struct {
 	sin    []float32 // (capN, head_dim/2)
 	pos    []int     // (capN) position of each token in its sequence
 	rows   []int     // (capN) each token's row in the cache's K/V storage
-	scores []float32 // (threads, context_len) attention weights, one row per worker
+	scores []float32 // (threads, n_heads/n_kv_heads, context_len) attention weights of each worker
 
 	// Parameters of the attention step, read by attn on the worker goroutines.
 	layer int
@@ -53,7 +53,7 @@ type runState struct {
 }
 
 func (s *runState) init(m *Model) {
-	s.scores = make([]float32, max(1, m.pool.Threads())*m.cfg.ContextLen)
+	s.scores = make([]float32, max(1, m.pool.Threads())*m.cfg.NHeads/m.cfg.NKVHeads*m.cfg.ContextLen)
 	s.attn.m = m
 	s.grow(m.cfg, 1)
 }
@@ -122,6 +122,7 @@ func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
 	}
 
 	s.n, s.cache, s.seqs = n, c, b.Seqs
+	grain := m.attnGrain(n)
 	for l := range m.layers {
 		ly := &m.layers[l]
 
@@ -148,7 +149,7 @@ func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
 		// Attention of every (token, head) over its own sequence's positions up to its own: the pool's
 		// threads split the pairs; see attnTask.
 		s.layer = l
-		m.pool.Run(n*cfg.NHeads, 0, &s.attn)
+		m.pool.Run(n*cfg.NKVHeads, grain, &s.attn)
 
 		// Output projection and residual.
 		m.pool.MatMul(s.xo[:n*dim], ly.wo, s.att[:n*cfg.QDim()], n)
@@ -185,65 +186,78 @@ func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
 	return nil
 }
 
-// attnTask is the attention step as a kernels.Task over (token, head) pairs, item = token*n_heads + head.
+// attnTask is the attention step as a kernels.Task over (token, kv head) pairs, item = token*n_kv_heads +
+// kv head. One item computes the group of n_heads/n_kv_heads query heads that share the kv head, so each
+// key and value row is read once for the whole group.
 type attnTask struct{ m *Model }
 
-// Run computes the attention output of pairs [lo, hi) using worker's row of scores. Query head h reads kv
-// head h/(n_heads/n_kv_heads); token i sees positions 0..pos[i] of its own sequence (causal inside a batch
-// too, because a token's later batch-mates are at later positions).
+// Run computes the attention output of items [lo, hi) using worker's rows of scores. Token i sees positions
+// 0..pos[i] of its own sequence (causal inside a batch too, because a token's later batch-mates are at later
+// positions).
 func (t *attnTask) Run(lo, hi, worker int) {
 	m := t.m
 	s, cfg := &m.s, &m.cfg
 	c := s.cache
 	hd, kvDim, qDim := cfg.HeadDim, cfg.KVDim(), cfg.QDim()
 	group := cfg.NHeads / cfg.NKVHeads
+	ctx := cfg.ContextLen
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	kc, vc := c.k[s.layer], c.v[s.layer]
 	bs := c.blockSize
-	scores := s.scores[worker*cfg.ContextLen : (worker+1)*cfg.ContextLen]
+	scores := s.scores[worker*group*ctx : (worker+1)*group*ctx] // (group, context_len)
 	for item := lo; item < hi; item++ {
-		i, h := item/cfg.NHeads, item%cfg.NHeads
-		q := s.q[i*qDim+h*hd : i*qDim+(h+1)*hd]
-		kvOff := (h / group) * hd
+		i, kh := item/cfg.NKVHeads, item%cfg.NKVHeads
+		qs := s.q[i*qDim+kh*group*hd : i*qDim+(kh+1)*group*hd] // (group, head_dim)
+		kvOff := kh * hd
 		seq := &c.seqs[s.seqs[i]]
 		npos := s.pos[i] + 1
 
-		// Scores q·k/sqrt(head_dim) over the sequence's blocks.
-		maxScore := float32(math.Inf(-1))
+		// Scores q·k/sqrt(head_dim) of each query head over the sequence's positions, block by block.
 		for p := 0; p < npos; {
 			base := int(seq.blocks[p/bs]) * bs
 			end := min(npos-p, bs)
 			for j := 0; j < end; j++ {
 				o := (base+j)*kvDim + kvOff
-				sc := kernels.DotF32(q, kc[o:o+hd]) * scale
-				scores[p+j] = sc
-				maxScore = max(maxScore, sc)
+				k := kc[o : o+hd]
+				for g := 0; g < group; g++ {
+					scores[g*ctx+p+j] = dotF32(qs[g*hd:(g+1)*hd], k) * scale
+				}
 			}
 			p += end
 		}
 
-		// Softmax.
-		var sum float32
-		for p := 0; p < npos; p++ {
-			e := float32(math.Exp(float64(scores[p] - maxScore)))
-			scores[p] = e
-			sum += e
+		// Softmax of each head's scores.
+		for g := 0; g < group; g++ {
+			softmax(scores[g*ctx : g*ctx+npos])
 		}
-		inv := 1 / sum
 
 		// Weighted sum of values.
-		out := s.att[i*qDim+h*hd : i*qDim+(h+1)*hd]
+		out := s.att[i*qDim+kh*group*hd : i*qDim+(kh+1)*group*hd] // (group, head_dim)
 		clear(out)
 		for p := 0; p < npos; {
 			base := int(seq.blocks[p/bs]) * bs
 			end := min(npos-p, bs)
 			for j := 0; j < end; j++ {
 				o := (base+j)*kvDim + kvOff
-				kernels.AxpyF32(scores[p+j]*inv, vc[o:o+hd], out)
+				v := vc[o : o+hd]
+				for g := 0; g < group; g++ {
+					axpyF32(scores[g*ctx+p+j], v, out[g*hd:(g+1)*hd])
+				}
 			}
 			p += end
 		}
 	}
+}
+
+// attnGrain picks how many attention items one pool chunk takes: enough that a chunk is worth a thread's
+// wake-up (about 64K multiply-adds), so tiny models attend on the calling goroutine.
+func (m *Model) attnGrain(n int) int {
+	positions := 0
+	for i := 0; i < n; i++ {
+		positions += m.s.pos[i] + 1
+	}
+	perItem := max(1, 2*positions/n*m.cfg.HeadDim*(m.cfg.NHeads/m.cfg.NKVHeads))
+	return max(1, (64<<10)/perItem)
 }
 
 // checkBatch validates a batch against the cache and the logits buffer, and checks that the cache has the
@@ -353,7 +367,81 @@ func rope(x, cos, sin []float32) {
 func swiglu(gate, up []float32) {
 	up = up[:len(gate)]
 	for i, g := range gate {
-		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
+		gate[i] = g / (1 + expf(-g)) * up[i]
+	}
+}
+
+// softmax replaces x by exp(x - max x) / sum.
+func softmax(x []float32) {
+	mx := x[0]
+	for _, v := range x[1:] {
+		mx = max(mx, v)
+	}
+	var sum float32
+	for i, v := range x {
+		e := expf(v - mx)
+		x[i] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// expf returns e^x in float32 with a relative error below 2e-7 (Cephes expf: x = n ln2 + r, |r| <= ln2/2,
+// e^r by a degree-6 polynomial, 2^n put in the exponent bits). It is 0 below -87.3 and +Inf above 88.7.
+func expf(x float32) float32 {
+	if x < -87.33654 {
+		return 0
+	}
+	if x > 88.72283 {
+		return float32(math.Inf(1))
+	}
+	n := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
+	r := x - n*0.693359375 - n*-2.12194440e-4
+	z := r * r
+	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r +
+		5.0000001201e-1
+	p = p*z + r + 1
+	// 2^n as float32 bits; n+127 is in [1, 254] for x in range except at the extremes, split there.
+	ni := int32(n)
+	if ni < -126 {
+		return p * math.Float32frombits(uint32(ni+127+64)<<23) * 5.421010862427522e-20 // 2^-64
+	}
+	if ni > 127 {
+		return p * math.Float32frombits(uint32(ni+127-1)<<23) * 2
+	}
+	return p * math.Float32frombits(uint32(ni+127)<<23)
+}
+
+// dotF32 is the inner product of a and b; short vectors (small heads) skip the call into kernels.
+func dotF32(a, b []float32) float32 {
+	if len(a) >= 32 {
+		return kernels.DotF32(a, b)
+	}
+	b = b[:len(a)]
+	var s0, s1 float32
+	i := 0
+	for ; i+2 <= len(a); i += 2 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+	}
+	if i < len(a) {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1
+}
+
+// axpyF32 sets y += alpha*x; short vectors skip the call into kernels.
+func axpyF32(alpha float32, x, y []float32) {
+	if len(x) >= 32 {
+		kernels.AxpyF32(alpha, x, y)
+		return
+	}
+	y = y[:len(x)]
+	for i := range x {
+		y[i] += alpha * x[i]
 	}
 }
 
