@@ -58,7 +58,7 @@ type textDecoder interface {
 
 // vocab is what the engine needs of a tokenizer.
 type vocab interface {
-	encode(text string) []int32
+	encode(text string) ([]int32, error)
 	isEOG(id int32) bool
 	tokenText(id int32) string
 	newDecoder() textDecoder

@@ -230,7 +230,21 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 	case req.TopLogprobs < 0 || req.TopLogprobs > 20:
 		return nil, fmt.Errorf("%w: top logprobs %d, want 0..20", ErrBadRequest, req.TopLogprobs)
 	}
-	prompt := e.voc.encode(req.Prompt)
+	var prompt []int32
+	if req.PromptTokens != nil {
+		v := int32(e.be.vocabSize())
+		for i, id := range req.PromptTokens {
+			if id < 0 || id >= v {
+				return nil, fmt.Errorf("%w: prompt token %d at index %d is outside the vocabulary of %d", ErrBadRequest, id, i, v)
+			}
+		}
+		prompt = append([]int32(nil), req.PromptTokens...)
+	} else {
+		var err error
+		if prompt, err = e.voc.encode(req.Prompt); err != nil {
+			return nil, err
+		}
+	}
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("%w: empty prompt", ErrBadRequest)
 	}

@@ -17,7 +17,13 @@ import (
 // token per Forward, with a sampler seeded Seed+i. It shares no code with the scheduler.
 func referenceRun(t *testing.T, be backend, voc vocab, req Request, i int) []int32 {
 	t.Helper()
-	ids := voc.encode(req.Prompt)
+	ids := req.PromptTokens
+	if ids == nil {
+		var err error
+		if ids, err = voc.encode(req.Prompt); err != nil {
+			t.Fatal(err)
+		}
+	}
 	seq, err := be.newSeq()
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +120,8 @@ func TestPrefillOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := len(fakeVocab{}.encode(req.Prompt))
+	ids, _ := fakeVocab{}.encode(req.Prompt)
+	p := len(ids)
 	if res.PromptTokens != p {
 		t.Errorf("PromptTokens %d, want %d", res.PromptTokens, p)
 	}

@@ -189,7 +189,7 @@ const (
 	fakeVocabSize = 33
 )
 
-func (fakeVocab) encode(text string) []int32 {
+func (fakeVocab) encode(text string) ([]int32, error) {
 	ids := []int32{fakeBOS}
 	for _, r := range text {
 		switch {
@@ -205,7 +205,7 @@ func (fakeVocab) encode(text string) []int32 {
 			ids = append(ids, 0)
 		}
 	}
-	return ids
+	return ids, nil
 }
 
 func (fakeVocab) isEOG(id int32) bool { return id == fakeEOS }

@@ -26,11 +26,12 @@ type Tokenizer interface {
 // New starts an engine on a loaded model: it allocates a KV cache of cfg.KVTokens positions in blocks of
 // cfg.KVBlockSize and starts the scheduler goroutine, which owns gen until Close (gen.Forward must not be
 // called by anyone else meanwhile). Prompts are encoded with the tokenizer's default BOS and with special
-// tokens parsed (chat templates write them as text). scorer may be nil: reranked requests then come back
-// Degraded. Close the engine before closing the model.
+// tokens parsed (chat templates write them as text). tok may be nil (token-only engine, e.g. for benchmarks
+// on synthetic models): requests must then set PromptTokens, candidates run to MaxTokens and carry no text.
+// scorer may be nil: reranked requests then come back Degraded. Close the engine before closing the model.
 func New(gen Generator, tok Tokenizer, scorer Scorer, cfg Config) (*Engine, error) {
-	if gen == nil || tok == nil {
-		return nil, fmt.Errorf("engine: nil generator or tokenizer")
+	if gen == nil {
+		return nil, fmt.Errorf("engine: nil generator")
 	}
 	mc := gen.Config()
 	c := cfg.withDefaults(mc.ContextLen)
@@ -38,7 +39,11 @@ func New(gen Generator, tok Tokenizer, scorer Scorer, cfg Config) (*Engine, erro
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	return newEngine(&modelBackend{gen: gen, cache: cache, cfg: mc}, tokVocab{tok}, scorer, cfg)
+	var voc vocab = idVocab{}
+	if tok != nil {
+		voc = tokVocab{tok}
+	}
+	return newEngine(&modelBackend{gen: gen, cache: cache, cfg: mc}, voc, scorer, cfg)
 }
 
 // modelBackend drives a Generator and its KV cache for the scheduler.
@@ -62,10 +67,28 @@ func (m *modelBackend) blocks() (used, total, bs int) {
 	return st.BlocksUsed, st.BlocksTotal, st.BlockSize
 }
 
+// idVocab stands in for a missing tokenizer: prompts must come as token ids, no token ends generation and
+// the text is empty.
+type idVocab struct{}
+
+func (idVocab) encode(string) ([]int32, error) {
+	return nil, fmt.Errorf("%w: the engine has no tokenizer: give the prompt as token ids", ErrBadRequest)
+}
+func (idVocab) isEOG(int32) bool        { return false }
+func (idVocab) tokenText(int32) string  { return "" }
+func (idVocab) newDecoder() textDecoder { return idDecoder{} }
+
+type idDecoder struct{}
+
+func (idDecoder) Next(int32) string { return "" }
+func (idDecoder) Flush() string     { return "" }
+
 // tokVocab adapts a Tokenizer.
 type tokVocab struct{ t Tokenizer }
 
-func (v tokVocab) encode(text string) []int32 { return v.t.Encode(text, v.t.AddBOSDefault(), true) }
-func (v tokVocab) isEOG(id int32) bool        { return v.t.IsEOG(id) }
-func (v tokVocab) tokenText(id int32) string  { return v.t.TokenText(id) }
-func (v tokVocab) newDecoder() textDecoder    { return v.t.NewDecoder() }
+func (v tokVocab) encode(text string) ([]int32, error) {
+	return v.t.Encode(text, v.t.AddBOSDefault(), true), nil
+}
+func (v tokVocab) isEOG(id int32) bool       { return v.t.IsEOG(id) }
+func (v tokVocab) tokenText(id int32) string { return v.t.TokenText(id) }
+func (v tokVocab) newDecoder() textDecoder   { return v.t.NewDecoder() }

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -146,5 +148,58 @@ func TestRealConcurrentAndNoGrowth(t *testing.T) {
 		if st := waitIdle(t, e); st.KVBlocksUsed != 0 {
 			t.Fatalf("round %d: %d KV blocks used when idle", round, st.KVBlocksUsed)
 		}
+	}
+}
+
+func TestRealTokenOnlyEngine(t *testing.T) {
+	m, _ := loadStories(t)
+	e, err := New(m, nil, nil, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	res, err := e.Generate(context.Background(), Request{PromptTokens: []int32{1, 400, 50}, N: 2, MaxTokens: 20,
+		Sampling: SamplingParams{Temperature: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Candidates {
+		if len(c.Tokens) != 20 || c.FinishReason != FinishLength || c.Text != "" {
+			t.Errorf("candidate %d: %d tokens (%s) text %q, want 20 tokens (length) and no text", c.Index,
+				len(c.Tokens), c.FinishReason, c.Text)
+		}
+	}
+	if _, err := e.Generate(context.Background(), Request{Prompt: "text"}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("text prompt without a tokenizer: %v, want ErrBadRequest", err)
+	}
+	if _, err := e.Generate(context.Background(), Request{PromptTokens: []int32{1, 512}}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("prompt token outside the vocabulary: %v, want ErrBadRequest", err)
+	}
+}
+
+// TestRealDecodeAllocations checks that the decode loop allocates nothing per token (beyond the amortized
+// growth of each candidate's token slice and text): the allocations of a 250-token request minus those of a
+// 50-token one, per extra token and candidate.
+func TestRealDecodeAllocations(t *testing.T) {
+	m, tok := loadStories(t)
+	e, err := New(m, tok, nil, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	run := func(n int) float64 {
+		return testing.AllocsPerRun(2, func() {
+			res, err := e.Generate(context.Background(), Request{Prompt: "Once", N: 3, MaxTokens: n,
+				Sampling: SamplingParams{Temperature: 1, LogitBias: map[int32]float32{tok.EOS(): float32(math.Inf(-1))}}})
+			if err != nil || len(res.Candidates[0].Tokens) != n {
+				t.Fatalf("generate: %v", err)
+			}
+		})
+	}
+	short, long := run(50), run(250)
+	perToken := (long - short) / (3 * 200)
+	t.Logf("allocations: %.0f for 3x50 tokens, %.0f for 3x250: %.3f per extra token", short, long, perToken)
+	if perToken > 0.1 {
+		t.Errorf("%.3f allocations per decoded token, want ~0 (amortized)", perToken)
 	}
 }

@@ -12,6 +12,10 @@ type Request struct {
 	ID string
 	// Prompt is the text the generator continues, with any chat template already applied.
 	Prompt string
+	// PromptTokens, when not nil, is the prompt as token ids (BOS included if wanted); Prompt is then not
+	// tokenized (it still serves as the reward prompt when RewardPrompt is empty). Required by an engine made
+	// without a tokenizer.
+	PromptTokens []int32
 	// RewardPrompt is the prompt as the reward model sees it (usually the user's instruction without the chat
 	// template). Empty means Prompt.
 	RewardPrompt string
