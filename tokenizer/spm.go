@@ -52,11 +52,25 @@ func (s *spmSession) encode(t *Tokenizer, raw string, spacePrefix bool, out []in
 		s.text = append(s.text, spaceMarker...)
 		i += j + 1
 	}
+	// Characters that occur in no multi-character token can never be merged, so the text splits into
+	// independent runs around them; merging each run alone gives the same tokens with a much smaller queue.
 	text := s.text
+	runStart := 0
+	for i, c := range text {
+		if c < 0x80 && t.spmBarrier[c] {
+			out = s.merge(t, text[runStart:i], out)
+			out = s.merge(t, text[i:i+1], out)
+			runStart = i + 1
+		}
+	}
+	return s.merge(t, text[runStart:], out)
+}
+
+// merge runs the score-ordered merges over text and appends the ids of the resulting symbols.
+func (s *spmSession) merge(t *Tokenizer, text []byte, out []int32) []int32 {
 	if len(text) == 0 {
 		return out
 	}
-
 	s.symbols = s.symbols[:0]
 	for off := 0; off < len(text); {
 		n := min(utf8SeqLen(text[off]), len(text)-off)
@@ -70,7 +84,7 @@ func (s *spmSession) encode(t *Tokenizer, raw string, spacePrefix bool, out []in
 	}
 	s.queue = s.queue[:0]
 	for i := 1; i < len(s.symbols); i++ {
-		s.tryAdd(t, i-1, i)
+		s.tryAdd(t, text, i-1, i)
 	}
 	for len(s.queue) > 0 {
 		b := s.pop()
@@ -84,8 +98,8 @@ func (s *spmSession) encode(t *Tokenizer, raw string, spacePrefix bool, out []in
 		if right.next >= 0 {
 			s.symbols[right.next].prev = b.left
 		}
-		s.tryAdd(t, left.prev, b.left)
-		s.tryAdd(t, b.left, left.next)
+		s.tryAdd(t, text, left.prev, b.left)
+		s.tryAdd(t, text, b.left, left.next)
 	}
 	for i := 0; i != -1; i = s.symbols[i].next {
 		sym := s.symbols[i]
@@ -107,12 +121,12 @@ func (s *spmSession) encode(t *Tokenizer, raw string, spacePrefix bool, out []in
 	return out
 }
 
-func (s *spmSession) tryAdd(t *Tokenizer, left, right int) {
+func (s *spmSession) tryAdd(t *Tokenizer, text []byte, left, right int) {
 	if left == -1 || right == -1 {
 		return
 	}
 	l, r := s.symbols[left], s.symbols[right]
-	text := s.text[l.start : l.start+l.n+r.n]
+	text = text[l.start : l.start+l.n+r.n]
 	id, ok := t.ids[string(text)]
 	if !ok {
 		return

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // ErrFormat is wrapped by every error about a malformed or unsupported tokenizer file.
@@ -90,6 +91,9 @@ type Tokenizer struct {
 	special                           []int32 // control/user-defined/unknown ids, longest text first
 	maxTokenLen                       int
 	chatTemplate                      string
+
+	// SPM: ASCII characters that occur in no token of two or more characters
+	spmBarrier [128]bool
 
 	// BPE
 	merges       map[mergePair]int32
@@ -244,6 +248,22 @@ func (s *vocabSpec) build() (*Tokenizer, error) {
 			return nil, err
 		}
 		t.pre = pre
+	}
+
+	if s.kind == kindSPM {
+		for c := range t.spmBarrier {
+			t.spmBarrier[c] = true
+		}
+		for _, p := range t.pieces {
+			if utf8.RuneCountInString(p) < 2 {
+				continue
+			}
+			for i := 0; i < len(p); i++ {
+				if p[i] < 0x80 {
+					t.spmBarrier[p[i]] = false
+				}
+			}
+		}
 	}
 
 	t.markSpecials(s.modelName)
