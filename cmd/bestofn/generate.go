@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bestofn/bestofn/chat"
 	"github.com/bestofn/bestofn/model"
 	"github.com/bestofn/bestofn/sampler"
 	"github.com/bestofn/bestofn/tokenizer"
@@ -71,13 +72,17 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("tokenizer has %d tokens, the model only %d", tok.VocabSize(), cfg.VocabSize)
 	}
 
-	text := prompt
+	text, addBOS := prompt, true
 	if !*raw {
-		if text, err = applyTemplate(*template, tok, prompt); err != nil {
+		var note string
+		if text, addBOS, note, err = applyTemplate(*template, tok, prompt); err != nil {
 			return err
 		}
+		if note != "" {
+			fmt.Fprintf(stderr, "chat template: alpaca (%s)\n", note)
+		}
 	}
-	ids := tok.Encode(text, true, !*raw)
+	ids := tok.Encode(text, addBOS, !*raw)
 	if len(ids) == 0 {
 		ids = []int32{tok.BOS()}
 	}
@@ -109,6 +114,9 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	fmt.Fprint(out, prompt)
+	if !*raw {
+		fmt.Fprintln(out)
+	}
 	out.Flush()
 
 	logits := make([]float32, cfg.VocabSize)
@@ -168,7 +176,23 @@ func floatFlag(dst *float32) func(string) error {
 	}
 }
 
-// applyTemplate renders prompt as one user message with the named chat template, or the tokenizer's own.
-func applyTemplate(name string, tok *tokenizer.Tokenizer, prompt string) (string, error) {
-	return "", errors.New("chat templates are not available yet (package chat); use --raw")
+// applyTemplate renders prompt as one user message with the named built-in chat template or, when name is
+// "", the model's own GGUF template (falling back to alpaca, the paper's format). It returns the text to
+// encode, whether to add BOS, and why the fallback was used ("" if it was not).
+func applyTemplate(name string, tok *tokenizer.Tokenizer, prompt string) (text string, addBOS bool, note string, err error) {
+	bos, eos := tok.TokenText(tok.BOS()), tok.TokenText(tok.EOS())
+	var t chat.Template
+	if name != "" {
+		t, err = chat.Lookup(name)
+	} else {
+		t, note, err = chat.Select(tok.ChatTemplate(), "alpaca", bos, eos)
+	}
+	if err != nil {
+		return "", false, "", err
+	}
+	text, err = t.Render([]chat.Message{{Role: chat.RoleUser, Content: prompt}})
+	if err != nil {
+		return "", false, "", err
+	}
+	return text, chat.AddBOS(text, bos, tok.AddBOSDefault()), note, nil
 }
