@@ -144,6 +144,15 @@ func dotQ5_1(w []byte, xq []int8, xd, xs []float32, nb int) float32 {
 	return sum
 }
 
+// q8KRecord returns the scale, the 256 quants and the 16 partial sums of Q8_K record i of xk.
+func q8KRecord(xk []byte, i int) (d float32, q []byte, sums [16]int16) {
+	rec := xk[i*q8KBytes : (i+1)*q8KBytes]
+	for g := range sums {
+		sums[g] = int16(binary.LittleEndian.Uint16(rec[q8KSums+2*g:]))
+	}
+	return math.Float32frombits(binary.LittleEndian.Uint32(rec)), rec[q8KQs:q8KSums], sums
+}
+
 // scaleMinK4 unpacks the 6-bit scale and min of sub-block j from the 12 packed bytes of a Q4_K/Q5_K block.
 func scaleMinK4(j int, q []byte) (sc, m int32) {
 	if j < 4 {
@@ -155,14 +164,13 @@ func scaleMinK4(j int, q []byte) (sc, m int32) {
 // dotQ4_K: super-blocks of 256 values in 144 bytes: fp16 d, fp16 dmin, 12 bytes of 6-bit scales and mins for
 // 8 sub-blocks of 32, 128 bytes of nibbles (each 32 bytes hold sub-blocks 2k (low) and 2k+1 (high));
 // value = d*sc*q - dmin*m.
-func dotQ4_K(w []byte, xq []int8, xd []float32, xb []int16, nb int) float32 {
+func dotQ4_K(w, xk []byte, nb int) float32 {
 	var sum float32
 	for i := range nb {
 		blk := w[i*144 : i*144+144]
 		scales := blk[4:16]
 		qs := blk[16:144]
-		x := xq[i*256 : i*256+256]
-		bs := xb[i*16 : i*16+16]
+		xd, x, bs := q8KRecord(xk, i)
 		var sumi, summ int32
 		for k := range 4 {
 			sc1, m1 := scaleMinK4(2*k, scales)
@@ -171,28 +179,27 @@ func dotQ4_K(w []byte, xq []int8, xd []float32, xb []int16, nb int) float32 {
 			xx := x[64*k : 64*k+64]
 			var s1, s2 int32
 			for l := range 32 {
-				s1 += int32(q[l]&15) * int32(xx[l])
-				s2 += int32(q[l]>>4) * int32(xx[l+32])
+				s1 += int32(q[l]&15) * int32(int8(xx[l]))
+				s2 += int32(q[l]>>4) * int32(int8(xx[l+32]))
 			}
 			sumi += sc1*s1 + sc2*s2
 			summ += m1*(int32(bs[4*k])+int32(bs[4*k+1])) + m2*(int32(bs[4*k+2])+int32(bs[4*k+3]))
 		}
-		sum += xd[i] * (f16(blk)*float32(sumi) - f16(blk[2:])*float32(summ))
+		sum += xd * (f16(blk)*float32(sumi) - f16(blk[2:])*float32(summ))
 	}
 	return sum
 }
 
 // dotQ5_K: super-blocks of 256 values in 176 bytes: fp16 d, fp16 dmin, 12 bytes of scales/mins, 32 bytes of
 // fifth bits (bit 2k / 2k+1 of byte l for value l of sub-block 2k / 2k+1), 128 bytes of nibbles.
-func dotQ5_K(w []byte, xq []int8, xd []float32, xb []int16, nb int) float32 {
+func dotQ5_K(w, xk []byte, nb int) float32 {
 	var sum float32
 	for i := range nb {
 		blk := w[i*176 : i*176+176]
 		scales := blk[4:16]
 		qh := blk[16:48]
 		qs := blk[48:176]
-		x := xq[i*256 : i*256+256]
-		bs := xb[i*16 : i*16+16]
+		xd, x, bs := q8KRecord(xk, i)
 		var sumi, summ int32
 		for k := range 4 {
 			sc1, m1 := scaleMinK4(2*k, scales)
@@ -203,24 +210,24 @@ func dotQ5_K(w []byte, xq []int8, xd []float32, xb []int16, nb int) float32 {
 			for l := range 32 {
 				h1 := int32(qh[l]>>(2*k)&1) << 4
 				h2 := int32(qh[l]>>(2*k+1)&1) << 4
-				s1 += (int32(q[l]&15) | h1) * int32(xx[l])
-				s2 += (int32(q[l]>>4) | h2) * int32(xx[l+32])
+				s1 += (int32(q[l]&15) | h1) * int32(int8(xx[l]))
+				s2 += (int32(q[l]>>4) | h2) * int32(int8(xx[l+32]))
 			}
 			sumi += sc1*s1 + sc2*s2
 			summ += m1*(int32(bs[4*k])+int32(bs[4*k+1])) + m2*(int32(bs[4*k+2])+int32(bs[4*k+3]))
 		}
-		sum += xd[i] * (f16(blk)*float32(sumi) - f16(blk[2:])*float32(summ))
+		sum += xd * (f16(blk)*float32(sumi) - f16(blk[2:])*float32(summ))
 	}
 	return sum
 }
 
 // dotQ6_K: super-blocks of 256 values in 210 bytes: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs,
 // 16 int8 scales (one per 16 values), fp16 d; value = d*sc*(q-32).
-func dotQ6_K(w []byte, xq []int8, xd []float32, nb int) float32 {
+func dotQ6_K(w, xk []byte, nb int) float32 {
 	var sum float32
 	for i := range nb {
 		blk := w[i*210 : i*210+210]
-		x := xq[i*256 : i*256+256]
+		xd, x, _ := q8KRecord(xk, i)
 		var sumi int32
 		for n := range 2 {
 			ql := blk[64*n : 64*n+64]
@@ -234,32 +241,32 @@ func dotQ6_K(w []byte, xq []int8, xd []float32, nb int) float32 {
 					q2 := int32(ql[l+32]&15|(qh[l]>>2&3)<<4) - 32
 					q3 := int32(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
 					q4 := int32(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
-					s1 += q1 * int32(xx[l])
-					s2 += q2 * int32(xx[l+32])
-					s3 += q3 * int32(xx[l+64])
-					s4 += q4 * int32(xx[l+96])
+					s1 += q1 * int32(int8(xx[l]))
+					s2 += q2 * int32(int8(xx[l+32]))
+					s3 += q3 * int32(int8(xx[l+64]))
+					s4 += q4 * int32(int8(xx[l+96]))
 				}
 				sumi += int32(int8(sc[is]))*s1 + int32(int8(sc[is+2]))*s2 + int32(int8(sc[is+4]))*s3 +
 					int32(int8(sc[is+6]))*s4
 			}
 		}
-		sum += xd[i] * f16(blk[208:]) * float32(sumi)
+		sum += xd * f16(blk[208:]) * float32(sumi)
 	}
 	return sum
 }
 
 // dotQ8_K: blocks of 256 values in 292 bytes: float32 d, 256 int8 q, 16 int16 sums (unused here).
-func dotQ8_K(w []byte, xq []int8, xd []float32, nb int) float32 {
+func dotQ8_K(w, xk []byte, nb int) float32 {
 	var sum float32
 	for i := range nb {
 		blk := w[i*292 : i*292+292]
 		qs := blk[4:260]
-		x := xq[i*256 : i*256+256]
+		xd, x, _ := q8KRecord(xk, i)
 		var s int32
 		for j := range 256 {
-			s += int32(int8(qs[j])) * int32(x[j])
+			s += int32(int8(qs[j])) * int32(int8(x[j]))
 		}
-		sum += math.Float32frombits(binary.LittleEndian.Uint32(blk)) * xd[i] * float32(s)
+		sum += math.Float32frombits(binary.LittleEndian.Uint32(blk)) * xd * float32(s)
 	}
 	return sum
 }

@@ -85,18 +85,21 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 	case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
 		p.quant.quantizeQ8_0(x[:batch*m.Cols], m.Cols)
 	case weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K, weights.TypeQ8_K:
-		p.quant.quantizeQ8_K(x[:batch*m.Cols], m.Cols)
+		p.quant.quantizeQ8_K(x[:batch*m.Cols])
 	}
 	j.q = &p.quant
-	// Keep the activation rows of one batch chunk within ~256 KiB so they stay in L2 while the rows of a
-	// grain stream past them.
-	xrow := m.Cols * 4
-	if j.q.active {
-		xrow = m.Cols + 8
+	// Column chunks for float weights: keep a tile of float32 activation rows within ~24 KiB of L1 while the
+	// rows of a grain stream past it. Quantized activations (1 byte per value) need no chunking.
+	j.kc = m.Cols
+	if !p.quant.active && tileBatch*m.Cols*4 > 24<<10 {
+		j.kc = 1024
 	}
-	j.bchunk = max(tileBatch, (256<<10)/xrow/tileBatch*tileBatch)
-	// Grains of rows: enough chunks to balance threads, at least ~16 KiB of weights each.
+	// Grains of rows: enough chunks to balance threads, at least ~16 KiB of weights each. When the batch
+	// spans several tiles, each tile re-reads the grain's weights, so keep a grain within L2 (~256 KiB).
 	grain := max(16<<10/rb, m.Rows/(8*p.threads), 1)
+	if batch > tileBatch {
+		grain = max(1, min(grain, (256<<10)/rb))
+	}
 	p.Run(m.Rows, grain, j)
 	j.out, j.x, j.m.Data, j.q = nil, nil, nil, nil
 	p.quant.active = false
@@ -113,40 +116,57 @@ type matJob struct {
 	rowBytes int
 	x        []float32
 	batch    int
-	bchunk   int
+	kc       int // columns per chunk (float types), a multiple of 32 or all columns
 	asm      bool
 	q        *scratch
 }
 
-// Run computes output rows [lo, hi) for the whole batch.
+// Run computes output rows [lo, hi) for the whole batch: for each tile of activation rows, for each column
+// chunk, for each weight row of the grain, so the tile stays in L1 and the grain's weights in L2.
 func (j *matJob) Run(lo, hi, _ int) {
 	var res [tileBatch]float32
 	rows := j.m.Rows
-	for b0 := 0; b0 < j.batch; b0 += j.bchunk {
-		b1 := min(b0+j.bchunk, j.batch)
-		for r := lo; r < hi; r++ {
-			w := j.m.Data[r*j.rowBytes : (r+1)*j.rowBytes]
-			for b := b0; b < b1; b += tileBatch {
-				t := min(tileBatch, b1-b)
-				j.tile(w, b, t, &res)
+	for b := 0; b < j.batch; b += tileBatch {
+		t := min(tileBatch, j.batch-b)
+		if j.kc == j.m.Cols {
+			for r := lo; r < hi; r++ {
+				w := j.m.Data[r*j.rowBytes : (r+1)*j.rowBytes]
+				j.tile(w, b, t, 0, j.m.Cols, &res)
 				for k := range t {
 					j.out[(b+k)*rows+r] = res[k]
+				}
+			}
+			continue
+		}
+		es := j.rowBytes / j.m.Cols // bytes per value of a float type
+		for c0 := 0; c0 < j.m.Cols; c0 += j.kc {
+			c1 := min(c0+j.kc, j.m.Cols)
+			for r := lo; r < hi; r++ {
+				w := j.m.Data[r*j.rowBytes+c0*es : r*j.rowBytes+c1*es]
+				j.tile(w, b, t, c0, c1, &res)
+				for k := range t {
+					if c0 == 0 {
+						j.out[(b+k)*rows+r] = res[k]
+					} else {
+						j.out[(b+k)*rows+r] += res[k]
+					}
 				}
 			}
 		}
 	}
 }
 
-// tile computes res[k] = dot(w, activation row b+k) for k < t.
-func (j *matJob) tile(w []byte, b, t int, res *[tileBatch]float32) {
-	if j.asm && j.tileASM(w, b, t, res) {
+// tile computes res[k] = dot(w, activation row b+k) for k < t. For float types w holds columns [c0, c1)
+// of a row; quantized types always get whole rows.
+func (j *matJob) tile(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) {
+	if j.asm && j.tileASM(w, b, t, c0, c1, res) {
 		return
 	}
 	cols := j.m.Cols
 	switch j.m.Type {
 	case weights.TypeF32, weights.TypeF16, weights.TypeBF16:
 		for k := range t {
-			x := j.x[(b+k)*cols : (b+k+1)*cols]
+			x := j.x[(b+k)*cols+c0 : (b+k)*cols+c1]
 			switch j.m.Type {
 			case weights.TypeF32:
 				res[k] = dotF32Bytes(w, x)
@@ -162,35 +182,35 @@ func (j *matJob) tile(w []byte, b, t int, res *[tileBatch]float32) {
 	nb := cols / j.m.Type.BlockSize()
 	for k := range t {
 		row := b + k
-		xq := q.q[row*cols : (row+1)*cols]
-		var xd, xs []float32
-		var xb []int16
-		switch j.m.Type {
-		case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
-			xd, xs = q.d[row*nb:(row+1)*nb], q.s[row*nb:(row+1)*nb]
-		default:
-			xd, xb = q.d[row*nb:(row+1)*nb], q.bsums[row*nb*16:(row+1)*nb*16]
-		}
 		var v float32
 		switch j.m.Type {
-		case weights.TypeQ8_0:
-			v = dotQ8_0(w, xq, xd, nb)
-		case weights.TypeQ4_0:
-			v = dotQ4_0(w, xq, xd, nb)
-		case weights.TypeQ4_1:
-			v = dotQ4_1(w, xq, xd, xs, nb)
-		case weights.TypeQ5_0:
-			v = dotQ5_0(w, xq, xd, nb)
-		case weights.TypeQ5_1:
-			v = dotQ5_1(w, xq, xd, xs, nb)
-		case weights.TypeQ4_K:
-			v = dotQ4_K(w, xq, xd, xb, nb)
-		case weights.TypeQ5_K:
-			v = dotQ5_K(w, xq, xd, xb, nb)
-		case weights.TypeQ6_K:
-			v = dotQ6_K(w, xq, xd, nb)
-		case weights.TypeQ8_K:
-			v = dotQ8_K(w, xq, xd, nb)
+		case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
+			xq := q.q[row*cols : (row+1)*cols]
+			xd, xs := q.d[row*nb:(row+1)*nb], q.s[row*nb:(row+1)*nb]
+			switch j.m.Type {
+			case weights.TypeQ8_0:
+				v = dotQ8_0(w, xq, xd, nb)
+			case weights.TypeQ4_0:
+				v = dotQ4_0(w, xq, xd, nb)
+			case weights.TypeQ4_1:
+				v = dotQ4_1(w, xq, xd, xs, nb)
+			case weights.TypeQ5_0:
+				v = dotQ5_0(w, xq, xd, nb)
+			case weights.TypeQ5_1:
+				v = dotQ5_1(w, xq, xd, xs, nb)
+			}
+		default:
+			xk := q.k[row*nb*q8KBytes : (row+1)*nb*q8KBytes]
+			switch j.m.Type {
+			case weights.TypeQ4_K:
+				v = dotQ4_K(w, xk, nb)
+			case weights.TypeQ5_K:
+				v = dotQ5_K(w, xk, nb)
+			case weights.TypeQ6_K:
+				v = dotQ6_K(w, xk, nb)
+			case weights.TypeQ8_K:
+				v = dotQ8_K(w, xk, nb)
+			}
 		}
 		res[k] = v
 	}

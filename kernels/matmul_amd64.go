@@ -164,7 +164,8 @@ func floatTileASM(f16 bool, t, n int, w *byte, x *float32, xs int, res *float32)
 }
 
 // tileASM runs the assembly kernel for w's type on activation rows b..b+t-1, if there is one.
-func (j *matJob) tileASM(w []byte, b, t int, res *[tileBatch]float32) bool {
+// For float types w holds columns [c0, c1) of a row.
+func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bool {
 	cols := j.m.Cols
 	switch j.m.Type {
 	case weights.TypeQ8_0, weights.TypeQ4_0:
@@ -172,15 +173,15 @@ func (j *matJob) tileASM(w []byte, b, t int, res *[tileBatch]float32) bool {
 		quantTileASM(j.m.Type == weights.TypeQ8_0, t, nb, &w[0], &j.q.q[b*cols], &j.q.d[b*nb], cols, nb*4, &res[0])
 		return true
 	case weights.TypeF32, weights.TypeF16:
-		n := cols &^ 31
+		n := (c1 - c0) &^ 31
 		if n > 0 {
-			floatTileASM(j.m.Type == weights.TypeF16, t, n, &w[0], &j.x[b*cols], cols*4, &res[0])
+			floatTileASM(j.m.Type == weights.TypeF16, t, n, &w[0], &j.x[b*cols+c0], cols*4, &res[0])
 		} else {
 			*res = [tileBatch]float32{}
 		}
 		for k := range t {
-			x := j.x[(b+k)*cols : (b+k+1)*cols]
-			for i := n; i < cols; i++ {
+			x := j.x[(b+k)*cols+c0 : (b+k)*cols+c1]
+			for i := n; i < c1-c0; i++ {
 				var wv float32
 				if j.m.Type == weights.TypeF16 {
 					wv = f16ToF32(binary.LittleEndian.Uint16(w[2*i:]))

@@ -4,7 +4,7 @@ package kernels
 
 func haveASM() bool { return false }
 
-func (j *matJob) tileASM(w []byte, b, t int, res *[tileBatch]float32) bool { return false }
+func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bool { return false }
 
 func dotF32ASM(a, b *float32, n int) float32 { panic("kernels: no assembly on this architecture") }
 

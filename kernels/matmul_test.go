@@ -24,8 +24,10 @@ func randomMatrix(rng *rand.Rand, t weights.Type, rows, cols int) Matrix {
 	}
 	buf := make([]byte, rows*rb+1)
 	data := buf[1:]
-	for i := range data {
-		data[i] = byte(rng.IntN(256))
+	for i := 0; i < len(data); i += 8 {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], rng.Uint64())
+		copy(data[i:], b[:])
 	}
 	putF16 := func(b []byte, v float32) { binary.LittleEndian.PutUint16(b, weights.Float32To16(v)) }
 	scale := func() float32 { return 0.002 + 0.02*rng.Float32() }
@@ -133,7 +135,7 @@ func runMatMul(t *testing.T, p *Pool, m Matrix, x []float32, batch int) []float3
 func colsFor(typ weights.Type) []int {
 	switch typ.BlockSize() {
 	case 1:
-		return []int{1, 7, 32, 33, 100, 172, 320}
+		return []int{1, 7, 32, 33, 100, 172, 320, 1300, 2100}
 	case 32:
 		return []int{32, 64, 96, 320}
 	}

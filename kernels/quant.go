@@ -1,15 +1,31 @@
 package kernels
 
-// scratch holds a batch of activations quantized to 8 bits: q row b at q[b*cols:], with one scale per block
-// in d (row b at d[b*blocks:]). For 32-value blocks (Q8_0) s holds d*sum(q) per block, used by the weight
-// types with an offset (Q4_1, Q5_1); for 256-value blocks (Q8_K) bsums holds the sum of each 16 values.
+import (
+	"encoding/binary"
+	"math"
+)
+
+// scratch holds a batch of activations quantized to 8 bits.
+//
+// For 32-value blocks (Q8_0): q row b at q[b*cols:], one scale per block in d (row b at d[b*blocks:]), and in s
+// d*sum(q) per block, used by the weight types with an offset (Q4_1, Q5_1).
+//
+// For 256-value blocks: k holds ggml's block_q8_K records of 292 bytes (float32 d at 0, int8 q[256] at 4,
+// int16 sums of each 16 values at 260), row b at k[b*blocks*292:].
 type scratch struct {
 	q      []int8
 	d      []float32
 	s      []float32
-	bsums  []int16
+	k      []byte
 	active bool // holds the activations of the MatMul in progress
 }
+
+// Offsets in a Q8_K record.
+const (
+	q8KBytes = 292
+	q8KQs    = 4
+	q8KSums  = 260
+)
 
 func grow[T any](s []T, n int) []T {
 	if cap(s) < n {
@@ -43,24 +59,25 @@ func (s *scratch) quantizeQ8_0(x []float32, cols int) {
 	}
 }
 
-// quantizeQ8_K quantizes x in blocks of 256 with one scale each, and records the sums of each 16 values.
-func (s *scratch) quantizeQ8_K(x []float32, cols int) {
+// quantizeQ8_K quantizes x in blocks of 256 with one scale each into Q8_K records.
+func (s *scratch) quantizeQ8_K(x []float32) {
 	n := len(x)
-	s.q = grow(s.q, n)
-	s.d = grow(s.d, n/256)
-	s.bsums = grow(s.bsums, n/16)
+	s.k = grow(s.k, n/256*q8KBytes)
 	s.active = true
+	var q [256]int8
 	for i := range n / 256 {
-		blk := x[i*256 : i*256+256]
-		q := s.q[i*256 : i*256+256]
-		d, _ := quantizeBlock(blk, q)
-		s.d[i] = d
+		rec := s.k[i*q8KBytes : (i+1)*q8KBytes]
+		d, _ := quantizeBlock(x[i*256:i*256+256], q[:])
+		binary.LittleEndian.PutUint32(rec, math.Float32bits(d))
+		for j, v := range q {
+			rec[q8KQs+j] = byte(v)
+		}
 		for g := range 16 {
 			var sum int16
 			for _, v := range q[g*16 : g*16+16] {
 				sum += int16(v)
 			}
-			s.bsums[i*16+g] = sum
+			binary.LittleEndian.PutUint16(rec[q8KSums+2*g:], uint16(sum))
 		}
 	}
 }

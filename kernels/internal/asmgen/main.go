@@ -74,10 +74,8 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
-	g.p("MOVWLZX (SI), AX")
-	g.p("VMOVD AX, X12")
-	g.p("VCVTPH2PS X12, X12")
-	g.p("VBROADCASTSS X12, Y12") // d_w
+	g.p("VPBROADCASTW (SI), X12")
+	g.p("VCVTPH2PS X12, Y12") // d_w
 	switch typ {
 	case "Q8_0":
 		g.p("VMOVDQU 2(SI), Y13")
