@@ -50,11 +50,13 @@ type runState struct {
 	cache *KVCache
 	seqs  []SeqID
 	attn  attnTask
+	ffn   ffnTask // SwiGLU over hb and hb2 as a pool task
 }
 
 func (s *runState) init(m *Model) {
 	s.scores = make([]float32, max(1, m.pool.Threads())*m.cfg.NHeads/m.cfg.NKVHeads*m.cfg.ContextLen)
 	s.attn.m = m
+	s.ffn.s = s
 	s.grow(m.cfg, 1)
 }
 
@@ -163,7 +165,7 @@ func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
 		// SwiGLU: w2(silu(w1 x) * w3 x).
 		m.pool.MatMul(s.hb[:n*hidden], ly.wGate, s.xb[:n*dim], n)
 		m.pool.MatMul(s.hb2[:n*hidden], ly.wUp, s.xb[:n*dim], n)
-		swiglu(s.hb[:n*hidden], s.hb2[:n*hidden])
+		m.pool.Run(n*hidden, 16<<10, &s.ffn)
 		m.pool.MatMul(s.xo[:n*dim], ly.wDown, s.hb[:n*hidden], n)
 		add(s.x[:n*dim], s.xo[:n*dim])
 	}
@@ -362,6 +364,13 @@ func rope(x, cos, sin []float32) {
 		}
 	}
 }
+
+// ffnTask applies swiglu to hb, hb2 in chunks on the pool: silu's exponential is the costliest element-wise
+// step of a long prefill.
+type ffnTask struct{ s *runState }
+
+// Run applies swiglu to values [lo, hi).
+func (t *ffnTask) Run(lo, hi, _ int) { swiglu(t.s.hb[lo:hi], t.s.hb2[lo:hi]) }
 
 // swiglu sets gate = silu(gate) * up, silu(g) = g / (1 + e^-g).
 func swiglu(gate, up []float32) {
