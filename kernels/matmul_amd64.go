@@ -91,6 +91,57 @@ func dotF32T4(n int, w *byte, x *float32, xstride int, res *float32)
 //go:noescape
 func dotF32T5(n int, w *byte, x *float32, xstride int, res *float32)
 
+// The K-quant tile kernels compute, for k < T,
+//
+//	res[k] = sum over blocks i < nb of dot(weight block i, Q8_K record i of activation row k)
+//
+// with activation row k's records at xk + k*xstride (see dotQ4_K, dotQ5_K and dotQ6_K for the Go loops).
+
+//go:noescape
+func dotQ4_KT1(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ4_KT2(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ4_KT3(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ4_KT4(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ4_KT5(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ5_KT1(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ5_KT2(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ5_KT3(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ5_KT4(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ5_KT5(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ6_KT1(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ6_KT2(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ6_KT3(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ6_KT4(nb int, w *byte, xk *byte, xstride int, res *float32)
+
+//go:noescape
+func dotQ6_KT5(nb int, w *byte, xk *byte, xstride int, res *float32)
+
 // dotF32ASM returns sum over i < n of a[i]*b[i]; n must be a multiple of 32.
 //
 //go:noescape
@@ -129,6 +180,51 @@ func quantTileASM(q8 bool, t, nb int, w *byte, xq *int8, xd *float32, qs, ds int
 		dotQ4_0T4(nb, w, xq, xd, qs, ds, res)
 	default:
 		dotQ4_0T5(nb, w, xq, xd, qs, ds, res)
+	}
+}
+
+// kTileASM calls the K-quant tile kernel of type typ for t rows.
+func kTileASM(typ weights.Type, t, nb int, w, xk *byte, xs int, res *float32) {
+	switch typ {
+	case weights.TypeQ4_K:
+		switch t {
+		case 1:
+			dotQ4_KT1(nb, w, xk, xs, res)
+		case 2:
+			dotQ4_KT2(nb, w, xk, xs, res)
+		case 3:
+			dotQ4_KT3(nb, w, xk, xs, res)
+		case 4:
+			dotQ4_KT4(nb, w, xk, xs, res)
+		default:
+			dotQ4_KT5(nb, w, xk, xs, res)
+		}
+	case weights.TypeQ5_K:
+		switch t {
+		case 1:
+			dotQ5_KT1(nb, w, xk, xs, res)
+		case 2:
+			dotQ5_KT2(nb, w, xk, xs, res)
+		case 3:
+			dotQ5_KT3(nb, w, xk, xs, res)
+		case 4:
+			dotQ5_KT4(nb, w, xk, xs, res)
+		default:
+			dotQ5_KT5(nb, w, xk, xs, res)
+		}
+	default:
+		switch t {
+		case 1:
+			dotQ6_KT1(nb, w, xk, xs, res)
+		case 2:
+			dotQ6_KT2(nb, w, xk, xs, res)
+		case 3:
+			dotQ6_KT3(nb, w, xk, xs, res)
+		case 4:
+			dotQ6_KT4(nb, w, xk, xs, res)
+		default:
+			dotQ6_KT5(nb, w, xk, xs, res)
+		}
 	}
 }
 
@@ -171,6 +267,10 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 	case weights.TypeQ8_0, weights.TypeQ4_0:
 		nb := cols / 32
 		quantTileASM(j.m.Type == weights.TypeQ8_0, t, nb, &w[0], &j.q.q[b*cols], &j.q.d[b*nb], cols, nb*4, &res[0])
+		return true
+	case weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K:
+		nb := cols / 256
+		kTileASM(j.m.Type, t, nb, &w[0], &j.q.k[b*nb*q8KBytes], nb*q8KBytes, &res[0])
 		return true
 	case weights.TypeF32, weights.TypeF16:
 		n := (c1 - c0) &^ 31

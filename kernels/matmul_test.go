@@ -183,9 +183,10 @@ func TestASMMatchesGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	p := NewPool(2)
 	defer p.Close()
-	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeF16, weights.TypeF32} {
+	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeF16, weights.TypeF32,
+		weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K} {
 		for batch := 1; batch <= 9; batch++ {
-			cols := 32 * (1 + rng.IntN(20))
+			cols := max(typ.BlockSize(), 32) * (1 + rng.IntN(12))
 			rows := 1 + rng.IntN(40)
 			m := randomMatrix(rng, typ, rows, cols)
 			x := randomVec(rng, batch*cols)

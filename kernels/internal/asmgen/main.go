@@ -171,6 +171,228 @@ func (g *gen) floatTile(typ string, t int) {
 	g.p("RET")
 }
 
+// kHeader writes the prologue of a K-quant tile kernel: arguments in CX (blocks), SI (weights), DI (Q8_K
+// records of activation row 0), R8/R9 (1x/3x the row stride), R12 (results); accumulators Y0..Y<t-1> zeroed.
+func (g *gen) kHeader(name string, frame, t int) {
+	fmt.Fprintf(&g.Buffer, "\n// func %s(nb int, w *byte, xk *byte, xstride int, res *float32)\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $%d-40\n", name, frame)
+	g.p("MOVQ nb+0(FP), CX")
+	g.p("MOVQ w+8(FP), SI")
+	g.p("MOVQ xk+16(FP), DI")
+	g.p("MOVQ xstride+24(FP), R8")
+	g.p("MOVQ res+32(FP), R12")
+	g.p("LEAQ (R8)(R8*2), R9")
+	for k := range t {
+		g.p("VXORPS Y%d, Y%d, Y%d", k, k, k)
+	}
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.label(name + "_loop")
+}
+
+// kFooter advances to the next block and writes the horizontal sums.
+func (g *gen) kFooter(name string, blockBytes, t int) {
+	g.p("ADDQ $%d, SI", blockBytes)
+	g.p("ADDQ $292, DI")
+	g.p("DECQ CX")
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_done")
+	for k := range t {
+		g.hsum(k, 4*k)
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
+// xk returns the address of byte off of the current Q8_K record of activation row k.
+func xk(off, k int) string { return rowAddr(off, "DI", "R8", "R9", k) }
+
+// unpackScalesK4 decodes the 12 packed bytes of 6-bit scales and mins of a Q4_K/Q5_K block at 4(SI) into
+// int16 sc[0..7] at 0(SP) and m[0..7] at 16(SP), the way llama.cpp does it with 32-bit masks.
+func (g *gen) unpackScalesK4() {
+	g.p("MOVL 4(SI), AX")
+	g.p("MOVL 8(SI), BX")
+	g.p("MOVL 12(SI), DX")
+	g.p("MOVL DX, R10") // u3 = ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4)
+	g.p("SHRL $4, R10")
+	g.p("ANDL $0x0f0f0f0f, R10")
+	g.p("MOVL BX, R11")
+	g.p("SHRL $6, R11")
+	g.p("ANDL $0x03030303, R11")
+	g.p("SHLL $4, R11")
+	g.p("ORL R11, R10")
+	g.p("ANDL $0x3f3f3f3f, BX") // u2 = u1 & 0x3f3f3f3f
+	g.p("ANDL $0x0f0f0f0f, DX") // u1 = (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4)
+	g.p("MOVL AX, R11")
+	g.p("SHRL $6, R11")
+	g.p("ANDL $0x03030303, R11")
+	g.p("SHLL $4, R11")
+	g.p("ORL R11, DX")
+	g.p("ANDL $0x3f3f3f3f, AX") // u0 &= 0x3f3f3f3f
+	g.p("MOVL AX, 32(SP)")
+	g.p("MOVL DX, 36(SP)")
+	g.p("MOVL BX, 40(SP)")
+	g.p("MOVL R10, 44(SP)")
+	g.p("VPMOVZXBW 32(SP), Y14")
+	g.p("VMOVDQU Y14, 0(SP)")
+}
+
+// kScaledSums adds, for each activation row k, sc(2j)*dot(Y10, x[64j:]) + sc(2j+1)*dot(Y11, x[64j+32:]) to
+// the int32 lanes of Y<5+k>, with the unsigned 4/5-bit weights in Y10/Y11 and the scales read from 0(SP).
+func (g *gen) kScaledSums(j, t int) {
+	g.p("VPBROADCASTW %d(SP), Y12", 4*j)
+	g.p("VPBROADCASTW %d(SP), Y13", 4*j+2)
+	for k := range t {
+		g.p("VPMADDUBSW %s, Y10, Y14", xk(4+64*j, k))
+		g.p("VPMADDWD Y12, Y14, Y14")
+		g.p("VPMADDUBSW %s, Y11, Y15", xk(4+64*j+32, k))
+		g.p("VPMADDWD Y13, Y15, Y15")
+		if j == 0 {
+			g.p("VPADDD Y15, Y14, Y%d", 5+k)
+		} else {
+			g.p("VPADDD Y14, Y%d, Y%d", 5+k, 5+k)
+			g.p("VPADDD Y15, Y%d, Y%d", 5+k, 5+k)
+		}
+	}
+}
+
+// kMinsAndScale finishes a Q4_K/Q5_K block: acc_k += d*dx_k*sumi_k - dmin*dx_k*sum_j m_j*sum(x in sub-block j).
+func (g *gen) kMinsAndScale(t int) {
+	g.p("VPBROADCASTW (SI), X10")
+	g.p("VCVTPH2PS X10, Y10")
+	g.p("VPBROADCASTW 2(SI), X11")
+	g.p("VCVTPH2PS X11, Y11")
+	for k := range t {
+		g.p("VBROADCASTSS %s, Y12", xk(0, k))
+		g.p("VMULPS Y10, Y12, Y13")
+		g.p("VMULPS Y11, Y12, Y12")
+		g.p("VCVTDQ2PS Y%d, Y%d", 5+k, 5+k)
+		g.p("VFMADD231PS Y13, Y%d, Y%d", 5+k, k)
+		g.p("VMOVDQU %s, Y14", xk(260, k))
+		g.p("VEXTRACTI128 $1, Y14, X15")
+		g.p("VPHADDW X15, X14, X14")
+		g.p("VPMADDWD 16(SP), X14, X14")
+		g.p("VCVTDQ2PS Y14, Y14")
+		g.p("VFNMADD231PS Y12, Y14, Y%d", k)
+	}
+}
+
+// q4KTile: Q4_K weights (144-byte blocks: d, dmin, 12 bytes scales, 128 bytes nibbles) against t rows of
+// Q8_K records, after llama.cpp's ggml_vec_dot_q4_K_q8_K.
+func (g *gen) q4KTile(t int) {
+	name := fmt.Sprintf("dotQ4_KT%d", t)
+	g.kHeader(name, 48, t)
+	g.unpackScalesK4()
+	for j := range 4 {
+		g.p("VMOVDQU %d(SI), Y10", 16+32*j)
+		g.p("VPSRLW $4, Y10, Y11")
+		g.p("VPAND nibbleMask<>(SB), Y10, Y10")
+		g.p("VPAND nibbleMask<>(SB), Y11, Y11")
+		g.kScaledSums(j, t)
+	}
+	g.kMinsAndScale(t)
+	g.kFooter(name, 144, t)
+}
+
+// shiftBitTo4 sets Y<dst> to Y<src> shifted so that bit b of each byte lands on bit 4 (other bits are
+// garbage; the caller masks with 0x10).
+func (g *gen) shiftBitTo4(b, src, dst int) {
+	switch {
+	case b < 4:
+		g.p("VPSLLW $%d, Y%d, Y%d", 4-b, src, dst)
+	case b > 4:
+		g.p("VPSRLW $%d, Y%d, Y%d", b-4, src, dst)
+	default:
+		g.p("VMOVDQA Y%d, Y%d", src, dst)
+	}
+}
+
+// q5KTile: Q5_K weights (176-byte blocks: d, dmin, 12 bytes scales, 32 bytes fifth bits, 128 bytes nibbles).
+func (g *gen) q5KTile(t int) {
+	name := fmt.Sprintf("dotQ5_KT%d", t)
+	g.kHeader(name, 48, t)
+	g.unpackScalesK4()
+	for j := range 4 {
+		g.p("VMOVDQU %d(SI), Y10", 48+32*j)
+		g.p("VPSRLW $4, Y10, Y11")
+		g.p("VPAND nibbleMask<>(SB), Y10, Y10")
+		g.p("VPAND nibbleMask<>(SB), Y11, Y11")
+		g.p("VMOVDQU 16(SI), Y14")
+		g.shiftBitTo4(2*j, 14, 15)
+		g.p("VPAND bit4Mask<>(SB), Y15, Y15")
+		g.p("VPOR Y15, Y10, Y10")
+		g.shiftBitTo4(2*j+1, 14, 15)
+		g.p("VPAND bit4Mask<>(SB), Y15, Y15")
+		g.p("VPOR Y15, Y11, Y11")
+		g.kScaledSums(j, t)
+	}
+	g.kMinsAndScale(t)
+	g.kFooter(name, 176, t)
+}
+
+// q6KTile: Q6_K weights (210-byte blocks: 128 bytes low nibbles, 64 bytes 2-bit highs, 16 int8 scales, fp16
+// d), after llama.cpp's ggml_vec_dot_q6_K_q8_K, but with the -32 offset applied through the Q8_K partial
+// sums: sum sc*(q-32)*x = sum sc*q*x - 32*sum_g sc_g*bsum_g.
+func (g *gen) q6KTile(t int) {
+	name := fmt.Sprintf("dotQ6_KT%d", t)
+	g.kHeader(name, 288, t)
+	// int16 scales at 256(SP); scale vector p (sc[2p] in the low 8 lanes, sc[2p+1] in the high) at 32p(SP).
+	g.p("VPMOVSXBW 192(SI), Y14")
+	g.p("VMOVDQU Y14, 256(SP)")
+	for p := range 8 {
+		g.p("VPBROADCASTW %d(SP), X12", 256+4*p)
+		g.p("VPBROADCASTW %d(SP), X13", 258+4*p)
+		g.p("VINSERTI128 $1, X13, Y12, Y12")
+		g.p("VMOVDQU Y12, %d(SP)", 32*p)
+	}
+	for j := range 2 {
+		g.p("VMOVDQU %d(SI), Y14", 128+32*j) // qh
+		g.p("VMOVDQU %d(SI), Y15", 64*j)     // ql, first 32 bytes
+		g.p("VPSLLW $4, Y14, Y13")           // q0 = ql&15 | (qh&3)<<4
+		g.p("VPAND bits45Mask<>(SB), Y13, Y13")
+		g.p("VPAND nibbleMask<>(SB), Y15, Y10")
+		g.p("VPOR Y13, Y10, Y10")
+		g.p("VPAND bits45Mask<>(SB), Y14, Y13") // q2 = ql>>4 | (qh>>4&3)<<4
+		g.p("VPSRLW $4, Y15, Y12")
+		g.p("VPAND nibbleMask<>(SB), Y12, Y12")
+		g.p("VPOR Y13, Y12, Y12")
+		g.p("VMOVDQU %d(SI), Y15", 64*j+32) // ql, next 32 bytes
+		g.p("VPSLLW $2, Y14, Y13")          // q1 = ql&15 | (qh>>2&3)<<4
+		g.p("VPAND bits45Mask<>(SB), Y13, Y13")
+		g.p("VPAND nibbleMask<>(SB), Y15, Y11")
+		g.p("VPOR Y13, Y11, Y11")
+		g.p("VPSRLW $2, Y14, Y14") // q3 = ql>>4 | (qh>>6&3)<<4
+		g.p("VPAND bits45Mask<>(SB), Y14, Y14")
+		g.p("VPSRLW $4, Y15, Y13")
+		g.p("VPAND nibbleMask<>(SB), Y13, Y13")
+		g.p("VPOR Y14, Y13, Y13")
+		for k := range t {
+			for q := range 4 {
+				g.p("VPMADDUBSW %s, Y%d, Y14", xk(4+128*j+32*q, k), 10+q)
+				if j == 0 && q == 0 {
+					g.p("VPMADDWD %d(SP), Y14, Y%d", 32*(4*j+q), 5+k)
+				} else {
+					g.p("VPMADDWD %d(SP), Y14, Y14", 32*(4*j+q))
+					g.p("VPADDD Y14, Y%d, Y%d", 5+k, 5+k)
+				}
+			}
+		}
+	}
+	g.p("VPBROADCASTW 208(SI), X10")
+	g.p("VCVTPH2PS X10, Y10")
+	for k := range t {
+		g.p("VMOVDQU %s, Y14", xk(260, k))
+		g.p("VPMADDWD 256(SP), Y14, Y14")
+		g.p("VPSLLD $5, Y14, Y14")
+		g.p("VPSUBD Y14, Y%d, Y%d", 5+k, 5+k)
+		g.p("VBROADCASTSS %s, Y15", xk(0, k))
+		g.p("VMULPS Y10, Y15, Y15")
+		g.p("VCVTDQ2PS Y%d, Y%d", 5+k, 5+k)
+		g.p("VFMADD231PS Y15, Y%d, Y%d", 5+k, k)
+	}
+	g.kFooter(name, 210, t)
+}
+
 func (g *gen) vec() {
 	g.raw(`
 // func dotF32ASM(a, b *float32, n int) float32
@@ -250,12 +472,24 @@ func main() {
 	g.raw("GLOBL nibbleMask<>(SB), RODATA|NOPTR, $32\n\n")
 	g.raw("DATA eights<>+0(SB)/8, $0x0808080808080808\nDATA eights<>+8(SB)/8, $0x0808080808080808\n")
 	g.raw("DATA eights<>+16(SB)/8, $0x0808080808080808\nDATA eights<>+24(SB)/8, $0x0808080808080808\n")
-	g.raw("GLOBL eights<>(SB), RODATA|NOPTR, $32\n")
+	g.raw("GLOBL eights<>(SB), RODATA|NOPTR, $32\n\n")
+	for _, c := range []struct {
+		name string
+		b    byte
+	}{{"bit4Mask", 0x10}, {"bits45Mask", 0x30}} {
+		for off := 0; off < 32; off += 8 {
+			g.raw(fmt.Sprintf("DATA %s<>+%d(SB)/8, $0x%016x\n", c.name, off, uint64(c.b)*0x0101010101010101))
+		}
+		g.raw(fmt.Sprintf("GLOBL %s<>(SB), RODATA|NOPTR, $32\n\n", c.name))
+	}
 	for t := 1; t <= maxTile; t++ {
 		g.q8Tile("Q8_0", 34, t)
 		g.q8Tile("Q4_0", 18, t)
 		g.floatTile("F16", t)
 		g.floatTile("F32", t)
+		g.q4KTile(t)
+		g.q5KTile(t)
+		g.q6KTile(t)
 	}
 	g.vec()
 	if err := os.WriteFile(*out, g.Bytes(), 0o644); err != nil {
