@@ -385,12 +385,20 @@ func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
 	if text == "" {
 		return nil
 	}
+	// Bytes present in the text: a special token whose first byte is absent cannot match.
+	var present [256]bool
+	for i := 0; i < len(text); i++ {
+		present[text[i]] = true
+	}
 	for _, id := range t.special {
 		a := t.attrs[id]
 		if !parseSpecial && a&(attrControl|attrUnknown) != 0 {
 			continue
 		}
 		piece := t.pieces[id]
+		if !present[piece[0]] {
+			continue
+		}
 		found := false
 		for _, f := range frags {
 			if f.tok == noToken && strings.Contains(text[f.start:f.end], piece) {
