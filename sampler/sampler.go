@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 )
 
 // Limits on request-controlled sizes, so that no buffer is sized by an untrusted count.
@@ -116,9 +115,13 @@ type Sampler struct {
 	biasVals []float32 // (nbias) matching biases
 
 	work  []float32 // (vocab) logits after bias and penalties
-	probs []float64 // (vocab) unnormalized probabilities of the candidates, in cand order
+	probs []float64 // (vocab) unnormalized probabilities of the candidates, by token id
 	cand  []int32   // (vocab) candidate token ids
-	order candOrder // sorts cand by work, descending, ties to lower id
+
+	maxLogit float64 // max of work in the last draw
+	e1Valid  bool    // probs holds exp(work-maxLogit) for the top-k candidates
+	e1Full   bool    // ... for the whole vocabulary, and e1Total is their sum
+	e1Total  float64
 
 	counts   []int32  // (vocab) times each token was accepted
 	distinct []int32  // tokens with counts > 0, in first-accept order
@@ -176,7 +179,6 @@ func New(p Params, vocabSize int) (*Sampler, error) {
 	s.work = make([]float32, vocabSize)
 	s.probs = make([]float64, vocabSize)
 	s.cand = make([]int32, vocabSize)
-	s.order = candOrder{ids: s.cand, vals: s.work}
 	s.top = make([]Logprob, 0, p.TopLogprobs)
 	s.pcg = rand.NewPCG(p.Seed, pcgStream)
 	s.rng = rand.New(s.pcg)
@@ -226,11 +228,11 @@ func (s *Sampler) Accept(id int32) {
 
 // Sample picks the next token from logits (one row of VocabSize values, not modified) and returns it with
 // its log-probability under the raw model distribution. The pipeline follows llama.cpp's default chain:
-// logit bias, penalties, top-k, top-p, min-p, temperature, then a draw from the seeded source; at
-// temperature 0 it returns the argmax after bias and penalties (ties to the lowest id) and draws nothing.
-// NaN logits count as -Inf; if no token has a finite logit, token 0 is returned. A logits row of the
-// wrong length is a programming error: Sample reads min(len(logits), VocabSize) values and treats missing
-// ones as -Inf.
+// logit bias, penalties, top-k, top-p, min-p, temperature, then one uniform draw from the seeded source,
+// inverted through the cumulative distribution of the kept tokens; at temperature 0 it returns the argmax
+// after bias and penalties (ties to the lowest id) and draws nothing. NaN logits count as -Inf; if no token
+// has a finite logit, token 0 is returned with logprob -Inf. A row shorter than VocabSize is a programming
+// error: the missing logits count as -Inf.
 func (s *Sampler) Sample(logits []float32) (int32, float32) {
 	work := s.work
 	n := copy(work, logits)
@@ -242,9 +244,17 @@ func (s *Sampler) Sample(logits []float32) (int32, float32) {
 			work[i] = float32(math.Inf(-1))
 		}
 	}
-	rawMax, rawLSE := logSumExp(work)
 	if s.p.TopLogprobs > 0 {
-		s.topRaw(work, rawLSE)
+		s.topRaw(work)
+	}
+	// The raw distribution's normalizer: computed here when work is about to change (or for greedy, which
+	// needs no exponentials otherwise); else shared with the draw's exp pass when it covers the vocabulary.
+	modified := len(s.biasIDs) > 0 || s.penalize && len(s.distinct) > 0
+	var rawLSE float64
+	haveLSE := false
+	if modified || s.greedy {
+		rawLSE = logSumExp(work)
+		haveLSE = true
 	}
 	for i, id := range s.biasIDs {
 		work[id] += s.biasVals[i]
@@ -254,13 +264,24 @@ func (s *Sampler) Sample(logits []float32) (int32, float32) {
 	}
 
 	var id int32
+	s.e1Full = false
 	if s.greedy {
 		id = argmax(work)
 	} else {
 		id = s.draw(work)
 	}
+	if !haveLSE {
+		if s.e1Full { // work is still the raw logits and e1 covered all of them
+			rawLSE = s.maxLogit + math.Log(s.e1Total)
+		} else {
+			rawLSE = logSumExp(work)
+		}
+	}
+	for i := range s.top {
+		s.top[i].Logprob = float32(float64(s.top[i].Logprob) - rawLSE)
+	}
 	lp := float32(math.Inf(-1))
-	if int(id) < n && !math.IsInf(rawMax, -1) {
+	if int(id) < n && !math.IsInf(rawLSE, -1) {
 		if v := logits[id]; v == v {
 			lp = float32(float64(v) - rawLSE)
 		}
@@ -299,141 +320,110 @@ func (s *Sampler) applyPenalties(work []float32) {
 	}
 }
 
-// filter fills s.cand[:k] with the ids that survive top-k, top-p and min-p, and returns k. When a filter
-// is on, the candidates are in decreasing order of work (ties to the lower id); when none is, they are all
-// tokens in id order.
-func (s *Sampler) filter(work []float32) int {
+// filter fills s.cand[:k] with the ids that survive top-k, top-p and min-p, in no particular order, and
+// returns k >= 1. maxLogit is the (finite) maximum of work. Top-p uses exp(work - maxLogit) of the top-k
+// candidates, stored in s.probs by id (s.e1Valid), and a mass quickselect: nothing is sorted.
+func (s *Sampler) filter(work []float32, maxLogit float64) int {
 	v := len(work)
 	cand := s.cand[:v]
 	for i := range cand {
 		cand[i] = int32(i)
 	}
-	topP := s.p.TopP > 0 && s.p.TopP < 1
 	k := v
 	if s.p.TopK > 0 && s.p.TopK < v {
 		k = s.p.TopK
 		s.selectTop(0, v, k)
-		s.sortRange(0, k)
-	} else if topP || s.p.MinP > 0 {
-		k = v
-	} else {
-		return v
 	}
-	sorted := k // cand[:sorted] is in final order when top-k ran
-	if s.p.TopK == 0 || s.p.TopK >= v {
-		sorted = 0
-	}
-	maxLogit := math.Inf(-1)
-	if sorted > 0 {
-		maxLogit = float64(work[cand[0]])
-	} else {
-		for _, id := range cand[:k] {
-			maxLogit = math.Max(maxLogit, float64(work[id]))
-		}
-	}
-	if math.IsInf(maxLogit, -1) {
-		return 1 // nothing finite: keep one token (argmax semantics: the first)
-	}
-	if topP {
+	if s.p.TopP > 0 && s.p.TopP < 1 {
 		var total float64
 		for _, id := range cand[:k] {
-			total += math.Exp(float64(work[id]) - maxLogit)
+			e := math.Exp(float64(work[id]) - maxLogit)
+			s.probs[id] = e
+			total += e
 		}
-		target := float64(s.p.TopP) * total
-		var cum float64
-		kept := k
-		// Walk in decreasing order, sorting progressively larger chunks only as far as needed.
-		chunk := 64
-		for i := 0; i < k; i++ {
-			if i == sorted {
-				end := min(k, sorted+chunk)
-				if end < k {
-					s.selectTop(sorted, k, end-sorted)
-				}
-				s.sortRange(sorted, end)
-				sorted = end
-				chunk *= 4
-			}
-			cum += math.Exp(float64(work[cand[i]]) - maxLogit)
-			if cum >= target {
-				kept = i + 1
-				break
-			}
+		s.e1Valid = true
+		if k == v {
+			s.e1Full, s.e1Total = true, total
 		}
-		k = kept
+		k = s.selectMass(0, k, float64(s.p.TopP)*total)
 	}
 	if s.p.MinP > 0 {
-		// p_i >= min_p * p_max  <=>  logit_i >= max + log(min_p)
+		// p_i >= min_p * p_max  <=>  logit_i >= max + log(min_p); the maximum itself always stays.
 		minLogit := maxLogit + math.Log(float64(s.p.MinP))
-		if sorted >= k {
-			j := 0
-			for j < k && float64(work[cand[j]]) >= minLogit {
+		j := 0
+		for _, id := range cand[:k] {
+			if float64(work[id]) >= minLogit {
+				cand[j] = id
 				j++
 			}
-			k = max(j, 1)
-		} else {
-			j := 0
-			for _, id := range cand[:k] {
-				if float64(work[id]) >= minLogit {
-					cand[j] = id
-					j++
-				}
-			}
-			k = max(j, 1)
 		}
+		k = max(j, 1)
 	}
 	return k
 }
 
 // draw samples from the filtered candidates at the configured temperature.
 func (s *Sampler) draw(work []float32) int32 {
-	k := s.filter(work)
+	m := float32(math.Inf(-1))
+	for _, v := range work {
+		if v > m {
+			m = v
+		}
+	}
+	if math.IsInf(float64(m), -1) {
+		return argmax(work)
+	}
+	maxLogit := float64(m)
+	s.maxLogit = maxLogit
+	s.e1Valid = false
+	k := s.filter(work, maxLogit)
 	cand := s.cand[:k]
 	if k == 1 {
 		return cand[0]
 	}
-	maxLogit := math.Inf(-1)
-	for _, id := range cand {
-		maxLogit = math.Max(maxLogit, float64(work[id]))
-	}
-	if math.IsInf(maxLogit, -1) {
-		return argmax(work)
-	}
-	invT := 1 / float64(s.p.Temperature)
-	probs := s.probs[:k]
+	probs := s.probs
 	var total float64
-	for i, id := range cand {
-		p := math.Exp((float64(work[id]) - maxLogit) * invT)
-		probs[i] = p
-		total += p
+	if s.p.Temperature == 1 && s.e1Valid {
+		for _, id := range cand {
+			total += probs[id]
+		}
+	} else {
+		invT := 1 / float64(s.p.Temperature)
+		for _, id := range cand {
+			e := math.Exp((float64(work[id]) - maxLogit) * invT)
+			probs[id] = e
+			total += e
+		}
+		if s.p.Temperature == 1 && k == len(work) {
+			s.e1Full, s.e1Total = true, total
+		}
 	}
 	u := s.rng.Float64() * total
 	var cum float64
-	last := 0
-	for i, p := range probs {
+	last := cand[0]
+	for _, id := range cand {
+		p := probs[id]
 		if p == 0 {
 			continue
 		}
 		cum += p
-		last = i
+		last = id
 		if u < cum {
-			return cand[i]
+			return id
 		}
 	}
-	return cand[last] // rounding: u landed at the very end
+	return last // rounding: u landed at the very end
 }
 
-// topRaw records the TopLogprobs best tokens of the raw logits (already NaN-free) in s.top.
-func (s *Sampler) topRaw(raw []float32, lse float64) {
+// topRaw records the TopLogprobs best tokens of the raw logits (already NaN-free) in s.top, with their raw
+// logits in Logprob until Sample subtracts the normalizer.
+func (s *Sampler) topRaw(raw []float32) {
 	n := s.p.TopLogprobs
 	top := s.top[:0]
 	// Insertion into a small sorted list: n <= MaxTopLogprobs, O(V) with a cheap rejection test.
 	for i, v := range raw {
-		if len(top) == n {
-			last := top[n-1]
-			if v <= raw[last.ID] {
-				continue
-			}
+		if len(top) == n && v <= top[n-1].Logprob {
+			continue
 		}
 		j := len(top)
 		if j < n {
@@ -441,20 +431,17 @@ func (s *Sampler) topRaw(raw []float32, lse float64) {
 		} else {
 			j = n - 1
 		}
-		for j > 0 && v > raw[top[j-1].ID] {
+		for j > 0 && v > top[j-1].Logprob {
 			top[j] = top[j-1]
 			j--
 		}
-		top[j] = Logprob{ID: int32(i)}
-	}
-	for i := range top {
-		top[i].Logprob = float32(float64(raw[top[i].ID]) - lse)
+		top[j] = Logprob{ID: int32(i), Logprob: v}
 	}
 	s.top = top
 }
 
-// logSumExp returns max(x) and log(sum(exp(x))); both -Inf when every value is -Inf.
-func logSumExp(x []float32) (float64, float64) {
+// logSumExp returns log(sum(exp(x))), -Inf when every value is -Inf.
+func logSumExp(x []float32) float64 {
 	m := float32(math.Inf(-1))
 	for _, v := range x {
 		if v > m {
@@ -462,14 +449,14 @@ func logSumExp(x []float32) (float64, float64) {
 		}
 	}
 	if math.IsInf(float64(m), -1) {
-		return math.Inf(-1), math.Inf(-1)
+		return math.Inf(-1)
 	}
 	mf := float64(m)
 	var sum float64
 	for _, v := range x {
 		sum += math.Exp(float64(v) - mf)
 	}
-	return mf, mf + math.Log(sum)
+	return mf + math.Log(sum)
 }
 
 // argmax returns the index of the largest value, the lowest index among ties; 0 if none is > -Inf.
@@ -483,23 +470,6 @@ func argmax(x []float32) int32 {
 	return int32(best)
 }
 
-// candOrder orders candidate ids by decreasing value, ties to the lower id.
-type candOrder struct {
-	ids  []int32
-	vals []float32
-	lo   int
-	hi   int
-}
-
-func (o *candOrder) Len() int { return o.hi - o.lo }
-func (o *candOrder) Less(i, j int) bool {
-	a, b := o.ids[o.lo+i], o.ids[o.lo+j]
-	return before(o.vals, a, b)
-}
-func (o *candOrder) Swap(i, j int) {
-	o.ids[o.lo+i], o.ids[o.lo+j] = o.ids[o.lo+j], o.ids[o.lo+i]
-}
-
 // before reports whether token a ranks before token b: higher value, or equal value and lower id.
 func before(vals []float32, a, b int32) bool {
 	va, vb := vals[a], vals[b]
@@ -509,51 +479,71 @@ func before(vals []float32, a, b int32) bool {
 	return a < b
 }
 
-// sortRange sorts s.cand[lo:hi] into rank order.
-func (s *Sampler) sortRange(lo, hi int) {
-	s.order.ids, s.order.vals, s.order.lo, s.order.hi = s.cand, s.work, lo, hi
-	sort.Sort(&s.order)
+// partition partitions s.cand[lo:hi] (hi-lo >= 2) around a median-of-three pivot and returns the pivot's
+// final index p: s.cand[lo:p] rank before it, s.cand[p+1:hi] after it.
+func (s *Sampler) partition(lo, hi int) int {
+	ids, vals := s.cand, s.work
+	a, b, c := lo, lo+(hi-lo)/2, hi-1
+	if before(vals, ids[b], ids[a]) {
+		a, b = b, a
+	}
+	if before(vals, ids[c], ids[b]) {
+		b = c
+		if before(vals, ids[b], ids[a]) {
+			b = a
+		}
+	}
+	ids[b], ids[hi-1] = ids[hi-1], ids[b]
+	pivot := ids[hi-1]
+	store := lo
+	for i := lo; i < hi-1; i++ {
+		if before(vals, ids[i], pivot) {
+			ids[i], ids[store] = ids[store], ids[i]
+			store++
+		}
+	}
+	ids[store], ids[hi-1] = ids[hi-1], ids[store]
+	return store
 }
 
 // selectTop rearranges s.cand[lo:hi] so that its first k entries are the k best-ranked ones (in no
-// particular order): quickselect with a median-of-three pivot, O(hi-lo) on average.
+// particular order): quickselect, O(hi-lo) on average.
 func (s *Sampler) selectTop(lo, hi, k int) {
-	ids, vals := s.cand, s.work
 	target := lo + k // first index that must hold a worse-ranked element
-	for hi-lo > 1 {
-		if target <= lo || target >= hi {
-			return
-		}
-		// median of three as pivot, moved to hi-1
-		mid := lo + (hi-lo)/2
-		a, b, c := lo, mid, hi-1
-		if before(vals, ids[b], ids[a]) {
-			a, b = b, a
-		}
-		if before(vals, ids[c], ids[b]) {
-			b = c
-			if before(vals, ids[b], ids[a]) {
-				b = a
-			}
-		}
-		ids[b], ids[hi-1] = ids[hi-1], ids[b]
-		pivot := ids[hi-1]
-		store := lo
-		for i := lo; i < hi-1; i++ {
-			if before(vals, ids[i], pivot) {
-				ids[i], ids[store] = ids[store], ids[i]
-				store++
-			}
-		}
-		ids[store], ids[hi-1] = ids[hi-1], ids[store]
-		// ids[lo:store] rank before pivot, ids[store] is pivot, ids[store+1:hi] after.
+	for hi-lo > 1 && target > lo && target < hi {
+		p := s.partition(lo, hi)
 		switch {
-		case store == target || store+1 == target:
+		case p == target || p+1 == target:
 			return
-		case store > target:
-			hi = store
+		case p > target:
+			hi = p
 		default:
-			lo = store + 1
+			lo = p + 1
 		}
 	}
+}
+
+// selectMass rearranges s.cand[lo:hi] so that its first n entries are the smallest set of best-ranked
+// tokens whose mass (s.probs by id) reaches target, and returns n >= 1: top-p without sorting, O(hi-lo)
+// on average.
+func (s *Sampler) selectMass(lo, hi int, target float64) int {
+	ids, probs := s.cand, s.probs
+	base := lo
+	for hi-lo > 1 {
+		p := s.partition(lo, hi)
+		var upper float64
+		for _, id := range ids[lo:p] {
+			upper += probs[id]
+		}
+		if upper >= target { // the answer is a prefix of the better part
+			hi = p
+			continue
+		}
+		target -= upper + probs[ids[p]]
+		if target <= 0 {
+			return p + 1 - base
+		}
+		lo = p + 1
+	}
+	return max(hi-base, 1)
 }

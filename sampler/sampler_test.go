@@ -268,22 +268,13 @@ func TestFiltersKeepExactSets(t *testing.T) {
 			t.Fatal(err)
 		}
 		copy(s.work, logits)
-		n := s.filter(s.work)
+		maxLogit := float64(slices.Max(logits))
+		n := s.filter(s.work, maxLogit)
 		got := slices.Clone(s.cand[:n])
 		want := refFilter(logits, k, float64(float32(p)), float64(float32(minP)))
-		topKOn := k > 0 && k < vocab
-		if !topKOn && p == 0 && minP == 0 {
-			// No filter: every token, in id order.
-			if n != vocab {
-				t.Fatalf("case %d: no filter kept %d of %d", c, n, vocab)
-			}
-			continue
-		}
-		if !topKOn && p == 0 {
-			// min-p alone keeps id order; compare as sets.
-			slices.Sort(got)
-			slices.Sort(want)
-		}
+		// The sampler keeps candidates in no particular order; compare the sets.
+		slices.Sort(got)
+		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Fatalf("case %d (vocab %d, k %d, p %.4f, min_p %.4f): kept %v, want %v", c, vocab, k, p, minP, head(got), head(want))
 		}
@@ -433,29 +424,59 @@ func TestDeterminismBySeed(t *testing.T) {
 func TestLogprobsAreRaw(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	const vocab = 300
-	s, err := New(Params{Temperature: 0.5, TopK: 20, RepeatPenalty: 1.5, LogitBias: map[int32]float32{7: 3},
-		TopLogprobs: 5, Seed: 1}, vocab)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 50 {
-		logits := randLogits(r, vocab, 2)
-		logits[3] = logits[4] // a tie for the top list
-		id, lp := s.Sample(logits)
-		s.Accept(id)
-		p := refSoftmax(logits, 1)
-		if want := math.Log(p[id]); math.Abs(float64(lp)-want) > 1e-4 {
-			t.Fatalf("logprob of %d = %v, want log_softmax %v", id, lp, want)
+	for _, params := range []Params{
+		{Temperature: 0.5, TopK: 20, RepeatPenalty: 1.5, LogitBias: map[int32]float32{7: 3}, TopLogprobs: 5, Seed: 1},
+		{Temperature: 1, TopLogprobs: 5, Seed: 2},              // shares the draw's exp pass
+		{Temperature: 1, TopP: 0.7, TopLogprobs: 5, Seed: 3},   // shares top-p's exp pass
+		{Temperature: 1.3, MinP: 0.1, TopLogprobs: 5, Seed: 4}, // separate pass
+		{TopLogprobs: 5}, // greedy
+	} {
+		s, err := New(params, vocab)
+		if err != nil {
+			t.Fatal(err)
 		}
-		ranked := refFilter(logits, 5, 1, 0)
-		top := s.TopLogprobs()
-		if len(top) != 5 {
-			t.Fatalf("%d top logprobs, want 5", len(top))
-		}
-		for i, e := range top {
-			if e.ID != ranked[i] || math.Abs(float64(e.Logprob)-math.Log(p[ranked[i]])) > 1e-4 {
-				t.Fatalf("top[%d] = %+v, want id %d logprob %v", i, e, ranked[i], math.Log(p[ranked[i]]))
+		for range 50 {
+			logits := randLogits(r, vocab, 2)
+			logits[3] = logits[4] // a tie for the top list
+			id, lp := s.Sample(logits)
+			s.Accept(id)
+			p := refSoftmax(logits, 1)
+			if want := math.Log(p[id]); math.Abs(float64(lp)-want) > 1e-4 {
+				t.Fatalf("%+v: logprob of %d = %v, want log_softmax %v", params, id, lp, want)
 			}
+			ranked := refFilter(logits, 5, 1, 0)
+			top := s.TopLogprobs()
+			if len(top) != 5 {
+				t.Fatalf("%d top logprobs, want 5", len(top))
+			}
+			for i, e := range top {
+				if e.ID != ranked[i] || math.Abs(float64(e.Logprob)-math.Log(p[ranked[i]])) > 1e-4 {
+					t.Fatalf("%+v: top[%d] = %+v, want id %d logprob %v", params, i, e, ranked[i], math.Log(p[ranked[i]]))
+				}
+			}
+		}
+	}
+}
+
+// With top-p and min-p at T=1 (the probabilities computed for filtering are reused for the draw), draws
+// follow the softmax renormalized over the kept tokens.
+func TestTopPMinPChiSquare(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	logits := randLogits(r, 400, 1.2)
+	for _, c := range []struct{ p, minP, temp float64 }{{0.8, 0, 1}, {0.9, 0.05, 1}, {0.85, 0, 0.7}} {
+		s, _ := New(Params{Temperature: float32(c.temp), TopP: float32(c.p), MinP: float32(c.minP), Seed: 8}, len(logits))
+		kept := refFilter(logits, 0, float64(float32(c.p)), float64(float32(c.minP)))
+		want := make([]float64, len(logits))
+		sub := make([]float32, len(kept))
+		for i, id := range kept {
+			sub[i] = logits[id]
+		}
+		for i, p := range refSoftmax(sub, c.temp) {
+			want[kept[i]] = p
+		}
+		stat, df := chiSquare(t, s, logits, want, 50000)
+		if crit := chiSquareCritical(df); stat > crit {
+			t.Errorf("%+v: chi-square %.1f > %.1f (df %d)", c, stat, crit, df)
 		}
 	}
 }
@@ -555,5 +576,43 @@ func BenchmarkSample(b *testing.B) {
 		for _, c := range cases {
 			b.Run(c.name+"/v"+strconv.Itoa(v), func(b *testing.B) { benchSample(b, v, c.p) })
 		}
+	}
+}
+
+// BenchmarkTopPFullSort is the naive top-p the sampler avoids: sort the whole vocabulary by logit, then walk
+// the cumulative softmax. Compare with BenchmarkSample/topp0.9 at the same vocabulary size.
+func BenchmarkTopPFullSort(b *testing.B) {
+	for _, v := range []int{32000, 128256} {
+		b.Run("v"+strconv.Itoa(v), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(17, 18))
+			logits := randLogits(r, v, 3)
+			ids := make([]int32, v)
+			for b.Loop() {
+				for i := range ids {
+					ids[i] = int32(i)
+				}
+				slices.SortFunc(ids, func(a, c int32) int {
+					if logits[a] != logits[c] {
+						if logits[a] > logits[c] {
+							return -1
+						}
+						return 1
+					}
+					return int(a - c)
+				})
+				m := float64(logits[ids[0]])
+				var total float64
+				for _, id := range ids {
+					total += math.Exp(float64(logits[id]) - m)
+				}
+				var cum float64
+				for _, id := range ids {
+					cum += math.Exp(float64(logits[id]) - m)
+					if cum >= 0.9*total {
+						break
+					}
+				}
+			}
+		})
 	}
 }
