@@ -10,7 +10,7 @@ import (
 )
 
 // benchText is about 1 MB of real English text: the shared instruction data files and HH-RLHF dialogues.
-func benchText(b *testing.B) string {
+func benchText(b testing.TB) string {
 	b.Helper()
 	var buf bytes.Buffer
 	files, _ := filepath.Glob("../../shared/data/*.jsonl")
@@ -58,8 +58,7 @@ func BenchmarkEncode(b *testing.B) {
 		b.SetBytes(int64(len(text)))
 		n := 0
 		for b.Loop() {
-			tk.cache.Clear()
-			tk.cacheLen.Store(0)
+			tk.cache.reset()
 			n += len(tk.Encode(text, false, false))
 		}
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tokens/s")

@@ -59,7 +59,7 @@ func (s *bpeSession) encode(t *Tokenizer, raw string, spacePrefix bool, out []in
 		}
 		start += n
 		if len(buf) > 0 {
-			out = s.encodeWord(t, string(buf), out)
+			out = s.encodeWord(t, buf, out)
 		}
 	}
 	return out
@@ -91,16 +91,12 @@ func encodeRune(p []byte, r rune) int {
 }
 
 // encodeWord appends the ids of one pre-token, using and filling the tokenizer's cache.
-func (s *bpeSession) encodeWord(t *Tokenizer, word string, out []int32) []int32 {
-	if v, ok := t.cache.Load(word); ok {
-		return append(out, v.([]int32)...)
+func (s *bpeSession) encodeWord(t *Tokenizer, word []byte, out []int32) []int32 {
+	if ids, ok := t.cache.get(word); ok {
+		return append(out, ids...)
 	}
-	s.ids = s.mergeWord(t, word, s.ids[:0])
-	if t.cacheLen.Load() < maxCacheEntries && len(word) <= 64 {
-		if _, loaded := t.cache.LoadOrStore(word, append([]int32(nil), s.ids...)); !loaded {
-			t.cacheLen.Add(1)
-		}
-	}
+	s.ids = s.mergeWord(t, string(word), s.ids[:0])
+	t.cache.put(word, s.ids)
 	return append(out, s.ids...)
 }
 

@@ -53,17 +53,43 @@ func (s *spmSession) encode(t *Tokenizer, raw string, spacePrefix bool, out []in
 		i += j + 1
 	}
 	// Characters that occur in no multi-character token can never be merged, so the text splits into
-	// independent runs around them; merging each run alone gives the same tokens with a much smaller queue.
+	// independent runs around them; when no token has U+2581 after another character, each word (a U+2581 run
+	// and what follows) is such a run too. Merging each run alone gives the same tokens as merging the whole
+	// text, with a small queue, and lets runs be cached.
 	text := s.text
 	runStart := 0
-	for i, c := range text {
-		if c < 0x80 && t.spmBarrier[c] {
-			out = s.merge(t, text[runStart:i], out)
-			out = s.merge(t, text[i:i+1], out)
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c < 0x80 && t.spmBarrier[c]:
+			out = s.run(t, text[runStart:i], out)
+			out = s.run(t, text[i:i+1], out)
 			runStart = i + 1
+		case t.spmWordSplit && c == 0xE2 && i > runStart && markerAt(text, i) && !markerAt(text, i-3):
+			out = s.run(t, text[runStart:i], out)
+			runStart = i
 		}
 	}
-	return s.merge(t, text[runStart:], out)
+	return s.run(t, text[runStart:], out)
+}
+
+// markerAt reports whether U+2581 starts at b[i].
+func markerAt(b []byte, i int) bool {
+	return i >= 0 && i+3 <= len(b) && b[i] == 0xE2 && b[i+1] == 0x96 && b[i+2] == 0x81
+}
+
+// run appends the ids of one independent run, from the cache when possible.
+func (s *spmSession) run(t *Tokenizer, text []byte, out []int32) []int32 {
+	if len(text) == 0 {
+		return out
+	}
+	if ids, ok := t.cache.get(text); ok {
+		return append(out, ids...)
+	}
+	n := len(out)
+	out = s.merge(t, text, out)
+	t.cache.put(text, out[n:])
+	return out
 }
 
 // merge runs the score-ordered merges over text and appends the ids of the resulting symbols.

@@ -31,3 +31,32 @@ func TestSentencePieceFilesMatchGGUF(t *testing.T) {
 		})
 	}
 }
+
+// TestSPMRunSplitting checks that merging barrier- and word-separated runs (with the run cache) gives exactly
+// the ids of llama.cpp's algorithm run over the whole text at once.
+func TestSPMRunSplitting(t *testing.T) {
+	text := benchText(t)
+	if len(text) > 200_000 {
+		text = text[:200_000]
+	}
+	text += "\n\n  indented  code\twith\ttabs ▁▁ and ▁ markers 你好"
+	for _, file := range []string{llama2Dir + "/tokenizer.model", vocabDir + "/ggml-vocab-phi-3.gguf"} {
+		fast := loadT(t, file)
+		if !fast.spmWordSplit {
+			t.Fatalf("%s: word splitting is not enabled, the test would not exercise it", file)
+		}
+		slow := loadT(t, file)
+		slow.spmWordSplit = false
+		slow.spmBarrier = [128]bool{}
+		want := slow.Encode(text, true, false)
+		for range 2 { // the second pass is served from the run cache
+			if got := fast.Encode(text, true, false); !slices.Equal(got, want) {
+				i := 0
+				for i < len(got) && i < len(want) && got[i] == want[i] {
+					i++
+				}
+				t.Fatalf("%s: ids differ at %d of %d/%d", file, i, len(got), len(want))
+			}
+		}
+	}
+}

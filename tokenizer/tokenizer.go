@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -73,9 +71,6 @@ const (
 // noToken marks an absent special token id.
 const noToken int32 = -1
 
-// maxCacheEntries bounds the pre-token -> ids cache of BPE tokenizers.
-const maxCacheEntries = 1 << 16
-
 // Tokenizer turns text into token ids and back. It is safe for concurrent use.
 type Tokenizer struct {
 	kind   kind
@@ -92,8 +87,13 @@ type Tokenizer struct {
 	maxTokenLen                       int
 	chatTemplate                      string
 
+	cache idCache // word -> ids (BPE pre-tokens, SentencePiece runs)
+
 	// SPM: ASCII characters that occur in no token of two or more characters
 	spmBarrier [128]bool
+	// SPM: no token holds U+2581 right after another character than U+2581, so the text splits before each
+	// word-starting U+2581 into runs that merge independently.
+	spmWordSplit bool
 
 	// BPE
 	merges       map[mergePair]int32
@@ -101,8 +101,6 @@ type Tokenizer struct {
 	byteLevel    *byteLevel // nil for BPE over raw UTF-8 with <0xNN> byte fallback
 	escapeSpaces bool       // replace ' ' by U+2581 before BPE (SentencePiece-style BPE)
 	ignoreMerges bool
-	cache        sync.Map // pre-token -> []int32
-	cacheLen     atomic.Int64
 
 	// WPM
 	lowercase, stripAccents bool
@@ -254,9 +252,21 @@ func (s *vocabSpec) build() (*Tokenizer, error) {
 		for c := range t.spmBarrier {
 			t.spmBarrier[c] = true
 		}
+		t.spmWordSplit = true
 		for _, p := range t.pieces {
 			if utf8.RuneCountInString(p) < 2 {
 				continue
+			}
+			for off := 1; t.spmWordSplit; {
+				k := strings.Index(p[off:], spaceMarker)
+				if k < 0 {
+					break
+				}
+				at := off + k
+				if !strings.HasSuffix(p[:at], spaceMarker) {
+					t.spmWordSplit = false
+				}
+				off = at + len(spaceMarker)
 			}
 			for i := 0; i < len(p); i++ {
 				if p[i] < 0x80 {
