@@ -1,3 +1,13 @@
 // Package chat renders a conversation into the prompt text a model was trained on: the Alpaca template of the
 // paper's Algorithm 1, llama-2 chat, Vicuna, ChatML, and a GGUF file's own Jinja tokenizer.chat_template.
+//
+// Lookup returns a built-in template by name; Jinja parses a GGUF / Hugging Face template (rendered with
+// gonja the way transformers' apply_chat_template runs Jinja2); Select picks the model's own template when
+// it works and a named built-in otherwise.
+//
+// Rendered prompts carry special tokens as text ("<s>", "<|im_start|>", ...): encode them with special-token
+// parsing on, and add BOS only when the text does not already start with it (AddBOS).
+//
+// The expected prompts in testdata/reference.json come from scripts/chat_reference.py (Python jinja2 and
+// the published template definitions), not from this package.
 package chat

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nikolalohinski/gonja/v2/builtins"
 	"github.com/nikolalohinski/gonja/v2/config"
@@ -28,8 +29,8 @@ type jinjaTemplate struct {
 // Jinja parses src, a Hugging Face / GGUF tokenizer.chat_template, with gonja. Render then runs it like
 // transformers' apply_chat_template: Jinja2 with trim_blocks and lstrip_blocks, variables messages (a
 // list of {role, content}), add_generation_prompt = true, bos_token, eos_token, and a raise_exception(msg)
-// function that fails the rendering with ErrTemplateException. Templates cannot include or import other
-// files.
+// function that fails the rendering with ErrTemplateException, and strftime_now(format) (used by Llama 3.2
+// templates for the date). Templates cannot include or import other files.
 func Jinja(src, bosToken, eosToken string) (Template, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errors.New("chat: empty jinja template")
@@ -94,6 +95,7 @@ func (j *jinjaTemplate) Render(msgs []Message) (out string, err error) {
 			raised = fmt.Errorf("%w: %s", ErrTemplateException, msg)
 			return "", raised
 		},
+		"strftime_now": func(format string) string { return strftime(time.Now(), format) },
 	})
 	defer func() {
 		if r := recover(); r != nil {
@@ -150,4 +152,58 @@ func (l messageList) GetItem(key any) (*exec.Value, bool) {
 		return exec.AsValue(nil), false
 	}
 	return exec.AsValue(l[i]), true
+}
+
+// strftime formats t with the C/Python strftime directives chat templates use (%d %m %Y %y %b %B %a %A %H
+// %I %M %S %p %j %%); other directives are copied unchanged.
+func strftime(t time.Time, format string) string {
+	var b strings.Builder
+	for i := 0; i < len(format); i++ {
+		c := format[i]
+		if c != '%' || i+1 == len(format) {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		switch format[i] {
+		case 'd':
+			fmt.Fprintf(&b, "%02d", t.Day())
+		case 'm':
+			fmt.Fprintf(&b, "%02d", int(t.Month()))
+		case 'Y':
+			fmt.Fprintf(&b, "%d", t.Year())
+		case 'y':
+			fmt.Fprintf(&b, "%02d", t.Year()%100)
+		case 'b':
+			b.WriteString(t.Month().String()[:3])
+		case 'B':
+			b.WriteString(t.Month().String())
+		case 'a':
+			b.WriteString(t.Weekday().String()[:3])
+		case 'A':
+			b.WriteString(t.Weekday().String())
+		case 'H':
+			fmt.Fprintf(&b, "%02d", t.Hour())
+		case 'I':
+			fmt.Fprintf(&b, "%02d", (t.Hour()+11)%12+1)
+		case 'M':
+			fmt.Fprintf(&b, "%02d", t.Minute())
+		case 'S':
+			fmt.Fprintf(&b, "%02d", t.Second())
+		case 'p':
+			if t.Hour() < 12 {
+				b.WriteString("AM")
+			} else {
+				b.WriteString("PM")
+			}
+		case 'j':
+			fmt.Fprintf(&b, "%03d", t.YearDay())
+		case '%':
+			b.WriteByte('%')
+		default:
+			b.WriteByte('%')
+			b.WriteByte(format[i])
+		}
+	}
+	return b.String()
 }

@@ -11,7 +11,7 @@ const (
 	// MaxStopStrings is the largest number of stop strings a StopMatcher accepts.
 	MaxStopStrings = 16
 	// MaxStopLen is the longest stop string, in bytes, a StopMatcher accepts.
-	MaxStopLen = 1024
+	MaxStopLen = 256
 )
 
 // StopMatcher finds stop strings in streamed text that arrives in pieces (one decoded token at a time), so

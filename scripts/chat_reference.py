@@ -4,7 +4,7 @@
 - Jinja chat templates (chat/testdata/templates/*.jinja) are rendered with Python's jinja2 the way
   transformers' apply_chat_template does: ImmutableSandboxedEnvironment(trim_blocks=True,
   lstrip_blocks=True, extensions=[loopcontrols]), add_generation_prompt=True, bos_token, eos_token and a
-  raise_exception() global.
+  raise_exception() and strftime_now() globals (the date it inserts is today's; the Go test masks it).
 - Built-in templates are computed from their published definitions: Stanford Alpaca's PROMPT_DICT
   (single-turn only), FastChat's vicuna_v1.1 / ADD_COLON_TWO algorithm, Meta's Llama-2-chat Jinja template,
   and the ChatML Jinja template.
@@ -12,6 +12,7 @@
 Usage (Debian: apt-get install python3-jinja2), from the repository root:
     python3 scripts/chat_reference.py > chat/testdata/reference.json
 """
+import datetime
 import json
 import os
 import sys
@@ -26,10 +27,15 @@ def raise_exception(message):
     raise TemplateError(message)
 
 
+def strftime_now(fmt):
+    return datetime.datetime.now().strftime(fmt)
+
+
 def hf_render(source, messages, bos, eos):
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
                                         extensions=["jinja2.ext.loopcontrols"])
     env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
     template = env.from_string(source)
     try:
         return template.render(messages=messages, add_generation_prompt=True, bos_token=bos, eos_token=eos), None
