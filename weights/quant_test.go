@@ -213,3 +213,11 @@ func TestQuantizeRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestRoundAway(t *testing.T) {
+	for _, v := range []float32{0, 0.49999997, 0.5, 1.5, 2.5, -0.5, -0.49999997, -2.5, 126.5, -127.4, 3.7} {
+		if got, want := roundAway(v), int(math.Round(float64(v))); got != want {
+			t.Errorf("roundAway(%v) = %d, want %d", v, got, want)
+		}
+	}
+}

@@ -64,11 +64,21 @@ func nearestInt(v float32) int { return int(math.RoundToEven(float64(v))) }
 // absMax returns the value of largest magnitude (the first one on ties) and its magnitude.
 func absMax(x []float32) (max, amax float32) {
 	for _, v := range x {
-		if a := float32(math.Abs(float64(v))); amax < a {
+		if a := abs32(v); amax < a {
 			amax, max = a, v
 		}
 	}
 	return max, amax
+}
+
+func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
+
+// roundAway rounds half away from zero like C's roundf, for |v| < 2^28 (the float64 sum is exact).
+// It is branchless: add 0.5 with v's sign, then truncate toward zero.
+func roundAway(v float32) int {
+	f := float64(v)
+	half := math.Float64frombits(0x3fe0000000000000 | math.Float64bits(f)&(1<<63))
+	return int(f + half)
 }
 
 func minMax(x []float32) (lo, hi float32) {
@@ -154,7 +164,7 @@ func quantQ8_0(x []float32, b []byte) {
 	id := inverse(d)
 	putF16(b, d)
 	for j, v := range x {
-		b[2+j] = byte(int8(math.Round(float64(v * id))))
+		b[2+j] = byte(int8(roundAway(v * id)))
 	}
 }
 

@@ -128,6 +128,11 @@ func writeFileAtomic(path string, write func(w io.Writer) error) error {
 		os.Remove(f.Name())
 		return err
 	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
 	if err := f.Close(); err != nil {
 		os.Remove(f.Name())
 		return err
