@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/bestofn/bestofn/api"
+	"github.com/bestofn/bestofn/engine"
+)
+
+// httpError is an error with the status and wire fields it maps to. Message is shown to the client; Err, the
+// internal cause, is only logged.
+type httpError struct {
+	Status  int
+	Type    string // OpenAI error type
+	Code    string // OpenAI error code; "" for none
+	Param   string // offending request field; "" for none
+	Message string
+	Err     error
+}
+
+func (e *httpError) Error() string {
+	if e.Err != nil {
+		return "server: " + e.Message + ": " + e.Err.Error()
+	}
+	return "server: " + e.Message
+}
+
+func (e *httpError) Unwrap() error { return e.Err }
+
+// badParam reports an invalid request field (400).
+func badParam(param, format string, args ...any) *httpError {
+	return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_value",
+		Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// statusClientClosed is logged (never seen by a client) when the client went away, as nginx does.
+const statusClientClosed = 499
+
+// classify maps any error to the httpError the client sees. Unknown errors are 500s whose cause is only logged.
+func (s *Server) classify(err error) *httpError {
+	var he *httpError
+	var maxBytes *http.MaxBytesError
+	var ctxLen *engine.ContextLengthError
+	switch {
+	case errors.As(err, &he):
+		return he
+	case errors.As(err, &maxBytes):
+		return &httpError{Status: http.StatusRequestEntityTooLarge, Type: api.ErrorTypeInvalidRequest,
+			Code: "request_too_large", Message: fmt.Sprintf("request body is larger than %d bytes", maxBytes.Limit), Err: err}
+	case errors.As(err, &ctxLen):
+		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "context_length_exceeded",
+			Param: "messages", Message: fmt.Sprintf("this model's maximum context length is %d tokens, but the request needs %d prompt tokens plus %d to generate",
+				ctxLen.ContextLen, ctxLen.PromptTokens, ctxLen.MaxTokens), Err: err}
+	case errors.Is(err, engine.ErrQueueFull):
+		return &httpError{Status: http.StatusTooManyRequests, Type: api.ErrorTypeRateLimit, Code: "rate_limit_exceeded",
+			Message: "the server is overloaded; retry later", Err: err}
+	case errors.Is(err, engine.ErrClosed):
+		return &httpError{Status: http.StatusServiceUnavailable, Type: api.ErrorTypeUnavailable, Code: "shutting_down",
+			Message: "the server is shutting down", Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &httpError{Status: http.StatusGatewayTimeout, Type: api.ErrorTypeTimeout, Code: "timeout",
+			Message: fmt.Sprintf("the request took longer than %s", s.limits.RequestTimeout), Err: err}
+	case errors.Is(err, context.Canceled):
+		return &httpError{Status: statusClientClosed, Type: api.ErrorTypeInvalidRequest, Code: "cancelled",
+			Message: "the request was cancelled", Err: err}
+	}
+	return &httpError{Status: http.StatusInternalServerError, Type: api.ErrorTypeServer, Message: "internal error", Err: err}
+}
+
+// isOllama says whether r is on the Ollama API, whose errors have Ollama's shape.
+func isOllama(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }
+
+// writeError is the one place errors become responses: it picks the status, writes the API's error shape and
+// logs the internal cause with the request id. It returns the status.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+	reqID := middleware.GetReqID(r.Context())
+	var se *streamedError
+	if errors.As(err, &se) {
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "stream failed", slog.String("request_id", reqID),
+			slog.Int("status", se.status), slog.Any("cause", se.err))
+		return se.status
+	}
+	he := s.classify(err)
+	level := slog.LevelInfo
+	if he.Status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(r.Context(), level, "request failed", slog.String("request_id", reqID),
+		slog.Int("status", he.Status), slog.String("message", he.Message), slog.Any("cause", he.Err))
+	if he.Status == statusClientClosed {
+		return he.Status // nobody is listening
+	}
+	msg := he.Message
+	if he.Status == http.StatusInternalServerError && reqID != "" {
+		msg += " (request id " + reqID + ")"
+	}
+	if he.Status == http.StatusTooManyRequests {
+		secs := int(s.limits.RetryAfter.Seconds() + 0.999)
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	if isOllama(r) {
+		writeJSON(w, he.Status, map[string]string{"error": msg})
+		return he.Status
+	}
+	body := api.ErrorResponse{Error: api.Error{Message: msg, Type: he.Type}}
+	if he.Param != "" {
+		p := he.Param
+		body.Error.Param = &p
+	}
+	if he.Code != "" {
+		c := he.Code
+		body.Error.Code = &c
+	}
+	writeJSON(w, he.Status, body)
+	return he.Status
+}
+
+// writeJSON writes v as the JSON body with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // a write error means the client went away
+}
+
+// decodeJSON reads one JSON value from the body into v, mapping malformed input to a 400 naming the field.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var maxBytes *http.MaxBytesError
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &maxBytes):
+			return err
+		case errors.Is(err, io.EOF):
+			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
+				Message: "request body is empty; expected a JSON object"}
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
+				Message: "invalid JSON: unexpected end of the body", Err: err}
+		case errors.As(err, &syntax):
+			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
+				Message: fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, syntax), Err: err}
+		case errors.As(err, &typ):
+			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_type",
+				Param: typ.Field, Message: fmt.Sprintf("field %q must be of type %s, not JSON %s", typ.Field, typ.Type, typ.Value), Err: err}
+		}
+		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
+			Message: "invalid request body: " + err.Error(), Err: err}
+	}
+	if dec.More() {
+		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
+			Message: "request body holds more than one JSON value"}
+	}
+	return nil
+}
+
+// reqInfo carries what a handler learned about a request (its model and variant) back to handle, which counts
+// the request once with its final status.
+type reqInfo struct {
+	model, variant, endpoint string
+}
+
+type reqInfoKey struct{}
+
+func infoFrom(ctx context.Context) *reqInfo {
+	if ri, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
+		return ri
+	}
+	return &reqInfo{}
+}
+
+// handlerFunc is a handler that returns its error instead of writing it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts a handlerFunc: errors go through writeError, and every request is counted by status.
+func (s *Server) handle(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ri := &reqInfo{endpoint: routeLabel(r)}
+		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
+		status := http.StatusOK
+		if err := h(w, r); err != nil {
+			status = s.writeError(w, r, err)
+		}
+		s.metrics.countRequest(ri, status)
+	}
+}
+
+// routeLabel is the low-cardinality endpoint label of r.
+func routeLabel(r *http.Request) string {
+	switch p := r.URL.Path; p {
+	case "/v1/chat/completions", "/v1/completions", "/v1/models", "/api/chat", "/api/generate", "/api/tags",
+		"/api/show", "/api/version":
+		return p
+	}
+	return "other"
+}

@@ -1,0 +1,182 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bestofn/bestofn/engine"
+)
+
+// call is one generation request on its way through the engine.
+type call struct {
+	rt       route
+	plan     plan
+	endpoint string
+	reqID    string
+	start    time.Time
+}
+
+// liveFunc receives streamed text of choice index choice, on the handler's goroutine. An error (the client
+// went away) cancels the generation.
+type liveFunc func(choice int, text string) error
+
+// run executes c on its model's generator. With live set and no reranking, text is streamed as the engine
+// produces it; with reranking nothing can be streamed before the ranking is known. It returns the result and
+// the text already streamed per choice, so the caller can send what remains.
+func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Result, []string, error) {
+	req := c.plan.req
+	req.ID = c.reqID
+	streamed := make([]strings.Builder, c.plan.nChoices)
+
+	var res *engine.Result
+	var err error
+	if live == nil || req.Rerank {
+		res, err = c.rt.model.Generator.Generate(ctx, req)
+	} else {
+		res, err = s.runLive(ctx, c.rt.model.Generator, req, c.plan.nChoices, func(choice int, text string) error {
+			streamed[choice].WriteString(text)
+			return live(choice, text)
+		})
+	}
+	if err == nil && (res == nil || len(res.Candidates) < c.plan.nChoices) {
+		got := 0
+		if res != nil {
+			got = len(res.Candidates)
+		}
+		err = fmt.Errorf("server: generator returned %d candidates for %d choices", got, c.plan.nChoices)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	s.metrics.observe(c.rt, res, time.Since(c.start).Seconds(), req.Rerank && req.N > 1)
+	s.logAB(c, res)
+	texts := make([]string, len(streamed))
+	for i := range streamed {
+		texts[i] = streamed[i].String()
+	}
+	return res, texts, nil
+}
+
+// runLive runs req with an OnEvent hook that never blocks the engine: events are queued and handed to live on
+// this goroutine.
+func (s *Server) runLive(ctx context.Context, g Generator, req engine.Request, nChoices int, live liveFunc) (*engine.Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	q := &eventQueue{notify: make(chan struct{}, 1)}
+	req.OnEvent = q.push
+	var res *engine.Result
+	var err error
+	go func() {
+		defer q.close()
+		res, err = g.Generate(ctx, req)
+	}()
+	var evs []engine.Event
+	var liveErr error
+	for {
+		<-q.notify
+		var closed bool
+		evs, closed = q.drain(evs[:0])
+		for _, ev := range evs {
+			if liveErr != nil || ev.Text == "" || ev.Candidate < 0 || ev.Candidate >= nChoices {
+				continue
+			}
+			if liveErr = live(ev.Candidate, ev.Text); liveErr != nil {
+				cancel()
+			}
+		}
+		if closed {
+			break
+		}
+	}
+	if err == nil && liveErr != nil {
+		err = liveErr
+	}
+	return res, err
+}
+
+// eventQueue is an unbounded queue of engine events with a wake-up channel.
+type eventQueue struct {
+	mu     sync.Mutex
+	buf    []engine.Event
+	closed bool
+	notify chan struct{} // capacity 1
+}
+
+func (q *eventQueue) push(ev engine.Event) {
+	q.mu.Lock()
+	q.buf = append(q.buf, ev)
+	q.mu.Unlock()
+	q.wake()
+}
+
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.wake()
+}
+
+func (q *eventQueue) wake() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// drain appends the queued events to dst and reports whether the queue is closed (no more events will come).
+func (q *eventQueue) drain(dst []engine.Event) ([]engine.Event, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	dst = append(dst, q.buf...)
+	q.buf = q.buf[:0]
+	return dst, q.closed
+}
+
+// logAB writes the request's A/B record when an A/B log is configured; a failure is logged, not returned.
+func (s *Server) logAB(c *call, res *engine.Result) {
+	if s.cfg.ABLog == nil {
+		return
+	}
+	rec := ABRecord{
+		Time:      c.start.UTC(),
+		RequestID: c.reqID,
+		Model:     c.rt.label,
+		Variant:   c.rt.variant,
+		Endpoint:  c.endpoint,
+		Prompt:    c.plan.req.RewardPrompt,
+		Answer:    res.Candidates[0].Text,
+		Chosen:    res.Candidates[0].Index,
+		N:         len(res.Candidates),
+		Degraded:  res.Degraded,
+	}
+	if rec.Prompt == "" {
+		rec.Prompt = c.plan.req.Prompt
+	}
+	scored := false
+	for _, cand := range res.Candidates {
+		scored = scored || cand.Scored
+	}
+	if scored {
+		rec.Scores = make([]float32, len(res.Candidates))
+		for _, cand := range res.Candidates {
+			if cand.Index >= 0 && cand.Index < len(rec.Scores) {
+				rec.Scores[cand.Index] = cand.Score
+			}
+		}
+	}
+	if err := s.cfg.ABLog.Write(rec); err != nil {
+		s.log.Error("A/B log", "request_id", c.reqID, "err", err)
+	}
+}
+
+// remainder is the part of final not yet streamed: final minus the streamed prefix. If what was streamed is
+// not a prefix of final (it always is for a correct engine), nothing more is sent.
+func remainder(final, streamed string) string {
+	if strings.HasPrefix(final, streamed) {
+		return final[len(streamed):]
+	}
+	return ""
+}

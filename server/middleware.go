@@ -1,0 +1,100 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/bestofn/bestofn/api"
+)
+
+// logRequests logs one line per request with its id, status, size and duration.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		status := ww.Status()
+		if status == 0 {
+			status = statusClientClosed
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			slog.String("request_id", middleware.GetReqID(r.Context())),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("remote", r.RemoteAddr), slog.Int("status", status),
+			slog.Int("bytes", ww.BytesWritten()), slog.Duration("duration", time.Since(start)))
+	})
+}
+
+// recoverer turns a panic in a handler into a logged 500 in the API's error shape. http.ErrAbortHandler is
+// re-panicked, as net/http expects.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic in handler", "request_id", middleware.GetReqID(r.Context()),
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			s.writeError(w, r, fmt.Errorf("server: panic: %v", v))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody caps the request body at Limits.MaxBodyBytes; reading past it fails with *http.MaxBytesError (413).
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > s.limits.MaxBodyBytes {
+			s.writeError(w, r, &http.MaxBytesError{Limit: s.limits.MaxBodyBytes})
+			s.metrics.countRequest(&reqInfo{endpoint: routeLabel(r)}, http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// timeout gives the request context a deadline of Limits.RequestTimeout; generation stops at the deadline
+// and the request answers 504 (or ends its stream).
+func (s *Server) timeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.limits.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// errTooManyInFlight is the 429 of the concurrency limit.
+var errTooManyInFlight = errors.New("server: too many requests in flight")
+
+// limitConcurrency answers 429 with Retry-After when Limits.MaxConcurrent generation requests are in flight.
+func (s *Server) limitConcurrency(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			s.writeError(w, r, &httpError{Status: http.StatusTooManyRequests, Type: api.ErrorTypeRateLimit,
+				Code: "rate_limit_exceeded", Message: fmt.Sprintf("more than %d requests in flight; retry later", s.limits.MaxConcurrent),
+				Err: errTooManyInFlight})
+			s.metrics.countRequest(&reqInfo{endpoint: routeLabel(r)}, http.StatusTooManyRequests)
+			return
+		}
+		s.metrics.inFlight.Inc()
+		defer func() {
+			s.metrics.inFlight.Dec()
+			<-s.sem
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
