@@ -83,9 +83,9 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 	j.asm = p.asm
 	switch m.Type {
 	case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
-		p.quant.quantizeQ8_0(x[:batch*m.Cols], m.Cols)
+		p.quant.quantizeQ8_0(p, x[:batch*m.Cols], m.Cols)
 	case weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K, weights.TypeQ8_K:
-		p.quant.quantizeQ8_K(x[:batch*m.Cols])
+		p.quant.quantizeQ8_K(p, x[:batch*m.Cols])
 	}
 	j.q = &p.quant
 	// Column chunks for float weights: keep a tile of float32 activation rows within ~24 KiB of L1 while the

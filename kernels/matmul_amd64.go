@@ -21,7 +21,8 @@ func haveASM() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16
 //	res[k] = sum over blocks i < nb of d_w(i) * xd[k*dstride/4 + i] * sum_j w(i, j) * xq[k*qstride + 32*i + j]
 //
 // where w(i, j) is value j of weight block i (Q8_0: int8 q; Q4_0: nibble-8) and d_w(i) its fp16 scale, read
-// from w in the file's block layout (34 or 18 bytes per block). See dotQ8_0 and dotQ4_0 for the same loops
+// from w in the file's block layout (34 or 18 bytes per block). For T > 1 the activation scales are read
+// block-major instead: row k's scale of block i at xd[i*dstride/4 + k], with 8 floats readable there. See dotQ8_0 and dotQ4_0 for the same loops
 // in Go; results differ only in float summation order.
 
 //go:noescape
@@ -266,7 +267,11 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 	switch j.m.Type {
 	case weights.TypeQ8_0, weights.TypeQ4_0:
 		nb := cols / 32
-		quantTileASM(j.m.Type == weights.TypeQ8_0, t, nb, &w[0], &j.q.q[b*cols], &j.q.d[b*nb], cols, nb*4, &res[0])
+		xd, ds := &j.q.d[b*nb], 0
+		if t > 1 {
+			xd, ds = &j.q.dT[b], j.q.dTStride*4
+		}
+		quantTileASM(j.m.Type == weights.TypeQ8_0, t, nb, &w[0], &j.q.q[b*cols], xd, cols, ds, &res[0])
 		return true
 	case weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K:
 		nb := cols / 256

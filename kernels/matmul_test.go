@@ -337,3 +337,24 @@ func ExamplePool_MatMul() {
 	fmt.Println(out)
 	// Output: [1 4 6 15]
 }
+
+// TestMatMulPrefill checks a prompt-sized batch (many tiles, split activation quantization, reduced grains)
+// against the reference.
+func TestMatMulPrefill(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	p := NewPool(2)
+	defer p.Close()
+	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_K, weights.TypeQ6_K,
+		weights.TypeF16, weights.TypeQ5_1} {
+		const rows, cols, batch = 50, 1280, 37
+		m := randomMatrix(rng, typ, rows, cols)
+		x := randomVec(rng, batch*cols)
+		want, tol := reference(t, m, x, batch)
+		got := runMatMul(t, p, m, x, batch)
+		for i := range got {
+			if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
+				t.Fatalf("%v batch %d: out[%d] = %g, want %g ± %g", typ, batch, i, got[i], want[i], tol[i])
+			}
+		}
+	}
+}

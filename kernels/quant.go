@@ -13,11 +13,16 @@ import (
 // For 256-value blocks: k holds ggml's block_q8_K records of 292 bytes (float32 d at 0, int8 q[256] at 4,
 // int16 sums of each 16 values at 260), row b at k[b*blocks*292:].
 type scratch struct {
-	q      []int8
-	d      []float32
-	s      []float32
-	k      []byte
-	active bool // holds the activations of the MatMul in progress
+	q        []int8
+	d        []float32
+	s        []float32
+	dT       []float32 // the scales of d block-major: block i of row b at dT[i*dTStride+b]
+	dTStride int
+	k        []byte
+	active   bool // holds the activations of the MatMul in progress
+
+	x      []float32 // the activations being quantized
+	blockK bool      // quantizing into Q8_K records rather than Q8_0 blocks
 }
 
 // Offsets in a Q8_K record.
@@ -43,31 +48,55 @@ func roundInt(v float32) int32 {
 }
 
 // quantizeQ8_0 quantizes x (rows of cols values, cols a multiple of 32) in blocks of 32: d = max|x|/127,
-// q = round(x/d).
-func (s *scratch) quantizeQ8_0(x []float32, cols int) {
+// q = round(x/d), split across p's threads. With several rows it also fills dT, padded so that 8 floats can
+// be read from any row.
+func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int) {
 	n := len(x)
 	s.q = grow(s.q, n)
 	s.d = grow(s.d, n/32)
 	s.s = grow(s.s, n/32)
-	s.active = true
-	for i := range n / 32 {
-		blk := x[i*32 : i*32+32]
-		q := s.q[i*32 : i*32+32]
-		d, sum := quantizeBlock(blk, q)
-		s.d[i] = d
-		s.s[i] = d * float32(sum)
+	s.active, s.x, s.blockK = true, x, false
+	p.Run(n/32, quantGrain/32, s)
+	s.x = nil
+	rows, nb := n/cols, cols/32
+	if rows == 1 {
+		return
+	}
+	s.dTStride = rows + 8
+	s.dT = grow(s.dT, nb*s.dTStride)
+	for b := range rows {
+		for i, d := range s.d[b*nb : (b+1)*nb] {
+			s.dT[i*s.dTStride+b] = d
+		}
 	}
 }
 
-// quantizeQ8_K quantizes x in blocks of 256 with one scale each into Q8_K records.
-func (s *scratch) quantizeQ8_K(x []float32) {
+// quantizeQ8_K quantizes x in blocks of 256 with one scale each into Q8_K records, split across p's threads.
+func (s *scratch) quantizeQ8_K(p *Pool, x []float32) {
 	n := len(x)
 	s.k = grow(s.k, n/256*q8KBytes)
-	s.active = true
+	s.active, s.x, s.blockK = true, x, true
+	p.Run(n/256, quantGrain/256, s)
+	s.x = nil
+}
+
+// quantGrain is the number of values one thread quantizes at a time.
+const quantGrain = 16 << 10
+
+// Run quantizes blocks [lo, hi) of s.x (the Task of quantizeQ8_0 and quantizeQ8_K).
+func (s *scratch) Run(lo, hi, _ int) {
+	if !s.blockK {
+		for i := lo; i < hi; i++ {
+			d, sum := quantizeBlock(s.x[i*32:i*32+32], s.q[i*32:i*32+32])
+			s.d[i] = d
+			s.s[i] = d * float32(sum)
+		}
+		return
+	}
 	var q [256]int8
-	for i := range n / 256 {
+	for i := lo; i < hi; i++ {
 		rec := s.k[i*q8KBytes : (i+1)*q8KBytes]
-		d, _ := quantizeBlock(x[i*256:i*256+256], q[:])
+		d, _ := quantizeBlock(s.x[i*256:i*256+256], q[:])
 		binary.LittleEndian.PutUint32(rec, math.Float32bits(d))
 		for j, v := range q {
 			rec[q8KQs+j] = byte(v)

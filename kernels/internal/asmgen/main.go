@@ -53,10 +53,18 @@ func (g *gen) hsum(acc, off int) {
 // q8Tile writes a kernel dotting one row of 32-value blocks (Q8_0 or Q4_0) with t rows of Q8_0 activations.
 // Per block: d_w*d_x * sum(w*x), the integer sum by the sign trick (|w| unsigned times sign(w)*x signed,
 // VPMADDUBSW then VPMADDWD with ones) as in llama.cpp's ggml_vec_dot_q8_0_q8_0.
+//
+// For t = 1, xd points to the row's block scales (dstride unused). For t > 1, xd points to the scales of
+// block 0 of the t rows, stored block-major (dstride bytes from one block to the next) so that one VMULPS
+// forms d_w*d_x for all t rows; the products go through the stack to be broadcast row by row.
 func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	name := fmt.Sprintf("dot%sT%d", typ, t)
+	frame := 0
+	if t > 1 {
+		frame = 32
+	}
 	fmt.Fprintf(&g.Buffer, "\n// func %s(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)\n", name)
-	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $%d-56\n", name, frame)
 	g.p("MOVQ nb+0(FP), CX")
 	g.p("MOVQ w+8(FP), SI")
 	g.p("MOVQ xq+16(FP), DI")
@@ -65,7 +73,6 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	g.p("MOVQ dstride+40(FP), R10")
 	g.p("MOVQ res+48(FP), R12")
 	g.p("LEAQ (R8)(R8*2), R9")
-	g.p("LEAQ (R10)(R10*2), R11")
 	for k := range t {
 		g.p("VXORPS Y%d, Y%d, Y%d", k, k, k)
 	}
@@ -76,6 +83,10 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	g.label(name + "_loop")
 	g.p("VPBROADCASTW (SI), X12")
 	g.p("VCVTPH2PS X12, Y12") // d_w
+	if t > 1 {
+		g.p("VMULPS (DX), Y12, Y11") // d_w*d_x for the t rows
+		g.p("VMOVUPS Y11, 0(SP)")
+	}
 	switch typ {
 	case "Q8_0":
 		g.p("VMOVDQU 2(SI), Y13")
@@ -89,19 +100,26 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	g.p("VPSIGNB Y13, Y13, Y14") // |w|
 	for k := range t {
 		tmp := 5 + k
-		sc := 10 + k%2
 		g.p("VMOVDQU %s, Y%d", rowAddr(0, "DI", "R8", "R9", k), tmp)
 		g.p("VPSIGNB Y13, Y%d, Y%d", tmp, tmp)
 		g.p("VPMADDUBSW Y%d, Y14, Y%d", tmp, tmp)
 		g.p("VPMADDWD Y15, Y%d, Y%d", tmp, tmp)
 		g.p("VCVTDQ2PS Y%d, Y%d", tmp, tmp)
-		g.p("VBROADCASTSS %s, Y%d", rowAddr(0, "DX", "R10", "R11", k), sc)
-		g.p("VMULPS Y12, Y%d, Y%d", sc, sc)
-		g.p("VFMADD231PS Y%d, Y%d, Y%d", sc, tmp, k)
+		if t > 1 {
+			g.p("VBROADCASTSS %d(SP), Y10", 4*k)
+		} else {
+			g.p("VBROADCASTSS (DX), Y10")
+			g.p("VMULPS Y12, Y10, Y10")
+		}
+		g.p("VFMADD231PS Y10, Y%d, Y%d", tmp, k)
 	}
 	g.p("ADDQ $%d, SI", blockBytes)
 	g.p("ADDQ $32, DI")
-	g.p("ADDQ $4, DX")
+	if t > 1 {
+		g.p("ADDQ R10, DX")
+	} else {
+		g.p("ADDQ $4, DX")
+	}
 	g.p("DECQ CX")
 	g.p("JNZ %s_loop", name)
 	g.label(name + "_done")
