@@ -18,6 +18,9 @@ const (
 	DefaultRepeatLastN = 64
 	// MaxVocabSize is the largest vocabulary New accepts.
 	MaxVocabSize = 1 << 22
+	// MaxAbsBias bounds the magnitude of logit biases (besides -Inf, which bans a token) and of the presence
+	// and frequency penalties, so that no adjusted logit overflows.
+	MaxAbsBias = 1e6
 )
 
 // pcgStream is the second word of the PCG state; the first is Params.Seed.
@@ -72,16 +75,16 @@ func (p Params) Validate() error {
 		return fmt.Errorf("sampler: repeat_penalty %v must be finite and > 0 (0 means 1)", p.RepeatPenalty)
 	case p.RepeatLastN < 0 || p.RepeatLastN > MaxRepeatLastN:
 		return fmt.Errorf("sampler: repeat_last_n %d must be in [0, %d]", p.RepeatLastN, MaxRepeatLastN)
-	case !finite(p.PresencePenalty):
-		return fmt.Errorf("sampler: presence_penalty %v must be finite", p.PresencePenalty)
-	case !finite(p.FrequencyPenalty):
-		return fmt.Errorf("sampler: frequency_penalty %v must be finite", p.FrequencyPenalty)
+	case !finite(p.PresencePenalty) || math.Abs(float64(p.PresencePenalty)) > MaxAbsBias:
+		return fmt.Errorf("sampler: presence_penalty %v must be in [-%g, %g]", p.PresencePenalty, MaxAbsBias, MaxAbsBias)
+	case !finite(p.FrequencyPenalty) || math.Abs(float64(p.FrequencyPenalty)) > MaxAbsBias:
+		return fmt.Errorf("sampler: frequency_penalty %v must be in [-%g, %g]", p.FrequencyPenalty, MaxAbsBias, MaxAbsBias)
 	case p.TopLogprobs < 0 || p.TopLogprobs > MaxTopLogprobs:
 		return fmt.Errorf("sampler: top_logprobs %d must be in [0, %d]", p.TopLogprobs, MaxTopLogprobs)
 	}
 	for id, b := range p.LogitBias {
-		if math.IsNaN(float64(b)) || math.IsInf(float64(b), 1) {
-			return fmt.Errorf("sampler: logit_bias for token %d is %v (must be a number or -Inf)", id, b)
+		if !math.IsInf(float64(b), -1) && !(math.Abs(float64(b)) <= MaxAbsBias) {
+			return fmt.Errorf("sampler: logit_bias for token %d is %v (must be in [-%g, %g] or -Inf)", id, b, MaxAbsBias, MaxAbsBias)
 		}
 	}
 	return nil
@@ -240,8 +243,12 @@ func (s *Sampler) Sample(logits []float32) (int32, float32) {
 		work[i] = float32(math.Inf(-1))
 	}
 	for i, v := range work[:n] {
-		if v != v { // NaN
-			work[i] = float32(math.Inf(-1))
+		if !(v <= math.MaxFloat32) { // NaN or +Inf
+			if v != v {
+				work[i] = float32(math.Inf(-1))
+			} else {
+				work[i] = math.MaxFloat32
+			}
 		}
 	}
 	if s.p.TopLogprobs > 0 {
@@ -282,7 +289,7 @@ func (s *Sampler) Sample(logits []float32) (int32, float32) {
 	}
 	lp := float32(math.Inf(-1))
 	if int(id) < n && !math.IsInf(rawLSE, -1) {
-		if v := logits[id]; v == v {
+		if v := min(logits[id], math.MaxFloat32); v == v {
 			lp = float32(float64(v) - rawLSE)
 		}
 	}
@@ -390,7 +397,10 @@ func (s *Sampler) draw(work []float32) int32 {
 	} else {
 		invT := 1 / float64(s.p.Temperature)
 		for _, id := range cand {
-			e := math.Exp((float64(work[id]) - maxLogit) * invT)
+			e := 1.0 // the maximum; also avoids 0 * Inf at a tiny temperature
+			if d := float64(work[id]) - maxLogit; d != 0 {
+				e = math.Exp(d * invT)
+			}
 			probs[id] = e
 			total += e
 		}

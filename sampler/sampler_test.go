@@ -357,6 +357,16 @@ func TestGreedy(t *testing.T) {
 	if id, lp := s.Sample([]float32{inf, inf, inf, inf, inf}); id != 0 || !math.IsInf(float64(lp), -1) {
 		t.Errorf("all -Inf: %d %v, want 0 -Inf", id, lp)
 	}
+	if id, _ := s.Sample([]float32{1, float32(math.Inf(1)), 2, 3, 4}); id != 1 {
+		t.Errorf("greedy with +Inf: %d, want 1", id)
+	}
+	// A tiny temperature is greedy in effect, without NaNs.
+	tiny, _ := New(Params{Temperature: 1e-45, Seed: 1}, 5)
+	for range 20 {
+		if id, lp := tiny.Sample([]float32{1, 3, 2, 0.5, -1}); id != 1 || lp != lp {
+			t.Fatalf("T=1e-45: %d %v, want 1 and a number", id, lp)
+		}
+	}
 	// Penalties and bias change the argmax.
 	s, _ = New(Params{RepeatPenalty: 3, LogitBias: map[int32]float32{4: 1.5}}, 5)
 	s.Accept(1)
@@ -502,6 +512,9 @@ func TestNewValidation(t *testing.T) {
 		{"bias out of vocab", Params{LogitBias: map[int32]float32{10: 1}}, 10},
 		{"negative bias id", Params{LogitBias: map[int32]float32{-1: 1}}, 10},
 		{"NaN bias", Params{LogitBias: map[int32]float32{1: nan}}, 10},
+		{"+Inf bias", Params{LogitBias: map[int32]float32{1: float32(math.Inf(1))}}, 10},
+		{"huge bias", Params{LogitBias: map[int32]float32{1: 1e30}}, 10},
+		{"huge frequency penalty", Params{FrequencyPenalty: -1e7}, 10},
 		{"zero vocab", Params{}, 0},
 		{"huge vocab", Params{}, MaxVocabSize + 1},
 	}
