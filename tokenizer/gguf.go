@@ -61,9 +61,9 @@ func FromMetadata(md *weights.Metadata) (*Tokenizer, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: tokenizer.ggml.token_type is not an int32 array", ErrFormat)
 		}
-		s.types = make([]TokenType, len(tt))
+		s.types = make([]tokenType, len(tt))
 		for i, v := range tt {
-			s.types[i] = TokenType(v)
+			s.types[i] = tokenType(v)
 		}
 	}
 	if v, ok := md.Bool("tokenizer.ggml.add_space_prefix"); ok {

@@ -122,20 +122,20 @@ func parseHFJSON(data, config []byte) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%w: tokenizer.json: token id %d for %d tokens", ErrFormat, maxID, total)
 	}
 	s.tokens = make([]string, maxID+1)
-	s.types = make([]TokenType, maxID+1)
+	s.types = make([]tokenType, maxID+1)
 	for tok, id := range hf.Model.Vocab {
 		if id < 0 {
 			return nil, fmt.Errorf("%w: tokenizer.json: negative id %d for %q", ErrFormat, id, tok)
 		}
 		s.tokens[id] = tok
-		s.types[id] = TypeNormal
+		s.types[id] = typeNormal
 		if hf.Model.ByteFallback && len(tok) == 6 && strings.HasPrefix(tok, "<0x") && tok[5] == '>' {
-			s.types[id] = TypeByte
+			s.types[id] = typeByte
 		}
 	}
 	for i, tok := range s.tokens {
 		if tok == "" {
-			s.types[i] = TypeUnused
+			s.types[i] = typeUnused
 		}
 	}
 	var lstrip, rstrip []int32
@@ -147,9 +147,9 @@ func parseHFJSON(data, config []byte) (*Tokenizer, error) {
 			return nil, fmt.Errorf("%w: tokenizer.json: id %d is both %q and %q", ErrFormat, a.ID, prev, a.Content)
 		}
 		s.tokens[a.ID] = a.Content
-		s.types[a.ID] = TypeUserDefined
+		s.types[a.ID] = typeUserDefined
 		if a.Special {
-			s.types[a.ID] = TypeControl
+			s.types[a.ID] = typeControl
 		}
 		if a.LStrip {
 			lstrip = append(lstrip, int32(a.ID))
@@ -169,24 +169,30 @@ func parseHFJSON(data, config []byte) (*Tokenizer, error) {
 	if hf.Model.UnkToken != nil {
 		if id := idOf(*hf.Model.UnkToken); id != noToken {
 			s.unk = id
-			s.types[id] = TypeUnknown
+			s.types[id] = typeUnknown
 		}
 	}
 
-	// Merges: "left right" strings or ["left", "right"] pairs.
+	// Merges: "left right" strings (split at the first space after the first byte, as llama.cpp does) or
+	// ["left", "right"] pairs, whose halves may themselves hold spaces.
 	for i, raw := range hf.Model.Merges {
 		var str string
 		if json.Unmarshal(raw, &str) == nil {
-			s.merges = append(s.merges, str)
+			var p [2]string
+			if j := strings.IndexByte(str[min(1, len(str)):], ' '); j >= 0 {
+				j += min(1, len(str))
+				p = [2]string{str[:j], str[j+1:]}
+			}
+			s.mergePairs = append(s.mergePairs, p)
 			continue
 		}
 		var pair []string
 		if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
 			return nil, fmt.Errorf("%w: tokenizer.json: merge %d is neither \"a b\" nor [\"a\", \"b\"]", ErrFormat, i)
 		}
-		s.merges = append(s.merges, pair[0]+" "+pair[1])
+		s.mergePairs = append(s.mergePairs, [2]string{pair[0], pair[1]})
 	}
-	if len(s.merges) == 0 && len(hf.Model.Merges) == 0 && !s.ignoreMerges {
+	if len(hf.Model.Merges) == 0 && !s.ignoreMerges {
 		return nil, fmt.Errorf("%w: tokenizer.json: BPE model without merges", ErrFormat)
 	}
 

@@ -115,7 +115,7 @@ func TestHFJSONSentencePieceBPE(t *testing.T) {
 	}
 	var ms []merge
 	for i, tok := range tokens {
-		if TokenType(types[i]) != TypeNormal || utf8.RuneCountInString(tok) < 2 {
+		if tokenType(types[i]) != typeNormal || utf8.RuneCountInString(tok) < 2 {
 			continue
 		}
 		var local []merge
@@ -145,7 +145,7 @@ func TestHFJSONSentencePieceBPE(t *testing.T) {
 	}
 	var added []map[string]any
 	for i, tp := range types {
-		if TokenType(tp) == TypeControl || TokenType(tp) == TypeUnknown {
+		if tokenType(tp) == typeControl || tokenType(tp) == typeUnknown {
 			added = append(added, map[string]any{"id": i, "content": tokens[i], "special": true})
 		}
 	}

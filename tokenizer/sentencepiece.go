@@ -76,7 +76,7 @@ func ParseSentencePiece(data []byte) (*Tokenizer, error) {
 
 // parsePiece reads one ModelProto.SentencePiece {piece = 1; score = 2; type = 3 (default NORMAL)}.
 func parsePiece(s *vocabSpec, msg []byte) error {
-	piece, score, typ := "", float32(0), TypeNormal
+	piece, score, typ := "", float32(0), typeNormal
 	err := walkFields(msg, func(num protowire.Number, v uint64, b []byte) {
 		switch num {
 		case 1:
@@ -84,7 +84,7 @@ func parsePiece(s *vocabSpec, msg []byte) error {
 		case 2:
 			score = math.Float32frombits(uint32(v))
 		case 3:
-			typ = TokenType(v)
+			typ = tokenType(v)
 		}
 	})
 	if err != nil {
@@ -170,16 +170,16 @@ func ParseLlama2C(data []byte) (*Tokenizer, error) {
 		piece := string(data[off : off+int(n)])
 		off += int(n)
 		id := len(s.tokens)
-		typ := TypeNormal
+		typ := typeNormal
 		switch {
 		case id == 0 && piece == "<unk>":
-			typ = TypeUnknown
+			typ = typeUnknown
 		case id == 1 && strings.TrimSpace(piece) == "<s>":
-			piece, typ = "<s>", TypeControl
+			piece, typ = "<s>", typeControl
 		case id == 2 && strings.TrimSpace(piece) == "</s>":
-			piece, typ = "</s>", TypeControl
+			piece, typ = "</s>", typeControl
 		case len(piece) == 6 && strings.HasPrefix(piece, "<0x") && piece[5] == '>':
-			typ = TypeByte
+			typ = typeByte
 		default:
 			piece = strings.ReplaceAll(piece, " ", spaceMarker)
 		}

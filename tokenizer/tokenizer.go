@@ -11,18 +11,18 @@ import (
 // ErrFormat is wrapped by every error about a malformed or unsupported tokenizer file.
 var ErrFormat = errors.New("tokenizer: bad tokenizer data")
 
-// TokenType is a token's kind, with the values SentencePiece and GGUF's tokenizer.ggml.token_type use.
-type TokenType int32
+// tokenType is a token's kind, with the values SentencePiece and GGUF's tokenizer.ggml.token_type use.
+type tokenType int32
 
-// Token types.
+// Token types (tokenizer.ggml.token_type values).
 const (
-	TypeUndefined   TokenType = 0
-	TypeNormal      TokenType = 1
-	TypeUnknown     TokenType = 2
-	TypeControl     TokenType = 3
-	TypeUserDefined TokenType = 4
-	TypeUnused      TokenType = 5
-	TypeByte        TokenType = 6
+	typeUndefined   tokenType = 0
+	typeNormal      tokenType = 1
+	typeUnknown     tokenType = 2
+	typeControl     tokenType = 3
+	typeUserDefined tokenType = 4
+	typeUnused      tokenType = 5
+	typeByte        tokenType = 6
 )
 
 // attr is llama.cpp's llama_token_attr bit set.
@@ -41,19 +41,19 @@ const (
 	attrSingleWord
 )
 
-func attrOfType(t TokenType) attr {
+func attrOfType(t tokenType) attr {
 	switch t {
-	case TypeUnknown:
+	case typeUnknown:
 		return attrUnknown
-	case TypeUnused:
+	case typeUnused:
 		return attrUnused
-	case TypeNormal:
+	case typeNormal:
 		return attrNormal
-	case TypeControl:
+	case typeControl:
 		return attrControl
-	case TypeUserDefined:
+	case typeUserDefined:
 		return attrUserDefined
-	case TypeByte:
+	case typeByte:
 		return attrByte
 	}
 	return 0
@@ -119,7 +119,7 @@ type vocabSpec struct {
 	unicodeRegex   bool // pre-tokenizer regexes use real Unicode classes (HF), not llama.cpp's collapsed ones
 	tokens         []string
 	scores         []float32
-	types          []TokenType
+	types          []tokenType
 	merges         []string // "left right"
 	mergePairs     [][2]string
 	bos, eos, unk  int32
@@ -352,6 +352,12 @@ func (t *Tokenizer) BOS() int32 { return t.bos }
 
 // EOS is the end-of-sequence token id, or -1 when the vocabulary has none.
 func (t *Tokenizer) EOS() int32 { return t.eos }
+
+// UNK is the unknown token id, or -1 when the vocabulary has none.
+func (t *Tokenizer) UNK() int32 { return t.unk }
+
+// PAD is the padding token id, or -1 when the vocabulary has none.
+func (t *Tokenizer) PAD() int32 { return t.pad }
 
 // AddBOSDefault reports whether the vocabulary asks for BOS at the start of a prompt (GGUF add_bos_token).
 func (t *Tokenizer) AddBOSDefault() bool { return t.addBOS }

@@ -56,7 +56,7 @@ func TestUserDefinedAndStrip(t *testing.T) {
 	s := newSpec(kindSPM)
 	s.tokens = []string{"<unk>", "<s>", "</s>", "<tool>", "<sep>", "▁", "a", "b", "▁a", "ab", "▁ab"}
 	s.scores = []float32{0, 0, 0, 0, 0, -1, -2, -3, -1, -0.5, -0.1}
-	s.types = []TokenType{TypeUnknown, TypeControl, TypeControl, TypeUserDefined, TypeControl, 1, 1, 1, 1, 1, 1}
+	s.types = []tokenType{typeUnknown, typeControl, typeControl, typeUserDefined, typeControl, 1, 1, 1, 1, 1, 1}
 	tk, err := s.build()
 	if err != nil {
 		t.Fatal(err)
