@@ -98,3 +98,34 @@ func FuzzSafetensors(f *testing.F) {
 		_, _, _ = normalizeHF("fuzz", hfConfig{HiddenSize: 4, NumHiddenLayers: 1, NumAttentionHeads: 2, IntermediateSize: 4, VocabSize: 4}, ts)
 	})
 }
+
+// FuzzLlama2C feeds arbitrary bytes to the llama2.c parser: it must return an error or tensors that cover the
+// file exactly as the header says.
+func FuzzLlama2C(f *testing.F) {
+	hdr := func(v ...int32) []byte {
+		b := make([]byte, 0, 28)
+		for _, x := range v {
+			b = binary.LittleEndian.AppendUint32(b, uint32(x))
+		}
+		return b
+	}
+	// dim 4, hidden 4, 1 layer, 2 heads, 1 kv head, vocab -2 (untied), seq 2: size follows from the layout.
+	small := hdr(4, 4, 1, 2, 1, -2, 2)
+	n := 4 * (2*4 + 4 + 4*4 + 2*4*2 + 4*4 + 4 + 3*4*4 + 4 + 2*2 + 2*4)
+	f.Add(append(small, make([]byte, n)...))
+	f.Add(hdr(64, 172, 5, 8, 4, 512, 512))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ck, err := ParseLlama2C("fuzz.bin", data)
+		if err != nil {
+			return
+		}
+		for _, tn := range ck.Tensors {
+			if tn == nil {
+				t.Fatal("nil tensor")
+			}
+			if n, err := TensorBytes(tn.Type, tn.Shape); err != nil || n != len(tn.Data) {
+				t.Fatalf("tensor %s: %d bytes for %v", tn.Name, len(tn.Data), tn.Shape)
+			}
+		}
+	})
+}

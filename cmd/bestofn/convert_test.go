@@ -139,3 +139,27 @@ func sameTensors(t *testing.T, want, got []*weights.Tensor) {
 		}
 	}
 }
+
+// TestSentencePieceMatchesLlamaCpp reads LLaMA-2's tokenizer.model and checks pieces, scores and types equal
+// those of llama.cpp's ggml-vocab-llama-spm.gguf (the same 32K vocabulary, converted by llama.cpp).
+func TestSentencePieceMatchesLlamaCpp(t *testing.T) {
+	md := weights.NewMetadata()
+	if err := addTokenizer(md, "../../../shared/tokenizers/llama2/tokenizer.model", 32000); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := weights.Open("../../../shared/tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	for _, k := range []string{"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"} {
+		a, _ := ref.Metadata.Value(k)
+		b, _ := md.Value(k)
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s differs from llama.cpp's", k)
+		}
+	}
+	if _, _, _, err := parseSentencePiece([]byte{0x0a, 0xff}); err == nil {
+		t.Error("truncated protobuf: no error")
+	}
+}
