@@ -169,3 +169,15 @@ func TestParseGGUFErrors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOpenGGUF opens (mmap + parse) stories260K.gguf, including its 512-token vocabulary.
+func BenchmarkOpenGGUF(b *testing.B) {
+	path := filepath.Join(sharedDir, "models/stories260K/stories260K.gguf")
+	for b.Loop() {
+		ck, err := OpenGGUF(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ck.Close()
+	}
+}

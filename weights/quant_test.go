@@ -10,7 +10,7 @@ import (
 
 // Golden files in testdata/golden come from llama.cpp's (ggml's) reference C routines; see testdata/README.md.
 
-func readF32s(t *testing.T, name string) []float32 {
+func readF32s(t testing.TB, name string) []float32 {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata/golden", name))
 	if err != nil {
@@ -219,5 +219,54 @@ func TestRoundAway(t *testing.T) {
 		if got, want := roundAway(v), int(math.Round(float64(v))); got != want {
 			t.Errorf("roundAway(%v) = %d, want %d", v, got, want)
 		}
+	}
+}
+
+// TestDequantizeNoAllocs: the model dequantizes embedding rows per token, so Dequantize must not allocate.
+func TestDequantizeNoAllocs(t *testing.T) {
+	dst := make([]float32, 512)
+	for _, typ := range append(goldenTypes, TypeF32) {
+		n, _ := typ.RowBytes(len(dst))
+		src := make([]byte, n)
+		if a := testing.AllocsPerRun(10, func() { _ = Dequantize(typ, src, dst) }); a != 0 {
+			t.Errorf("Dequantize(%s) allocates %v times", typ, a)
+		}
+		if a := testing.AllocsPerRun(10, func() { _ = Quantize(typ, dst, src) }); a != 0 {
+			t.Errorf("Quantize(%s) allocates %v times", typ, a)
+		}
+	}
+}
+
+// BenchmarkDequantize reports float32 output throughput for a 4096-value row of each type.
+func BenchmarkDequantize(b *testing.B) {
+	dst := make([]float32, 4096)
+	for _, typ := range append([]Type{TypeF32}, goldenTypes...) {
+		n, _ := typ.RowBytes(len(dst))
+		src := make([]byte, n)
+		for i := range src {
+			src[i] = byte(i * 7)
+		}
+		b.Run(typ.String(), func(b *testing.B) {
+			b.SetBytes(int64(4 * len(dst)))
+			for b.Loop() {
+				_ = Dequantize(typ, src, dst)
+			}
+		})
+	}
+}
+
+// BenchmarkQuantize reports float32 input throughput for a 4096-value row of each type.
+func BenchmarkQuantize(b *testing.B) {
+	x := readF32s(b, "input.f32")
+	x = append(x, x...)
+	for _, typ := range append([]Type{TypeF32}, goldenTypes...) {
+		n, _ := typ.RowBytes(len(x))
+		dst := make([]byte, n)
+		b.Run(typ.String(), func(b *testing.B) {
+			b.SetBytes(int64(4 * len(x)))
+			for b.Loop() {
+				_ = Quantize(typ, x, dst)
+			}
+		})
 	}
 }
