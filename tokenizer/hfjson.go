@@ -40,12 +40,15 @@ type hfComponent struct {
 		Regex  *string `json:"Regex"`
 		String *string `json:"String"`
 	} `json:"pattern"`
-	Content        string `json:"content"`
-	Prepend        string `json:"prepend"`
-	UseRegex       *bool  `json:"use_regex"`
-	AddPrefixSpace *bool  `json:"add_prefix_space"`
-	PrependScheme  string `json:"prepend_scheme"`
-	Single         []struct {
+	Behavior         string `json:"behavior"`
+	Invert           bool   `json:"invert"`
+	IndividualDigits bool   `json:"individual_digits"`
+	Content          string `json:"content"`
+	Prepend          string `json:"prepend"`
+	UseRegex         *bool  `json:"use_regex"`
+	AddPrefixSpace   *bool  `json:"add_prefix_space"`
+	PrependScheme    string `json:"prepend_scheme"`
+	Single           []struct {
 		SpecialToken *struct {
 			ID string `json:"id"`
 		} `json:"SpecialToken"`
@@ -196,14 +199,25 @@ func parseHFJSON(data, config []byte) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%w: tokenizer.json: BPE model without merges", ErrFormat)
 	}
 
-	// Pre-tokenization: byte-level (Split regexes + ByteLevel) or SentencePiece-style.
+	// Pre-tokenization: byte-level (Split regexes + ByteLevel) or SentencePiece-style. Components that would
+	// change the ids and are not implemented are refused rather than ignored.
 	byteLevel := false
+	var unsupported []string
 	s.preRegexes = []string{}
 	hf.PreTokenizer.walk(func(c *hfComponent) {
 		switch c.Type {
+		case "Sequence":
 		case "Split":
-			if c.Pattern != nil && c.Pattern.Regex != nil {
-				s.preRegexes = append(s.preRegexes, *c.Pattern.Regex)
+			if c.Pattern == nil || c.Pattern.Regex == nil || c.Invert || (c.Behavior != "" && c.Behavior != "Isolated") {
+				unsupported = append(unsupported, "pre_tokenizer Split other than an isolated regex")
+				return
+			}
+			s.preRegexes = append(s.preRegexes, *c.Pattern.Regex)
+		case "Digits":
+			if c.IndividualDigits {
+				s.preRegexes = append(s.preRegexes, `\p{N}`)
+			} else {
+				s.preRegexes = append(s.preRegexes, `\p{N}+`)
 			}
 		case "ByteLevel":
 			byteLevel = true
@@ -219,6 +233,8 @@ func parseHFJSON(data, config []byte) (*Tokenizer, error) {
 				(c.AddPrefixSpace != nil && *c.AddPrefixSpace) {
 				s.addSpacePrefix = true
 			}
+		default:
+			unsupported = append(unsupported, "pre_tokenizer "+c.Type)
 		}
 	})
 	hf.Decoder.walk(func(c *hfComponent) {
@@ -228,16 +244,28 @@ func parseHFJSON(data, config []byte) (*Tokenizer, error) {
 	})
 	hf.Normalizer.walk(func(c *hfComponent) {
 		switch c.Type {
+		case "Sequence":
+		case "NFC":
+			// llama.cpp ignores Qwen2's NFC normalizer too; text is tokenized as given.
 		case "Replace":
-			if c.Pattern != nil && c.Pattern.String != nil && *c.Pattern.String == " " && c.Content == spaceMarker {
-				s.escapeSpaces = true
+			if c.Pattern == nil || c.Pattern.String == nil || *c.Pattern.String != " " || c.Content != spaceMarker {
+				unsupported = append(unsupported, "normalizer Replace other than ' ' -> U+2581")
+				return
 			}
+			s.escapeSpaces = true
 		case "Prepend":
-			if c.Prepend == spaceMarker {
-				s.addSpacePrefix = true
+			if c.Prepend != spaceMarker {
+				unsupported = append(unsupported, "normalizer Prepend other than U+2581")
+				return
 			}
+			s.addSpacePrefix = true
+		default:
+			unsupported = append(unsupported, "normalizer "+c.Type)
 		}
 	})
+	if len(unsupported) > 0 {
+		return nil, fmt.Errorf("%w: tokenizer.json: unsupported %s", ErrFormat, strings.Join(unsupported, ", "))
+	}
 	s.byteLevel = byteLevel
 	s.unicodeRegex = true
 	if !byteLevel && !s.escapeSpaces {

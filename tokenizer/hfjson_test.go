@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,4 +182,26 @@ func TestHFJSONSentencePieceBPE(t *testing.T) {
 		}
 	}
 	t.Logf("%d/%d pass", pass, len(cases))
+}
+
+func TestHFJSONUnsupportedComponents(t *testing.T) {
+	model := `"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]}`
+	for _, extra := range []string{
+		`"pre_tokenizer":{"type":"Whitespace"}`,
+		`"pre_tokenizer":{"type":"Split","pattern":{"Regex":"a"},"behavior":"Removed"}`,
+		`"pre_tokenizer":{"type":"ByteLevel"},"normalizer":{"type":"Lowercase"}`,
+		`"normalizer":{"type":"Replace","pattern":{"String":"a"},"content":"b"}`,
+	} {
+		if _, err := ParseHFJSON([]byte("{" + model + "," + extra + "}")); !errors.Is(err, ErrFormat) {
+			t.Errorf("%s: err = %v", extra, err)
+		}
+	}
+	tk, err := ParseHFJSON([]byte("{" + model + `,"pre_tokenizer":{"type":"Sequence","pretokenizers":[` +
+		`{"type":"Digits","individual_digits":true},{"type":"ByteLevel","use_regex":false}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tk.Encode("ab", false, false); !slices.Equal(got, []int32{2}) {
+		t.Errorf("ab -> %v", got)
+	}
 }
