@@ -206,6 +206,7 @@ func (t *attnTask) Run(lo, hi, worker int) {
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	kc, vc := c.k[s.layer], c.v[s.layer]
 	bs := c.blockSize
+	small := hd < 32 // kernels' vector routines pay off from 32 values
 	scores := s.scores[worker*group*ctx : (worker+1)*group*ctx] // (group, context_len)
 	for item := lo; item < hi; item++ {
 		i, kh := item/cfg.NKVHeads, item%cfg.NKVHeads
@@ -214,15 +215,29 @@ func (t *attnTask) Run(lo, hi, worker int) {
 		seq := &c.seqs[s.seqs[i]]
 		npos := s.pos[i] + 1
 
-		// Scores q·k/sqrt(head_dim) of each query head over the sequence's positions, block by block.
+		// Scores q·k/sqrt(head_dim) of each query head over the sequence's positions, block by block. Small
+		// heads take one query head at a time (short inlined loops); large ones read each key row once for
+		// the whole group.
 		for p := 0; p < npos; {
 			base := int(seq.blocks[p/bs]) * bs
 			end := min(npos-p, bs)
-			for j := 0; j < end; j++ {
-				o := (base+j)*kvDim + kvOff
-				k := kc[o : o+hd]
+			if small {
 				for g := 0; g < group; g++ {
-					scores[g*ctx+p+j] = dotF32(qs[g*hd:(g+1)*hd], k) * scale
+					qg := qs[g*hd : (g+1)*hd]
+					sc := scores[g*ctx+p : g*ctx+p+end]
+					o := base*kvDim + kvOff
+					for j := range sc {
+						sc[j] = dotSmall(qg, kc[o:o+hd]) * scale
+						o += kvDim
+					}
+				}
+			} else {
+				for j := 0; j < end; j++ {
+					o := (base+j)*kvDim + kvOff
+					k := kc[o : o+hd]
+					for g := 0; g < group; g++ {
+						scores[g*ctx+p+j] = kernels.DotF32(qs[g*hd:(g+1)*hd], k) * scale
+					}
 				}
 			}
 			p += end
@@ -239,11 +254,23 @@ func (t *attnTask) Run(lo, hi, worker int) {
 		for p := 0; p < npos; {
 			base := int(seq.blocks[p/bs]) * bs
 			end := min(npos-p, bs)
-			for j := 0; j < end; j++ {
-				o := (base+j)*kvDim + kvOff
-				v := vc[o : o+hd]
+			if small {
 				for g := 0; g < group; g++ {
-					axpyF32(scores[g*ctx+p+j], v, out[g*hd:(g+1)*hd])
+					og := out[g*hd : (g+1)*hd]
+					sc := scores[g*ctx+p : g*ctx+p+end]
+					o := base*kvDim + kvOff
+					for _, w := range sc {
+						axpySmall(w, vc[o:o+hd], og)
+						o += kvDim
+					}
+				}
+			} else {
+				for j := 0; j < end; j++ {
+					o := (base+j)*kvDim + kvOff
+					v := vc[o : o+hd]
+					for g := 0; g < group; g++ {
+						kernels.AxpyF32(scores[g*ctx+p+j], v, out[g*hd:(g+1)*hd])
+					}
 				}
 			}
 			p += end
@@ -407,14 +434,21 @@ func expf(x float32) float32 {
 	if x > 88.72283 {
 		return float32(math.Inf(1))
 	}
-	n := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
+	// n = round(x / ln2), without a float64 round trip.
+	t := x * 1.44269504088896341
+	var ni int32
+	if t < 0 {
+		ni = int32(t - 0.5)
+	} else {
+		ni = int32(t + 0.5)
+	}
+	n := float32(ni)
 	r := x - n*0.693359375 - n*-2.12194440e-4
 	z := r * r
 	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r +
 		5.0000001201e-1
 	p = p*z + r + 1
 	// 2^n as float32 bits; n+127 is in [1, 254] for x in range except at the extremes, split there.
-	ni := int32(n)
 	if ni < -126 {
 		return p * math.Float32frombits(uint32(ni+127+64)<<23) * 5.421010862427522e-20 // 2^-64
 	}
@@ -424,33 +458,22 @@ func expf(x float32) float32 {
 	return p * math.Float32frombits(uint32(ni+127)<<23)
 }
 
-// dotF32 is the inner product of a and b; short vectors (small heads) skip the call into kernels.
-func dotF32(a, b []float32) float32 {
-	if len(a) >= 32 {
-		return kernels.DotF32(a, b)
-	}
+// dotSmall is the inner product of a and b, short enough for the compiler to inline: attention over small
+// heads (head_dim < 32) is dominated by call overhead otherwise.
+func dotSmall(a, b []float32) float32 {
 	b = b[:len(a)]
-	var s0, s1 float32
-	i := 0
-	for ; i+2 <= len(a); i += 2 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
+	var s float32
+	for i, v := range a {
+		s += v * b[i]
 	}
-	if i < len(a) {
-		s0 += a[i] * b[i]
-	}
-	return s0 + s1
+	return s
 }
 
-// axpyF32 sets y += alpha*x; short vectors skip the call into kernels.
-func axpyF32(alpha float32, x, y []float32) {
-	if len(x) >= 32 {
-		kernels.AxpyF32(alpha, x, y)
-		return
-	}
+// axpySmall sets y += alpha*x, inlinable like dotSmall.
+func axpySmall(alpha float32, x, y []float32) {
 	y = y[:len(x)]
-	for i := range x {
-		y[i] += alpha * x[i]
+	for i, v := range x {
+		y[i] += alpha * v
 	}
 }
 
