@@ -206,7 +206,7 @@ func (t *attnTask) Run(lo, hi, worker int) {
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	kc, vc := c.k[s.layer], c.v[s.layer]
 	bs := c.blockSize
-	small := hd < 32 // kernels' vector routines pay off from 32 values
+	small := hd < 32                                            // kernels' vector routines pay off from 32 values
 	scores := s.scores[worker*group*ctx : (worker+1)*group*ctx] // (group, context_len)
 	for item := lo; item < hi; item++ {
 		i, kh := item/cfg.NKVHeads, item%cfg.NKVHeads
