@@ -31,7 +31,7 @@ type Config struct {
 	// KVBlockSize is the KV cache page size in tokens; 0 means 16.
 	KVBlockSize int
 	// PrefillChunk bounds the prompt tokens evaluated per scheduler step; prompt chunks are mixed into the
-	// decode batch, so a long prompt delays running requests by at most one chunk per token. 0 means 256.
+	// decode batch, so a long prompt delays running requests by at most one chunk per token. 0 means 128.
 	PrefillChunk int
 	// ScoreTimeout bounds the Scorer call of a reranked request; 0 means 30 s. On timeout the result is
 	// Degraded.
@@ -58,7 +58,7 @@ func (c Config) withDefaults(modelCtx int) Config {
 		c.KVBlockSize = 16
 	}
 	if c.PrefillChunk <= 0 {
-		c.PrefillChunk = 256
+		c.PrefillChunk = 128
 	}
 	if c.ScoreTimeout <= 0 {
 		c.ScoreTimeout = 30 * time.Second
@@ -255,7 +255,10 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 	}
 	maxGen := req.MaxTokens
 	if maxGen == 0 {
-		maxGen = ctxLen - p
+		maxGen = min(ctxLen-p, fitTokens(p, n, e.blockSize, e.blockTotal))
+		if maxGen < 1 {
+			return nil, fmt.Errorf("%w: a prompt of %d tokens leaves no room for %d candidates", ErrTooLarge, p, n)
+		}
 	}
 	j := &job{
 		ctx:       ctx,
@@ -313,6 +316,16 @@ func samplerParams(req Request, i uint64) sampler.Params {
 		p.TopLogprobs = req.TopLogprobs
 	}
 	return p
+}
+
+// fitTokens is the largest maxGen whose worstBlocks fits in total blocks (inverse of worstBlocks).
+func fitTokens(prompt, n, bs, total int) int {
+	free := total - ceilDiv(prompt, bs)
+	if free < n {
+		return 0
+	}
+	k := prompt/bs + free/n // most blocks a candidate's positions may span
+	return k*bs - prompt + 1
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

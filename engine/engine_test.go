@@ -575,3 +575,56 @@ func TestClose(t *testing.T) {
 	}
 	e.Close()
 }
+
+func TestWorstBlocksAndFit(t *testing.T) {
+	// Against a direct count: the prompt's blocks, plus per candidate the blocks of positions
+	// [bs*floor(p/bs), p+g-1) it may write (a shared partial block is copied on write).
+	for _, bs := range []int{1, 4, 16} {
+		for p := 1; p <= 40; p += 3 {
+			for g := 1; g <= 40; g += 5 {
+				for _, n := range []int{1, 2, 5} {
+					own := 0
+					for pos := bs * (p / bs); pos < p+g-1; pos += bs {
+						own++
+					}
+					want := (p+bs-1)/bs + n*own
+					if got := worstBlocks(p, g, n, bs); got != want {
+						t.Fatalf("worstBlocks(%d, %d, %d, %d) = %d, want %d", p, g, n, bs, got, want)
+					}
+				}
+			}
+		}
+	}
+	for _, total := range []int{5, 17, 64} {
+		for p := 1; p < 30; p += 4 {
+			for _, n := range []int{1, 3, 5} {
+				g := fitTokens(p, n, 4, total)
+				if g > 0 && worstBlocks(p, g, n, 4) > total {
+					t.Errorf("fitTokens(%d, %d, 4, %d) = %d does not fit", p, n, total, g)
+				}
+				if worstBlocks(p, g+1, n, 4) <= total {
+					t.Errorf("fitTokens(%d, %d, 4, %d) = %d is not the largest", p, n, total, g)
+				}
+			}
+		}
+	}
+}
+
+func TestMaxTokensZeroFitsBudget(t *testing.T) {
+	be := newFakeBackend(fakeVocabSize, 256, 4, 40)
+	be.eogBias = -100
+	e, err := newEngine(be, fakeVocab{}, nil, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	res, err := e.Generate(context.Background(), Request{Prompt: "abc", N: 4, Sampling: SamplingParams{Temperature: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Candidates {
+		if c.FinishReason != FinishLength || len(c.Tokens) != fitTokens(4, 4, 4, 40) {
+			t.Errorf("candidate %d: %d tokens (%s), want %d (length)", c.Index, len(c.Tokens), c.FinishReason, fitTokens(4, 4, 4, 40))
+		}
+	}
+}

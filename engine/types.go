@@ -26,7 +26,8 @@ type Request struct {
 	Rerank bool
 	// Sampling holds the decoding parameters. Candidate i uses seed Sampling.Seed + i.
 	Sampling SamplingParams
-	// MaxTokens bounds each candidate's length; 0 means up to the context length.
+	// MaxTokens bounds each candidate's length; 0 means up to the context length, or less when N candidates
+	// of that length would not fit the engine's KV budget (then as many as fit).
 	MaxTokens int
 	// Stop lists strings that end a candidate; the stop string itself is not part of the text.
 	Stop []string
