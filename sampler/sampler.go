@@ -344,7 +344,7 @@ func (s *Sampler) filter(work []float32, maxLogit float64) int {
 	if s.p.TopP > 0 && s.p.TopP < 1 {
 		var total float64
 		for _, id := range cand[:k] {
-			e := math.Exp(float64(work[id]) - maxLogit)
+			e := expNeg(float64(work[id]) - maxLogit)
 			s.probs[id] = e
 			total += e
 		}
@@ -399,7 +399,7 @@ func (s *Sampler) draw(work []float32) int32 {
 		for _, id := range cand {
 			e := 1.0 // the maximum; also avoids 0 * Inf at a tiny temperature
 			if d := float64(work[id]) - maxLogit; d != 0 {
-				e = math.Exp(d * invT)
+				e = expNeg(d * invT)
 			}
 			probs[id] = e
 			total += e
@@ -464,7 +464,7 @@ func logSumExp(x []float32) float64 {
 	mf := float64(m)
 	var sum float64
 	for _, v := range x {
-		sum += math.Exp(float64(v) - mf)
+		sum += expNeg(float64(v) - mf)
 	}
 	return mf + math.Log(sum)
 }
