@@ -88,15 +88,17 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 		p.quant.quantizeQ8_K(p, x[:batch*m.Cols])
 	}
 	j.q = &p.quant
-	// Column chunks for float weights: keep a tile of float32 activation rows within ~24 KiB of L1 while the
-	// rows of a grain stream past it. Quantized activations (1 byte per value) need no chunking.
-	j.kc = m.Cols
-	if !p.quant.active && tileBatch*m.Cols*4 > 24<<10 {
-		j.kc = 1024
-	}
-	// Grains of rows: enough chunks to balance threads, at least ~16 KiB of weights each. When the batch
-	// spans several tiles, each tile re-reads the grain's weights, so keep a grain within L2 (~256 KiB).
+	// Grains of rows: enough chunks to balance threads, at least ~16 KiB of weights each.
 	grain := max(16<<10/rb, m.Rows/(8*p.threads), 1)
+	// Column chunks for float weights: keep a tile of float32 activation rows within ~24 KiB of L1 while the
+	// rows of a grain stream past it, and the grain within L2 (~128 KiB) so that its other column chunks are
+	// still there. Quantized activations (1 byte per value) need no chunking.
+	j.kc = m.Cols
+	if !p.quant.active && min(batch, tileBatch)*m.Cols*4 > 24<<10 {
+		j.kc = 1024
+		grain = max(1, min(grain, (128<<10)/rb))
+	}
+	// When the batch spans several tiles, each tile re-reads the grain's weights: keep a grain within L2.
 	if batch > tileBatch {
 		grain = max(1, min(grain, (256<<10)/rb))
 	}
