@@ -19,6 +19,9 @@ type Options struct {
 	ContextLen int
 }
 
+// maxThreads bounds Options.Threads (each thread gets its own attention scratch).
+const maxThreads = 1024
+
 // Model is a loaded LLaMA-family decoder: read-only weights (still in their file format, pointing into the
 // checkpoint's memory) plus the run state of one Forward call. Keep the checkpoint open while the model is in
 // use. Forward is not safe for concurrent calls; Config and Stats are.
@@ -71,8 +74,8 @@ func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Threads < 0 {
-		return nil, fmt.Errorf("model: negative thread count %d", opts.Threads)
+	if opts.Threads < 0 || opts.Threads > maxThreads {
+		return nil, fmt.Errorf("model: thread count %d out of range [0, %d]", opts.Threads, maxThreads)
 	}
 	if opts.ContextLen < 0 {
 		return nil, fmt.Errorf("model: negative context length %d", opts.ContextLen)
@@ -135,12 +138,12 @@ func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
-	m.invFreq = ropeFrequencies(m.cfg, ropeFreqs)
 	for _, f := range ropeFreqs {
 		if !(f > 0) || math.IsInf(float64(f), 0) {
-			return nil, fmt.Errorf("model: rope_freqs.weight holds a non-positive factor %g", f)
+			return nil, fmt.Errorf("model: rope_freqs.weight holds a non-positive or infinite factor %g", f)
 		}
 	}
+	m.invFreq = ropeFrequencies(m.cfg, ropeFreqs)
 
 	m.pool = kernels.NewPool(opts.Threads)
 	m.s.init(m)

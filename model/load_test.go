@@ -92,7 +92,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad rope freqs", edit: func(ck *weights.Checkpoint) {
 			ck.Tensors = append(ck.Tensors, &weights.Tensor{Name: "rope_freqs.weight", Type: weights.TypeF32,
 				Shape: []int{4}, Data: f32Bytes([]float32{1, 0, 1, 1})})
-		}, want: "non-positive factor"},
+		}, want: "non-positive or infinite factor 0"},
+		{name: "threads", opts: Options{Threads: 1 << 20}, want: "thread count"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ck := storiesCheckpoint(t)
