@@ -59,7 +59,7 @@ func dotQ4_0T5(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res
 //
 //	res[k] = sum over i < n of w[i] * x[k*xstride/4 + i]
 //
-// with w float32 (F32) or IEEE half (F16, converted by VCVTPH2PS); n must be a multiple of 32. See dotF32Bytes
+// with w float32 (F32) or IEEE half (F16, converted by VCVTPH2PS); n must be a multiple of 64. See dotF32Bytes
 // and dotF16 for the Go loops.
 
 //go:noescape
@@ -278,7 +278,7 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 		kTileASM(j.m.Type, t, nb, &w[0], &j.q.k[b*nb*q8KBytes], nb*q8KBytes, &res[0])
 		return true
 	case weights.TypeF32, weights.TypeF16:
-		n := (c1 - c0) &^ 31
+		n := (c1 - c0) &^ 63
 		if n > 0 {
 			floatTileASM(j.m.Type == weights.TypeF16, t, n, &w[0], &j.x[b*cols+c0], cols*4, &res[0])
 		} else {

@@ -58,6 +58,10 @@ func (g *gen) hsum(acc, off int) {
 // block 0 of the t rows, stored block-major (dstride bytes from one block to the next) so that one VMULPS
 // forms d_w*d_x for all t rows; the products go through the stack to be broadcast row by row.
 func (g *gen) q8Tile(typ string, blockBytes, t int) {
+	if t == 1 {
+		g.q8Row(typ, blockBytes)
+		return
+	}
 	name := fmt.Sprintf("dot%sT%d", typ, t)
 	frame := 0
 	if t > 1 {
@@ -130,10 +134,72 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	g.p("RET")
 }
 
+// q8Block emits one block of the single-row kernel: weight block at off(SI), activations at xoff(DI), scale
+// at doff(DX), accumulated into Y<acc>.
+func (g *gen) q8Block(typ string, off, xoff, doff, acc int) {
+	g.p("VPBROADCASTW %d(SI), X12", off)
+	g.p("VCVTPH2PS X12, Y12")
+	switch typ {
+	case "Q8_0":
+		g.p("VMOVDQU %d(SI), Y13", off+2)
+	case "Q4_0":
+		g.p("VMOVDQU %d(SI), X13", off+2)
+		g.p("VPSRLW $4, X13, X14")
+		g.p("VINSERTI128 $1, X14, Y13, Y13")
+		g.p("VPAND nibbleMask<>(SB), Y13, Y13")
+		g.p("VPSUBB eights<>(SB), Y13, Y13")
+	}
+	g.p("VPSIGNB Y13, Y13, Y14")
+	g.p("VMOVDQU %d(DI), Y5", xoff)
+	g.p("VPSIGNB Y13, Y5, Y5")
+	g.p("VPMADDUBSW Y5, Y14, Y5")
+	g.p("VPMADDWD Y15, Y5, Y5")
+	g.p("VCVTDQ2PS Y5, Y5")
+	g.p("VBROADCASTSS %d(DX), Y10", doff)
+	g.p("VMULPS Y12, Y10, Y10")
+	g.p("VFMADD231PS Y10, Y5, Y%d", acc)
+}
+
+// q8Row is q8Tile for one activation row, two blocks per iteration into two accumulators so that the FMA
+// latency does not bound the loop.
+func (g *gen) q8Row(typ string, blockBytes int) {
+	name := fmt.Sprintf("dot%sT1", typ)
+	fmt.Fprintf(&g.Buffer, "\n// func %s(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
+	g.p("MOVQ nb+0(FP), CX")
+	g.p("MOVQ w+8(FP), SI")
+	g.p("MOVQ xq+16(FP), DI")
+	g.p("MOVQ xd+24(FP), DX")
+	g.p("MOVQ res+48(FP), R12")
+	g.p("VXORPS Y0, Y0, Y0")
+	g.p("VXORPS Y1, Y1, Y1")
+	g.p("VPCMPEQW Y15, Y15, Y15")
+	g.p("VPSRLW $15, Y15, Y15")
+	g.label(name + "_loop")
+	g.p("CMPQ CX, $2")
+	g.p("JLT %s_tail", name)
+	g.q8Block(typ, 0, 0, 0, 0)
+	g.q8Block(typ, blockBytes, 32, 4, 1)
+	g.p("ADDQ $%d, SI", 2*blockBytes)
+	g.p("ADDQ $64, DI")
+	g.p("ADDQ $8, DX")
+	g.p("SUBQ $2, CX")
+	g.p("JMP %s_loop", name)
+	g.label(name + "_tail")
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.q8Block(typ, 0, 0, 0, 0)
+	g.label(name + "_done")
+	g.p("VADDPS Y1, Y0, Y0")
+	g.hsum(0, 0)
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
 // floatTile writes a kernel dotting one row of F32 or F16 weights with t rows of float32 activations,
-// n values (a multiple of 32), unrolled u vectors of 8 deep with one accumulator per (row, vector).
+// n values (a multiple of 64), unrolled u vectors of 8 deep with one accumulator per (row, vector).
 func (g *gen) floatTile(typ string, t int) {
-	u := 4
+	u := map[int]int{1: 8, 2: 4}[t]
 	if t > 2 {
 		u = 2
 	}
@@ -247,11 +313,13 @@ func (g *gen) unpackScalesK4() {
 	g.p("SHLL $4, R11")
 	g.p("ORL R11, DX")
 	g.p("ANDL $0x3f3f3f3f, AX") // u0 &= 0x3f3f3f3f
-	g.p("MOVL AX, 32(SP)")
-	g.p("MOVL DX, 36(SP)")
-	g.p("MOVL BX, 40(SP)")
-	g.p("MOVL R10, 44(SP)")
-	g.p("VPMOVZXBW 32(SP), Y14")
+	g.p("SHLQ $32, DX")         // 16 bytes u0 u1 u2 u3 into X14 without a store-forwarding stall
+	g.p("ORQ DX, AX")
+	g.p("SHLQ $32, R10")
+	g.p("ORQ R10, BX")
+	g.p("VMOVQ AX, X14")
+	g.p("VPINSRQ $1, BX, X14, X14")
+	g.p("VPMOVZXBW X14, Y14")
 	g.p("VMOVDQU Y14, 0(SP)")
 }
 
@@ -299,7 +367,7 @@ func (g *gen) kMinsAndScale(t int) {
 // Q8_K records, after llama.cpp's ggml_vec_dot_q4_K_q8_K.
 func (g *gen) q4KTile(t int) {
 	name := fmt.Sprintf("dotQ4_KT%d", t)
-	g.kHeader(name, 48, t)
+	g.kHeader(name, 32, t)
 	g.unpackScalesK4()
 	for j := range 4 {
 		g.p("VMOVDQU %d(SI), Y10", 16+32*j)
@@ -328,7 +396,7 @@ func (g *gen) shiftBitTo4(b, src, dst int) {
 // q5KTile: Q5_K weights (176-byte blocks: d, dmin, 12 bytes scales, 32 bytes fifth bits, 128 bytes nibbles).
 func (g *gen) q5KTile(t int) {
 	name := fmt.Sprintf("dotQ5_KT%d", t)
-	g.kHeader(name, 48, t)
+	g.kHeader(name, 32, t)
 	g.unpackScalesK4()
 	for j := range 4 {
 		g.p("VMOVDQU %d(SI), Y10", 48+32*j)
