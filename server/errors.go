@@ -61,6 +61,10 @@ func (s *Server) classify(err error) *httpError {
 		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "context_length_exceeded",
 			Param: "messages", Message: fmt.Sprintf("this model's maximum context length is %d tokens, but the request needs %d prompt tokens plus %d to generate",
 				ctxLen.ContextLen, ctxLen.PromptTokens, ctxLen.MaxTokens), Err: err}
+	case errors.Is(err, engine.ErrBadRequest), errors.Is(err, engine.ErrTooLarge):
+		// The engine's validation messages describe the request, not the server: safe to show.
+		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_request",
+			Message: err.Error(), Err: err}
 	case errors.Is(err, engine.ErrQueueFull):
 		return &httpError{Status: http.StatusTooManyRequests, Type: api.ErrorTypeRateLimit, Code: "rate_limit_exceeded",
 			Message: "the server is overloaded; retry later", Err: err}

@@ -85,6 +85,7 @@ func (f *fakeGen) Generate(ctx context.Context, req engine.Request) (*engine.Res
 		return nil, f.err
 	}
 	n := max(req.N, 1)
+	live := req.OnEvent != nil && (n == 1 || req.StreamCandidates) // the engine's streaming contract
 	res := &engine.Result{PromptTokens: len(strings.Fields(req.Prompt)) + 1,
 		Timings: engine.Timings{Queue: time.Millisecond, Prefill: 2 * time.Millisecond, Decode: 3 * time.Millisecond,
 			FirstToken: 2 * time.Millisecond}}
@@ -105,11 +106,11 @@ func (f *fakeGen) Generate(ctx context.Context, req engine.Request) (*engine.Res
 				}
 				c.Logprobs = append(c.Logprobs, lp)
 			}
-			if req.OnEvent != nil {
+			if live {
 				req.OnEvent(engine.Event{Candidate: i, Text: piece})
 			}
 		}
-		if req.OnEvent != nil {
+		if live {
 			req.OnEvent(engine.Event{Candidate: i, Done: true, FinishReason: engine.FinishStop})
 		}
 		res.Candidates = append(res.Candidates, c)
@@ -128,6 +129,10 @@ func (f *fakeGen) Generate(ctx context.Context, req engine.Request) (*engine.Res
 				res.Candidates[i].Rank = i + 1
 			}
 		}
+	}
+	if req.OnEvent != nil && !live {
+		best := res.Candidates[0]
+		req.OnEvent(engine.Event{Candidate: best.Index, Text: best.Text, Done: true, FinishReason: best.FinishReason})
 	}
 	return res, nil
 }

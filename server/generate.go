@@ -67,6 +67,7 @@ func (s *Server) runLive(ctx context.Context, g Generator, req engine.Request, n
 	defer cancel()
 	q := &eventQueue{notify: make(chan struct{}, 1)}
 	req.OnEvent = q.push
+	req.StreamCandidates = true // every candidate as produced, told apart by Event.Candidate
 	var res *engine.Result
 	var err error
 	go func() {

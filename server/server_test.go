@@ -154,6 +154,7 @@ func TestChatCompletionStream(t *testing.T) {
 			finished := make([]string, 2)
 			var usage *api.Usage
 			var cands []api.Candidate
+			contentChunks := 0
 			for _, ev := range sseEvents(t, w.Body.String()) {
 				var ch api.ChatCompletionChunk
 				if err := json.Unmarshal([]byte(ev), &ch); err != nil {
@@ -173,6 +174,9 @@ func TestChatCompletionStream(t *testing.T) {
 						t.Errorf("content after finish on choice %d", c.Index)
 					}
 					texts[c.Index] += c.Delta.Content
+					if c.Delta.Content != "" {
+						contentChunks++
+					}
 					if c.FinishReason != nil {
 						finished[c.Index] = *c.FinishReason
 					}
@@ -191,8 +195,8 @@ func TestChatCompletionStream(t *testing.T) {
 				if texts[0] != fakeText("", 3, 0) || texts[1] != fakeText("", 3, 1) {
 					t.Errorf("streamed %q", texts)
 				}
-				if req.OnEvent == nil {
-					t.Error("baseline stream did not ask for events")
+				if want := len(strings.Fields(texts[0] + " " + texts[1])); contentChunks != want {
+					t.Errorf("%d content chunks, want one per word (%d): not streamed live", contentChunks, want)
 				}
 			}
 			if usage == nil || usage.CompletionTokens == 0 {
@@ -391,16 +395,20 @@ func TestErrors(t *testing.T) {
 		{"closed", "/v1/chat/completions", chat(``), 503, "shutting_down", ""},
 		{"deadline", "/v1/completions", `{"model":"raw","prompt":"a"}`, 504, "timeout", ""},
 		{"internal", "/v1/chat/completions", chat(``), 500, "", ""},
+		{"engine validation", "/v1/chat/completions", chat(``), 400, "invalid_request", ""},
+		{"kv too large", "/v1/chat/completions", chat(``), 400, "invalid_request", ""},
 		{"unknown route", "/v1/embeddings", `{}`, 404, "", ""},
 		{"wrong method", "/v1/chat/completions", ``, 405, "", ""},
 		{"body too large", "/v1/chat/completions", `{"model":"base","messages":[{"role":"user","content":"` + strings.Repeat("x", 2000) + `"}]}`, 413, "request_too_large", ""},
 	}
 	genErrs := map[string]error{
-		"context length": fmt.Errorf("wrapped: %w", &engine.ContextLengthError{PromptTokens: 600, MaxTokens: 10, ContextLen: 512}),
-		"queue full":     fmt.Errorf("wrapped: %w", engine.ErrQueueFull),
-		"closed":         engine.ErrClosed,
-		"deadline":       context.DeadlineExceeded,
-		"internal":       errors.New("secret internal cause"),
+		"context length":    fmt.Errorf("wrapped: %w", &engine.ContextLengthError{PromptTokens: 600, MaxTokens: 10, ContextLen: 512}),
+		"queue full":        fmt.Errorf("wrapped: %w", engine.ErrQueueFull),
+		"closed":            engine.ErrClosed,
+		"deadline":          context.DeadlineExceeded,
+		"internal":          errors.New("secret internal cause"),
+		"engine validation": fmt.Errorf("%w: N=40 > MaxActiveSeqs", engine.ErrBadRequest),
+		"kv too large":      fmt.Errorf("%w: needs 9000 tokens", engine.ErrTooLarge),
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

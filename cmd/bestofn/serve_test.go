@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ollama "github.com/ollama/ollama/api"
+	"github.com/openai/openai-go"
+	"github.com/openai/openai-go/option"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Paths from this package's directory.
+const (
+	serveTestModel  = "../../../shared/models/stories260K/stories260K.gguf"
+	serveTestReward = "../../reward/testdata/tiny-rm"
+	// greedyStory is how stories260K continues "Once upon a time" greedily (shared/README.md).
+	greedyStory = ", there was a little girl named Lily. She loved to play outside in the park."
+)
+
+// startRealServer serves the flag configuration (stories260K; with the reward engineer's tiny-rm when present,
+// also :r1 and :ab) on a loopback port.
+func startRealServer(t *testing.T) (*httptest.Server, bool) {
+	t.Helper()
+	if _, err := os.Stat(serveTestModel); err != nil {
+		t.Skip("shared model missing: ", err)
+	}
+	rd := ""
+	if st, err := os.Stat(serveTestReward); err == nil && st.IsDir() {
+		rd = serveTestReward
+	}
+	cfg := flagConfig(serveTestModel, "", "alpaca", rd, "auto", "llama-gpt4", 5, 50)
+	cfg.Threads = 1
+	cfg.Limits = limitsConfig{MaxTokens: 64}
+	srv, closeAll, err := buildServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { ts.Close(); closeAll() })
+	return ts, rd != ""
+}
+
+func TestServeRealEngineOpenAI(t *testing.T) {
+	ts, _ := startRealServer(t)
+	ctx := context.Background()
+	client := openai.NewClient(option.WithBaseURL(ts.URL+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+
+	comp, err := client.Completions.New(ctx, openai.CompletionNewParams{
+		Model:       "llama-gpt4",
+		Prompt:      openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
+		Temperature: openai.Float(0),
+		MaxTokens:   openai.Int(20),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := comp.Choices[0].Text; !strings.HasPrefix(greedyStory, got) && !strings.HasPrefix(got, greedyStory) {
+		t.Errorf("greedy completion %q, want a prefix of %q", got, greedyStory)
+	}
+	if comp.Usage.CompletionTokens != 20 || comp.Choices[0].FinishReason != "length" {
+		t.Errorf("usage %+v finish %q", comp.Usage, comp.Choices[0].FinishReason)
+	}
+
+	params := openai.ChatCompletionNewParams{
+		Model:     "llama-gpt4",
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell me a story about a cat.")},
+		N:         openai.Int(2),
+		Seed:      openai.Int(42),
+		MaxTokens: openai.Int(24),
+	}
+	chat, err := client.Chat.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chat.Choices) != 2 || chat.Choices[0].Message.Content == "" || chat.Choices[0].Message.Content == chat.Choices[1].Message.Content {
+		t.Fatalf("choices %+v", chat.Choices)
+	}
+	// The same seed streamed gives the same two texts, rebuilt from the chunks.
+	stream := client.Chat.Completions.NewStreaming(ctx, params)
+	acc := openai.ChatCompletionAccumulator{}
+	chunks := 0
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+		chunks++
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for j := 0; j < 2; j++ {
+		if acc.Choices[j].Message.Content != chat.Choices[j].Message.Content {
+			t.Errorf("choice %d streamed %q, not streamed %q", j, acc.Choices[j].Message.Content, chat.Choices[j].Message.Content)
+		}
+	}
+	if chunks < 10 {
+		t.Errorf("%d chunks: not streamed token by token", chunks)
+	}
+
+	_, err = client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:     "llama-gpt4",
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage(strings.Repeat("cat ", 3000))},
+		MaxTokens: openai.Int(8),
+	})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "context_length_exceeded" {
+		t.Errorf("long prompt: %v", err)
+	}
+}
+
+func TestServeRealEngineOllama(t *testing.T) {
+	ts, _ := startRealServer(t)
+	ctx := context.Background()
+	u, _ := url.Parse(ts.URL)
+	client := ollama.NewClient(u, ts.Client())
+
+	var text string
+	parts := 0
+	err := client.Generate(ctx, &ollama.GenerateRequest{Model: "llama-gpt4", Prompt: "Once upon a time", Raw: true,
+		Options: map[string]any{"temperature": 0, "num_predict": 20}}, func(r ollama.GenerateResponse) error {
+		text += r.Response
+		parts++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(greedyStory, text) && !strings.HasPrefix(text, greedyStory) || parts < 10 {
+		t.Errorf("greedy generate %q in %d parts, want a prefix of %q", text, parts, greedyStory)
+	}
+	var final ollama.ChatResponse
+	var chatText string
+	err = client.Chat(ctx, &ollama.ChatRequest{Model: "llama-gpt4", Messages: []ollama.Message{{Role: "user", Content: "Tell me a story."}},
+		Options: map[string]any{"seed": 3, "num_predict": 16}}, func(r ollama.ChatResponse) error {
+		chatText += r.Message.Content
+		if r.Done {
+			final = r
+		}
+		return nil
+	})
+	if err != nil || chatText == "" || !final.Done || final.EvalCount == 0 || final.PromptEvalCount == 0 {
+		t.Fatalf("chat %q final %+v err %v", chatText, final, err)
+	}
+}
+
+// TestServeRealR1 runs the best-of-5 model end to end when the reward model exists.
+func TestServeRealR1(t *testing.T) {
+	ts, haveReward := startRealServer(t)
+	if !haveReward {
+		t.Skip("no reward model at " + serveTestReward)
+	}
+	body := `{"model":"llama-gpt4:ab","messages":[{"role":"user","content":"Tell me a story."}],"max_tokens":16,"seed":1,"return_candidates":true}`
+	req, _ := http.NewRequest("POST", ts.URL+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("X-Bestofn-Variant", "R1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+		Variant    string `json:"variant"`
+		Degraded   bool   `json:"degraded"`
+		Candidates []struct {
+			Rank  int      `json:"rank"`
+			Score *float64 `json:"score"`
+			Text  string   `json:"text"`
+		} `json:"candidates"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || out.Variant != "R1" || out.Degraded || len(out.Candidates) != 5 {
+		t.Fatalf("status %d %+v", resp.StatusCode, out)
+	}
+	for i, c := range out.Candidates {
+		if c.Score == nil || c.Rank != i+1 || i > 0 && *c.Score > *out.Candidates[i-1].Score {
+			t.Errorf("candidate %d: %+v", i, c)
+		}
+	}
+	if out.Choices[0].Message.Content != out.Candidates[0].Text {
+		t.Errorf("answer is not the best-ranked candidate")
+	}
+}
+
+func TestServeConfigFile(t *testing.T) {
+	cfg, err := loadServeConfig("../../deploy/bestofn.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Models) != 2 || cfg.Models[1].N != 5 || !cfg.Models[1].Rerank || cfg.Limits.RequestTimeout != 10*time.Minute ||
+		len(cfg.Experiments) != 1 || cfg.Experiments[0].Variants[1].Model != "llama-gpt4:r1" || cfg.ShutdownTimeout != 30*time.Second {
+		t.Fatalf("config %+v", cfg)
+	}
+	dir := t.TempDir()
+	js := filepath.Join(dir, "c.json")
+	os.WriteFile(js, []byte(`{"generators":[{"name":"g","model":"m.gguf"}],"models":[{"name":"a","generator":"g"}],"limits":{"request_timeout":"5s"}}`), 0o644)
+	if cfg, err := loadServeConfig(js); err != nil || cfg.Limits.RequestTimeout != 5*time.Second {
+		t.Errorf("JSON config %+v %v", cfg, err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("generators: []\nmodles: []\n"), 0o644)
+	if _, err := loadServeConfig(bad); err == nil || !strings.Contains(err.Error(), "modles") {
+		t.Errorf("misspelt key: %v", err)
+	}
+	if err := runServe(context.Background(), []string{"--config", js, "--n", "3"}, io.Discard, io.Discard); err == nil {
+		t.Error("--config with --n accepted")
+	}
+	if err := runServe(context.Background(), []string{"--model", "/nonexistent.gguf", "--addr", "127.0.0.1:0"}, io.Discard, io.Discard); err == nil {
+		t.Error("missing model accepted")
+	}
+}
+
+// TestServeShutdown runs the subcommand, makes a request, then cancels its context (what SIGTERM does) and
+// checks it returns cleanly.
+func TestServeShutdown(t *testing.T) {
+	if _, err := os.Stat(serveTestModel); err != nil {
+		t.Skip("shared model missing: ", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- runServe(ctx, []string{"--model", serveTestModel, "--reward-model", "", "--addr", "127.0.0.1:0", "--threads", "1"}, pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no listening line: %v (%v)", err, <-done)
+	}
+	go io.Copy(io.Discard, pr)
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "bestofn: listening on "))
+	resp, err := http.Post("http://"+addr+"/v1/completions", "application/json",
+		strings.NewReader(`{"model":"llama-gpt4","prompt":"Once","max_tokens":4}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("request: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
