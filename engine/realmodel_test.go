@@ -67,7 +67,9 @@ func TestRealGreedyStory(t *testing.T) {
 // was evaluated once (model token counter).
 func TestRealBestOfNMatchesSingleRuns(t *testing.T) {
 	m, tok := loadStories(t)
-	e, err := New(m, tok, nil, Config{})
+	refModel, _ := loadStories(t) // a second instance, so m's counters see only the engine's work
+	be := newCheckBackend(t, m, refModel, 2048)
+	e, err := newEngine(be, tokVocab{tok}, nil, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,10 +90,13 @@ func TestRealBestOfNMatchesSingleRuns(t *testing.T) {
 		t.Errorf("model evaluated %d tokens, want %d (prompt of %d once + each candidate's tokens but its last)", got,
 			want, res.PromptTokens)
 	}
+	if got, wantCalls := after.ForwardCalls-before.ForwardCalls, int64(1+maxLen(res)-1); got != wantCalls {
+		t.Errorf("%d Forward calls, want %d (one prefill, then one per step for all candidates together)", got, wantCalls)
+	}
 	distinct := map[string]bool{}
 	voc := tokVocab{tok}
 	for i, c := range res.Candidates {
-		ref := referenceRun(t, freshBackend(t, m), voc, req, i)
+		ref := referenceRun(t, freshBackend(t, refModel), voc, req, i)
 		if !sameTokens(c.Tokens, ref) {
 			t.Errorf("candidate %d:\n batched %v\n single  %v", i, c.Tokens, ref)
 		}
@@ -103,9 +108,21 @@ func TestRealBestOfNMatchesSingleRuns(t *testing.T) {
 	if len(distinct) < 3 {
 		t.Errorf("only %d distinct candidates of 5 at temperature 1", len(distinct))
 	}
+	if be.maxDiff > 1e-4 {
+		t.Errorf("batched logits differ from single-sequence ones by %g, want <= 1e-4", be.maxDiff)
+	}
 	if st := waitIdle(t, e); st.KVBlocksUsed != 0 {
 		t.Errorf("%d KV blocks used after the request", st.KVBlocksUsed)
 	}
+}
+
+// maxLen is the length of the longest candidate.
+func maxLen(r *Result) int {
+	n := 0
+	for _, c := range r.Candidates {
+		n = max(n, len(c.Tokens))
+	}
+	return n
 }
 
 func btoi(b bool) int {
@@ -116,21 +133,21 @@ func btoi(b bool) int {
 }
 
 // checkBackend runs the engine's batches on the model and, for every logits row, checks it against an
-// independent single-token evaluation of the same sequence on a second cache (forks mirrored there), within
-// 1e-4; then it substitutes the reference row. Batched kernels round differently from single rows (~1e-5),
+// independent single-token evaluation of the same sequence by a second model instance on its own cache (forks
+// mirrored there), within 1e-4; then it substitutes the reference row. Batched kernels round differently from single rows (~1e-5),
 // which can flip a sampled token once in a while; with the reference rows substituted the engine's tokens
 // must equal plain single runs exactly, so scheduling, forking and batching bugs show and float noise does not.
 type checkBackend struct {
 	*modelBackend
 	t       *testing.T
-	m       *model.Model
+	refM    *model.Model
 	ref     *model.KVCache
 	refSeq  map[seqID]model.SeqID
 	buf     []float32
 	maxDiff float64
 }
 
-func newCheckBackend(t *testing.T, m *model.Model, kvTokens int) *checkBackend {
+func newCheckBackend(t *testing.T, m, refM *model.Model, kvTokens int) *checkBackend {
 	cache, err := model.NewKVCache(m.Config(), model.CacheOptions{MaxTokens: kvTokens})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +156,7 @@ func newCheckBackend(t *testing.T, m *model.Model, kvTokens int) *checkBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &checkBackend{modelBackend: &modelBackend{gen: m, cache: cache, cfg: m.Config()}, t: t, m: m, ref: ref,
+	return &checkBackend{modelBackend: &modelBackend{gen: m, cache: cache, cfg: m.Config()}, t: t, refM: refM, ref: ref,
 		refSeq: map[seqID]model.SeqID{}, buf: make([]float32, m.Config().VocabSize)}
 }
 
@@ -177,7 +194,7 @@ func (c *checkBackend) forward(b *batch, logits []float32) error {
 	row := 0
 	for i, tok := range b.tokens {
 		r := c.refSeq[b.seqs[i]]
-		if err := c.m.Forward(c.ref, model.Batch{Tokens: []int32{tok}, Seqs: []model.SeqID{r}}, c.buf); err != nil {
+		if err := c.refM.Forward(c.ref, model.Batch{Tokens: []int32{tok}, Seqs: []model.SeqID{r}}, c.buf); err != nil {
 			return err
 		}
 		if !b.logits[i] {
@@ -198,7 +215,8 @@ func (c *checkBackend) forward(b *batch, logits []float32) error {
 
 func TestRealConcurrentAndNoGrowth(t *testing.T) {
 	m, tok := loadStories(t)
-	be := newCheckBackend(t, m, 4*512)
+	refModel, _ := loadStories(t)
+	be := newCheckBackend(t, m, refModel, 4*512)
 	e, err := newEngine(be, tokVocab{tok}, nil, Config{MaxActiveSeqs: 12})
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +240,7 @@ func TestRealConcurrentAndNoGrowth(t *testing.T) {
 				t.Fatal(errs[k])
 			}
 			for i, c := range results[k].Candidates {
-				if ref := referenceRun(t, freshBackend(t, m), voc, reqs[k], i); !sameTokens(c.Tokens, ref) {
+				if ref := referenceRun(t, freshBackend(t, refModel), voc, reqs[k], i); !sameTokens(c.Tokens, ref) {
 					t.Errorf("round %d request %d candidate %d differs from its single run:\n%v\n%v", round, k, i,
 						c.Tokens, ref)
 				}
