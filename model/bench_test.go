@@ -60,7 +60,8 @@ func benchDecode(b *testing.B, threads int) {
 func BenchmarkDecode1Thread(b *testing.B)  { benchDecode(b, 1) }
 func BenchmarkDecode2Threads(b *testing.B) { benchDecode(b, 2) }
 
-// BenchmarkStepVsMatMuls times a decode step at position 128 next to the same step's matrix products alone
+// BenchmarkStepVsMatMuls times a decode step at position 128, a step of 5 forked sequences, and the
+// single step's matrix products alone
 // (same Pool, batch 1), so the ratio of the two shows what the forward pass adds around the kernels:
 // norms, RoPE, cache writes, attention, SwiGLU and the pool's sync points. BESTOFN_BENCH_MODEL overrides the
 // model file; BESTOFN_BENCH_THREADS the thread count (default 2).
@@ -96,6 +97,36 @@ func BenchmarkStepVsMatMuls(b *testing.B) {
 			if err := m.Forward(c, step, logits); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	b.Run("step5", func(b *testing.B) {
+		// Five forks of the prompt decoding together, as best-of-5 does: compare with "step".
+		var step Batch
+		for range 5 {
+			f, err := c.Fork(seq)
+			if err != nil {
+				b.Fatal(err)
+			}
+			step.Tokens = append(step.Tokens, 5)
+			step.Seqs = append(step.Seqs, f)
+			step.Logits = append(step.Logits, true)
+		}
+		out := make([]float32, 5*cfg.VocabSize)
+		cpu0 := cpuTime()
+		defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") }()
+		for i := 0; i < b.N; i++ {
+			for _, f := range step.Seqs {
+				if err := c.Truncate(f, 128); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := m.Forward(c, step, out); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		for _, f := range step.Seqs {
+			c.Free(f)
 		}
 	})
 	b.Run("matmuls", func(b *testing.B) {
