@@ -149,6 +149,12 @@ func TestPrometheusScrape(t *testing.T) {
 	if len(got) != 2 {
 		t.Errorf("variants %v", got)
 	}
+	// Every query of the Grafana dashboard parses and runs (with a window the short test can fill).
+	for _, expr := range dashboardExprs(t) {
+		if _, err := promQuery(ctx, base, strings.ReplaceAll(expr, "[5m]", "[1m]")); err != nil {
+			t.Errorf("dashboard query %q: %v", expr, err)
+		}
+	}
 	for _, q := range []float64{0.5, 0.95, 0.99} {
 		pq := fmt.Sprintf(`histogram_quantile(%g, sum by (le, variant) (rate(bestofn:e2e_request_latency_seconds_bucket[1m])))`, q)
 		res := wait(pq, func(m map[string]float64) bool { return len(m) == 2 && m["B"] > 0 && m["R1"] > 0 })
