@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"syscall"
 	"time"
 
 	"github.com/bestofn/bestofn/model"
@@ -37,6 +38,19 @@ type benchResult struct {
 	WallS        float64 `json:"wall_s"`
 	PrefillTokS  float64 `json:"prefill_tok_s"`
 	DecodeTokS   float64 `json:"decode_tok_s"`
+	// PrefillCPUS and DecodeCPUS are the process's CPU seconds (all threads) in each stage: on a shared
+	// machine, tokens per CPU second times the thread count estimates the speed without the other load.
+	PrefillCPUS float64 `json:"prefill_cpu_s"`
+	DecodeCPUS  float64 `json:"decode_cpu_s"`
+}
+
+// cpuSeconds returns the process's user+system CPU time in seconds (0 if unavailable).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -101,11 +115,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logits := make([]float32, cfg.VocabSize)
 
-	t0 := time.Now()
+	t0, c0 := time.Now(), cpuSeconds()
 	if err := m.Forward(cache, prompt, logits); err != nil {
 		return err
 	}
-	prefillS := time.Since(t0).Seconds()
+	prefillS, c1 := time.Since(t0).Seconds(), cpuSeconds()
 
 	// Greedy decode, one token per Forward call, as a single-user generation does.
 	step := model.Batch{Tokens: make([]int32, 1), Seqs: []model.SeqID{seq}}
@@ -119,12 +133,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	decodeS := time.Since(t1).Seconds()
+	decodeS, c2 := time.Since(t1).Seconds(), cpuSeconds()
 
 	res := benchResult{
 		Model: o.Model, Threads: o.Threads, PromptTokens: o.PromptTokens, GenTokens: o.GenTokens,
 		LoadS: loadS, PrefillS: prefillS, DecodeS: decodeS, WallS: time.Since(start).Seconds(),
-		PrefillTokS: float64(o.PromptTokens) / prefillS,
+		PrefillTokS: float64(o.PromptTokens) / prefillS, PrefillCPUS: c1 - c0, DecodeCPUS: c2 - c1,
 	}
 	if res.Threads == 0 {
 		res.Threads = -1 // one per CPU
@@ -141,6 +155,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "load:    %8.3f s\n", loadS)
 	fmt.Fprintf(stdout, "prefill: %5d tokens in %8.3f s = %9.2f tok/s\n", o.PromptTokens, prefillS, res.PrefillTokS)
 	fmt.Fprintf(stdout, "decode:  %5d tokens in %8.3f s = %9.2f tok/s\n", o.GenTokens, decodeS, res.DecodeTokS)
+	fmt.Fprintf(stdout, "cpu:     prefill %.3f s, decode %.3f s (all threads)\n", res.PrefillCPUS, res.DecodeCPUS)
 	return nil
 }
 
