@@ -251,7 +251,12 @@ func (l *loader) matrix(name string, cols, rows int) kernels.Matrix {
 		l.fail(fmt.Errorf("model: tensor %s: no matrix kernel for type %s", name, t.Type))
 		return kernels.Matrix{}
 	}
-	return kernels.Matrix{Type: t.Type, Rows: rows, Cols: cols, Data: t.Data}
+	mat := kernels.Matrix{Type: t.Type, Rows: rows, Cols: cols, Data: t.Data}
+	if err := mat.Validate(); err != nil { // so that MatMul, which trusts a valid Matrix, cannot panic
+		l.fail(fmt.Errorf("model: tensor %s: %w", name, err))
+		return kernels.Matrix{}
+	}
+	return mat
 }
 
 // vector returns a small tensor (a norm weight) dequantized to float32.
