@@ -333,13 +333,18 @@ func (s *Sampler) applyPenalties(work []float32) {
 func (s *Sampler) filter(work []float32, maxLogit float64) int {
 	v := len(work)
 	cand := s.cand[:v]
-	for i := range cand {
-		cand[i] = int32(i)
-	}
 	k := v
-	if s.p.TopK > 0 && s.p.TopK < v {
+	if s.p.TopK > 0 && s.p.TopK < v && s.p.TopK <= topKHeapMax {
 		k = s.p.TopK
-		s.selectTop(0, v, k)
+		s.selectTopHeap(work, k)
+	} else {
+		for i := range cand {
+			cand[i] = int32(i)
+		}
+		if s.p.TopK > 0 && s.p.TopK < v {
+			k = s.p.TopK
+			s.selectTop(0, v, k)
+		}
 	}
 	if s.p.TopP > 0 && s.p.TopP < 1 {
 		var total float64
@@ -530,6 +535,47 @@ func (s *Sampler) selectTop(lo, hi, k int) {
 		default:
 			lo = p + 1
 		}
+	}
+}
+
+// topKHeapMax is the largest top-k served by a heap scan; larger ones use quickselect.
+const topKHeapMax = 512
+
+// selectTopHeap puts the k best-ranked token ids of work into s.cand[:k] (in no particular order) with one
+// scan and a min-heap of the best so far: most tokens are rejected by a single comparison with the root.
+func (s *Sampler) selectTopHeap(work []float32, k int) {
+	h := s.cand[:k]
+	for i := range h {
+		h[i] = int32(i)
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		siftDown(work, h, i)
+	}
+	for i := k; i < len(work); i++ {
+		// Token i comes after every id in the heap, so on a tie with the root it ranks worse.
+		if work[i] <= work[h[0]] {
+			continue
+		}
+		h[0] = int32(i)
+		siftDown(work, h, 0)
+	}
+}
+
+// siftDown restores the heap order of h (the worst-ranked token at the root) below index i.
+func siftDown(vals []float32, h []int32, i int) {
+	for {
+		worst := i
+		if l := 2*i + 1; l < len(h) && before(vals, h[worst], h[l]) {
+			worst = l
+		}
+		if r := 2*i + 2; r < len(h) && before(vals, h[worst], h[r]) {
+			worst = r
+		}
+		if worst == i {
+			return
+		}
+		h[i], h[worst] = h[worst], h[i]
+		i = worst
 	}
 }
 
