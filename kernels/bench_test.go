@@ -132,3 +132,33 @@ func loop(b *testing.B, f func()) {
 	}
 	b.ReportMetric(float64(cpuTime()-c0)/1e6/float64(b.N), "cpu-ms/op")
 }
+
+type nopTask struct{}
+
+func (nopTask) Run(lo, hi, worker int) {}
+
+// BenchmarkDispatch measures the cost of waking the pool's workers for one Run, and of the smallest real
+// MatMuls (stories260K: 64x64 and the 512x64 classifier), which decide the speed of tiny models.
+func BenchmarkDispatch(b *testing.B) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, threads := range []int{1, 2} {
+		p := NewPool(threads)
+		b.Run(fmt.Sprintf("run/t%d", threads), func(b *testing.B) {
+			var t nopTask
+			for b.Loop() {
+				p.Run(1000, 1, t)
+			}
+		})
+		for _, rows := range []int{64, 512} {
+			m := randomMatrix(rng, weights.TypeF32, rows, 64)
+			x := randomVec(rng, 64)
+			out := make([]float32, rows)
+			b.Run(fmt.Sprintf("f32-%dx64/t%d", rows, threads), func(b *testing.B) {
+				for b.Loop() {
+					p.MatMul(out, m, x, 1)
+				}
+			})
+		}
+		p.Close()
+	}
+}

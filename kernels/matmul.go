@@ -88,8 +88,9 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 		p.quant.quantizeQ8_K(p, x[:batch*m.Cols])
 	}
 	j.q = &p.quant
-	// Grains of rows: enough chunks to balance threads, at least ~16 KiB of weights each.
-	grain := max(16<<10/rb, m.Rows/(8*p.threads), 1)
+	// Grains of rows: enough chunks to balance threads, at least ~64 KiB of weights each so that waking a
+	// worker (a few microseconds) pays off; smaller matrices run on the caller's goroutine.
+	grain := max(64<<10/rb, m.Rows/(8*p.threads), 1)
 	// Column chunks for float weights: keep a tile of float32 activation rows within ~24 KiB of L1 while the
 	// rows of a grain stream past it, and the grain within L2 (~128 KiB) so that its other column chunks are
 	// still there. Quantized activations (1 byte per value) need no chunking.
@@ -126,6 +127,9 @@ type matJob struct {
 // Run computes output rows [lo, hi) for the whole batch: for each tile of activation rows, for each column
 // chunk, for each weight row of the grain, so the tile stays in L1 and the grain's weights in L2.
 func (j *matJob) Run(lo, hi, _ int) {
+	if j.batch == 1 && j.asm && j.rowsASM(lo, hi) {
+		return
+	}
 	var res [tileBatch]float32
 	rows := j.m.Rows
 	for b := 0; b < j.batch; b += tileBatch {

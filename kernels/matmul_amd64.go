@@ -260,6 +260,41 @@ func floatTileASM(f16 bool, t, n int, w *byte, x *float32, xs int, res *float32)
 	}
 }
 
+// rowsASM computes out[r] for r in [lo, hi) with batch 1, calling the single-row kernel directly (tiny
+// matrices spend much of their time in the per-row dispatch otherwise). It reports false when it does not
+// handle the type or shape.
+func (j *matJob) rowsASM(lo, hi int) bool {
+	m, rb := j.m, j.rowBytes
+	if lo >= hi {
+		return true
+	}
+	switch m.Type {
+	case weights.TypeF32, weights.TypeF16:
+		if m.Cols%64 != 0 {
+			return false
+		}
+		for r := lo; r < hi; r++ {
+			if m.Type == weights.TypeF32 {
+				dotF32T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
+			} else {
+				dotF16T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
+			}
+		}
+		return true
+	case weights.TypeQ8_0, weights.TypeQ4_0:
+		nb := m.Cols / 32
+		for r := lo; r < hi; r++ {
+			if m.Type == weights.TypeQ8_0 {
+				dotQ8_0T1(nb, &m.Data[r*rb], &j.q.q[0], &j.q.d[0], 0, 0, &j.out[r])
+			} else {
+				dotQ4_0T1(nb, &m.Data[r*rb], &j.q.q[0], &j.q.d[0], 0, 0, &j.out[r])
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // tileASM runs the assembly kernel for w's type on activation rows b..b+t-1, if there is one.
 // For float types w holds columns [c0, c1) of a row.
 func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bool {

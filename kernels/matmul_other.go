@@ -6,6 +6,8 @@ func haveASM() bool { return false }
 
 func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bool { return false }
 
+func (j *matJob) rowsASM(lo, hi int) bool { return false }
+
 func dotF32ASM(a, b *float32, n int) float32 { panic("kernels: no assembly on this architecture") }
 
 func axpyF32ASM(alpha float32, x, y *float32, n int) {

@@ -242,8 +242,11 @@ func (g *gen) floatTile(typ string, t int) {
 	g.p("JNZ %s_loop", name)
 	g.label(name + "_done")
 	for k := range t {
-		for v := 1; v < u; v++ {
-			g.p("VADDPS Y%d, Y%d, Y%d", acc(k, v), acc(k, 0), acc(k, 0))
+		// Pairwise tree: log2(u) dependent adds instead of u-1.
+		for step := 1; step < u; step *= 2 {
+			for v := 0; v+step < u; v += 2 * step {
+				g.p("VADDPS Y%d, Y%d, Y%d", acc(k, v+step), acc(k, v), acc(k, v))
+			}
 		}
 		// Move the row's sum to Y<k> so hsum's scratch (X15) is free.
 		if acc(k, 0) != k {
