@@ -294,6 +294,9 @@ func (m *Model) attnGrain(n int) int {
 func (m *Model) checkBatch(c *KVCache, b Batch, logits []float32) error {
 	cfg := &m.cfg
 	n := len(b.Tokens)
+	if m.pool == nil {
+		return errors.New("model: forward on a closed model")
+	}
 	if c == nil {
 		return errors.New("model: forward with a nil cache")
 	}

@@ -438,6 +438,9 @@ func TestCacheErrors(t *testing.T) {
 		if _, err := c.Fork(a + 7); err == nil {
 			t.Error("fork of unknown sequence accepted")
 		}
+		if err := m.Forward(nil, Batch{Tokens: []int32{1}, Seqs: []SeqID{a}}, logits); err == nil {
+			t.Error("nil cache accepted")
+		}
 		other, err := NewKVCache(Config{NLayers: 2, NKVHeads: 1, HeadDim: 8, ContextLen: 16}, CacheOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -447,6 +450,16 @@ func TestCacheErrors(t *testing.T) {
 			t.Error("cache of another configuration accepted")
 		}
 	})
+}
+
+func TestForwardAfterClose(t *testing.T) {
+	m := openModel(t, storiesGGUF, Options{Threads: 1})
+	c := newCache(t, m, CacheOptions{})
+	a := newSeq(t, c)
+	m.Close()
+	if err := m.Forward(c, Batch{Tokens: []int32{1}, Seqs: []SeqID{a}}, make([]float32, m.Config().VocabSize)); err == nil {
+		t.Fatal("forward on a closed model succeeded")
+	}
 }
 
 // TestForwardAllocs checks that a decode step and a multi-sequence step allocate nothing once warmed up.
