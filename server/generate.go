@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -33,13 +34,25 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 
 	var res *engine.Result
 	var err error
-	if live == nil || req.Rerank {
-		res, err = c.rt.model.Generator.Generate(ctx, req)
-	} else {
-		res, err = s.runLive(ctx, c.rt.model.Generator, req, c.plan.nChoices, func(choice int, text string) error {
-			streamed[choice].WriteString(text)
-			return live(choice, text)
-		})
+	for attempt := 0; attempt < 2; attempt++ {
+		if live == nil || req.Rerank {
+			res, err = c.rt.model.Generator.Generate(ctx, req)
+		} else {
+			res, err = s.runLive(ctx, c.rt.model.Generator, req, c.plan.nChoices, func(choice int, text string) error {
+				streamed[choice].WriteString(text)
+				return live(choice, text)
+			})
+		}
+		// The server's default cap does not fit after this prompt: use the room that is left. (The engine
+		// refuses before generating anything, so nothing was streamed.)
+		var cle *engine.ContextLengthError
+		if attempt == 0 && c.plan.defaultMaxTokens && errors.As(err, &cle) {
+			if room := cle.ContextLen - cle.PromptTokens; room >= 1 && room < req.MaxTokens {
+				req.MaxTokens = room
+				continue
+			}
+		}
+		break
 	}
 	if err == nil && (res == nil || len(res.Candidates) < c.plan.nChoices) {
 		got := 0

@@ -14,6 +14,15 @@ import (
 	"github.com/bestofn/bestofn/api"
 )
 
+// echoRequestID returns the request id (from the client's X-Request-Id or generated) in the X-Request-Id
+// response header, so a client can quote it when reporting a problem.
+func echoRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(middleware.RequestIDHeader, middleware.GetReqID(r.Context()))
+		next.ServeHTTP(w, r)
+	})
+}
+
 // logRequests logs one line per request with its id, status, size and duration.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

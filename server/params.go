@@ -49,6 +49,9 @@ func f32(v *float64, def float32) float32 {
 type plan struct {
 	req      engine.Request
 	nChoices int
+	// defaultMaxTokens says req.MaxTokens is the server's cap, not the client's: when the prompt leaves less room
+	// than that in the context, the request is retried with what is left instead of failing.
+	defaultMaxTokens bool
 }
 
 // toEngine validates p against the server's limits and m's capabilities. def holds the API's defaults for
@@ -181,7 +184,8 @@ func (s *Server) toEngine(m *Model, p params, def engine.SamplingParams) (plan, 
 			Logprobs:    p.logprobs || p.topLogprobs > 0,
 			TopLogprobs: p.topLogprobs,
 		},
-		nChoices: n,
+		nChoices:         n,
+		defaultMaxTokens: maxTokens > 0 && (p.maxTokens == nil || *p.maxTokens < 0),
 	}, nil
 }
 

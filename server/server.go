@@ -257,7 +257,7 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the server's routes with their middleware. All routing is here.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.RealIP, s.logRequests, s.recoverer)
+	r.Use(middleware.RequestID, echoRequestID, middleware.RealIP, s.logRequests, s.recoverer)
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{Status: http.StatusNotFound, Type: "not_found_error", Message: "no route for " + r.Method + " " + r.URL.Path}
 	}))

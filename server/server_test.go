@@ -35,6 +35,9 @@ func TestChatCompletionBaseline(t *testing.T) {
 	if w.Code != 200 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
+	if w.Header().Get("X-Request-Id") == "" {
+		t.Error("no X-Request-Id")
+	}
 	if got := w.Header().Get(HeaderVariant); got != "base" {
 		t.Errorf("variant header %q", got)
 	}
@@ -636,5 +639,39 @@ func TestNewValidates(t *testing.T) {
 		if _, err := New(cfg); err == nil || !strings.HasPrefix(err.Error(), "server: ") {
 			t.Errorf("config %d: err %v", i, err)
 		}
+	}
+}
+
+// ctxGen fails like the engine when prompt (10 tokens) plus MaxTokens exceed a context of 50.
+type ctxGen struct {
+	fakeGen
+	maxTokens []int
+}
+
+func (g *ctxGen) Generate(ctx context.Context, req engine.Request) (*engine.Result, error) {
+	g.maxTokens = append(g.maxTokens, req.MaxTokens)
+	if 10+req.MaxTokens > 50 {
+		return nil, &engine.ContextLengthError{PromptTokens: 10, MaxTokens: req.MaxTokens, ContextLen: 50}
+	}
+	return g.fakeGen.Generate(ctx, req)
+}
+
+// TestDefaultMaxTokensFitsContext checks that the server's default cap shrinks to the room the prompt leaves,
+// while a max_tokens the client set still fails.
+func TestDefaultMaxTokensFitsContext(t *testing.T) {
+	g := &ctxGen{}
+	e := newEnv(t, func(c *Config) { c.Models[0].Generator = g })
+	if w := e.do(t, "POST", "/v1/completions", `{"model":"base","prompt":"x"}`); w.Code != 200 {
+		t.Fatalf("default cap: %d %s", w.Code, w.Body)
+	}
+	if fmt.Sprint(g.maxTokens) != "[100 40]" {
+		t.Errorf("max tokens tried %v, want [100 40]", g.maxTokens)
+	}
+	g.maxTokens = nil
+	if w := e.do(t, "POST", "/v1/completions", `{"model":"base","prompt":"x","max_tokens":60}`); w.Code != 400 {
+		t.Errorf("explicit max_tokens beyond the context: %d", w.Code)
+	}
+	if fmt.Sprint(g.maxTokens) != "[60]" {
+		t.Errorf("max tokens tried %v, want [60]", g.maxTokens)
 	}
 }
