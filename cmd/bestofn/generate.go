@@ -144,7 +144,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		generated++
 		var piece string
 		piece, reason = stop.Next(id, dec.Next(id))
-		fmt.Fprint(out, piece)
+		out.WriteString(piece)
 		out.Flush()
 		if reason != sampler.NotStopped {
 			break
