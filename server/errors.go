@@ -47,7 +47,7 @@ func badParam(param, format string, args ...any) *httpError {
 const statusClientClosed = 499
 
 // classify maps any error to the httpError the client sees. Unknown errors are 500s whose cause is only logged.
-func (s *Server) classify(err error) *httpError {
+func (s *Server) classify(r *http.Request, err error) *httpError {
 	var he *httpError
 	var maxBytes *http.MaxBytesError
 	var ctxLen *engine.ContextLengthError
@@ -58,8 +58,12 @@ func (s *Server) classify(err error) *httpError {
 		return &httpError{Status: http.StatusRequestEntityTooLarge, Type: api.ErrorTypeInvalidRequest,
 			Code: "request_too_large", Message: fmt.Sprintf("request body is larger than %d bytes", maxBytes.Limit), Err: err}
 	case errors.As(err, &ctxLen):
+		param := "prompt"
+		if strings.HasSuffix(r.URL.Path, "/chat/completions") || r.URL.Path == "/api/chat" {
+			param = "messages"
+		}
 		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "context_length_exceeded",
-			Param: "messages", Message: fmt.Sprintf("this model's maximum context length is %d tokens, but the request needs %d prompt tokens plus %d to generate",
+			Param: param, Message: fmt.Sprintf("this model's maximum context length is %d tokens, but the request needs %d prompt tokens plus %d to generate",
 				ctxLen.ContextLen, ctxLen.PromptTokens, ctxLen.MaxTokens), Err: err}
 	case errors.Is(err, engine.ErrBadRequest), errors.Is(err, engine.ErrTooLarge):
 		// The engine's validation messages describe the request, not the server: safe to show.
@@ -94,7 +98,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 			slog.Int("status", se.status), slog.Any("cause", se.err))
 		return se.status
 	}
-	he := s.classify(err)
+	he := s.classify(r, err)
 	level := slog.LevelInfo
 	if he.Status >= 500 {
 		level = slog.LevelError

@@ -394,6 +394,7 @@ func TestErrors(t *testing.T) {
 		{"two prompts", "/v1/completions", `{"model":"raw","prompt":["a","b"]}`, 400, "invalid_value", "prompt"},
 		{"completion logprobs", "/v1/completions", `{"model":"raw","prompt":"a","logprobs":6}`, 400, "invalid_value", "logprobs"},
 		{"context length", "/v1/chat/completions", chat(``), 400, "context_length_exceeded", "messages"},
+		{"context length completion", "/v1/completions", `{"model":"raw","prompt":"a"}`, 400, "context_length_exceeded", "prompt"},
 		{"queue full", "/v1/chat/completions", chat(``), 429, "rate_limit_exceeded", ""},
 		{"closed", "/v1/chat/completions", chat(``), 503, "shutting_down", ""},
 		{"deadline", "/v1/completions", `{"model":"raw","prompt":"a"}`, 504, "timeout", ""},
@@ -405,13 +406,14 @@ func TestErrors(t *testing.T) {
 		{"body too large", "/v1/chat/completions", `{"model":"base","messages":[{"role":"user","content":"` + strings.Repeat("x", 2000) + `"}]}`, 413, "request_too_large", ""},
 	}
 	genErrs := map[string]error{
-		"context length":    fmt.Errorf("wrapped: %w", &engine.ContextLengthError{PromptTokens: 600, MaxTokens: 10, ContextLen: 512}),
-		"queue full":        fmt.Errorf("wrapped: %w", engine.ErrQueueFull),
-		"closed":            engine.ErrClosed,
-		"deadline":          context.DeadlineExceeded,
-		"internal":          errors.New("secret internal cause"),
-		"engine validation": fmt.Errorf("%w: N=40 > MaxActiveSeqs", engine.ErrBadRequest),
-		"kv too large":      fmt.Errorf("%w: needs 9000 tokens", engine.ErrTooLarge),
+		"context length":            fmt.Errorf("wrapped: %w", &engine.ContextLengthError{PromptTokens: 600, MaxTokens: 10, ContextLen: 512}),
+		"queue full":                fmt.Errorf("wrapped: %w", engine.ErrQueueFull),
+		"context length completion": &engine.ContextLengthError{PromptTokens: 600, ContextLen: 512},
+		"closed":                    engine.ErrClosed,
+		"deadline":                  context.DeadlineExceeded,
+		"internal":                  errors.New("secret internal cause"),
+		"engine validation":         fmt.Errorf("%w: N=40 > MaxActiveSeqs", engine.ErrBadRequest),
+		"kv too large":              fmt.Errorf("%w: needs 9000 tokens", engine.ErrTooLarge),
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -84,7 +84,7 @@ func (s *Server) failStream(sw *streamWriter, r *http.Request, err error) error 
 	if !sw.started {
 		return err
 	}
-	he := s.classify(err)
+	he := s.classify(r, err)
 	if he.Status != statusClientClosed {
 		if isOllama(r) {
 			_ = sw.send(map[string]string{"error": he.Message})
