@@ -85,31 +85,38 @@ func sameTokens(a, b []int32) bool {
 }
 
 func TestBestOfNMatchesSingleRuns(t *testing.T) {
-	e, be := newFakeEngine(t, Config{}, nil)
-	req := Request{Prompt: "once upon a time", N: 5, MaxTokens: 40, Sampling: SamplingParams{Temperature: 1, Seed: 42}}
-	res, err := e.Generate(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Candidates) != 5 {
-		t.Fatalf("%d candidates, want 5", len(res.Candidates))
-	}
-	distinct := map[string]bool{}
-	for i, c := range res.Candidates {
-		if c.Index != i {
-			t.Errorf("candidate %d has index %d (no rerank: sampling order)", i, c.Index)
-		}
-		want := referenceRun(t, newFakeBackend(fakeVocabSize, 256, 4, 1024), fakeVocab{}, req, i)
-		if !sameTokens(c.Tokens, want) {
-			t.Errorf("candidate %d tokens %v, single run with seed %d gives %v", i, c.Tokens, 42+i, want)
-		}
-		distinct[fmt.Sprint(c.Tokens)] = true
-	}
-	if len(distinct) < 2 {
-		t.Errorf("all 5 candidates are identical: seeds not applied per candidate")
-	}
-	if got := be.maxBatch.Load(); got < 2 {
-		t.Errorf("largest decode batch %d: candidates were not decoded together", got)
+	for _, chunk := range []int{0, 3} { // whole prompt in one step; 3 prompt tokens per step
+		t.Run(fmt.Sprintf("chunk%d", chunk), func(t *testing.T) {
+			e, be := newFakeEngine(t, Config{PrefillChunk: chunk}, nil)
+			req := Request{Prompt: "once upon a time", N: 5, MaxTokens: 40, Sampling: SamplingParams{Temperature: 1, Seed: 42}}
+			res, err := e.Generate(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Candidates) != 5 {
+				t.Fatalf("%d candidates, want 5", len(res.Candidates))
+			}
+			distinct := map[string]bool{}
+			for i, c := range res.Candidates {
+				if c.Index != i {
+					t.Errorf("candidate %d has index %d (no rerank: sampling order)", i, c.Index)
+				}
+				want := referenceRun(t, newFakeBackend(fakeVocabSize, 256, 4, 1024), fakeVocab{}, req, i)
+				if !sameTokens(c.Tokens, want) {
+					t.Errorf("candidate %d tokens %v, single run with seed %d gives %v", i, c.Tokens, 42+i, want)
+				}
+				distinct[fmt.Sprint(c.Tokens)] = true
+			}
+			if len(distinct) < 2 {
+				t.Errorf("all 5 candidates are identical: seeds not applied per candidate")
+			}
+			if got := be.maxBatch.Load(); got < 2 {
+				t.Errorf("largest decode batch %d: candidates were not decoded together", got)
+			}
+			if st := e.Stats(); st.PrefillTokens != uint64(res.PromptTokens) {
+				t.Errorf("Stats.PrefillTokens %d, want %d", st.PrefillTokens, res.PromptTokens)
+			}
+		})
 	}
 }
 
@@ -198,6 +205,31 @@ func TestCancelFreesBlocks(t *testing.T) {
 	// The engine keeps working.
 	if _, err := e.Generate(context.Background(), Request{Prompt: "hi", MaxTokens: 5}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCancelDuringPrefill(t *testing.T) {
+	e, be := newFakeEngine(t, Config{PrefillChunk: 2}, nil)
+	be.gate = make(chan struct{})
+	be.entered = make(chan struct{}, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.Generate(ctx, Request{Prompt: "a long prompt here", N: 3, MaxTokens: 10})
+		errc <- err
+	}()
+	<-be.entered // first prompt chunk in Forward
+	cancel()
+	close(be.gate)
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	st := waitIdle(t, e)
+	if st.KVBlocksUsed != 0 || len(be.seqs) != 0 {
+		t.Errorf("after cancel during prefill: %d blocks, %d sequences", st.KVBlocksUsed, len(be.seqs))
+	}
+	if st.PrefillTokens >= uint64(len("a long prompt here")+1) {
+		t.Errorf("prefill ran to the end (%d tokens) despite the cancellation", st.PrefillTokens)
 	}
 }
 
