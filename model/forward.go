@@ -42,6 +42,7 @@ type runState struct {
 	sin    []float32 // (capN, head_dim/2)
 	pos    []int     // (capN) position of each token in its sequence
 	rows   []int     // (capN) each token's row in the cache's K/V storage
+	seqBuf []SeqID   // (capN) sequences of the rows kept for the last layer
 	scores []float32 // (threads, n_heads/n_kv_heads, context_len) attention weights of each worker
 
 	// Parameters of the attention step, read by attn on the worker goroutines.
@@ -79,6 +80,7 @@ func (s *runState) grow(cfg Config, n int) {
 	s.sin = make([]float32, n*cfg.HeadDim/2)
 	s.pos = make([]int, n)
 	s.rows = make([]int, n)
+	s.seqBuf = make([]SeqID, n)
 }
 
 // Forward evaluates a batch: it appends each token's keys and values to its sequence in the cache and writes
@@ -123,6 +125,12 @@ func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
 		}
 	}
 
+	rows := 0 // tokens whose logits are asked for
+	for i := 0; i < n; i++ {
+		if wantLogits(b, i) {
+			rows++
+		}
+	}
 	s.n, s.cache, s.seqs = n, c, b.Seqs
 	grain := m.attnGrain(n)
 	for l := range m.layers {
@@ -148,6 +156,15 @@ func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
 			copy(c.v[l][r:r+kvDim], s.v[i*kvDim:(i+1)*kvDim])
 		}
 
+		// In the last layer only the tokens whose logits are wanted matter past this point (the others'
+		// keys and values are cached already): keep just those rows, in batch order.
+		if l == len(m.layers)-1 && rows < n {
+			n = m.keepLogitRows(b, rows)
+			if n == 0 {
+				break
+			}
+		}
+
 		// Attention of every (token, head) over its own sequence's positions up to its own: the pool's
 		// threads split the pairs; see attnTask.
 		s.layer = l
@@ -171,21 +188,40 @@ func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
 	}
 	s.cache, s.seqs = nil, nil
 
-	// Final RMSNorm of the rows asked for, packed together, then the classifier.
-	rowsOut := 0
-	for i := 0; i < n; i++ {
-		if wantLogits(b, i) {
-			rmsnorm(s.xb[rowsOut*dim:(rowsOut+1)*dim], s.x[i*dim:(i+1)*dim], m.outNorm, cfg.NormEps)
-			rowsOut++
-		}
+	// Final RMSNorm of the rows asked for (the first rows of x now), then the classifier.
+	for i := 0; i < rows; i++ {
+		rmsnorm(s.xb[i*dim:(i+1)*dim], s.x[i*dim:(i+1)*dim], m.outNorm, cfg.NormEps)
 	}
-	if rowsOut > 0 {
-		m.pool.MatMul(logits[:rowsOut*cfg.VocabSize], m.output, s.xb[:rowsOut*dim], rowsOut)
+	if rows > 0 {
+		m.pool.MatMul(logits[:rows*cfg.VocabSize], m.output, s.xb[:rows*dim], rows)
 	}
 
-	m.tokens.Add(int64(n))
+	m.tokens.Add(int64(len(b.Tokens)))
 	m.forwards.Add(1)
 	return nil
+}
+
+// keepLogitRows moves the rows of the tokens whose logits are wanted (queries, residual stream, position,
+// sequence) to the front, in batch order, and returns how many there are (rows). Only the last layer uses
+// it, after its keys and values are in the cache.
+func (m *Model) keepLogitRows(b Batch, rows int) int {
+	s, cfg := &m.s, &m.cfg
+	dim, qDim := cfg.Dim, cfg.QDim()
+	j := 0
+	for i := range b.Tokens {
+		if !wantLogits(b, i) {
+			continue
+		}
+		if i != j {
+			copy(s.q[j*qDim:(j+1)*qDim], s.q[i*qDim:(i+1)*qDim])
+			copy(s.x[j*dim:(j+1)*dim], s.x[i*dim:(i+1)*dim])
+			s.pos[j] = s.pos[i]
+		}
+		s.seqBuf[j] = b.Seqs[i]
+		j++
+	}
+	s.n, s.seqs = rows, s.seqBuf[:rows]
+	return rows
 }
 
 // attnTask is the attention step as a kernels.Task over (token, kv head) pairs, item = token*n_kv_heads +
