@@ -160,7 +160,7 @@ type testEnv struct {
 	metrics *Metrics
 }
 
-func newEnv(t *testing.T, mod func(*Config)) *testEnv {
+func newEnv(t testing.TB, mod func(*Config)) *testEnv {
 	t.Helper()
 	gen := &fakeGen{}
 	reg := prometheus.NewRegistry()
@@ -190,7 +190,7 @@ func newEnv(t *testing.T, mod func(*Config)) *testEnv {
 	return &testEnv{gen: gen, srv: s, h: s.Handler(), reg: reg, metrics: m}
 }
 
-func (e *testEnv) do(t *testing.T, method, path, body string, hdr ...string) *httptest.ResponseRecorder {
+func (e *testEnv) do(t testing.TB, method, path, body string, hdr ...string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")

@@ -32,7 +32,7 @@ const (
 
 // startRealServer serves the flag configuration (stories260K; with the reward engineer's tiny-rm when present,
 // also :r1 and :ab) on a loopback port.
-func startRealServer(t *testing.T) (*httptest.Server, bool) {
+func startRealServer(t testing.TB) (*httptest.Server, bool) {
 	t.Helper()
 	if _, err := os.Stat(serveTestModel); err != nil {
 		t.Skip("shared model missing: ", err)
@@ -258,5 +258,41 @@ func TestServeShutdown(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+// BenchmarkServeStories compares, through the whole HTTP stack on stories260K, a baseline request (one
+// candidate) with a best-of-5 request (five candidates decoded in one batch; unranked unless the reward model
+// exists), 32 tokens each.
+func BenchmarkServeStories(b *testing.B) {
+	ts, haveReward := startRealServer(b)
+	r1 := `"model":"llama-gpt4","best_of":5,"rerank":"none"`
+	if haveReward {
+		r1 = `"model":"llama-gpt4:r1"`
+	}
+	for _, c := range []struct{ name, model string }{{"B", `"model":"llama-gpt4"`}, {"R1", r1}} {
+		b.Run(c.name, func(b *testing.B) {
+			body := `{` + c.model + `,"max_tokens":32,"seed":1,"messages":[{"role":"user","content":"Tell me a story."}]}`
+			tokens := 0
+			for i := 0; i < b.N; i++ {
+				resp, err := http.Post(ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				var out struct {
+					Usage struct {
+						CompletionTokens int `json:"completion_tokens"`
+					} `json:"usage"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					b.Fatal(resp.Status, err)
+				}
+				tokens += out.Usage.CompletionTokens
+			}
+			b.ReportMetric(float64(tokens)/float64(b.N), "tokens/op")
+			b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+		})
 	}
 }
