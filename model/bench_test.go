@@ -172,3 +172,47 @@ func BenchmarkAttention(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
+
+// BenchmarkPrefill64 evaluates a 64-token prompt as one batch and token by token (ns/op per prompt): the
+// ratio is what batching the prompt through the weights saves. BESTOFN_BENCH_MODEL overrides the model.
+func BenchmarkPrefill64(b *testing.B) {
+	path := storiesGGUF
+	if p := os.Getenv("BESTOFN_BENCH_MODEL"); p != "" {
+		path = p
+	}
+	m := openModel(b, path, Options{Threads: 2, ContextLen: 256})
+	cfg := m.Config()
+	c := newCache(b, m, CacheOptions{MaxTokens: 256})
+	seq := newSeq(b, c)
+	prompt := make([]int32, 64)
+	for i := range prompt {
+		prompt[i] = int32(3 + i*11%(cfg.VocabSize-3))
+	}
+	logits := make([]float32, cfg.VocabSize)
+	for _, batched := range []bool{true, false} {
+		name := "batch"
+		if !batched {
+			name = "stepwise"
+		}
+		b.Run(name, func(b *testing.B) {
+			cpu0 := cpuTime()
+			for i := 0; i < b.N; i++ {
+				if err := c.Truncate(seq, 0); err != nil {
+					b.Fatal(err)
+				}
+				if batched {
+					if err := m.Forward(c, Batch{Tokens: prompt, Seqs: fill(seq, len(prompt))}, logits); err != nil {
+						b.Fatal(err)
+					}
+					continue
+				}
+				for _, tok := range prompt {
+					if err := m.Forward(c, Batch{Tokens: []int32{tok}, Seqs: []SeqID{seq}}, logits); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
