@@ -677,3 +677,50 @@ func TestDefaultMaxTokensFitsContext(t *testing.T) {
 		t.Errorf("max tokens tried %v, want [60]", g.maxTokens)
 	}
 }
+
+// TestRequestTimeout checks the deadline middleware: a generation still running at Limits.RequestTimeout is
+// cancelled and answered 504.
+func TestRequestTimeout(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Limits.RequestTimeout = 50 * time.Millisecond })
+	e.gen.block = true
+	e.gen.cancelled = make(chan error, 1)
+	w := e.do(t, "POST", "/api/chat", `{"model":"base","stream":false,"messages":[{"role":"user","content":"hi"}]}`)
+	if w.Code != 504 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if err := <-e.gen.cancelled; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("generation ended with %v", err)
+	}
+}
+
+// FuzzEndpoints posts arbitrary bodies to every POST route: the answer is never a 500 and always the API's
+// error shape when it is an error.
+func FuzzEndpoints(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"base","messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"ab","n":3,"best_of":4,"stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]}`,
+		`{"model":"raw","prompt":["a"],"logprobs":2,"echo":true,"logit_bias":{"1":5}}`,
+		`{"model":"base","prompt":"x","options":{"seed":-1,"num_predict":-2,"stop":"a","rerank":true}}`,
+		`{"model":"base:r1","messages":[],"options":{"best_of":1e300}}`,
+		`[]`, `null`, `"x"`, `{"model":1}`,
+	} {
+		for path := 0; path < 5; path++ {
+			f.Add(path, s)
+		}
+	}
+	e := newEnv(f, nil)
+	paths := []string{"/v1/chat/completions", "/v1/completions", "/api/chat", "/api/generate", "/api/show"}
+	f.Fuzz(func(t *testing.T, path int, body string) {
+		p := paths[(path%len(paths)+len(paths))%len(paths)]
+		w := e.do(t, "POST", p, body)
+		if w.Code >= 500 {
+			t.Fatalf("%s %q: status %d: %s", p, body, w.Code, w.Body)
+		}
+		if w.Code >= 400 {
+			var m map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil || m["error"] == nil {
+				t.Fatalf("%s %q: error body %s", p, body, w.Body)
+			}
+		}
+	})
+}
