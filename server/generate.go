@@ -24,8 +24,9 @@ type call struct {
 // went away) cancels the generation.
 type liveFunc func(choice int, text string) error
 
-// run executes c on its model's generator. With live set and no reranking, text is streamed as the engine
-// produces it; with reranking nothing can be streamed before the ranking is known. It returns the result and
+// run executes c on its model's generator. With live set and no reranking (or a single candidate, which
+// scoring cannot reorder), text is streamed as the engine produces it; with reranking of several candidates
+// nothing can be streamed before the ranking is known. It returns the result and
 // the text already streamed per choice, so the caller can send what remains.
 func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Result, []string, error) {
 	req := c.plan.req
@@ -35,7 +36,7 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 	var res *engine.Result
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		if live == nil || req.Rerank {
+		if live == nil || req.Rerank && req.N > 1 {
 			res, err = c.rt.model.Generator.Generate(ctx, req)
 		} else {
 			res, err = s.runLive(ctx, c.rt.model.Generator, req, c.plan.nChoices, func(choice int, text string) error {
@@ -64,7 +65,7 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 	if err != nil {
 		return nil, nil, err
 	}
-	s.metrics.observe(c.rt, res, time.Since(c.start).Seconds(), req.Rerank && req.N > 1)
+	s.metrics.observe(c.rt, res, time.Since(c.start).Seconds(), req.Rerank)
 	s.logAB(c, res)
 	texts := make([]string, len(streamed))
 	for i := range streamed {

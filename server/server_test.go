@@ -724,3 +724,39 @@ func FuzzEndpoints(f *testing.F) {
 		}
 	})
 }
+
+// TestScoredBaselineStreams checks that a single candidate that is only scored (rerank with N=1) still streams
+// live and reports its score.
+func TestScoredBaselineStreams(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Models[0].Rerank = true })
+	w := e.do(t, "POST", "/v1/chat/completions", `{"model":"base","seed":2,"stream":true,"return_candidates":true,"messages":[{"role":"user","content":"hi"}]}`)
+	chunks, text := 0, ""
+	var cands []api.Candidate
+	for _, ev := range sseEvents(t, w.Body.String()) {
+		var ch api.ChatCompletionChunk
+		if err := json.Unmarshal([]byte(ev), &ch); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range ch.Choices {
+			if c.Delta.Content != "" {
+				chunks++
+				text += c.Delta.Content
+			}
+		}
+		if ch.Candidates != nil {
+			cands = ch.Candidates
+		}
+	}
+	if req := e.gen.last(); !req.Rerank || req.N != 1 || req.OnEvent == nil {
+		t.Errorf("engine request rerank=%v N=%d", req.Rerank, req.N)
+	}
+	if want := fakeText("", 2, 0); text != want || chunks != len(strings.Fields(want)) {
+		t.Errorf("streamed %q in %d chunks", text, chunks)
+	}
+	if len(cands) != 1 || cands[0].Score == nil {
+		t.Errorf("candidates %+v", cands)
+	}
+	if got := histCount(t, e.reg, "bestofn:reward_score", map[string]string{"variant": "base"}); got != 1 {
+		t.Errorf("baseline score not recorded: %d", got)
+	}
+}

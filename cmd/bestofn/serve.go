@@ -119,6 +119,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	name := fs.String("name", "llama-gpt4", "baseline model name; the best-of-N model is NAME:r1 and the A/B experiment NAME:ab")
 	n := fs.Int("n", 5, "candidates of the NAME:r1 model")
 	abWeight := fs.Float64("ab-r1-percent", 50, "share of NAME:ab traffic sent to NAME:r1, in percent")
+	scoreBaseline := fs.Bool("score-baseline", true, "with a reward model, also score the baseline's single answer (same answer; its reward_score then compares with R1's, at the cost of one scoring pass)")
 	addr := fs.String("addr", ":8080", "listen address")
 	threads := fs.Int("threads", 0, "worker threads (0: one per CPU)")
 	seed := fs.Uint64("seed", 1, "seed of the seeds of requests that set none")
@@ -140,7 +141,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	var cfg serveConfig
 	if *configPath != "" {
-		for _, f := range []string{"model", "tokenizer", "template", "reward-model", "name", "n", "ab-r1-percent"} {
+		for _, f := range []string{"model", "tokenizer", "template", "reward-model", "name", "n", "ab-r1-percent", "score-baseline"} {
 			if set[f] {
 				return fmt.Errorf("--%s cannot be combined with --config (set it in the file)", f)
 			}
@@ -156,7 +157,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				rd = defaultRewardDir
 			}
 		}
-		cfg = flagConfig(*modelPath, *tokPath, *template, rd, *rewardRuntime, *name, *n, *abWeight)
+		cfg = flagConfig(*modelPath, *tokPath, *template, rd, *rewardRuntime, *name, *n, *abWeight, *scoreBaseline)
 	}
 	// Flags given explicitly override the file.
 	if set["addr"] || cfg.Addr == "" {
@@ -242,14 +243,16 @@ func loadServeConfig(path string) (serveConfig, error) {
 }
 
 // flagConfig is the configuration of the flags: one generator, a baseline NAME (N=1), and with a reward model
-// NAME:r1 (best of n, reranked) and the experiment NAME:ab between them.
-func flagConfig(modelPath, tokPath, template, rewardDir, rewardRuntime, name string, n int, r1Percent float64) serveConfig {
+// NAME:r1 (best of n, reranked) and the experiment NAME:ab between them. scoreBaseline makes the baseline score
+// its single answer (rerank with N=1), so both variants report reward scores.
+func flagConfig(modelPath, tokPath, template, rewardDir, rewardRuntime, name string, n int, r1Percent float64, scoreBaseline bool) serveConfig {
 	cfg := serveConfig{
 		Generators: []generatorConfig{{Name: "default", Model: modelPath, Tokenizer: tokPath, Template: template,
 			RewardModel: rewardDir, RewardRuntime: rewardRuntime}},
 		Models: []modelConfig{{Name: name, Generator: "default", N: 1}},
 	}
 	if rewardDir != "" {
+		cfg.Models[0].Rerank = scoreBaseline // N=1: the answer is unchanged, only scored
 		cfg.Models = append(cfg.Models, modelConfig{Name: name + ":r1", Generator: "default", N: n, Rerank: true})
 		x := experimentConfig{Name: name + ":ab"}
 		x.Variants = []variantConfig{{"B", name, 100 - r1Percent}, {"R1", name + ":r1", r1Percent}}
