@@ -119,7 +119,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	name := fs.String("name", "llama-gpt4", "baseline model name; the best-of-N model is NAME:r1 and the A/B experiment NAME:ab")
 	n := fs.Int("n", 5, "candidates of the NAME:r1 model")
 	abWeight := fs.Float64("ab-r1-percent", 50, "share of NAME:ab traffic sent to NAME:r1, in percent")
-	scoreBaseline := fs.Bool("score-baseline", true, "with a reward model, also score the baseline's single answer (same answer; its reward_score then compares with R1's, at the cost of one scoring pass)")
+	scoreBaseline := fs.Bool("score-baseline", false, "with a reward model, also score the baseline's single answer (same answer; its reward_score then compares with R1's, but B's latency includes one scoring pass)")
 	addr := fs.String("addr", ":8080", "listen address")
 	threads := fs.Int("threads", 0, "worker threads (0: one per CPU)")
 	seed := fs.Uint64("seed", 1, "seed of the seeds of requests that set none")

@@ -41,7 +41,7 @@ func startRealServer(t testing.TB) (*httptest.Server, bool) {
 	if st, err := os.Stat(serveTestReward); err == nil && st.IsDir() {
 		rd = serveTestReward
 	}
-	cfg := flagConfig(serveTestModel, "", "alpaca", rd, "auto", "llama-gpt4", 5, 50, true)
+	cfg := flagConfig(serveTestModel, "", "alpaca", rd, "auto", "llama-gpt4", 5, 50, false)
 	cfg.Threads = 1
 	cfg.Limits = limitsConfig{MaxTokens: 64}
 	srv, closeAll, err := buildServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
