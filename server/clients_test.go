@@ -90,6 +90,9 @@ func TestOpenAIClient(t *testing.T) {
 	if err != nil || len(models.Data) != 5 {
 		t.Fatalf("models %+v %v", models, err)
 	}
+	if m, err := client.Models.Get(ctx, "ab"); err != nil || m.ID != "ab" || m.OwnedBy != "bestofn-experiment" {
+		t.Fatalf("model %+v %v", m, err)
+	}
 
 	// Errors arrive as *openai.Error with OpenAI's fields.
 	_, err = client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
@@ -151,6 +154,12 @@ func TestOllamaClient(t *testing.T) {
 	show, err := client.Show(ctx, &ollama.ShowRequest{Model: "base"})
 	if err != nil || show.Details.Family != "llama" {
 		t.Fatalf("show %+v %v", show, err)
+	}
+	if err := client.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := client.ListRunning(ctx); err != nil || len(ps.Models) != 5 {
+		t.Fatalf("ps %+v %v", ps, err)
 	}
 	if v, err := client.Version(ctx); err != nil || v != "test-1" {
 		t.Fatalf("version %q %v", v, err)

@@ -6,10 +6,10 @@
 //
 //	POST /v1/chat/completions   OpenAI chat (SSE streaming, n, logprobs; extensions best_of, rerank, return_candidates)
 //	POST /v1/completions        OpenAI legacy completion (prompt not templated)
-//	GET  /v1/models
+//	GET  /v1/models, /v1/models/{model}
 //	POST /api/chat              Ollama chat (NDJSON streaming by default)
 //	POST /api/generate          Ollama generate (raw or templated; empty prompt = "load" answer)
-//	GET  /api/tags, POST /api/show, GET /api/version
+//	GET  /api/tags, GET /api/ps, POST /api/show, GET /api/version, HEAD / (heartbeat)
 //	GET  /healthz, /readyz (503 after BeginShutdown), /metrics
 //
 // Middleware: request id (echoed in X-Request-Id), real IP, slog request log, panic recovery; on generation

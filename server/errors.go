@@ -213,8 +213,11 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 func routeLabel(r *http.Request) string {
 	switch p := r.URL.Path; p {
 	case "/v1/chat/completions", "/v1/completions", "/v1/models", "/api/chat", "/api/generate", "/api/tags",
-		"/api/show", "/api/version":
+		"/api/show", "/api/version", "/api/ps":
 		return p
+	}
+	if strings.HasPrefix(r.URL.Path, "/v1/models/") {
+		return "/v1/models/{model}"
 	}
 	return "other"
 }

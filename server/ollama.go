@@ -393,6 +393,18 @@ func (s *Server) ollamaTags(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// ollamaPs lists the loaded models: all of them, loaded at startup and kept until shutdown.
+func (s *Server) ollamaPs(w http.ResponseWriter, r *http.Request) error {
+	out := ollama.ProcessResponse{Models: []ollama.ProcessModelResponse{}}
+	for _, name := range s.names {
+		m, _ := s.modelFor(name)
+		out.Models = append(out.Models, ollama.ProcessModelResponse{Name: name, Model: name, Size: m.Info.Size,
+			Digest: m.Info.Digest, Details: ollamaDetails(m), ContextLength: m.Info.ContextLength})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
 func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) error {
 	var req ollama.ShowRequest
 	if err := decodeJSON(r, &req); err != nil {

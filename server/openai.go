@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/bestofn/bestofn/api"
@@ -265,13 +266,27 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
 	out := api.ModelList{Object: api.ObjectList, Data: []api.Model{}}
 	for _, name := range s.names {
-		owner := "bestofn"
-		if _, ok := s.experiments[name]; ok {
-			owner = "bestofn-experiment"
-		}
-		out.Data = append(out.Data, api.Model{ID: name, Object: api.ObjectModel, Created: s.created.Unix(), OwnedBy: owner})
+		out.Data = append(out.Data, s.modelObject(name))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) modelObject(name string) api.Model {
+	owner := "bestofn"
+	if _, ok := s.experiments[name]; ok {
+		owner = "bestofn-experiment"
+	}
+	return api.Model{ID: name, Object: api.ObjectModel, Created: s.created.Unix(), OwnedBy: owner}
+}
+
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
+	name := chi.URLParam(r, "model")
+	if _, ok := s.modelFor(name); !ok {
+		return &httpError{Status: http.StatusNotFound, Type: api.ErrorTypeInvalidRequest, Code: "model_not_found",
+			Param: "model", Message: fmt.Sprintf("model %q not found", name)}
+	}
+	writeJSON(w, http.StatusOK, s.modelObject(name))
 	return nil
 }
 

@@ -265,6 +265,8 @@ func (s *Server) Handler() http.Handler {
 		return &httpError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Message: "method " + r.Method + " not allowed on " + r.URL.Path}
 	}))
 
+	r.Get("/", s.root)
+	r.Head("/", s.root)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	if s.cfg.Gatherer != nil {
@@ -278,11 +280,13 @@ func (s *Server) Handler() http.Handler {
 		r.With(gen...).Post("/chat/completions", s.handle(s.chatCompletions))
 		r.With(gen...).Post("/completions", s.handle(s.completions))
 		r.Get("/models", s.handle(s.listModels))
+		r.Get("/models/{model}", s.handle(s.getModel))
 	})
 	r.Route("/api", func(r chi.Router) {
 		r.With(gen...).Post("/chat", s.handle(s.ollamaChat))
 		r.With(gen...).Post("/generate", s.handle(s.ollamaGenerate))
 		r.Get("/tags", s.handle(s.ollamaTags))
+		r.Get("/ps", s.handle(s.ollamaPs))
 		r.With(s.limitBody).Post("/show", s.handle(s.ollamaShow))
 		r.Get("/version", s.handle(s.ollamaVersion))
 	})
@@ -292,6 +296,15 @@ func (s *Server) Handler() http.Handler {
 // BeginShutdown makes /readyz answer 503 so load balancers stop sending traffic; in-flight requests continue.
 // Call it before http.Server.Shutdown, which drains them.
 func (s *Server) BeginShutdown() { s.draining.Store(true) }
+
+// root answers Ollama clients' heartbeat (HEAD /).
+func (s *Server) root(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte("bestofn is running\n"))
+	}
+}
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

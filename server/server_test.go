@@ -341,6 +341,18 @@ func TestOllamaInfoRoutes(t *testing.T) {
 	if v := decode[map[string]string](t, w); v["version"] != "test-1" {
 		t.Fatalf("version %v", v)
 	}
+	if w := e.do(t, "GET", "/v1/models/base:r1", ""); w.Code != 200 || decode[api.Model](t, w).ID != "base:r1" {
+		t.Errorf("GET /v1/models/base:r1: %d %s", w.Code, w.Body)
+	}
+	if w := e.do(t, "GET", "/v1/models/nope", ""); w.Code != 404 {
+		t.Errorf("GET /v1/models/nope: %d", w.Code)
+	}
+	if ps := decode[ollama.ProcessResponse](t, e.do(t, "GET", "/api/ps", "")); len(ps.Models) != 5 || ps.Models[0].ContextLength != 512 {
+		t.Errorf("ps %+v", ps)
+	}
+	if w := e.do(t, "HEAD", "/", ""); w.Code != 200 {
+		t.Errorf("HEAD /: %d", w.Code)
+	}
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		if w := e.do(t, "GET", p, ""); w.Code != 200 {
 			t.Errorf("%s: %d", p, w.Code)
