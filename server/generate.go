@@ -86,6 +86,12 @@ func (s *Server) runLive(ctx context.Context, g Generator, req engine.Request, n
 	var err error
 	go func() {
 		defer q.close()
+		defer func() {
+			// The recoverer middleware does not see this goroutine: turn a panic into a 500 here.
+			if v := recover(); v != nil {
+				res, err = nil, fmt.Errorf("server: generator panicked: %v", v)
+			}
+		}()
 		res, err = g.Generate(ctx, req)
 	}()
 	var evs []engine.Event

@@ -509,9 +509,11 @@ func TestOllamaErrors(t *testing.T) {
 func TestPanicIs500(t *testing.T) {
 	e := newEnv(t, nil)
 	e.gen.panicMsg = "boom"
-	w := e.do(t, "POST", "/api/generate", `{"model":"base","prompt":"x","stream":false}`)
-	if w.Code != 500 || !strings.Contains(w.Body.String(), "internal error") || strings.Contains(w.Body.String(), "boom") {
-		t.Fatalf("status %d: %s", w.Code, w.Body)
+	for _, stream := range []string{"false", "true"} {
+		w := e.do(t, "POST", "/api/generate", `{"model":"base","prompt":"x","stream":`+stream+`}`)
+		if w.Code != 500 || !strings.Contains(w.Body.String(), "internal error") || strings.Contains(w.Body.String(), "boom") {
+			t.Fatalf("stream %s: status %d: %s", stream, w.Code, w.Body)
+		}
 	}
 }
 
