@@ -2,9 +2,11 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -70,4 +72,45 @@ func maxf(xs []float32) float32 {
 		m = max(m, x)
 	}
 	return m
+}
+
+func TestABLogBatchedSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ab.jsonl")
+	l, err := OpenABLog(path, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := l.Write(ABRecord{RequestID: string(rune('a' + i)), Variant: "B"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.pending != 2 {
+		t.Errorf("pending %d after 5 writes with sync every 3", l.pending)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopening appends after the existing lines.
+	l, err = OpenABLog(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Write(ABRecord{RequestID: "f"})
+	l.Close()
+	b, _ := os.ReadFile(path)
+	var ids string
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var rec ABRecord
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatal(err)
+		}
+		ids += rec.RequestID
+	}
+	if ids != "abcdef" {
+		t.Errorf("records %q", ids)
+	}
+	if _, err := OpenABLog(filepath.Join(t.TempDir(), "missing", "ab.jsonl"), 1); err == nil || !strings.HasPrefix(err.Error(), "server: ") {
+		t.Errorf("bad path: %v", err)
+	}
 }
