@@ -215,30 +215,7 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 		}
 		return out
 	}
-	if req.Stream != nil && !*req.Stream {
-		res, _, err := s.run(r.Context(), c, nil)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, final(res, res.Candidates[0].Text))
-		return nil
-	}
-	sw := newStreamWriter(w, false)
-	res, streamed, err := s.run(r.Context(), c, func(choice int, text string) error {
-		return sw.send(piece(text))
-	})
-	if err != nil {
-		return s.failStream(sw, r, err)
-	}
-	if rest := remainder(res.Candidates[0].Text, streamed[0]); rest != "" {
-		if err := sw.send(piece(rest)); err != nil {
-			return s.failStream(sw, r, err)
-		}
-	}
-	if err := sw.send(final(res, "")); err != nil {
-		return s.failStream(sw, r, err)
-	}
-	return nil
+	return ollamaRespond(s, w, r, c, req.Stream == nil || *req.Stream, piece, final)
 }
 
 func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
@@ -307,7 +284,14 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 		}
 		return out
 	}
-	if req.Stream != nil && !*req.Stream {
+	return ollamaRespond(s, w, r, c, req.Stream == nil || *req.Stream, piece, final)
+}
+
+// ollamaRespond runs c and answers in Ollama's way: one JSON object, or (stream) NDJSON pieces of the first
+// choice followed by a final object with done set.
+func ollamaRespond[T any](s *Server, w http.ResponseWriter, r *http.Request, c *call, stream bool,
+	piece func(text string) T, final func(res *engine.Result, text string) T) error {
+	if !stream {
 		res, _, err := s.run(r.Context(), c, nil)
 		if err != nil {
 			return err

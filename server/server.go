@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bestofn/bestofn/api"
 	"github.com/bestofn/bestofn/engine"
 )
 
@@ -259,10 +260,10 @@ func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, echoRequestID, middleware.RealIP, s.logRequests, s.recoverer)
 	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return &httpError{Status: http.StatusNotFound, Type: "not_found_error", Message: "no route for " + r.Method + " " + r.URL.Path}
+		return &httpError{Status: http.StatusNotFound, Type: api.ErrorTypeNotFound, Message: "no route for " + r.Method + " " + r.URL.Path}
 	}))
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return &httpError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Message: "method " + r.Method + " not allowed on " + r.URL.Path}
+		return &httpError{Status: http.StatusMethodNotAllowed, Type: api.ErrorTypeInvalidRequest, Message: "method " + r.Method + " not allowed on " + r.URL.Path}
 	}))
 
 	r.Get("/", s.root)
