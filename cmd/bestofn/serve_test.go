@@ -297,3 +297,80 @@ func BenchmarkServeStories(b *testing.B) {
 		})
 	}
 }
+
+// TestServeConcurrent sends baseline and best-of-N requests, streamed and not, at the same time (the engine
+// batches them together) and checks each answer matches the same request made alone.
+func TestServeConcurrent(t *testing.T) {
+	ts, _ := startRealServer(t)
+	body := func(i int, stream bool) string {
+		return `{"model":"llama-gpt4","best_of":` + []string{"1", "3"}[i%2] + `,"rerank":"none","seed":` + string(rune('1'+i)) +
+			`,"max_tokens":12,"stream":` + map[bool]string{true: "true", false: "false"}[stream] +
+			`,"messages":[{"role":"user","content":"Tell me a story."}]}`
+	}
+	answer := func(i int, stream bool) (string, error) {
+		resp, err := http.Post(ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(body(i, stream)))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return "", errors.New(resp.Status)
+		}
+		if !stream {
+			var out struct {
+				Choices []struct {
+					Message struct{ Content string } `json:"message"`
+				} `json:"choices"`
+			}
+			err := json.NewDecoder(resp.Body).Decode(&out)
+			return out.Choices[0].Message.Content, err
+		}
+		var text strings.Builder
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok || data == "[DONE]" {
+				continue
+			}
+			var ch struct {
+				Choices []struct {
+					Delta struct{ Content string } `json:"delta"`
+				} `json:"choices"`
+			}
+			if err := json.Unmarshal([]byte(data), &ch); err != nil {
+				return "", err
+			}
+			for _, c := range ch.Choices {
+				text.WriteString(c.Delta.Content)
+			}
+		}
+		return text.String(), sc.Err()
+	}
+	const n = 6
+	alone := make([]string, n)
+	for i := range alone {
+		var err error
+		if alone[i], err = answer(i, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make([]string, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			var err error
+			got[i], err = answer(i, i%3 == 0)
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range got {
+		if got[i] != alone[i] {
+			t.Errorf("request %d: concurrently %q, alone %q", i, got[i], alone[i])
+		}
+	}
+}
