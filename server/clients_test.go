@@ -56,10 +56,12 @@ func TestOpenAIClient(t *testing.T) {
 
 	// Streaming with n=2 on the baseline: the accumulator rebuilds both choices from the chunks.
 	stream := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
-		Model:    "base",
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell a story")},
-		N:        openai.Int(2),
-		Seed:     openai.Int(5),
+		Model:       "base",
+		Messages:    []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell a story")},
+		N:           openai.Int(2),
+		Seed:        openai.Int(5),
+		Logprobs:    openai.Bool(true),
+		TopLogprobs: openai.Int(1),
 	})
 	acc := openai.ChatCompletionAccumulator{}
 	chunks := 0
@@ -72,6 +74,11 @@ func TestOpenAIClient(t *testing.T) {
 	}
 	if len(acc.Choices) != 2 || acc.Choices[0].Message.Content != fakeText("", 5, 0) || acc.Choices[1].Message.Content != fakeText("", 5, 1) {
 		t.Fatalf("accumulated %+v after %d chunks", acc.Choices, chunks)
+	}
+	for j, ch := range acc.Choices {
+		if n := len(strings.Fields(ch.Message.Content)); len(ch.Logprobs.Content) != n || len(ch.Logprobs.Content[0].TopLogprobs) != 1 {
+			t.Errorf("choice %d: %d logprobs for %d tokens", j, len(ch.Logprobs.Content), n)
+		}
 	}
 	if chunks < 4 {
 		t.Errorf("only %d chunks: not streamed", chunks)

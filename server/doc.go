@@ -37,7 +37,8 @@
 //
 // Without reranking, candidates stream as the engine produces them (choice i is candidate i). With reranking
 // the answer is unknown until scoring, so the ranked choices are sent when it is done. Headers are written with
-// the first event, so errors before it keep their status; later errors end the stream with an error event.
+// the first event, so errors before it keep their status; later errors end the stream with an error event. Token
+// logprobs of a streamed choice come with its finishing chunk (the engine streams text only).
 //
 // # Errors
 //

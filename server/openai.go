@@ -135,6 +135,10 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, c *call, id 
 		}
 		fr := finishReason(cand.FinishReason)
 		last := chunk(j, "", &fr)
+		if c.plan.req.Logprobs {
+			// The engine streams text only; a choice's token logprobs come with its finishing chunk.
+			last.Choices[0].Logprobs = &api.ChoiceLogprobs{Content: tokenLogprobs(cand.Logprobs)}
+		}
 		if j == n-1 {
 			last.Extensions = ext(res)
 		}
@@ -246,6 +250,9 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 		cand := &res.Candidates[j]
 		fr := finishReason(cand.FinishReason)
 		last := resp([]api.CompletionChoice{{Index: j, Text: text(j, remainder(cand.Text, streamed[j])), FinishReason: &fr}})
+		if pl.req.Logprobs {
+			last.Choices[0].Logprobs = legacyLogprobs(cand.Logprobs, 0)
+		}
 		if j == pl.nChoices-1 {
 			last.Extensions = ext(res)
 			if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
