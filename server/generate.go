@@ -24,10 +24,10 @@ type call struct {
 // went away) cancels the generation.
 type liveFunc func(choice int, text string) error
 
-// run executes c on its model's generator. With live set and no reranking (or a single candidate, which
-// scoring cannot reorder), text is streamed as the engine produces it; with reranking of several candidates
-// nothing can be streamed before the ranking is known. It returns the result and
-// the text already streamed per choice, so the caller can send what remains.
+// run executes c on its model's generator and records its metrics and A/B record. With live set and no
+// reranking (or a single candidate, which scoring cannot reorder), text is streamed as the engine produces it;
+// with reranking of several candidates nothing can be streamed before the ranking is known. It returns the
+// result and the text already streamed per choice, so the caller can send what remains.
 func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Result, []string, error) {
 	req := c.plan.req
 	req.ID = c.reqID

@@ -189,7 +189,7 @@ func (s *Server) toEngine(m *Model, p params, def engine.SamplingParams) (plan, 
 	}, nil
 }
 
-// checkMessages validates chat messages and converts them for the Template.
+// checkMessages validates chat messages: at least one, each with a role the templates know.
 func checkMessages(msgs []Message) error {
 	if len(msgs) == 0 {
 		return badParam("messages", "messages must not be empty")
