@@ -263,15 +263,18 @@ func TestServeShutdown(t *testing.T) {
 }
 
 // BenchmarkServeStories compares, through the whole HTTP stack on stories260K, a baseline request (one
-// candidate) with a best-of-5 request (five candidates decoded in one batch; unranked unless the reward model
-// exists), 32 tokens each.
+// candidate), best-of-5 without ranking (five candidates decoded in one batch) and, when the reward model
+// exists, R1 (best-of-5 ranked by it); 32 tokens per candidate.
 func BenchmarkServeStories(b *testing.B) {
 	ts, haveReward := startRealServer(b)
-	r1 := `"model":"llama-gpt4","best_of":5,"rerank":"none"`
-	if haveReward {
-		r1 = `"model":"llama-gpt4:r1"`
+	cases := []struct{ name, model string }{
+		{"B", `"model":"llama-gpt4"`},
+		{"best5-unranked", `"model":"llama-gpt4","best_of":5,"rerank":"none"`},
 	}
-	for _, c := range []struct{ name, model string }{{"B", `"model":"llama-gpt4"`}, {"R1", r1}} {
+	if haveReward {
+		cases = append(cases, struct{ name, model string }{"R1", `"model":"llama-gpt4:r1"`})
+	}
+	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			body := `{` + c.model + `,"max_tokens":32,"seed":1,"messages":[{"role":"user","content":"Tell me a story."}]}`
 			tokens := 0
