@@ -151,8 +151,13 @@ func BenchmarkStepVsMatMuls(b *testing.B) {
 }
 
 // BenchmarkAttention times the attention step alone (one layer, one token at position 255, one thread).
+// BESTOFN_BENCH_MODEL overrides the model.
 func BenchmarkAttention(b *testing.B) {
-	m := openModel(b, storiesGGUF, Options{Threads: 1, ContextLen: 512})
+	path := storiesGGUF
+	if p := os.Getenv("BESTOFN_BENCH_MODEL"); p != "" {
+		path = p
+	}
+	m := openModel(b, path, Options{Threads: 1, ContextLen: 512})
 	cfg := m.Config()
 	c := newCache(b, m, CacheOptions{MaxTokens: 512})
 	seq := newSeq(b, c)

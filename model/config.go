@@ -130,6 +130,9 @@ func ConfigFromMetadata(md *weights.Metadata) (Config, error) {
 	if c.NHeads%c.NKVHeads != 0 {
 		return c, fmt.Errorf("model: head count %d is not a multiple of kv head count %d", c.NHeads, c.NKVHeads)
 	}
+	if c.NHeads/c.NKVHeads > maxGroup {
+		return c, fmt.Errorf("%w: %d query heads per kv head (at most %d)", ErrUnsupported, c.NHeads/c.NKVHeads, maxGroup)
+	}
 	if v, ok := md.Int(p + "rope.dimension_count"); ok && int(v) != c.HeadDim {
 		return c, fmt.Errorf("%w: rope dimension count %d differs from head dimension %d (partial rotary)",
 			ErrUnsupported, v, c.HeadDim)

@@ -239,7 +239,7 @@ func (t *attnTask) Run(lo, hi, worker int) {
 	hd, kvDim, qDim := cfg.HeadDim, cfg.KVDim(), cfg.QDim()
 	group := cfg.NHeads / cfg.NKVHeads
 	ctx := cfg.ContextLen
-	scale := float32(1 / math.Sqrt(float64(hd)))
+	qkScale := float32(1 / math.Sqrt(float64(hd)))
 	kc, vc := c.k[s.layer], c.v[s.layer]
 	bs := c.blockSize
 	small := hd < 32                                            // kernels' vector routines pay off from 32 values
@@ -263,7 +263,7 @@ func (t *attnTask) Run(lo, hi, worker int) {
 					sc := scores[g*ctx+p : g*ctx+p+end]
 					o := base*kvDim + kvOff
 					for j := range sc {
-						sc[j] = dotSmall(qg, kc[o:o+hd]) * scale
+						sc[j] = dotSmall(qg, kc[o:o+hd]) * qkScale
 						o += kvDim
 					}
 				}
@@ -272,16 +272,17 @@ func (t *attnTask) Run(lo, hi, worker int) {
 					o := (base+j)*kvDim + kvOff
 					k := kc[o : o+hd]
 					for g := 0; g < group; g++ {
-						scores[g*ctx+p+j] = kernels.DotF32(qs[g*hd:(g+1)*hd], k) * scale
+						scores[g*ctx+p+j] = kernels.DotF32(qs[g*hd:(g+1)*hd], k) * qkScale
 					}
 				}
 			}
 			p += end
 		}
 
-		// Softmax of each head's scores.
+		// Softmax of each head's scores, left unnormalized: the weighted sum is divided by the total after.
+		var inv [maxGroup]float32
 		for g := 0; g < group; g++ {
-			softmax(scores[g*ctx : g*ctx+npos])
+			inv[g] = expShifted(scores[g*ctx : g*ctx+npos])
 		}
 
 		// Weighted sum of values.
@@ -311,8 +312,14 @@ func (t *attnTask) Run(lo, hi, worker int) {
 			}
 			p += end
 		}
+		for g := 0; g < group; g++ {
+			scale(out[g*hd:(g+1)*hd], inv[g])
+		}
 	}
 }
+
+// maxGroup bounds n_heads/n_kv_heads (checked by Load) so attention keeps per-group values on the stack.
+const maxGroup = 64
 
 // attnGrain picks how many attention items one pool chunk takes: enough that a chunk is worth a thread's
 // wake-up (about 64K multiply-adds), so tiny models attend on the calling goroutine.
@@ -448,6 +455,12 @@ func swiglu(gate, up []float32) {
 
 // softmax replaces x by exp(x - max x) / sum.
 func softmax(x []float32) {
+	scale(x, expShifted(x))
+}
+
+// expShifted replaces x by exp(x - max x) and returns 1/sum of the results: softmax without its final
+// division, which attention applies to the (shorter) weighted sum instead.
+func expShifted(x []float32) float32 {
 	mx := x[0]
 	for _, v := range x[1:] {
 		mx = max(mx, v)
@@ -458,9 +471,13 @@ func softmax(x []float32) {
 		x[i] = e
 		sum += e
 	}
-	inv := 1 / sum
+	return 1 / sum
+}
+
+// scale sets x *= a.
+func scale(x []float32, a float32) {
 	for i := range x {
-		x[i] *= inv
+		x[i] *= a
 	}
 }
 
