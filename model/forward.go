@@ -29,12 +29,14 @@ var ErrContextLength = errors.New("model: context length exceeded")
 // and grown (never shrunk) when a larger batch arrives; nothing else is allocated per call.
 type runState struct {
 	capN   int
+	fused  bool      // some layer has a fused q/k/v matrix
 	x      []float32 // (capN, dim) residual stream
 	xb     []float32 // (capN, dim) normalized input of a matrix product
 	xo     []float32 // (capN, dim) output of wo and w2, added to x
 	q      []float32 // (capN, n_heads*head_dim) queries
 	k      []float32 // (capN, kv_dim) keys of the batch, before they go into the cache
 	v      []float32 // (capN, kv_dim) values of the batch
+	qkv    []float32 // (capN, q_dim+2*kv_dim) output of a fused q/k/v matrix (nil when no layer has one)
 	att    []float32 // (capN, n_heads*head_dim) attention output
 	hb     []float32 // (capN, hidden_dim) gate, then silu(gate)*up
 	hb2    []float32 // (capN, hidden_dim) up
@@ -56,6 +58,9 @@ type runState struct {
 
 func (s *runState) init(m *Model) {
 	s.scores = make([]float32, max(1, m.pool.Threads())*m.cfg.NHeads/m.cfg.NKVHeads*m.cfg.ContextLen)
+	for i := range m.layers {
+		s.fused = s.fused || m.layers[i].wqkv.Rows > 0
+	}
 	s.attn.m = m
 	s.ffn.s = s
 	s.grow(m.cfg, 1)
@@ -73,6 +78,9 @@ func (s *runState) grow(cfg Config, n int) {
 	s.q = make([]float32, n*cfg.QDim())
 	s.k = make([]float32, n*cfg.KVDim())
 	s.v = make([]float32, n*cfg.KVDim())
+	if s.fused {
+		s.qkv = make([]float32, n*(cfg.QDim()+2*cfg.KVDim()))
+	}
 	s.att = make([]float32, n*cfg.QDim())
 	s.hb = make([]float32, n*cfg.HiddenDim)
 	s.hb2 = make([]float32, n*cfg.HiddenDim)
@@ -98,7 +106,7 @@ func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
 	}
 	s := &m.s
 	s.grow(*cfg, n)
-	dim, kvDim, hidden, half := cfg.Dim, cfg.KVDim(), cfg.HiddenDim, cfg.HeadDim/2
+	dim, qDim, kvDim, hidden, half := cfg.Dim, cfg.QDim(), cfg.KVDim(), cfg.HiddenDim, cfg.HeadDim/2
 
 	// Reserve a cache slot for every token; checkBatch made sure the blocks exist.
 	for i, id := range b.Seqs {
@@ -141,15 +149,26 @@ func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
 			rmsnorm(s.xb[i*dim:(i+1)*dim], s.x[i*dim:(i+1)*dim], ly.attnNorm, cfg.NormEps)
 		}
 
-		// q, k, v for the whole batch: each weight matrix is read once.
-		m.pool.MatMul(s.q[:n*cfg.QDim()], ly.wq, s.xb[:n*dim], n)
-		m.pool.MatMul(s.k[:n*kvDim], ly.wk, s.xb[:n*dim], n)
-		m.pool.MatMul(s.v[:n*kvDim], ly.wv, s.xb[:n*dim], n)
+		// q, k, v for the whole batch: each weight matrix is read once (as one matrix when they are stored
+		// back to back, then split into rows of q, k and v).
+		if w := ly.wqkv.Rows; w > 0 {
+			m.pool.MatMul(s.qkv[:n*w], ly.wqkv, s.xb[:n*dim], n)
+			for i := 0; i < n; i++ {
+				row := s.qkv[i*w : (i+1)*w]
+				copy(s.q[i*qDim:(i+1)*qDim], row[:qDim])
+				copy(s.k[i*kvDim:(i+1)*kvDim], row[qDim:qDim+kvDim])
+				copy(s.v[i*kvDim:(i+1)*kvDim], row[qDim+kvDim:])
+			}
+		} else {
+			m.pool.MatMul(s.q[:n*qDim], ly.wq, s.xb[:n*dim], n)
+			m.pool.MatMul(s.k[:n*kvDim], ly.wk, s.xb[:n*dim], n)
+			m.pool.MatMul(s.v[:n*kvDim], ly.wv, s.xb[:n*dim], n)
+		}
 
 		// RoPE on q and k, then k and v go into the cache at each token's slot.
 		for i := 0; i < n; i++ {
 			cos, sin := s.cos[i*half:(i+1)*half], s.sin[i*half:(i+1)*half]
-			rope(s.q[i*cfg.QDim():(i+1)*cfg.QDim()], cos, sin)
+			rope(s.q[i*qDim:(i+1)*qDim], cos, sin)
 			rope(s.k[i*kvDim:(i+1)*kvDim], cos, sin)
 			r := s.rows[i] * kvDim
 			copy(c.k[l][r:r+kvDim], s.k[i*kvDim:(i+1)*kvDim])
@@ -171,7 +190,7 @@ func (m *Model) Forward(c *KVCache, b Batch, logits []float32) error {
 		m.pool.Run(n*cfg.NKVHeads, grain, &s.attn)
 
 		// Output projection and residual.
-		m.pool.MatMul(s.xo[:n*dim], ly.wo, s.att[:n*cfg.QDim()], n)
+		m.pool.MatMul(s.xo[:n*dim], ly.wo, s.att[:n*qDim], n)
 		add(s.x[:n*dim], s.xo[:n*dim])
 
 		// FFN RMSNorm.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/bestofn/bestofn/kernels"
 	"github.com/bestofn/bestofn/weights"
@@ -53,6 +54,11 @@ type layer struct {
 	wGate    kernels.Matrix // (hidden_dim, dim)  w1
 	wUp      kernels.Matrix // (hidden_dim, dim)  w3
 	wDown    kernels.Matrix // (dim, hidden_dim)  w2
+
+	// wqkv is wq, wk and wv as one matrix of n_heads*head_dim + 2*kv_dim rows when the file stores them
+	// back to back with the same type (GGUF files from llama.cpp do): one MatMul, one pool dispatch and one
+	// activation quantization instead of three. Rows is 0 otherwise.
+	wqkv kernels.Matrix
 }
 
 // Stats counts the work a Model has done since Load.
@@ -120,6 +126,7 @@ func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
 		ly.wGate = l.matrix(p+"ffn_gate.weight", cfg.Dim, cfg.HiddenDim)
 		ly.wUp = l.matrix(p+"ffn_up.weight", cfg.Dim, cfg.HiddenDim)
 		ly.wDown = l.matrix(p+"ffn_down.weight", cfg.HiddenDim, cfg.Dim)
+		ly.wqkv = fuseRows(ly.wq, ly.wk, ly.wv)
 	}
 	m.outNorm = l.vector("output_norm.weight", cfg.Dim)
 	if ck.Tensor("output.weight") != nil {
@@ -148,6 +155,26 @@ func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
 	m.pool = kernels.NewPool(opts.Threads)
 	m.s.init(m)
 	return m, nil
+}
+
+// fuseRows returns the matrices as one when their data lie back to back in memory with the same type and
+// width, else a Matrix with Rows 0. Nothing is copied: the result aliases the (read-only) checkpoint memory.
+func fuseRows(ms ...kernels.Matrix) kernels.Matrix {
+	first := ms[0]
+	if len(first.Data) == 0 {
+		return kernels.Matrix{}
+	}
+	start := unsafe.Pointer(unsafe.SliceData(first.Data))
+	size, rows := 0, 0
+	for _, m := range ms {
+		if m.Type != first.Type || m.Cols != first.Cols || len(m.Data) == 0 ||
+			unsafe.Pointer(unsafe.SliceData(m.Data)) != unsafe.Add(start, size) {
+			return kernels.Matrix{}
+		}
+		size += len(m.Data)
+		rows += m.Rows
+	}
+	return kernels.Matrix{Type: first.Type, Rows: rows, Cols: first.Cols, Data: unsafe.Slice((*byte)(start), size)}
 }
 
 // ropeFrequencies returns, for each rotary pair i of a head, the angle per position:

@@ -249,3 +249,39 @@ func TestQuantizedWeights(t *testing.T) {
 		})
 	}
 }
+
+// TestFusedQKV checks that q, k and v stored back to back (as in stories260K.gguf) are fused into one
+// matrix, and that tensors elsewhere in memory are not. Both paths are checked against the reference by
+// TestLogitsMatchReference (the GGUF fuses, the llama2.c file does not).
+func TestFusedQKV(t *testing.T) {
+	ck := storiesCheckpoint(t)
+	m, err := Load(ck, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for i, ly := range m.layers {
+		if ly.wqkv.Rows != 64+2*32 {
+			t.Fatalf("layer %d: fused rows %d, want %d", i, ly.wqkv.Rows, 128)
+		}
+	}
+	k := ck.Tensor("blk.2.attn_k.weight")
+	k.Data = append([]byte(nil), k.Data...) // now somewhere else
+	m2, err := Load(ck, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if m2.layers[2].wqkv.Rows != 0 || m2.layers[1].wqkv.Rows == 0 {
+		t.Fatalf("fusion after moving layer 2's keys: layer 1 %d rows, layer 2 %d rows", m2.layers[1].wqkv.Rows,
+			m2.layers[2].wqkv.Rows)
+	}
+	bin := openModel(t, storiesBin, Options{Threads: 1})
+	fused := 0
+	for _, ly := range bin.layers {
+		if ly.wqkv.Rows > 0 {
+			fused++
+		}
+	}
+	t.Logf("llama2.c file: %d of %d layers fused", fused, len(bin.layers))
+}
