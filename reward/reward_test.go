@@ -334,11 +334,16 @@ func TestLoadErrors(t *testing.T) {
 				v["model"] = map[string]any{"type": "WordPiece", "vocab": map[string]any{"a": 0}}
 			})})
 		}, Options{}, []string{"tokenizer.json", "WordPiece", "not supported"}},
-		{"precompiled normalizer", func(t *testing.T) string {
+		{"broken precompiled charsmap", func(t *testing.T) string {
 			return copyModel(t, map[string][]byte{"tokenizer.json": editJSON(t, "tokenizer.json", func(v map[string]any) {
 				v["normalizer"] = map[string]any{"type": "Precompiled", "precompiled_charsmap": "AAAA"}
 			})})
-		}, Options{}, []string{"tokenizer.json", "Precompiled", "not supported"}},
+		}, Options{}, []string{"tokenizer.json", "Precompiled", "charsmap"}},
+		{"lookaround regex normalizer", func(t *testing.T) string {
+			return copyModel(t, map[string][]byte{"tokenizer.json": editJSON(t, "tokenizer.json", func(v map[string]any) {
+				v["normalizer"] = map[string]any{"type": "Replace", "pattern": map[string]any{"Regex": "\\s+(?!\\S)"}, "content": " "}
+			})})
+		}, Options{}, []string{"tokenizer.json", "regex", "not supported"}},
 		{"split pre-tokenizer", func(t *testing.T) string {
 			return copyModel(t, map[string][]byte{"tokenizer.json": editJSON(t, "tokenizer.json", func(v map[string]any) {
 				v["pre_tokenizer"] = map[string]any{"type": "Split", "pattern": map[string]any{"Regex": "\\s+"}, "behavior": "Isolated"}
@@ -533,5 +538,35 @@ func TestBPETokenizer(t *testing.T) {
 	want := []int32{259, 'Q', ':', 'h', 'i', ' ', 'A', ':', ' ', 258, 257}
 	if truncated || !slices.Equal(ids, want) {
 		t.Errorf("Encode = %v %v, want %v", ids, truncated, want)
+	}
+}
+
+// TestUnigramPrecompiledMatchesSentencePiece checks a DeBERTa-v3-style tokenizer.json (Strip, SentencePiece's
+// nmt_nfkc precompiled charsmap, whitespace collapsing) against the sentencepiece library's ids
+// (scripts/reward_spm_reference.py): full-width forms, ligatures, composed accents, odd spaces, unknown runs.
+func TestUnigramPrecompiledMatchesSentencePiece(t *testing.T) {
+	data, err := os.ReadFile("testdata/spm-nfkc/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := tokenizer.ParseUnigramJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("testdata/spm_nfkc_reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref []struct {
+		Text string  `json:"text"`
+		IDs  []int32 `json:"ids"`
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil || len(ref) == 0 {
+		t.Fatalf("reference: %v (%d cases)", err, len(ref))
+	}
+	for _, c := range ref {
+		if got := u.Encode(c.Text); !slices.Equal(got, c.IDs) {
+			t.Errorf("Encode(%q)\n got %v\nwant %v", c.Text, got, c.IDs)
+		}
 	}
 }

@@ -1,11 +1,15 @@
 package tokenizer
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -36,11 +40,13 @@ type Unigram struct {
 
 // unigramNormalizer is one supported normalizer step.
 type unigramNormalizer struct {
-	kind  string // "replace", "prepend", "nfc", "nfd", "nfkc", "nfkd", "lowercase", "strip"
-	from  string // replace: pattern
-	to    string // replace: content; prepend: prefix
-	left  bool   // strip: strip left
-	right bool   // strip: strip right
+	kind  string         // "replace", "prepend", "nfc", "nfd", "nfkc", "nfkd", "lowercase", "strip", "precompiled"
+	from  string         // replace: pattern
+	re    *regexp.Regexp // replace: regex pattern (nil for a string pattern)
+	to    string         // replace: content; prepend: prefix
+	left  bool           // strip: strip left
+	right bool           // strip: strip right
+	pc    *precompiledCharsmap
 }
 
 // unigramMetaspace is the Metaspace pre-tokenizer.
@@ -91,11 +97,17 @@ type unigramStep struct {
 	PrependScheme  string            `json:"prepend_scheme"`
 	AddPrefixSpace *bool             `json:"add_prefix_space"`
 	Split          *bool             `json:"split"`
+	// PrecompiledCharsmap is SentencePiece's normalization rules (base64 in tokenizer.json).
+	PrecompiledCharsmap string `json:"precompiled_charsmap"`
 }
 
-// ParseUnigramJSON reads a Hugging Face tokenizer.json whose model is "Unigram". Features it does not implement
-// exactly (e.g. a Precompiled SentencePiece normalizer, regex replacements, other pre-tokenizers, single_word
-// added tokens) are an error naming the feature, never a silent approximation.
+// ParseUnigramJSON reads a Hugging Face tokenizer.json whose model is "Unigram". Supported: normalizers Sequence,
+// Replace (string or RE2-compatible regex pattern), Prepend, NFC/NFD/NFKC/NFKD, Lowercase, Strip and Precompiled
+// (SentencePiece's compiled charsmap, as DeBERTa-v3 files carry; applied per grapheme cluster like Hugging Face,
+// with clusters found by the UAX #29 rules for marks, ZWJ sequences, emoji modifiers and regional indicators); the
+// Metaspace pre-tokenizer (alone or in a Sequence); added tokens with lstrip/rstrip. Anything else (e.g. other
+// pre-tokenizers, regexes RE2 cannot compile, single_word added tokens) is an error naming the feature, never a
+// silent approximation.
 func ParseUnigramJSON(data []byte) (*Unigram, error) {
 	var tj unigramJSON
 	if err := json.Unmarshal(data, &tj); err != nil {
@@ -184,11 +196,25 @@ func (u *Unigram) parseNormalizer(raw json.RawMessage) error {
 			}
 		}
 	case "Replace":
-		pat, ok := st.Pattern["String"]
-		if !ok || pat == "" {
-			return fmt.Errorf("tokenizer: unigram tokenizer.json: normalizer Replace: only non-empty String patterns are supported")
+		n := unigramNormalizer{kind: "replace", to: st.Content}
+		if pat, ok := st.Pattern["String"]; ok && pat != "" {
+			n.from = pat
+		} else if pat, ok := st.Pattern["Regex"]; ok && pat != "" {
+			re, err := regexp.Compile(pat)
+			if err != nil {
+				return fmt.Errorf("tokenizer: unigram tokenizer.json: normalizer Replace: regex %q is not supported: %w", pat, err)
+			}
+			n.re = re
+		} else {
+			return fmt.Errorf("tokenizer: unigram tokenizer.json: normalizer Replace: empty pattern")
 		}
-		u.normalizers = append(u.normalizers, unigramNormalizer{kind: "replace", from: pat, to: st.Content})
+		u.normalizers = append(u.normalizers, n)
+	case "Precompiled":
+		pc, err := parsePrecompiled(st.PrecompiledCharsmap)
+		if err != nil {
+			return err
+		}
+		u.normalizers = append(u.normalizers, unigramNormalizer{kind: "precompiled", pc: pc})
 	case "Prepend":
 		u.normalizers = append(u.normalizers, unigramNormalizer{kind: "prepend", to: st.Prepend})
 	case "NFC", "NFD", "NFKC", "NFKD", "Lowercase":
@@ -336,7 +362,13 @@ func (u *Unigram) normalize(s string) string {
 	for _, n := range u.normalizers {
 		switch n.kind {
 		case "replace":
-			s = strings.ReplaceAll(s, n.from, n.to)
+			if n.re != nil {
+				s = n.re.ReplaceAllLiteralString(s, n.to)
+			} else {
+				s = strings.ReplaceAll(s, n.from, n.to)
+			}
+		case "precompiled":
+			s = n.pc.normalize(s)
 		case "prepend":
 			if s != "" {
 				s = n.to + s
@@ -470,3 +502,141 @@ func (u *Unigram) unknown(ids []int32, piece string) []int32 {
 	}
 	return ids
 }
+
+// precompiledCharsmap is SentencePiece's compiled normalization (e.g. nmt_nfkc): a darts-clone double-array trie
+// over UTF-8 byte strings whose values index NUL-terminated replacements.
+type precompiledCharsmap struct {
+	units      []uint32
+	normalized []byte
+}
+
+// parsePrecompiled reads a base64 precompiled_charsmap: a little-endian uint32 trie size in bytes, the trie's
+// uint32 units, then the replacement strings.
+func parsePrecompiled(b64 string) (*precompiledCharsmap, error) {
+	data, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: unigram tokenizer.json: normalizer Precompiled: %w", err)
+	}
+	if len(data) < 4 {
+		return nil, fmt.Errorf("tokenizer: unigram tokenizer.json: normalizer Precompiled: charsmap of %d bytes", len(data))
+	}
+	size := binary.LittleEndian.Uint32(data)
+	if size%4 != 0 || uint64(size) > uint64(len(data)-4) || size == 0 {
+		return nil, fmt.Errorf("tokenizer: unigram tokenizer.json: normalizer Precompiled: trie size %d for %d bytes", size, len(data))
+	}
+	pc := &precompiledCharsmap{units: make([]uint32, size/4), normalized: data[4+size:]}
+	for i := range pc.units {
+		pc.units[i] = binary.LittleEndian.Uint32(data[4+4*i:])
+	}
+	return pc, nil
+}
+
+// firstMatch returns the value of the shortest key in the trie that is a prefix of s (darts-clone's
+// commonPrefixSearch, first result), and whether there is one. Out-of-range trie offsets mean no match.
+func (pc *precompiledCharsmap) firstMatch(s string) (uint32, bool) {
+	offset := func(u uint32) uint32 { return (u >> 10) << ((u & (1 << 9)) >> 6) }
+	units := pc.units
+	pos := offset(units[0])
+	for i := 0; i < len(s); i++ {
+		c := uint32(s[i])
+		pos ^= c
+		if pos >= uint32(len(units)) {
+			return 0, false
+		}
+		u := units[pos]
+		if u&((1<<31)|0xFF) != c { // label
+			return 0, false
+		}
+		pos ^= offset(u)
+		if (u>>8)&1 == 1 { // has leaf
+			if pos >= uint32(len(units)) {
+				return 0, false
+			}
+			return units[pos] & (1<<31 - 1), true
+		}
+	}
+	return 0, false
+}
+
+// transform returns the replacement for chunk when one of its prefixes is in the charsmap (Hugging Face's
+// spm_precompiled: the whole chunk is replaced by the shortest match's string).
+func (pc *precompiledCharsmap) transform(chunk string) (string, bool) {
+	v, ok := pc.firstMatch(chunk)
+	if !ok || int(v) >= len(pc.normalized) {
+		return "", false
+	}
+	rest := pc.normalized[v:]
+	end := 0
+	for end < len(rest) && rest[end] != 0 {
+		end++
+	}
+	return string(rest[:end]), true
+}
+
+// normalize applies the charsmap as Hugging Face's Precompiled normalizer does: per grapheme cluster shorter
+// than 6 bytes, else per character.
+func (pc *precompiledCharsmap) normalize(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for len(s) > 0 {
+		g := graphemeLen(s)
+		if g < 6 {
+			if r, ok := pc.transform(s[:g]); ok {
+				b.WriteString(r)
+				s = s[g:]
+				continue
+			}
+		}
+		for _, c := range s[:g] {
+			n := utf8.RuneLen(c)
+			if n < 0 {
+				n = 1
+			}
+			if r, ok := pc.transform(s[:n]); ok {
+				b.WriteString(r)
+			} else {
+				b.WriteString(s[:n])
+			}
+			s = s[n:]
+		}
+	}
+	return b.String()
+}
+
+// graphemeLen returns the byte length of the extended grapheme cluster at the start of s, following the UAX #29
+// rules that matter for normalization: CR LF; a character followed by marks (Extend, SpacingMark), variation
+// selectors, emoji modifiers and ZWJ-joined characters; regional-indicator pairs. (Hangul jamo sequences and
+// Prepend characters are not joined.)
+func graphemeLen(s string) int {
+	r, n := utf8.DecodeRuneInString(s)
+	if r == '\r' && len(s) > 1 && s[1] == '\n' {
+		return 2
+	}
+	if r == '\r' || r == '\n' || (unicode.IsControl(r) && r != 0x200D) {
+		return n
+	}
+	if isRegionalIndicator(r) {
+		if r2, n2 := utf8.DecodeRuneInString(s[n:]); isRegionalIndicator(r2) {
+			n += n2
+		}
+	}
+	for n < len(s) {
+		r2, n2 := utf8.DecodeRuneInString(s[n:])
+		switch {
+		case unicode.Is(unicode.Mn, r2), unicode.Is(unicode.Me, r2), unicode.Is(unicode.Mc, r2),
+			r2 >= 0x1F3FB && r2 <= 0x1F3FF, r2 >= 0xE0020 && r2 <= 0xE007F:
+			n += n2
+		case r2 == 0x200D: // ZWJ joins the next character too
+			n += n2
+			if n < len(s) {
+				_, n3 := utf8.DecodeRuneInString(s[n:])
+				n += n3
+			}
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func isRegionalIndicator(r rune) bool { return r >= 0x1F1E6 && r <= 0x1F1FF }
