@@ -570,3 +570,32 @@ func TestUnigramPrecompiledMatchesSentencePiece(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnigramEncode checks that any text, including invalid UTF-8 and special-token look-alikes, tokenizes without
+// panicking into ids inside the vocabulary, for both test tokenizers.
+func FuzzUnigramEncode(f *testing.F) {
+	var us []*tokenizer.Unigram
+	for _, p := range []string{filepath.Join(tinyRM, "tokenizer.json"), "testdata/spm-nfkc/tokenizer.json"} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		u, err := tokenizer.ParseUnigramJSON(data)
+		if err != nil {
+			f.Fatal(err)
+		}
+		us = append(us, u)
+	}
+	for _, s := range []string{"", " ", "\xff\xfe", "a\x80b", "[CLS] x [SEP]", "e\u0301\u200d🙂🇫🇷", "\r\n\t  x  "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, u := range us {
+			for _, id := range u.Encode(s) {
+				if id < 0 || int(id) >= u.VocabSize() {
+					t.Fatalf("Encode(%q): id %d outside vocabulary of %d", s, id, u.VocabSize())
+				}
+			}
+		}
+	})
+}

@@ -288,7 +288,10 @@ func (u *Unigram) TokenID(piece string) (int32, bool) {
 
 // Encode returns the token ids of text without special tokens added around it (added tokens that occur in the
 // text, e.g. a literal "[SEP]", are still recognized, as Hugging Face tokenizers does).
+//
+// Invalid UTF-8 is first replaced by U+FFFD, as the conversion into a Rust string does.
 func (u *Unigram) Encode(text string) []int32 {
+	text = strings.ToValidUTF8(text, "\uFFFD")
 	var ids []int32
 	first := true
 	for len(text) > 0 {
