@@ -126,7 +126,9 @@ func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
 		ly.wGate = l.matrix(p+"ffn_gate.weight", cfg.Dim, cfg.HiddenDim)
 		ly.wUp = l.matrix(p+"ffn_up.weight", cfg.Dim, cfg.HiddenDim)
 		ly.wDown = l.matrix(p+"ffn_down.weight", cfg.HiddenDim, cfg.Dim)
-		ly.wqkv = fuseRows(ly.wq, ly.wk, ly.wv)
+		if ck.Format == weights.FormatGGUF {
+			ly.wqkv = fuseRows(ly.wq, ly.wk, ly.wv)
+		}
 	}
 	m.outNorm = l.vector("output_norm.weight", cfg.Dim)
 	if ck.Tensor("output.weight") != nil {
@@ -159,22 +161,24 @@ func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
 
 // fuseRows returns the matrices as one when their data lie back to back in memory with the same type and
 // width, else a Matrix with Rows 0. Nothing is copied: the result aliases the (read-only) checkpoint memory.
+// Load calls it only for GGUF checkpoints, whose tensors are slices of one file mapping (the weights
+// contract), so the fused slice never spans separate Go allocations.
 func fuseRows(ms ...kernels.Matrix) kernels.Matrix {
 	first := ms[0]
 	if len(first.Data) == 0 {
 		return kernels.Matrix{}
 	}
-	start := unsafe.Pointer(unsafe.SliceData(first.Data))
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(first.Data)))
 	size, rows := 0, 0
 	for _, m := range ms {
 		if m.Type != first.Type || m.Cols != first.Cols || len(m.Data) == 0 ||
-			unsafe.Pointer(unsafe.SliceData(m.Data)) != unsafe.Add(start, size) {
+			uintptr(unsafe.Pointer(unsafe.SliceData(m.Data))) != start+uintptr(size) {
 			return kernels.Matrix{}
 		}
 		size += len(m.Data)
 		rows += m.Rows
 	}
-	return kernels.Matrix{Type: first.Type, Rows: rows, Cols: first.Cols, Data: unsafe.Slice((*byte)(start), size)}
+	return kernels.Matrix{Type: first.Type, Rows: rows, Cols: first.Cols, Data: unsafe.Slice(unsafe.SliceData(first.Data), size)}
 }
 
 // ropeFrequencies returns, for each rotary pair i of a head, the angle per position:
