@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,7 +21,7 @@ const DefaultTemplate = "\n\nHuman: {prompt}\n\nAssistant: {response}"
 const (
 	RuntimeGo   = "go"   // hugot's pure-Go backend (GoMLX simplego); needs no system library
 	RuntimeORT  = "ort"  // ONNX Runtime through github.com/yalue/onnxruntime_go; needs libonnxruntime.so
-	RuntimeAuto = "auto" // ONNX Runtime when its library is found, else the pure-Go backend
+	RuntimeAuto = "auto" // ONNX Runtime when its library is found (one that fails to load is an error), else pure Go
 )
 
 // ErrClosed is returned by Score after Close.
@@ -161,8 +162,8 @@ func newModel(dir string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("reward: max length %d outside (%d, %d] (special tokens, config.json max_position_embeddings)",
 			m.maxLen, len(tok.prefix)+len(tok.suffix), cfg.MaxPositions)
 	}
-	if cfg.PadTokenID != nil {
-		m.padID = int32(*cfg.PadTokenID)
+	if cfg.PadTokenID != nil && *cfg.PadTokenID > 0 && *cfg.PadTokenID <= math.MaxInt32 {
+		m.padID = int32(*cfg.PadTokenID) // padded positions are masked; a missing or negative id pads with 0
 	}
 	tmpl := opts.Template
 	if tmpl == "" {
