@@ -22,7 +22,9 @@ func haveASM() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16
 //
 // where w(i, j) is value j of weight block i (Q8_0: int8 q; Q4_0: nibble-8) and d_w(i) its fp16 scale, read
 // from w in the file's block layout (34 or 18 bytes per block). For T > 1 the activation scales are read
-// block-major instead: row k's scale of block i at xd[i*dstride/4 + k], with 8 floats readable there. See dotQ8_0 and dotQ4_0 for the same loops
+// block-major instead: row k's scale of block i at xd[i*dstride/4 + k], with 8 floats readable there.
+// The Q4_0 kernels also take xs, the activation block sums d_x*sum(q_x) laid out like xd, and compute the
+// offset of 8 as -8*sum_i d_w(i)*xs(i) (see the generator's q40Tile). See dotQ8_0 and dotQ4_0 for the same loops
 // in Go; results differ only in float summation order.
 
 //go:noescape
@@ -41,19 +43,19 @@ func dotQ8_0T4(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res
 func dotQ8_0T5(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
 
 //go:noescape
-func dotQ4_0T1(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+func dotQ4_0T1(nb int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
 
 //go:noescape
-func dotQ4_0T2(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+func dotQ4_0T2(nb int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
 
 //go:noescape
-func dotQ4_0T3(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+func dotQ4_0T3(nb int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
 
 //go:noescape
-func dotQ4_0T4(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+func dotQ4_0T4(nb int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
 
 //go:noescape
-func dotQ4_0T5(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+func dotQ4_0T5(nb int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
 
 // The float tile kernels compute, for k < T,
 //
@@ -153,34 +155,35 @@ func dotF32ASM(a, b *float32, n int) float32
 //go:noescape
 func axpyF32ASM(alpha float32, x, y *float32, n int)
 
-// quantTileASM calls the Q8_0 (q8) or Q4_0 tile kernel for t rows.
-func quantTileASM(q8 bool, t, nb int, w *byte, xq *int8, xd *float32, qs, ds int, res *float32) {
-	if q8 {
-		switch t {
-		case 1:
-			dotQ8_0T1(nb, w, xq, xd, qs, ds, res)
-		case 2:
-			dotQ8_0T2(nb, w, xq, xd, qs, ds, res)
-		case 3:
-			dotQ8_0T3(nb, w, xq, xd, qs, ds, res)
-		case 4:
-			dotQ8_0T4(nb, w, xq, xd, qs, ds, res)
-		default:
-			dotQ8_0T5(nb, w, xq, xd, qs, ds, res)
-		}
-		return
-	}
+// quantTileASM calls the Q8_0 tile kernel for t rows.
+func quantTileASM(t, nb int, w *byte, xq *int8, xd *float32, qs, ds int, res *float32) {
 	switch t {
 	case 1:
-		dotQ4_0T1(nb, w, xq, xd, qs, ds, res)
+		dotQ8_0T1(nb, w, xq, xd, qs, ds, res)
 	case 2:
-		dotQ4_0T2(nb, w, xq, xd, qs, ds, res)
+		dotQ8_0T2(nb, w, xq, xd, qs, ds, res)
 	case 3:
-		dotQ4_0T3(nb, w, xq, xd, qs, ds, res)
+		dotQ8_0T3(nb, w, xq, xd, qs, ds, res)
 	case 4:
-		dotQ4_0T4(nb, w, xq, xd, qs, ds, res)
+		dotQ8_0T4(nb, w, xq, xd, qs, ds, res)
 	default:
-		dotQ4_0T5(nb, w, xq, xd, qs, ds, res)
+		dotQ8_0T5(nb, w, xq, xd, qs, ds, res)
+	}
+}
+
+// q40TileASM calls the Q4_0 tile kernel for t rows.
+func q40TileASM(t, nb int, w *byte, xq *int8, xd, xs *float32, qs, ds int, res *float32) {
+	switch t {
+	case 1:
+		dotQ4_0T1(nb, w, xq, xd, xs, qs, ds, res)
+	case 2:
+		dotQ4_0T2(nb, w, xq, xd, xs, qs, ds, res)
+	case 3:
+		dotQ4_0T3(nb, w, xq, xd, xs, qs, ds, res)
+	case 4:
+		dotQ4_0T4(nb, w, xq, xd, xs, qs, ds, res)
+	default:
+		dotQ4_0T5(nb, w, xq, xd, xs, qs, ds, res)
 	}
 }
 
@@ -287,7 +290,7 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 			if m.Type == weights.TypeQ8_0 {
 				dotQ8_0T1(nb, &m.Data[r*rb], &j.q.q[0], &j.q.d[0], 0, 0, &j.out[r])
 			} else {
-				dotQ4_0T1(nb, &m.Data[r*rb], &j.q.q[0], &j.q.d[0], 0, 0, &j.out[r])
+				dotQ4_0T1(nb, &m.Data[r*rb], &j.q.q[0], &j.q.d[0], &j.q.s[0], 0, 0, &j.out[r])
 			}
 		}
 		return true
@@ -302,11 +305,15 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 	switch j.m.Type {
 	case weights.TypeQ8_0, weights.TypeQ4_0:
 		nb := cols / 32
-		xd, ds := &j.q.d[b*nb], 0
+		xd, xs, ds := &j.q.d[b*nb], &j.q.s[b*nb], 0
 		if t > 1 {
-			xd, ds = &j.q.dT[b], j.q.dTStride*4
+			xd, xs, ds = &j.q.dT[b], &j.q.sT[b], j.q.dTStride*4
 		}
-		quantTileASM(j.m.Type == weights.TypeQ8_0, t, nb, &w[0], &j.q.q[b*cols], xd, cols, ds, &res[0])
+		if j.m.Type == weights.TypeQ8_0 {
+			quantTileASM(t, nb, &w[0], &j.q.q[b*cols], xd, cols, ds, &res[0])
+		} else {
+			q40TileASM(t, nb, &w[0], &j.q.q[b*cols], xd, xs, cols, ds, &res[0])
+		}
 		return true
 	case weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K:
 		nb := cols / 256

@@ -17,6 +17,7 @@ type scratch struct {
 	d        []float32
 	s        []float32
 	dT       []float32 // the scales of d block-major: block i of row b at dT[i*dTStride+b]
+	sT       []float32 // s block-major, like dT
 	dTStride int
 	k        []byte
 	active   bool // holds the activations of the MatMul in progress
@@ -48,7 +49,7 @@ func roundInt(v float32) int32 {
 }
 
 // quantizeQ8_0 quantizes x (rows of cols values, cols a multiple of 32) in blocks of 32: d = max|x|/127,
-// q = round(x/d), split across p's threads. With several rows it also fills dT, padded so that 8 floats can
+// q = round(x/d), split across p's threads. With several rows it also fills dT and sT, padded so that 8 floats can
 // be read from any row.
 func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int) {
 	n := len(x)
@@ -64,9 +65,11 @@ func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int) {
 	}
 	s.dTStride = rows + 8
 	s.dT = grow(s.dT, nb*s.dTStride)
+	s.sT = grow(s.sT, nb*s.dTStride)
 	for b := range rows {
-		for i, d := range s.d[b*nb : (b+1)*nb] {
-			s.dT[i*s.dTStride+b] = d
+		for i := range nb {
+			s.dT[i*s.dTStride+b] = s.d[b*nb+i]
+			s.sT[i*s.dTStride+b] = s.s[b*nb+i]
 		}
 	}
 }

@@ -50,7 +50,7 @@ func (g *gen) hsum(acc, off int) {
 	g.p("VMOVSS X%d, %d(R12)", acc, off)
 }
 
-// q8Tile writes a kernel dotting one row of 32-value blocks (Q8_0 or Q4_0) with t rows of Q8_0 activations.
+// q8Tile writes a kernel dotting one row of Q8_0 blocks with t rows of Q8_0 activations.
 // Per block: d_w*d_x * sum(w*x), the integer sum by the sign trick (|w| unsigned times sign(w)*x signed,
 // VPMADDUBSW then VPMADDWD with ones) as in llama.cpp's ggml_vec_dot_q8_0_q8_0.
 //
@@ -94,12 +94,6 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	switch typ {
 	case "Q8_0":
 		g.p("VMOVDQU 2(SI), Y13")
-	case "Q4_0":
-		g.p("VMOVDQU 2(SI), X13")
-		g.p("VPSRLW $4, X13, X14")
-		g.p("VINSERTI128 $1, X14, Y13, Y13")
-		g.p("VPAND nibbleMask<>(SB), Y13, Y13")
-		g.p("VPSUBB eights<>(SB), Y13, Y13")
 	}
 	g.p("VPSIGNB Y13, Y13, Y14") // |w|
 	for k := range t {
@@ -142,12 +136,6 @@ func (g *gen) q8Block(typ string, off, xoff, doff, acc int) {
 	switch typ {
 	case "Q8_0":
 		g.p("VMOVDQU %d(SI), Y13", off+2)
-	case "Q4_0":
-		g.p("VMOVDQU %d(SI), X13", off+2)
-		g.p("VPSRLW $4, X13, X14")
-		g.p("VINSERTI128 $1, X14, Y13, Y13")
-		g.p("VPAND nibbleMask<>(SB), Y13, Y13")
-		g.p("VPSUBB eights<>(SB), Y13, Y13")
 	}
 	g.p("VPSIGNB Y13, Y13, Y14")
 	g.p("VMOVDQU %d(DI), Y5", xoff)
@@ -192,6 +180,124 @@ func (g *gen) q8Row(typ string, blockBytes int) {
 	g.label(name + "_done")
 	g.p("VADDPS Y1, Y0, Y0")
 	g.hsum(0, 0)
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
+// q40Tile writes the Q4_0 kernel for t activation rows. It multiplies the unsigned nibbles q (0..15)
+// directly with the signed activations (no sign trick) and corrects for the offset of 8 through the
+// activation block sums: sum (q-8)*x = sum q*x - 8*sum x, with xs = d_x*sum(q_x) per block precomputed, so
+// block i adds d_w*d_x*sum(q*x) to acc_k and d_w*xs to corr_k; res[k] = acc_k - 8*corr_k.
+//
+// For t = 1, xd and xs point to the row's scales and sums; for t > 1, to block-major scales and sums (see
+// q8Tile), dstride bytes from one block to the next.
+func (g *gen) q40Tile(t int) {
+	name := fmt.Sprintf("dotQ4_0T%d", t)
+	frame := 0
+	if t > 1 {
+		frame = 32
+	}
+	fmt.Fprintf(&g.Buffer, "\n// func %s(nb int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $%d-64\n", name, frame)
+	g.p("MOVQ nb+0(FP), CX")
+	g.p("MOVQ w+8(FP), SI")
+	g.p("MOVQ xq+16(FP), DI")
+	g.p("MOVQ xd+24(FP), DX")
+	g.p("MOVQ xs+32(FP), R11")
+	g.p("MOVQ qstride+40(FP), R8")
+	g.p("MOVQ dstride+48(FP), R10")
+	g.p("MOVQ res+56(FP), R12")
+	g.p("LEAQ (R8)(R8*2), R9")
+	g.p("VPCMPEQW Y15, Y15, Y15")
+	g.p("VPSRLW $15, Y15, Y15")
+	unpack := func(off int) { // d_w in Y12, unsigned nibbles in Y13
+		g.p("VPBROADCASTW %d(SI), X12", off)
+		g.p("VCVTPH2PS X12, Y12")
+		g.p("VMOVDQU %d(SI), X13", off+2)
+		g.p("VPSRLW $4, X13, X11") // Y14 holds the corrections when t > 1
+		g.p("VINSERTI128 $1, X11, Y13, Y13")
+		g.p("VPAND nibbleMask<>(SB), Y13, Y13")
+	}
+	if t == 1 {
+		// Two blocks per iteration: accumulators Y0/Y1, corrections X2/X3.
+		for r := range 4 {
+			g.p("VXORPS Y%d, Y%d, Y%d", r, r, r)
+		}
+		block := func(off, xoff, doff, acc, corr int) {
+			unpack(off)
+			g.p("VPMADDUBSW %d(DI), Y13, Y5", xoff)
+			g.p("VPMADDWD Y15, Y5, Y5")
+			g.p("VCVTDQ2PS Y5, Y5")
+			g.p("VBROADCASTSS %d(DX), Y10", doff)
+			g.p("VMULPS Y12, Y10, Y10")
+			g.p("VFMADD231PS Y10, Y5, Y%d", acc)
+			g.p("VFMADD231SS %d(R11), X12, X%d", doff, corr)
+		}
+		g.label(name + "_loop")
+		g.p("CMPQ CX, $2")
+		g.p("JLT %s_tail", name)
+		block(0, 0, 0, 0, 2)
+		block(18, 32, 4, 1, 3)
+		g.p("ADDQ $36, SI")
+		g.p("ADDQ $64, DI")
+		g.p("ADDQ $8, DX")
+		g.p("ADDQ $8, R11")
+		g.p("SUBQ $2, CX")
+		g.p("JMP %s_loop", name)
+		g.label(name + "_tail")
+		g.p("TESTQ CX, CX")
+		g.p("JZ %s_done", name)
+		block(0, 0, 0, 0, 2)
+		g.label(name + "_done")
+		g.p("VADDPS Y1, Y0, Y0")
+		g.p("VADDSS X3, X2, X2")
+		g.p("VMULSS eightF<>(SB), X2, X2")
+		g.p("VEXTRACTF128 $1, Y0, X15")
+		g.p("VADDPS X15, X0, X0")
+		g.p("VHADDPS X0, X0, X0")
+		g.p("VHADDPS X0, X0, X0")
+		g.p("VSUBSS X2, X0, X0")
+		g.p("VMOVSS X0, (R12)")
+		g.p("VZEROUPPER")
+		g.p("RET")
+		return
+	}
+	for k := range t {
+		g.p("VXORPS Y%d, Y%d, Y%d", k, k, k)
+	}
+	g.p("VXORPS Y14, Y14, Y14") // corrections, lane k for row k
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.label(name + "_loop")
+	unpack(0)
+	g.p("VMULPS (DX), Y12, Y11")
+	g.p("VMOVUPS Y11, 0(SP)")
+	g.p("VFMADD231PS (R11), Y12, Y14")
+	for k := range t {
+		tmp := 5 + k
+		g.p("VPMADDUBSW %s, Y13, Y%d", rowAddr(0, "DI", "R8", "R9", k), tmp)
+		g.p("VPMADDWD Y15, Y%d, Y%d", tmp, tmp)
+		g.p("VCVTDQ2PS Y%d, Y%d", tmp, tmp)
+		g.p("VBROADCASTSS %d(SP), Y10", 4*k)
+		g.p("VFMADD231PS Y10, Y%d, Y%d", tmp, k)
+	}
+	g.p("ADDQ $18, SI")
+	g.p("ADDQ $32, DI")
+	g.p("ADDQ R10, DX")
+	g.p("ADDQ R10, R11")
+	g.p("DECQ CX")
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_done")
+	g.p("VMULPS eightF<>(SB), Y14, Y14")
+	g.p("VMOVUPS Y14, 0(SP)")
+	for k := range t {
+		g.p("VEXTRACTF128 $1, Y%d, X15", k)
+		g.p("VADDPS X15, X%d, X%d", k, k)
+		g.p("VHADDPS X%d, X%d, X%d", k, k, k)
+		g.p("VHADDPS X%d, X%d, X%d", k, k, k)
+		g.p("VSUBSS %d(SP), X%d, X%d", 4*k, k, k)
+		g.p("VMOVSS X%d, %d(R12)", k, 4*k)
+	}
 	g.p("VZEROUPPER")
 	g.p("RET")
 }
@@ -559,9 +665,10 @@ func main() {
 	g.raw("DATA nibbleMask<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f\nDATA nibbleMask<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f\n")
 	g.raw("DATA nibbleMask<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f\nDATA nibbleMask<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f\n")
 	g.raw("GLOBL nibbleMask<>(SB), RODATA|NOPTR, $32\n\n")
-	g.raw("DATA eights<>+0(SB)/8, $0x0808080808080808\nDATA eights<>+8(SB)/8, $0x0808080808080808\n")
-	g.raw("DATA eights<>+16(SB)/8, $0x0808080808080808\nDATA eights<>+24(SB)/8, $0x0808080808080808\n")
-	g.raw("GLOBL eights<>(SB), RODATA|NOPTR, $32\n\n")
+	for off := 0; off < 32; off += 8 {
+		g.raw(fmt.Sprintf("DATA eightF<>+%d(SB)/8, $0x4100000041000000\n", off)) // float32(8) x 8
+	}
+	g.raw("GLOBL eightF<>(SB), RODATA|NOPTR, $32\n\n")
 	for _, c := range []struct {
 		name string
 		b    byte
@@ -573,7 +680,7 @@ func main() {
 	}
 	for t := 1; t <= maxTile; t++ {
 		g.q8Tile("Q8_0", 34, t)
-		g.q8Tile("Q4_0", 18, t)
+		g.q40Tile(t)
 		g.floatTile("F16", t)
 		g.floatTile("F32", t)
 		g.q4KTile(t)
