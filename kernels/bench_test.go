@@ -46,7 +46,7 @@ var benchShapes = [][2]int{{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}
 func BenchmarkMatMul(b *testing.B) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeF16, weights.TypeF32,
-		weights.TypeQ4_K, weights.TypeQ6_K, weights.TypeQ5_K} {
+		weights.TypeBF16, weights.TypeQ4_K, weights.TypeQ6_K, weights.TypeQ5_K} {
 		for _, sh := range benchShapes {
 			m := randomMatrix(rng, typ, sh[0], sh[1])
 			x := randomVec(rng, 8*sh[1])

@@ -61,8 +61,8 @@ func dotQ4_0T5(nb int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int,
 //
 //	res[k] = sum over i < n of w[i] * x[k*xstride/4 + i]
 //
-// with w float32 (F32) or IEEE half (F16, converted by VCVTPH2PS); n must be a multiple of 64. See dotF32Bytes
-// and dotF16 for the Go loops.
+// with w float32 (F32), IEEE half (F16, converted by VCVTPH2PS) or bfloat16 (BF16, shifted into the top half
+// of a float32); n must be a multiple of 64. See dotF32Bytes, dotF16 and dotBF16 for the Go loops.
 
 //go:noescape
 func dotF16T1(n int, w *byte, x *float32, xstride int, res *float32)
@@ -78,6 +78,21 @@ func dotF16T4(n int, w *byte, x *float32, xstride int, res *float32)
 
 //go:noescape
 func dotF16T5(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotBF16T1(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotBF16T2(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotBF16T3(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotBF16T4(n int, w *byte, x *float32, xstride int, res *float32)
+
+//go:noescape
+func dotBF16T5(n int, w *byte, x *float32, xstride int, res *float32)
 
 //go:noescape
 func dotF32T1(n int, w *byte, x *float32, xstride int, res *float32)
@@ -232,9 +247,10 @@ func kTileASM(typ weights.Type, t, nb int, w, xk *byte, xs int, res *float32) {
 	}
 }
 
-// floatTileASM calls the F16 (f16) or F32 tile kernel for t rows.
-func floatTileASM(f16 bool, t, n int, w *byte, x *float32, xs int, res *float32) {
-	if f16 {
+// floatTileASM calls the F32, F16 or BF16 tile kernel for t rows.
+func floatTileASM(typ weights.Type, t, n int, w *byte, x *float32, xs int, res *float32) {
+	switch typ {
+	case weights.TypeF16:
 		switch t {
 		case 1:
 			dotF16T1(n, w, x, xs, res)
@@ -247,19 +263,32 @@ func floatTileASM(f16 bool, t, n int, w *byte, x *float32, xs int, res *float32)
 		default:
 			dotF16T5(n, w, x, xs, res)
 		}
-		return
-	}
-	switch t {
-	case 1:
-		dotF32T1(n, w, x, xs, res)
-	case 2:
-		dotF32T2(n, w, x, xs, res)
-	case 3:
-		dotF32T3(n, w, x, xs, res)
-	case 4:
-		dotF32T4(n, w, x, xs, res)
+	case weights.TypeBF16:
+		switch t {
+		case 1:
+			dotBF16T1(n, w, x, xs, res)
+		case 2:
+			dotBF16T2(n, w, x, xs, res)
+		case 3:
+			dotBF16T3(n, w, x, xs, res)
+		case 4:
+			dotBF16T4(n, w, x, xs, res)
+		default:
+			dotBF16T5(n, w, x, xs, res)
+		}
 	default:
-		dotF32T5(n, w, x, xs, res)
+		switch t {
+		case 1:
+			dotF32T1(n, w, x, xs, res)
+		case 2:
+			dotF32T2(n, w, x, xs, res)
+		case 3:
+			dotF32T3(n, w, x, xs, res)
+		case 4:
+			dotF32T4(n, w, x, xs, res)
+		default:
+			dotF32T5(n, w, x, xs, res)
+		}
 	}
 }
 
@@ -272,15 +301,18 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 		return true
 	}
 	switch m.Type {
-	case weights.TypeF32, weights.TypeF16:
+	case weights.TypeF32, weights.TypeF16, weights.TypeBF16:
 		if m.Cols%64 != 0 {
 			return false
 		}
 		for r := lo; r < hi; r++ {
-			if m.Type == weights.TypeF32 {
+			switch m.Type {
+			case weights.TypeF32:
 				dotF32T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
-			} else {
+			case weights.TypeF16:
 				dotF16T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
+			default:
+				dotBF16T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
 			}
 		}
 		return true
@@ -319,10 +351,10 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 		nb := cols / 256
 		kTileASM(j.m.Type, t, nb, &w[0], &j.q.k[b*nb*q8KBytes], nb*q8KBytes, &res[0])
 		return true
-	case weights.TypeF32, weights.TypeF16:
+	case weights.TypeF32, weights.TypeF16, weights.TypeBF16:
 		n := (c1 - c0) &^ 63
 		if n > 0 {
-			floatTileASM(j.m.Type == weights.TypeF16, t, n, &w[0], &j.x[b*cols+c0], cols*4, &res[0])
+			floatTileASM(j.m.Type, t, n, &w[0], &j.x[b*cols+c0], cols*4, &res[0])
 		} else {
 			*res = [tileBatch]float32{}
 		}
@@ -330,9 +362,12 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 			x := j.x[(b+k)*cols+c0 : (b+k)*cols+c1]
 			for i := n; i < c1-c0; i++ {
 				var wv float32
-				if j.m.Type == weights.TypeF16 {
+				switch j.m.Type {
+				case weights.TypeF16:
 					wv = f16ToF32(binary.LittleEndian.Uint16(w[2*i:]))
-				} else {
+				case weights.TypeBF16:
+					wv = math.Float32frombits(uint32(binary.LittleEndian.Uint16(w[2*i:])) << 16)
+				default:
 					wv = math.Float32frombits(binary.LittleEndian.Uint32(w[4*i:]))
 				}
 				res[k] += wv * x[i]

@@ -184,7 +184,7 @@ func TestASMMatchesGo(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeF16, weights.TypeF32,
-		weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K} {
+		weights.TypeBF16, weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K} {
 		for batch := 1; batch <= 9; batch++ {
 			cols := max(typ.BlockSize(), 32) * (1 + rng.IntN(12))
 			rows := 1 + rng.IntN(40)
@@ -345,7 +345,7 @@ func TestMatMulPrefill(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_K, weights.TypeQ6_K,
-		weights.TypeF16, weights.TypeQ5_1} {
+		weights.TypeF16, weights.TypeBF16, weights.TypeQ5_1} {
 		const rows, cols, batch = 50, 1280, 37
 		m := randomMatrix(rng, typ, rows, cols)
 		x := randomVec(rng, batch*cols)

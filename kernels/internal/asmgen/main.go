@@ -302,7 +302,7 @@ func (g *gen) q40Tile(t int) {
 	g.p("RET")
 }
 
-// floatTile writes a kernel dotting one row of F32 or F16 weights with t rows of float32 activations,
+// floatTile writes a kernel dotting one row of F32, F16 or BF16 weights with t rows of float32 activations,
 // n values (a multiple of 64), unrolled u vectors of 8 deep with one accumulator per (row, vector).
 func (g *gen) floatTile(typ string, t int) {
 	u := map[int]int{1: 8, 2: 4}[t]
@@ -310,7 +310,7 @@ func (g *gen) floatTile(typ string, t int) {
 		u = 2
 	}
 	wsize := 4
-	if typ == "F16" {
+	if typ != "F32" {
 		wsize = 2
 	}
 	name := fmt.Sprintf("dot%sT%d", typ, t)
@@ -331,9 +331,13 @@ func (g *gen) floatTile(typ string, t int) {
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
 	for v := range u {
-		if typ == "F16" {
+		switch typ {
+		case "F16":
 			g.p("VCVTPH2PS %d(SI), Y%d", 16*v, wreg+v)
-		} else {
+		case "BF16": // bfloat16 is the top half of a float32
+			g.p("VPMOVZXWD %d(SI), Y%d", 16*v, wreg+v)
+			g.p("VPSLLD $16, Y%d, Y%d", wreg+v, wreg+v)
+		default:
 			g.p("VMOVUPS %d(SI), Y%d", 32*v, wreg+v)
 		}
 	}
@@ -682,6 +686,7 @@ func main() {
 		g.q8Tile("Q8_0", 34, t)
 		g.q40Tile(t)
 		g.floatTile("F16", t)
+		g.floatTile("BF16", t)
 		g.floatTile("F32", t)
 		g.q4KTile(t)
 		g.q5KTile(t)
