@@ -157,19 +157,8 @@ func ParseLlama2C(name string, data []byte) (*Checkpoint, error) {
 		}
 	}
 
-	md := NewMetadata()
-	md.Set("general.architecture", "llama")
-	md.Set("general.name", "llama2.c")
-	md.Set("llama.vocab_size", uint32(h.vocab))
-	md.Set("llama.context_length", uint32(h.seqLen))
-	md.Set("llama.embedding_length", uint32(h.dim))
-	md.Set("llama.block_count", uint32(h.layers))
-	md.Set("llama.feed_forward_length", uint32(h.hiddenDim))
-	md.Set("llama.rope.dimension_count", uint32(headSize))
-	md.Set("llama.attention.head_count", uint32(h.heads))
-	md.Set("llama.attention.head_count_kv", uint32(h.kvHeads))
-	md.Set("llama.attention.layer_norm_rms_epsilon", float32(1e-5))
-	md.Set("llama.rope.freq_base", float32(10000))
+	md := LlamaParams{Name: "llama2.c", VocabSize: h.vocab, ContextLen: h.seqLen, Dim: h.dim, Layers: h.layers,
+		FFNDim: h.hiddenDim, Heads: h.heads, KVHeads: h.kvHeads, NormEps: 1e-5, RopeTheta: 10000}.Metadata()
 
 	// Output in llama.cpp's GGUF order: token_embd, output_norm, output, then the layers.
 	ck := &Checkpoint{Path: name, Format: FormatLlama2C, Version: version, Metadata: md}

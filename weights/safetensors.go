@@ -280,19 +280,9 @@ func normalizeHF(dir string, cfg hfConfig, hf []*Tensor) (*Metadata, []*Tensor, 
 	if cfg.MaxPositionEmbeddings == 0 {
 		cfg.MaxPositionEmbeddings = 2048
 	}
-	md := NewMetadata()
-	md.Set("general.architecture", "llama")
-	md.Set("general.name", filepath.Base(dir))
-	md.Set("llama.vocab_size", uint32(cfg.VocabSize))
-	md.Set("llama.context_length", uint32(cfg.MaxPositionEmbeddings))
-	md.Set("llama.embedding_length", uint32(cfg.HiddenSize))
-	md.Set("llama.block_count", uint32(cfg.NumHiddenLayers))
-	md.Set("llama.feed_forward_length", uint32(cfg.IntermediateSize))
-	md.Set("llama.rope.dimension_count", uint32(headDim))
-	md.Set("llama.attention.head_count", uint32(cfg.NumAttentionHeads))
-	md.Set("llama.attention.head_count_kv", uint32(cfg.NumKeyValueHeads))
-	md.Set("llama.attention.layer_norm_rms_epsilon", float32(cfg.RMSNormEps))
-	md.Set("llama.rope.freq_base", float32(cfg.RopeTheta))
+	md := LlamaParams{Name: filepath.Base(dir), VocabSize: cfg.VocabSize, ContextLen: cfg.MaxPositionEmbeddings,
+		Dim: cfg.HiddenSize, Layers: cfg.NumHiddenLayers, FFNDim: cfg.IntermediateSize, Heads: cfg.NumAttentionHeads,
+		KVHeads: cfg.NumKeyValueHeads, HeadDim: headDim, NormEps: float32(cfg.RMSNormEps), RopeTheta: float32(cfg.RopeTheta)}.Metadata()
 	var ropeFreqs *Tensor
 	if rs := cfg.RopeScaling; rs != nil {
 		kind, _ := rs["rope_type"].(string)

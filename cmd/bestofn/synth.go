@@ -108,19 +108,8 @@ func writeSynth(ctx context.Context, w io.Writer, s synthSpec) error {
 		return err
 	}
 	headDim := s.dim / s.heads
-	md := weights.NewMetadata()
-	md.Set("general.architecture", "llama")
-	md.Set("general.name", "synthetic")
-	md.Set("llama.vocab_size", uint32(s.vocab))
-	md.Set("llama.context_length", uint32(s.ctx))
-	md.Set("llama.embedding_length", uint32(s.dim))
-	md.Set("llama.block_count", uint32(s.layers))
-	md.Set("llama.feed_forward_length", uint32(s.ffn))
-	md.Set("llama.rope.dimension_count", uint32(headDim))
-	md.Set("llama.attention.head_count", uint32(s.heads))
-	md.Set("llama.attention.head_count_kv", uint32(s.kvHeads))
-	md.Set("llama.attention.layer_norm_rms_epsilon", float32(1e-5))
-	md.Set("llama.rope.freq_base", float32(10000))
+	md := weights.LlamaParams{Name: "synthetic", VocabSize: s.vocab, ContextLen: s.ctx, Dim: s.dim, Layers: s.layers,
+		FFNDim: s.ffn, Heads: s.heads, KVHeads: s.kvHeads, NormEps: 1e-5, RopeTheta: 10000}.Metadata()
 	tokens, scores, types := synthVocab(s.vocab)
 	md.Set("tokenizer.ggml.model", "llama")
 	md.Set("tokenizer.ggml.tokens", tokens)
