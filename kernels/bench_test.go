@@ -162,3 +162,31 @@ func BenchmarkDispatch(b *testing.B) {
 		p.Close()
 	}
 }
+
+// BenchmarkAttentionRows compares one head's attention over 512 cached positions (head_dim 64, rows 256
+// floats apart as in the 1.1B KV cache) done position by position with DotF32/AxpyF32 against
+// DotRowsF32/AxpyRowsF32.
+func BenchmarkAttentionRows(b *testing.B) {
+	const hd, kvDim, npos = 64, 256, 512
+	rng := rand.New(rand.NewPCG(21, 22))
+	kc := randomVec(rng, npos*kvDim)
+	q := randomVec(rng, hd)
+	scores := make([]float32, npos)
+	out := make([]float32, hd)
+	b.Run("per-position", func(b *testing.B) {
+		for b.Loop() {
+			for p := range npos {
+				scores[p] = DotF32(q, kc[p*kvDim:p*kvDim+hd])
+			}
+			for p := range npos {
+				AxpyF32(scores[p], kc[p*kvDim:p*kvDim+hd], out)
+			}
+		}
+	})
+	b.Run("rows", func(b *testing.B) {
+		for b.Loop() {
+			DotRowsF32(scores, kc, kvDim, q)
+			AxpyRowsF32(out, kc, kvDim, scores)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 )
 
@@ -298,4 +299,59 @@ func AxpyF32(alpha float32, x, y []float32) {
 	for i := n; i < len(x); i++ {
 		y[i] += alpha * x[i]
 	}
+}
+
+// DotRowsF32 sets out[i] = dot(a[i*stride : i*stride+len(x)], x) for i < len(out): one query head's
+// attention scores over a run of cached keys, rows stride floats apart. It panics, as slice indexing would,
+// when a is too short. AVX2 is used when len(x) is a multiple of 32.
+func DotRowsF32(out, a []float32, stride int, x []float32) {
+	rows, n := len(out), len(x)
+	if rows == 0 {
+		return
+	}
+	if stride < n || len(a) < (rows-1)*stride+n {
+		panic(fmt.Sprintf("kernels: DotRowsF32: %d rows of %d values %d apart need %d values, have %d",
+			rows, n, stride, (rows-1)*stride+n, len(a)))
+	}
+	if haveASM() && n >= 32 && n%32 == 0 {
+		dotRowsF32ASM(&out[0], &a[0], stride*4, rows, &x[0], n)
+		return
+	}
+	for i := range out {
+		out[i] = dotF32(a[i*stride:i*stride+n], x)
+	}
+}
+
+// AxpyRowsF32 adds w[i]*a[i*stride : i*stride+len(y)] to y for i < len(w): one head's weighted sum of a run
+// of cached values, rows stride floats apart. It panics, as slice indexing would, when a is too short. AVX2
+// is used when len(y) is a multiple of 32; y then stays in registers across the rows.
+func AxpyRowsF32(y, a []float32, stride int, w []float32) {
+	rows, n := len(w), len(y)
+	if rows == 0 || n == 0 {
+		return
+	}
+	if stride < n || len(a) < (rows-1)*stride+n {
+		panic(fmt.Sprintf("kernels: AxpyRowsF32: %d rows of %d values %d apart need %d values, have %d",
+			rows, n, stride, (rows-1)*stride+n, len(a)))
+	}
+	if haveASM() && n%32 == 0 {
+		axpyRowsF32ASM(&y[0], &a[0], stride*4, rows, &w[0], n)
+		return
+	}
+	for i, wi := range w {
+		r := a[i*stride : i*stride+n]
+		for j := range y {
+			y[j] += wi * r[j]
+		}
+	}
+}
+
+// dotF32 is the Go dot product.
+func dotF32(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
 }

@@ -170,6 +170,18 @@ func dotF32ASM(a, b *float32, n int) float32
 //go:noescape
 func axpyF32ASM(alpha float32, x, y *float32, n int)
 
+// dotRowsF32ASM sets out[i] = sum over j < n of a[i*stride/4 + j]*x[j] for i < rows; n must be a positive
+// multiple of 32 and stride is in bytes.
+//
+//go:noescape
+func dotRowsF32ASM(out, a *float32, stride, rows int, x *float32, n int)
+
+// axpyRowsF32ASM adds sum over i < rows of w[i]*a[i*stride/4 + j] to y[j] for j < n; n must be a positive
+// multiple of 32 and stride is in bytes.
+//
+//go:noescape
+func axpyRowsF32ASM(y, a *float32, stride, rows int, w *float32, n int)
+
 // quantTileASM calls the Q8_0 tile kernel for t rows.
 func quantTileASM(t, nb int, w *byte, xq *int8, xd *float32, qs, ds int, res *float32) {
 	switch t {

@@ -13,3 +13,11 @@ func dotF32ASM(a, b *float32, n int) float32 { panic("kernels: no assembly on th
 func axpyF32ASM(alpha float32, x, y *float32, n int) {
 	panic("kernels: no assembly on this architecture")
 }
+
+func dotRowsF32ASM(out, a *float32, stride, rows int, x *float32, n int) {
+	panic("kernels: no assembly on this architecture")
+}
+
+func axpyRowsF32ASM(y, a *float32, stride, rows int, w *float32, n int) {
+	panic("kernels: no assembly on this architecture")
+}

@@ -358,3 +358,49 @@ func TestMatMulPrefill(t *testing.T) {
 		}
 	}
 }
+
+// TestRowsF32 checks DotRowsF32 and AxpyRowsF32 against float64 loops, for lengths on and off the assembly
+// path, with guard values after the outputs and rows padded apart.
+func TestRowsF32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	for _, n := range []int{8, 32, 64, 96, 128, 100} {
+		for _, rows := range []int{1, 3, 17} {
+			stride := n + 5
+			a := randomVec(rng, (rows-1)*stride+n)
+			x := randomVec(rng, n)
+			out := make([]float32, rows+1)
+			out[rows] = 42
+			DotRowsF32(out[:rows], a, stride, x)
+			for i := range rows {
+				var want, abs float64
+				for j := range n {
+					want += float64(a[i*stride+j]) * float64(x[j])
+					abs += math.Abs(float64(a[i*stride+j]) * float64(x[j]))
+				}
+				if math.Abs(float64(out[i])-want) > 1e-5*abs+1e-6 {
+					t.Fatalf("DotRowsF32 n=%d rows=%d: out[%d] = %g, want %g", n, rows, i, out[i], want)
+				}
+			}
+			if out[rows] != 42 {
+				t.Fatalf("DotRowsF32 n=%d rows=%d wrote past out", n, rows)
+			}
+			w := randomVec(rng, rows)
+			y := randomVec(rng, n+1)
+			y0 := append([]float32(nil), y...)
+			AxpyRowsF32(y[:n], a, stride, w)
+			for j := range n {
+				want, abs := float64(y0[j]), math.Abs(float64(y0[j]))
+				for i := range rows {
+					want += float64(w[i]) * float64(a[i*stride+j])
+					abs += math.Abs(float64(w[i]) * float64(a[i*stride+j]))
+				}
+				if math.Abs(float64(y[j])-want) > 1e-5*abs+1e-6 {
+					t.Fatalf("AxpyRowsF32 n=%d rows=%d: y[%d] = %g, want %g", n, rows, j, y[j], want)
+				}
+			}
+			if y[n] != y0[n] {
+				t.Fatalf("AxpyRowsF32 n=%d rows=%d wrote past y", n, rows)
+			}
+		}
+	}
+}
