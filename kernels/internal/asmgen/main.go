@@ -11,6 +11,10 @@ import (
 	"os"
 )
 
+// prefetchAhead is how far ahead (bytes) the single-row quantized kernels prefetch weights, so that memory
+// latency overlaps the arithmetic instead of following it.
+const prefetchAhead = 1024
+
 // maxTile is the largest number of activation rows one call dots with a weight row (kernels.tileBatch).
 const maxTile = 5
 
@@ -85,6 +89,7 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
+	g.p("PREFETCHT0 %d(SI)", prefetchAhead)
 	g.p("VPBROADCASTW (SI), X12")
 	g.p("VCVTPH2PS X12, Y12") // d_w
 	if t > 1 {
@@ -166,6 +171,7 @@ func (g *gen) q8Row(typ string, blockBytes int) {
 	g.label(name + "_loop")
 	g.p("CMPQ CX, $2")
 	g.p("JLT %s_tail", name)
+	g.p("PREFETCHT0 %d(SI)", prefetchAhead)
 	g.q8Block(typ, 0, 0, 0, 0)
 	g.q8Block(typ, blockBytes, 32, 4, 1)
 	g.p("ADDQ $%d, SI", 2*blockBytes)
@@ -236,6 +242,7 @@ func (g *gen) q40Tile(t int) {
 		g.label(name + "_loop")
 		g.p("CMPQ CX, $2")
 		g.p("JLT %s_tail", name)
+		g.p("PREFETCHT0 %d(SI)", prefetchAhead)
 		block(0, 0, 0, 0, 2)
 		block(18, 32, 4, 1, 3)
 		g.p("ADDQ $36, SI")
@@ -269,6 +276,7 @@ func (g *gen) q40Tile(t int) {
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
+	g.p("PREFETCHT0 %d(SI)", prefetchAhead)
 	unpack(0)
 	g.p("VMULPS (DX), Y12, Y11")
 	g.p("VMOVUPS Y11, 0(SP)")
@@ -330,6 +338,9 @@ func (g *gen) floatTile(typ string, t int) {
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
+	for off := 0; off < 8*u*wsize; off += 64 {
+		g.p("PREFETCHT0 %d(SI)", prefetchAhead+off)
+	}
 	for v := range u {
 		switch typ {
 		case "F16":
@@ -370,7 +381,7 @@ func (g *gen) floatTile(typ string, t int) {
 
 // kHeader writes the prologue of a K-quant tile kernel: arguments in CX (blocks), SI (weights), DI (Q8_K
 // records of activation row 0), R8/R9 (1x/3x the row stride), R12 (results); accumulators Y0..Y<t-1> zeroed.
-func (g *gen) kHeader(name string, frame, t int) {
+func (g *gen) kHeader(name string, frame, t, blockBytes int) {
 	fmt.Fprintf(&g.Buffer, "\n// func %s(nb int, w *byte, xk *byte, xstride int, res *float32)\n", name)
 	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $%d-40\n", name, frame)
 	g.p("MOVQ nb+0(FP), CX")
@@ -385,6 +396,9 @@ func (g *gen) kHeader(name string, frame, t int) {
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
+	for off := 0; off < blockBytes; off += 64 {
+		g.p("PREFETCHT0 %d(SI)", prefetchAhead+off)
+	}
 }
 
 // kFooter advances to the next block and writes the horizontal sums.
@@ -480,7 +494,7 @@ func (g *gen) kMinsAndScale(t int) {
 // Q8_K records, after llama.cpp's ggml_vec_dot_q4_K_q8_K.
 func (g *gen) q4KTile(t int) {
 	name := fmt.Sprintf("dotQ4_KT%d", t)
-	g.kHeader(name, 32, t)
+	g.kHeader(name, 32, t, 144)
 	g.unpackScalesK4()
 	for j := range 4 {
 		g.p("VMOVDQU %d(SI), Y10", 16+32*j)
@@ -509,7 +523,7 @@ func (g *gen) shiftBitTo4(b, src, dst int) {
 // q5KTile: Q5_K weights (176-byte blocks: d, dmin, 12 bytes scales, 32 bytes fifth bits, 128 bytes nibbles).
 func (g *gen) q5KTile(t int) {
 	name := fmt.Sprintf("dotQ5_KT%d", t)
-	g.kHeader(name, 32, t)
+	g.kHeader(name, 32, t, 176)
 	g.unpackScalesK4()
 	for j := range 4 {
 		g.p("VMOVDQU %d(SI), Y10", 48+32*j)
@@ -534,7 +548,7 @@ func (g *gen) q5KTile(t int) {
 // sums: sum sc*(q-32)*x = sum sc*q*x - 32*sum_g sc_g*bsum_g.
 func (g *gen) q6KTile(t int) {
 	name := fmt.Sprintf("dotQ6_KT%d", t)
-	g.kHeader(name, 288, t)
+	g.kHeader(name, 288, t, 210)
 	// int16 scales at 256(SP); scale vector p (sc[2p] in the low 8 lanes, sc[2p+1] in the high) at 32p(SP).
 	g.p("VPMOVSXBW 192(SI), Y14")
 	g.p("VMOVDQU Y14, 256(SP)")
