@@ -15,6 +15,9 @@ import (
 // latency overlaps the arithmetic instead of following it.
 const prefetchAhead = 1024
 
+// tilePrefetchAhead is the prefetch distance of the multi-row Q8_0/Q4_0 tiles, which spend longer per byte.
+const tilePrefetchAhead = 3072
+
 // maxTile is the largest number of activation rows one call dots with a weight row (kernels.tileBatch).
 const maxTile = 5
 
@@ -89,7 +92,7 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
-	g.p("PREFETCHT0 %d(SI)", prefetchAhead)
+	g.p("PREFETCHT0 %d(SI)", tilePrefetchAhead)
 	g.p("VPBROADCASTW (SI), X12")
 	g.p("VCVTPH2PS X12, Y12") // d_w
 	if t > 1 {
@@ -276,7 +279,7 @@ func (g *gen) q40Tile(t int) {
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
-	g.p("PREFETCHT0 %d(SI)", prefetchAhead)
+	g.p("PREFETCHT0 %d(SI)", tilePrefetchAhead)
 	unpack(0)
 	g.p("VMULPS (DX), Y12, Y11")
 	g.p("VMOVUPS Y11, 0(SP)")
