@@ -270,9 +270,8 @@ func (t *attnTask) Run(lo, hi, worker int) {
 		seq := &c.seqs[s.seqs[i]]
 		npos := s.pos[i] + 1
 
-		// Scores q·k/sqrt(head_dim) of each query head over the sequence's positions, block by block. Small
-		// heads take one query head at a time (short inlined loops); large ones read each key row once for
-		// the whole group.
+		// Scores q·k/sqrt(head_dim) of each query head over the sequence's positions, block by block: short
+		// inlined loops for small heads, kernels' row-run dot products for large ones.
 		for p := 0; p < npos; {
 			base := int(seq.blocks[p/bs]) * bs
 			end := min(npos-p, bs)
@@ -287,12 +286,11 @@ func (t *attnTask) Run(lo, hi, worker int) {
 					}
 				}
 			} else {
-				for j := 0; j < end; j++ {
-					o := (base+j)*kvDim + kvOff
-					k := kc[o : o+hd]
-					for g := 0; g < group; g++ {
-						scores[g*ctx+p+j] = kernels.DotF32(qs[g*hd:(g+1)*hd], k) * qkScale
-					}
+				o := base*kvDim + kvOff
+				for g := 0; g < group; g++ {
+					sc := scores[g*ctx+p : g*ctx+p+end]
+					kernels.DotRowsF32(sc, kc[o:], kvDim, qs[g*hd:(g+1)*hd])
+					scale(sc, qkScale)
 				}
 			}
 			p += end
@@ -321,12 +319,9 @@ func (t *attnTask) Run(lo, hi, worker int) {
 					}
 				}
 			} else {
-				for j := 0; j < end; j++ {
-					o := (base+j)*kvDim + kvOff
-					v := vc[o : o+hd]
-					for g := 0; g < group; g++ {
-						kernels.AxpyF32(scores[g*ctx+p+j], v, out[g*hd:(g+1)*hd])
-					}
+				o := base*kvDim + kvOff
+				for g := 0; g < group; g++ {
+					kernels.AxpyRowsF32(out[g*hd:(g+1)*hd], vc[o:], kvDim, scores[g*ctx+p:g*ctx+p+end])
 				}
 			}
 			p += end
