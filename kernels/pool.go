@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 )
 
@@ -16,24 +15,41 @@ type Task interface {
 // items of a Run) between them. The calling goroutine works too, so a Pool of n threads starts n-1 goroutines.
 //
 // Concurrency: a Pool runs one MatMul or Run at a time; calls must not overlap (the forward pass calls it from
-// one goroutine). Use one Pool per concurrent caller. Dispatch allocates nothing: the work description lives in
-// the Pool and workers are woken through per-worker channels.
+// one goroutine). Use one Pool per concurrent caller. Dispatch allocates nothing: the work description lives
+// in the Pool and is published by bumping a generation counter.
+//
+// Workers poll for the next job for a short while after finishing one (calls come back to back in a forward
+// pass, and a goroutine woken through a channel may wait for the scheduler long enough to serialize the
+// work), then sleep on a channel until woken, so an idle Pool costs no CPU.
 type Pool struct {
 	threads int
-	wake    []chan struct{} // one per started goroutine; closed by Close
-	wg      sync.WaitGroup
-	closed  bool
+	workers []poolWorker
+	closed  atomic.Bool
 
-	// The job being run: items [0, n) handed out grain at a time from next.
-	task  Task
-	n     int
-	grain int
-	next  atomic.Int64
+	// The job being run: items [0, n) handed out grain at a time from next. gen is bumped once the fields
+	// are set; pending counts the workers that have not finished it.
+	task    Task
+	n       int
+	grain   int
+	next    atomic.Int64
+	gen     atomic.Uint32
+	pending atomic.Int32
 
 	asm   bool    // use the assembly kernels (CPU has AVX2, FMA and F16C)
 	mat   matJob  // MatMul's task, reused across calls
 	quant scratch // quantized activations, grown on demand
 }
+
+// poolWorker is the sleep state of one worker goroutine: asleep is 1 while it waits on wake (or is about
+// to); whoever swaps it back to 0 owes it one token on wake, unless the worker did it itself.
+type poolWorker struct {
+	asleep atomic.Int32
+	wake   chan struct{}
+}
+
+// spinRounds is how many times an idle worker checks for a new job (yielding its P each time) before
+// sleeping: a few hundred microseconds.
+const spinRounds = 2000
 
 // NewPool starts a pool of threads workers (threads <= 0 means runtime.NumCPU()). Close it when done.
 func NewPool(threads int) *Pool {
@@ -42,11 +58,10 @@ func NewPool(threads int) *Pool {
 	}
 	p := &Pool{threads: threads, asm: haveASM()}
 	p.mat.p = p
-	p.wake = make([]chan struct{}, threads-1)
-	for i := range p.wake {
-		ch := make(chan struct{}, 1)
-		p.wake[i] = ch
-		go p.worker(ch, i+1)
+	p.workers = make([]poolWorker, threads-1)
+	for i := range p.workers {
+		p.workers[i].wake = make(chan struct{}, 1)
+		go p.worker(i)
 	}
 	return p
 }
@@ -56,19 +71,45 @@ func (p *Pool) Threads() int { return p.threads }
 
 // Close stops the worker goroutines. The Pool must not be used afterwards; Close is idempotent.
 func (p *Pool) Close() {
-	if p.closed {
+	if p.closed.Swap(true) {
 		return
 	}
-	p.closed = true
-	for _, ch := range p.wake {
-		close(ch)
+	p.gen.Add(1)
+	p.wakeSleepers()
+}
+
+// wakeSleepers hands a token to each worker that is asleep (or committed to sleeping).
+func (p *Pool) wakeSleepers() {
+	for i := range p.workers {
+		w := &p.workers[i]
+		if w.asleep.CompareAndSwap(1, 0) {
+			w.wake <- struct{}{}
+		}
 	}
 }
 
-func (p *Pool) worker(wake chan struct{}, id int) {
-	for range wake {
-		p.work(id)
-		p.wg.Done()
+func (p *Pool) worker(id int) {
+	w := &p.workers[id]
+	var seen uint32 // the generation before any job: a Run may bump gen before this goroutine starts
+	for {
+		for rounds := 0; p.gen.Load() == seen; rounds++ {
+			if rounds < spinRounds {
+				runtime.Gosched()
+				continue
+			}
+			w.asleep.Store(1)
+			if p.gen.Load() != seen && w.asleep.CompareAndSwap(1, 0) {
+				break // a job came in before anyone saw us asleep
+			}
+			<-w.wake // the publisher (or Close) swapped asleep back to 0 and sent this
+			rounds = 0
+		}
+		seen = p.gen.Load()
+		if p.closed.Load() {
+			return
+		}
+		p.work(id + 1)
+		p.pending.Add(-1)
 	}
 }
 
@@ -96,18 +137,18 @@ func (p *Pool) Run(n, grain int, t Task) {
 	if grain <= 0 {
 		grain = max(1, n/(4*p.threads))
 	}
-	if p.threads == 1 || n <= grain || p.closed {
+	if p.threads == 1 || n <= grain || p.closed.Load() {
 		t.Run(0, n, 0)
 		return
 	}
 	p.task, p.n, p.grain = t, n, grain
 	p.next.Store(0)
-	workers := min(len(p.wake), (n+grain-1)/grain-1)
-	p.wg.Add(workers)
-	for _, ch := range p.wake[:workers] {
-		ch <- struct{}{}
-	}
+	p.pending.Store(int32(len(p.workers)))
+	p.gen.Add(1)
+	p.wakeSleepers()
 	p.work(0)
-	p.wg.Wait()
+	for p.pending.Load() != 0 {
+		runtime.Gosched()
+	}
 	p.task = nil
 }
