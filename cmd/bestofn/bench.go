@@ -15,12 +15,13 @@ import (
 	"github.com/bestofn/bestofn/weights"
 )
 
-// benchOptions are the flags of `bestofn bench`, shared with benchBestOfN (bench_n.go) for --n > 1.
+// benchOptions are the flags of `bestofn bench`, shared with benchEngine (bench_n.go) for --n > 1 or --concurrency > 1.
 type benchOptions struct {
 	Model        string
 	PromptTokens int
 	GenTokens    int
 	N            int
+	Concurrency  int
 	Threads      int
 	JSON         bool
 	Seed         uint64
@@ -61,6 +62,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.PromptTokens, "prompt-tokens", 128, "prompt tokens, evaluated as one prefill batch")
 	fs.IntVar(&o.GenTokens, "gen-tokens", 64, "tokens to decode one at a time after the prompt")
 	fs.IntVar(&o.N, "n", 1, "candidates per request; > 1 runs the best-of-N engine")
+	fs.IntVar(&o.Concurrency, "concurrency", 1, "also run this many concurrent requests against one alone (wall-time ratio)")
 	fs.IntVar(&o.Threads, "threads", 0, "worker threads (0: one per CPU)")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random prompt tokens")
@@ -73,11 +75,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Model == "" {
 		return errors.New("--model is required")
 	}
-	if o.PromptTokens < 1 || o.GenTokens < 0 || o.N < 1 || o.Threads < 0 {
-		return errors.New("--prompt-tokens must be >= 1, --gen-tokens >= 0, --n >= 1, --threads >= 0")
+	if o.PromptTokens < 1 || o.GenTokens < 0 || o.N < 1 || o.Concurrency < 1 || o.Threads < 0 {
+		return errors.New("--prompt-tokens must be >= 1, --gen-tokens >= 0, --n >= 1, --concurrency >= 1, --threads >= 0")
 	}
-	if o.N > 1 {
-		return benchBestOfN(ctx, o, stdout, stderr)
+	if o.N > 1 || o.Concurrency > 1 {
+		return benchEngine(ctx, o, stdout, stderr)
 	}
 
 	start := time.Now()

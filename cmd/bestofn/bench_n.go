@@ -48,20 +48,12 @@ type benchNResult struct {
 	ConcWallRate float64 `json:"concurrent_wall_ratio,omitempty"`
 }
 
-// benchBestOfN runs `bestofn bench --n N` for N > 1: through the engine, one n=1 request and then one best-of-N
-// request with the same prompt and length (the engine prefills the prompt once, forks it N ways and decodes the
-// N candidates in one batch per step), and reports the decode wall-time ratio of the two.
-func benchBestOfN(ctx context.Context, o benchOptions, stdout, stderr io.Writer) error {
-	return benchEngine(ctx, o, 1, stdout, stderr)
-}
-
-// benchEngine is benchBestOfN plus, when concurrency > 1, a run of that many concurrent best-of-N requests
-// (distinct prompts of the same length) against one alone, reporting the wall-time ratio. It is the body of
-// `bestofn bench --n N --concurrency C`.
-func benchEngine(ctx context.Context, o benchOptions, concurrency int, stdout, stderr io.Writer) error {
-	if concurrency < 1 {
-		return fmt.Errorf("concurrency %d must be >= 1", concurrency)
-	}
+// benchEngine runs `bestofn bench --n N [--concurrency C]` through the engine: one n=1 request and then one
+// best-of-N request with the same prompt and length (the engine prefills the prompt once, forks it N ways and
+// decodes the N candidates in one batch per step), reporting the decode wall-time ratio of the two; with C > 1,
+// also C concurrent best-of-N requests (distinct prompts of the same length) against one alone.
+func benchEngine(ctx context.Context, o benchOptions, stdout, stderr io.Writer) error {
+	concurrency := max(o.Concurrency, 1)
 	start := time.Now()
 	ck, err := weights.Open(o.Model)
 	if err != nil {

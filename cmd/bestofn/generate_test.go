@@ -90,3 +90,31 @@ func TestBenchJSON(t *testing.T) {
 		t.Error("prompt beyond the context length accepted")
 	}
 }
+
+func TestBenchBestOfNJSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := []string{"--model", storiesGGUFPath, "--prompt-tokens", "24", "--gen-tokens", "8", "--n", "3",
+		"--concurrency", "2", "--threads", "1", "--json"}
+	if err := runBench(context.Background(), args, &out, &errOut); err != nil {
+		t.Fatalf("%v (stderr %s)", err, errOut.String())
+	}
+	var res map[string]any
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v: %q", err, out.String())
+	}
+	// The prompt is prefilled once for all 3 candidates, not 3 times.
+	if res["prefill_tokens_evaluated"] != 24.0 {
+		t.Errorf("prefill_tokens_evaluated = %v, want 24", res["prefill_tokens_evaluated"])
+	}
+	for _, k := range []string{"decode_ratio_vs_n1", "concurrent_wall_ratio", "decode_tok_s"} {
+		if v, ok := res[k].(float64); !ok || !(v > 0) {
+			t.Errorf("%s = %v", k, res[k])
+		}
+	}
+	if res["concurrency"] != 2.0 {
+		t.Errorf("concurrency = %v, want 2", res["concurrency"])
+	}
+	if err := runBench(context.Background(), []string{"--model", storiesGGUFPath, "--concurrency", "0"}, &out, &errOut); err == nil {
+		t.Error("--concurrency 0 accepted")
+	}
+}
