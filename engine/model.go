@@ -19,7 +19,7 @@ type Tokenizer interface {
 	Encode(text string, addBOS, parseSpecial bool) []int32
 	AddBOSDefault() bool
 	IsEOG(id int32) bool
-	TokenText(id int32) string
+	TokenPiece(id int32) string
 	NewDecoder() *tokenizer.Decoder
 }
 
@@ -90,5 +90,5 @@ func (v tokVocab) encode(text string) ([]int32, error) {
 	return v.t.Encode(text, v.t.AddBOSDefault(), true), nil
 }
 func (v tokVocab) isEOG(id int32) bool       { return v.t.IsEOG(id) }
-func (v tokVocab) tokenText(id int32) string { return v.t.TokenText(id) }
+func (v tokVocab) tokenText(id int32) string { return v.t.TokenPiece(id) }
 func (v tokVocab) newDecoder() textDecoder   { return v.t.NewDecoder() }

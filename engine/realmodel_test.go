@@ -52,13 +52,22 @@ func TestRealGreedyStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	res, err := e.Generate(context.Background(), Request{Prompt: "", MaxTokens: 30})
+	res, err := e.Generate(context.Background(), Request{Prompt: "", MaxTokens: 30, Logprobs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	const want = "Once upon a time, there was a little girl named Lily. She loved to play outside"
 	if got := res.Candidates[0].Text; !strings.HasPrefix(got, want) {
 		t.Errorf("greedy text %q, want it to start with %q", got, want)
+	}
+	// Logprob tokens carry the output text of each token (spaces, not U+2581): together they spell the answer,
+	// with SentencePiece's leading space that Decode drops.
+	var pieces strings.Builder
+	for _, lp := range res.Candidates[0].Logprobs {
+		pieces.WriteString(lp.Text)
+	}
+	if got := pieces.String(); got != " "+res.Candidates[0].Text {
+		t.Errorf("logprob token texts spell %q, want %q", got, " "+res.Candidates[0].Text)
 	}
 }
 

@@ -375,6 +375,17 @@ func (t *Tokenizer) TokenText(id int32) string {
 	return t.pieces[id]
 }
 
+// TokenPiece is the text id prints as one token of generated output, as llama.cpp's token_to_piece: spaces
+// instead of U+2581, bytes instead of GPT-2 byte runes or <0xNN>, "" for control tokens and ids outside the
+// vocabulary. Unlike Decode it keeps a leading space, and a byte token's piece may be a partial UTF-8 sequence.
+// This is the token text of OpenAI-style logprobs.
+func (t *Tokenizer) TokenPiece(id int32) string {
+	if id < 0 || int(id) >= len(t.decoded) {
+		return ""
+	}
+	return t.decoded[id]
+}
+
 // TokenID returns the id of the token whose vocabulary text is exactly text.
 func (t *Tokenizer) TokenID(text string) (int32, bool) {
 	id, ok := t.ids[text]

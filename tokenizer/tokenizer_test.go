@@ -287,3 +287,30 @@ func TestQwen2Split(t *testing.T) {
 		t.Errorf("split %q, want %q", words, want)
 	}
 }
+
+func TestTokenPiece(t *testing.T) {
+	spm := loadT(t, "../../shared/tokenizers/llama2/tokenizer.model")
+	the, ok := spm.TokenID("▁the")
+	if !ok {
+		t.Fatal("no ▁the in the llama2 vocabulary")
+	}
+	byteA, _ := spm.TokenID("<0x41>")
+	for _, c := range []struct {
+		id   int32
+		want string
+	}{{the, " the"}, {byteA, "A"}, {spm.BOS(), ""}, {-1, ""}, {int32(spm.VocabSize()), ""}} {
+		if got := spm.TokenPiece(c.id); got != c.want {
+			t.Errorf("llama2 TokenPiece(%d) = %q, want %q", c.id, got, c.want)
+		}
+	}
+	// Byte-level BPE: GPT-2's "Ġ" byte rune is a space in output.
+	bpe := loadT(t, "../../shared/tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf")
+	ids := bpe.Encode("Hello world", false, false)
+	var pieces string
+	for _, id := range ids {
+		pieces += bpe.TokenPiece(id)
+	}
+	if pieces != "Hello world" || bpe.TokenPiece(ids[len(ids)-1]) != " world" {
+		t.Errorf("gpt-2 pieces of %v: %q (last %q)", ids, pieces, bpe.TokenPiece(ids[len(ids)-1]))
+	}
+}
