@@ -18,11 +18,13 @@ func bpeLess(a, b bpeBigram) bool {
 	return a.left < b.left
 }
 
+func (b bpeBigram) before(o bpeBigram) bool { return bpeLess(b, o) }
+
 // bpeSession holds the buffers of one BPE encoding.
 type bpeSession struct {
 	word    string
 	symbols []symbol
-	queue   []bpeBigram
+	queue   bigramQueue[bpeBigram]
 	ids     []int32
 }
 
@@ -117,12 +119,12 @@ func (s *bpeSession) mergeWord(t *Tokenizer, word string, out []int32) []int32 {
 		s.symbols = append(s.symbols, symbol{start: off, n: n, prev: idx - 1, next: next})
 		off += n
 	}
-	s.queue = s.queue[:0]
+	s.queue.reset()
 	for i := 1; i < len(s.symbols); i++ {
 		s.tryAdd(t, i-1, i)
 	}
-	for len(s.queue) > 0 {
-		b := s.pop()
+	for s.queue.len() > 0 {
+		b := s.queue.pop()
 		left, right := &s.symbols[b.left], &s.symbols[b.right]
 		if left.n == 0 || right.n == 0 || left.n+right.n != b.size {
 			continue
@@ -169,45 +171,5 @@ func (s *bpeSession) tryAdd(t *Tokenizer, left, right int) {
 	if !ok {
 		return
 	}
-	s.push(bpeBigram{left: left, right: right, rank: rank, size: l.n + r.n})
-}
-
-func (s *bpeSession) push(b bpeBigram) {
-	q := append(s.queue, b)
-	i := len(q) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !bpeLess(q[i], q[p]) {
-			break
-		}
-		q[i], q[p] = q[p], q[i]
-		i = p
-	}
-	s.queue = q
-}
-
-func (s *bpeSession) pop() bpeBigram {
-	q := s.queue
-	top := q[0]
-	last := len(q) - 1
-	q[0] = q[last]
-	q = q[:last]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= len(q) {
-			break
-		}
-		m := l
-		if r := l + 1; r < len(q) && bpeLess(q[r], q[l]) {
-			m = r
-		}
-		if !bpeLess(q[m], q[i]) {
-			break
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
-	s.queue = q
-	return top
+	s.queue.push(bpeBigram{left: left, right: right, rank: rank, size: l.n + r.n})
 }

@@ -27,11 +27,13 @@ func spmLess(a, b spmBigram) bool {
 	return a.left < b.left
 }
 
+func (b spmBigram) before(o spmBigram) bool { return spmLess(b, o) }
+
 // spmSession holds the buffers of one SentencePiece encoding, reused across fragments.
 type spmSession struct {
 	text    []byte
 	symbols []symbol
-	queue   []spmBigram
+	queue   bigramQueue[spmBigram]
 }
 
 // encode appends the ids of raw (one text fragment) to out, matching llama.cpp's llm_tokenizer_spm_session: an
@@ -108,12 +110,12 @@ func (s *spmSession) merge(t *Tokenizer, text []byte, out []int32) []int32 {
 		s.symbols = append(s.symbols, symbol{start: off, n: n, prev: idx - 1, next: next})
 		off += n
 	}
-	s.queue = s.queue[:0]
+	s.queue.reset()
 	for i := 1; i < len(s.symbols); i++ {
 		s.tryAdd(t, text, i-1, i)
 	}
-	for len(s.queue) > 0 {
-		b := s.pop()
+	for s.queue.len() > 0 {
+		b := s.queue.pop()
 		left, right := &s.symbols[b.left], &s.symbols[b.right]
 		if left.n == 0 || right.n == 0 || left.n+right.n != b.size {
 			continue
@@ -157,45 +159,5 @@ func (s *spmSession) tryAdd(t *Tokenizer, text []byte, left, right int) {
 	if !ok {
 		return
 	}
-	s.push(spmBigram{left: left, right: right, score: t.scores[id], size: len(text)})
-}
-
-func (s *spmSession) push(b spmBigram) {
-	q := append(s.queue, b)
-	i := len(q) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !spmLess(q[i], q[p]) {
-			break
-		}
-		q[i], q[p] = q[p], q[i]
-		i = p
-	}
-	s.queue = q
-}
-
-func (s *spmSession) pop() spmBigram {
-	q := s.queue
-	top := q[0]
-	last := len(q) - 1
-	q[0] = q[last]
-	q = q[:last]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= len(q) {
-			break
-		}
-		m := l
-		if r := l + 1; r < len(q) && spmLess(q[r], q[l]) {
-			m = r
-		}
-		if !spmLess(q[m], q[i]) {
-			break
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
-	s.queue = q
-	return top
+	s.queue.push(spmBigram{left: left, right: right, score: t.scores[id], size: len(text)})
 }
