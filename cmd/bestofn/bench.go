@@ -54,6 +54,27 @@ func cpuSeconds() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
+// loadBenchModel loads o.Model and checks that the benchmark's prompt and generated tokens fit its context.
+// The returned func releases the model and its checkpoint file.
+func loadBenchModel(o benchOptions) (*weights.Checkpoint, *model.Model, func(), error) {
+	ck, err := weights.Open(o.Model)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := model.Load(ck, model.Options{Threads: o.Threads})
+	if err != nil {
+		ck.Close()
+		return nil, nil, nil, err
+	}
+	release := func() { m.Close(); ck.Close() }
+	if ctx := m.Config().ContextLen; o.PromptTokens+o.GenTokens > ctx {
+		release()
+		return nil, nil, nil, fmt.Errorf("%d prompt + %d generated tokens exceed the context length %d", o.PromptTokens,
+			o.GenTokens, ctx)
+	}
+	return ck, m, release, nil
+}
+
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -83,21 +104,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	start := time.Now()
-	ck, err := weights.Open(o.Model)
+	ck, m, closeModel, err := loadBenchModel(o)
 	if err != nil {
 		return err
 	}
-	defer ck.Close()
-	m, err := model.Load(ck, model.Options{Threads: o.Threads})
-	if err != nil {
-		return err
-	}
-	defer m.Close()
+	defer closeModel()
 	cfg := m.Config()
-	if o.PromptTokens+o.GenTokens > cfg.ContextLen {
-		return fmt.Errorf("%d prompt + %d generated tokens exceed the context length %d", o.PromptTokens,
-			o.GenTokens, cfg.ContextLen)
-	}
 	cache, err := model.NewKVCache(cfg, model.CacheOptions{MaxTokens: o.PromptTokens + o.GenTokens})
 	if err != nil {
 		return err

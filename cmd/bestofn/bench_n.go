@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/bestofn/bestofn/engine"
-	"github.com/bestofn/bestofn/model"
-	"github.com/bestofn/bestofn/weights"
 )
 
 // benchNResult is the JSON output of `bestofn bench --n N` (N > 1) and of the concurrency mode. The top-level
@@ -55,21 +53,12 @@ type benchNResult struct {
 func benchEngine(ctx context.Context, o benchOptions, stdout, stderr io.Writer) error {
 	concurrency := max(o.Concurrency, 1)
 	start := time.Now()
-	ck, err := weights.Open(o.Model)
+	ck, m, closeModel, err := loadBenchModel(o)
 	if err != nil {
 		return err
 	}
-	defer ck.Close()
-	m, err := model.Load(ck, model.Options{Threads: o.Threads})
-	if err != nil {
-		return err
-	}
-	defer m.Close()
+	defer closeModel()
 	cfg := m.Config()
-	if o.PromptTokens+o.GenTokens > cfg.ContextLen {
-		return fmt.Errorf("%d prompt + %d generated tokens exceed the context length %d", o.PromptTokens,
-			o.GenTokens, cfg.ContextLen)
-	}
 	const blockSize = 16
 	perRequest := o.PromptTokens + o.N*(o.GenTokens+2*blockSize)
 	eng, err := engine.New(m, nil, nil, engine.Config{
