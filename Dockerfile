@@ -1,4 +1,6 @@
-# Build: docker build -t bestofn .   Run: docker run -p 8080:8080 -v /path/to/models:/models bestofn serve --model /models/model.gguf
+# Build: docker build -t bestofn .
+# Run:   docker run -p 8080:8080 -v /path/to/models:/models bestofn   (serves /models/model.gguf; override with
+#        serve --model ... --reward-model ...). The image ships the project's small test reward model.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -12,4 +14,4 @@ COPY --from=build /out/bestofn /usr/local/bin/bestofn
 COPY --from=build /src/reward/testdata/tiny-rm /usr/share/bestofn/tiny-rm
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/bestofn"]
-CMD ["serve", "--addr", ":8080"]
+CMD ["serve", "--addr", ":8080", "--model", "/models/model.gguf", "--reward-model", "/usr/share/bestofn/tiny-rm"]
