@@ -114,6 +114,56 @@ func BenchmarkToken(b *testing.B) {
 	}
 }
 
+// decodeMats returns the weight matrices of one decode step of the 1.1B shape (see BenchmarkToken).
+func decodeMats(rng *rand.Rand, typ weights.Type) ([]Matrix, int64) {
+	const dim, ffn, kv, layers, vocab = 2048, 5632, 256, 22, 32000
+	var mats []Matrix
+	var total int64
+	for range layers {
+		for _, sh := range [][2]int{{dim, dim}, {kv, dim}, {kv, dim}, {dim, dim}, {ffn, dim}, {ffn, dim}, {dim, ffn}} {
+			mats = append(mats, randomMatrix(rng, typ, sh[0], sh[1]))
+		}
+	}
+	mats = append(mats, randomMatrix(rng, typ, vocab, dim))
+	for _, m := range mats {
+		total += int64(len(m.Data))
+	}
+	return mats, total
+}
+
+// BenchmarkBatchRatio runs the 1.1B decode step (as BenchmarkToken) at batch 1 and batch 5 alternately on 2
+// threads, so that both see the same machine load, and reports the batch-5/batch-1 time ratio ("b5/b1": 1
+// means five sequences cost as much as one) with the steps/s of each.
+func BenchmarkBatchRatio(b *testing.B) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeF16} {
+		mats, _ := decodeMats(rng, typ)
+		x := randomVec(rng, 8*5632)
+		out := make([]float32, 8*32000)
+		b.Run(typ.String(), func(b *testing.B) {
+			p := NewPool(2)
+			defer p.Close()
+			step := func(batch int) time.Duration {
+				t0 := time.Now()
+				for _, m := range mats {
+					p.MatMul(out, m, x, batch)
+				}
+				return time.Since(t0)
+			}
+			var t1, t5 time.Duration
+			for b.Loop() {
+				t1 += step(1)
+				t5 += step(5)
+			}
+			n := float64(b.N)
+			b.ReportMetric(t5.Seconds()/t1.Seconds(), "b5/b1")
+			b.ReportMetric(n/t1.Seconds(), "b1-steps/s")
+			b.ReportMetric(n/t5.Seconds(), "b5-steps/s")
+		})
+		mats = nil
+	}
+}
+
 // cpuTime returns the CPU time the process has used, to report cpu-ms/op next to wall time: on a shared
 // machine wall time includes time other processes hold the cores.
 func cpuTime() time.Duration {

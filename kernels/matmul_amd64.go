@@ -182,6 +182,12 @@ func dotRowsF32ASM(out, a *float32, stride, rows int, x *float32, n int)
 //go:noescape
 func axpyRowsF32ASM(y, a *float32, stride, rows int, w *float32, n int)
 
+// quantQ8_0ASM quantizes nb blocks of 32 values of x into q, d and s exactly as quantizeBlock does (same
+// bytes and scales): d[i] = max|x| of block i / 127, q = round(x/d), s[i] = d[i]*sum of block i's q.
+//
+//go:noescape
+func quantQ8_0ASM(x *float32, q *int8, d, s *float32, nb int)
+
 // quantTileASM calls the Q8_0 tile kernel for t rows.
 func quantTileASM(t, nb int, w *byte, xq *int8, xd *float32, qs, ds int, res *float32) {
 	switch t {

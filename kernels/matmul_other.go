@@ -21,3 +21,7 @@ func dotRowsF32ASM(out, a *float32, stride, rows int, x *float32, n int) {
 func axpyRowsF32ASM(y, a *float32, stride, rows int, w *float32, n int) {
 	panic("kernels: no assembly on this architecture")
 }
+
+func quantQ8_0ASM(x *float32, q *int8, d, s *float32, nb int) {
+	panic("kernels: no assembly on this architecture")
+}

@@ -404,3 +404,41 @@ func TestRowsF32(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantQ8_0ASM checks the assembly activation quantizer byte for byte against quantizeBlock, on random
+// blocks and on edge cases: all zeros, values landing exactly on .5 steps, signed zeros, one large value.
+func TestQuantQ8_0ASM(t *testing.T) {
+	if !haveASM() {
+		t.Skip("no AVX2/FMA/F16C")
+	}
+	rng := rand.New(rand.NewPCG(31, 32))
+	const nb = 64
+	x := make([]float32, nb*32)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64()) * float32(math.Exp(4*rng.Float64()-2))
+	}
+	for j := range 32 {
+		x[j] = 0                                 // block 0: zeros (d = 0)
+		x[32+j] = float32(j-16) + 0.5            // block 1: halves, max 15.5
+		x[64+j] = float32(math.Copysign(0, -1))  // block 2: negative zeros
+		x[96+j] = float32(j) * 1e-3              // block 3: one large value below
+		x[128+j] = -float32(j%3) * 127 / 254 * 2 // block 4: exact .5 steps after scaling
+	}
+	x[96+7] = -1e6
+	q := make([]int8, len(x))
+	d := make([]float32, nb)
+	s := make([]float32, nb)
+	quantQ8_0ASM(&x[0], &q[0], &d[0], &s[0], nb)
+	wantQ := make([]int8, 32)
+	for i := range nb {
+		wd, sum := quantizeBlock(x[i*32:i*32+32], wantQ)
+		if math.Float32bits(d[i]) != math.Float32bits(wd) || s[i] != wd*float32(sum) {
+			t.Fatalf("block %d: asm d=%g s=%g, go d=%g s=%g", i, d[i], s[i], wd, wd*float32(sum))
+		}
+		for j := range 32 {
+			if q[i*32+j] != wantQ[j] {
+				t.Fatalf("block %d value %d (x=%g): asm q=%d, go q=%d", i, j, x[i*32+j], q[i*32+j], wantQ[j])
+			}
+		}
+	}
+}

@@ -24,6 +24,7 @@ type scratch struct {
 
 	x      []float32 // the activations being quantized
 	blockK bool      // quantizing into Q8_K records rather than Q8_0 blocks
+	asm    bool      // quantize Q8_0 blocks with quantQ8_0ASM
 }
 
 // Offsets in a Q8_K record.
@@ -56,7 +57,7 @@ func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int) {
 	s.q = grow(s.q, n)
 	s.d = grow(s.d, n/32)
 	s.s = grow(s.s, n/32)
-	s.active, s.x, s.blockK = true, x, false
+	s.active, s.x, s.blockK, s.asm = true, x, false, p.asm
 	p.Run(n/32, quantGrain/32, s)
 	s.x = nil
 	rows, nb := n/cols, cols/32
@@ -89,6 +90,10 @@ const quantGrain = 16 << 10
 // Run quantizes blocks [lo, hi) of s.x (the Task of quantizeQ8_0 and quantizeQ8_K).
 func (s *scratch) Run(lo, hi, _ int) {
 	if !s.blockK {
+		if s.asm && hi > lo {
+			quantQ8_0ASM(&s.x[lo*32], &s.q[lo*32], &s.d[lo], &s.s[lo], hi-lo)
+			return
+		}
 		for i := lo; i < hi; i++ {
 			d, sum := quantizeBlock(s.x[i*32:i*32+32], s.q[i*32:i*32+32])
 			s.d[i] = d

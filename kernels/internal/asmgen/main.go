@@ -95,10 +95,6 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	g.p("PREFETCHT0 %d(SI)", tilePrefetchAhead)
 	g.p("VPBROADCASTW (SI), X12")
 	g.p("VCVTPH2PS X12, Y12") // d_w
-	if t > 1 {
-		g.p("VMULPS (DX), Y12, Y11") // d_w*d_x for the t rows
-		g.p("VMOVUPS Y11, 0(SP)")
-	}
 	switch typ {
 	case "Q8_0":
 		g.p("VMOVDQU 2(SI), Y13")
@@ -112,7 +108,8 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 		g.p("VPMADDWD Y15, Y%d, Y%d", tmp, tmp)
 		g.p("VCVTDQ2PS Y%d, Y%d", tmp, tmp)
 		if t > 1 {
-			g.p("VBROADCASTSS %d(SP), Y10", 4*k)
+			g.p("VBROADCASTSS %d(DX), Y10", 4*k)
+			g.p("VMULPS Y12, Y10, Y10")
 		} else {
 			g.p("VBROADCASTSS (DX), Y10")
 			g.p("VMULPS Y12, Y10, Y10")
@@ -803,6 +800,81 @@ axpyRows_done:
 `)
 }
 
+// quantQ8_0 writes quantQ8_0ASM, the activation quantizer of 32-value blocks: per block d = max|x|/127,
+// q = clamp(trunc(x*(1/d) + copysign(0.5, x*(1/d))), -127, 127) (1/d taken as 0 when d is 0), and
+// s = d*sum(q); the same float32 operations, in the same order, as the Go quantizeBlock, so both give
+// identical bytes.
+func (g *gen) quantQ8_0() {
+	name := "quantQ8_0ASM"
+	fmt.Fprintf(&g.Buffer, "\n// func %s(x *float32, q *int8, d, s *float32, nb int)\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-40\n", name)
+	g.p("MOVQ x+0(FP), SI")
+	g.p("MOVQ q+8(FP), DI")
+	g.p("MOVQ d+16(FP), DX")
+	g.p("MOVQ s+24(FP), R11")
+	g.p("MOVQ nb+32(FP), CX")
+	g.p("VMOVDQU q8Perm<>(SB), Y15")
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.label(name + "_loop")
+	for i := range 4 {
+		g.p("VMOVUPS %d(SI), Y%d", 32*i, i)
+		g.p("VANDPS absMask<>(SB), Y%d, Y%d", i, 4+i)
+	}
+	g.p("VMAXPS Y5, Y4, Y4")
+	g.p("VMAXPS Y7, Y6, Y6")
+	g.p("VMAXPS Y6, Y4, Y4")
+	g.p("VEXTRACTF128 $1, Y4, X5")
+	g.p("VMAXPS X5, X4, X4")
+	g.p("VPERMILPS $0x4e, X4, X5")
+	g.p("VMAXPS X5, X4, X4")
+	g.p("VPERMILPS $0xb1, X4, X5")
+	g.p("VMAXSS X5, X4, X4")         // amax
+	g.p("VDIVSS f127<>(SB), X4, X5") // d = amax/127
+	g.p("VMOVSS X5, (DX)")
+	g.p("VMOVSS one<>(SB), X6")
+	g.p("VDIVSS X5, X6, X6") // 1/d
+	g.p("VXORPS X7, X7, X7")
+	g.p("VCMPSS $4, X7, X5, X7") // d != 0
+	g.p("VANDPS X7, X6, X6")
+	g.p("VBROADCASTSS X6, Y6")
+	for i := range 4 {
+		g.p("VMULPS Y6, Y%d, Y%d", i, i)
+		g.p("VANDPS signMask<>(SB), Y%d, Y7", i)
+		g.p("VORPS half<>(SB), Y7, Y7")
+		g.p("VADDPS Y7, Y%d, Y%d", i, i)
+		g.p("VCVTTPS2DQ Y%d, Y%d", i, i)
+		g.p("VPMINSD i127<>(SB), Y%d, Y%d", i, i)
+		g.p("VPMAXSD im127<>(SB), Y%d, Y%d", i, i)
+	}
+	g.p("VPADDD Y1, Y0, Y8")
+	g.p("VPADDD Y3, Y2, Y9")
+	g.p("VPADDD Y9, Y8, Y8")
+	g.p("VEXTRACTI128 $1, Y8, X9")
+	g.p("VPADDD X9, X8, X8")
+	g.p("VPSHUFD $0x4e, X8, X9")
+	g.p("VPADDD X9, X8, X8")
+	g.p("VPSHUFD $0xb1, X8, X9")
+	g.p("VPADDD X9, X8, X8")
+	g.p("VCVTDQ2PS X8, X8")
+	g.p("VMULSS X5, X8, X8") // d*sum
+	g.p("VMOVSS X8, (R11)")
+	g.p("VPACKSSDW Y1, Y0, Y0")
+	g.p("VPACKSSDW Y3, Y2, Y2")
+	g.p("VPACKSSWB Y2, Y0, Y0")
+	g.p("VPERMD Y0, Y15, Y0")
+	g.p("VMOVDQU Y0, (DI)")
+	g.p("ADDQ $128, SI")
+	g.p("ADDQ $32, DI")
+	g.p("ADDQ $4, DX")
+	g.p("ADDQ $4, R11")
+	g.p("DECQ CX")
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_done")
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
 func main() {
 	out := flag.String("out", "matmul_amd64.s", "output file")
 	flag.Parse()
@@ -815,6 +887,21 @@ func main() {
 		g.raw(fmt.Sprintf("DATA eightF<>+%d(SB)/8, $0x4100000041000000\n", off)) // float32(8) x 8
 	}
 	g.raw("GLOBL eightF<>(SB), RODATA|NOPTR, $32\n\n")
+	for _, c := range []struct {
+		name string
+		v    uint32
+	}{{"absMask", 0x7fffffff}, {"signMask", 0x80000000}, {"half", 0x3f000000}, {"i127", 127}, {"im127", 0xffffff81}} {
+		for off := 0; off < 32; off += 8 {
+			g.raw(fmt.Sprintf("DATA %s<>+%d(SB)/8, $0x%016x\n", c.name, off, uint64(c.v)*0x100000001))
+		}
+		g.raw(fmt.Sprintf("GLOBL %s<>(SB), RODATA|NOPTR, $32\n\n", c.name))
+	}
+	g.raw("DATA f127<>+0(SB)/4, $0x42fe0000\nGLOBL f127<>(SB), RODATA|NOPTR, $4\n\n")
+	g.raw("DATA one<>+0(SB)/4, $0x3f800000\nGLOBL one<>(SB), RODATA|NOPTR, $4\n\n")
+	// VPERMD indices undoing the lane interleave of VPACKSSDW+VPACKSSWB.
+	g.raw("DATA q8Perm<>+0(SB)/8, $0x0000000400000000\nDATA q8Perm<>+8(SB)/8, $0x0000000500000001\n")
+	g.raw("DATA q8Perm<>+16(SB)/8, $0x0000000600000002\nDATA q8Perm<>+24(SB)/8, $0x0000000700000003\n")
+	g.raw("GLOBL q8Perm<>(SB), RODATA|NOPTR, $32\n\n")
 	for _, c := range []struct {
 		name string
 		b    byte
@@ -835,6 +922,7 @@ func main() {
 		g.q6KTile(t)
 	}
 	g.vec()
+	g.quantQ8_0()
 	if err := os.WriteFile(*out, g.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
