@@ -62,8 +62,8 @@ func (g *gen) hsum(acc, off int) {
 // VPMADDUBSW then VPMADDWD with ones) as in llama.cpp's ggml_vec_dot_q8_0_q8_0.
 //
 // For t = 1, xd points to the row's block scales (dstride unused). For t > 1, xd points to the scales of
-// block 0 of the t rows, stored block-major (dstride bytes from one block to the next) so that one VMULPS
-// forms d_w*d_x for all t rows; the products go through the stack to be broadcast row by row.
+// block 0 of the t rows, stored block-major (dstride bytes from one block to the next); each row's scale is
+// broadcast from there and multiplied by d_w.
 func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	if t == 1 {
 		g.q8Row(typ, blockBytes)
