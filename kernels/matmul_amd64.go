@@ -395,3 +395,8 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 	}
 	return false
 }
+
+// swigluASM sets gate[i] = gate[i] / (1 + e^-gate[i]) * up[i] for i < n; n must be a multiple of 8.
+//
+//go:noescape
+func swigluASM(gate, up *float32, n int)

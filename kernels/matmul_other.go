@@ -25,3 +25,5 @@ func axpyRowsF32ASM(y, a *float32, stride, rows int, w *float32, n int) {
 func quantQ8_0ASM(x *float32, q *int8, d, s *float32, nb int) {
 	panic("kernels: no assembly on this architecture")
 }
+
+func swigluASM(gate, up *float32, n int) { panic("kernels: no assembly on this architecture") }

@@ -456,16 +456,8 @@ func rope(x, cos, sin []float32) {
 // step of a long prefill.
 type ffnTask struct{ s *runState }
 
-// Run applies swiglu to values [lo, hi).
-func (t *ffnTask) Run(lo, hi, _ int) { swiglu(t.s.hb[lo:hi], t.s.hb2[lo:hi]) }
-
-// swiglu sets gate = silu(gate) * up, silu(g) = g / (1 + e^-g).
-func swiglu(gate, up []float32) {
-	up = up[:len(gate)]
-	for i, g := range gate {
-		gate[i] = g / (1 + expf(-g)) * up[i]
-	}
-}
+// Run applies SwiGLU, gate = silu(gate) * up with silu(g) = g / (1 + e^-g), to values [lo, hi).
+func (t *ffnTask) Run(lo, hi, _ int) { kernels.SwiGLU(t.s.hb[lo:hi], t.s.hb2[lo:hi]) }
 
 // softmax replaces x by exp(x - max x) / sum.
 func softmax(x []float32) {
@@ -481,7 +473,7 @@ func expShifted(x []float32) float32 {
 	}
 	var sum float32
 	for i, v := range x {
-		e := expf(v - mx)
+		e := kernels.Exp(v - mx)
 		x[i] = e
 		sum += e
 	}
@@ -493,39 +485,6 @@ func scale(x []float32, a float32) {
 	for i := range x {
 		x[i] *= a
 	}
-}
-
-// expf returns e^x in float32 with a relative error below 2e-7 (Cephes expf: x = n ln2 + r, |r| <= ln2/2,
-// e^r by a degree-6 polynomial, 2^n put in the exponent bits). It is 0 below -87.3 and +Inf above 88.7.
-func expf(x float32) float32 {
-	if x < -87.33654 {
-		return 0
-	}
-	if x > 88.72283 {
-		return float32(math.Inf(1))
-	}
-	// n = round(x / ln2), without a float64 round trip.
-	t := x * 1.44269504088896341
-	var ni int32
-	if t < 0 {
-		ni = int32(t - 0.5)
-	} else {
-		ni = int32(t + 0.5)
-	}
-	n := float32(ni)
-	r := x - n*0.693359375 - n*-2.12194440e-4
-	z := r * r
-	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r +
-		5.0000001201e-1
-	p = p*z + r + 1
-	// 2^n as float32 bits; n+127 is in [1, 254] for x in range except at the extremes, split there.
-	if ni < -126 {
-		return p * math.Float32frombits(uint32(ni+127+64)<<23) * 5.421010862427522e-20 // 2^-64
-	}
-	if ni > 127 {
-		return p * math.Float32frombits(uint32(ni+127-1)<<23) * 2
-	}
-	return p * math.Float32frombits(uint32(ni+127)<<23)
 }
 
 // dotSmall is the inner product of a and b, short enough for the compiler to inline: attention over small

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"os"
 )
 
@@ -923,7 +924,74 @@ func main() {
 	}
 	g.vec()
 	g.quantQ8_0()
+	g.swiglu()
 	if err := os.WriteFile(*out, g.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// swiglu writes swigluASM: gate[i] = gate[i] / (1 + e^-gate[i]) * up[i] for 8 values at a time, with e^x
+// computed as kernels.Exp does (Cephes expf) after clamping x to [-87.33654, 88] so that 2^n stays a normal
+// float (Exp's special cases change silu by less than 1e-37 there).
+func (g *gen) swiglu() {
+	consts := []struct {
+		name string
+		v    float32
+	}{
+		{"expLo", -87.33654}, {"expHi", 88}, {"log2e", 1.44269504088896341},
+		{"ln2Hi", 0.693359375}, {"ln2Lo", -2.12194440e-4},
+		{"expC0", 1.9875691500e-4}, {"expC1", 1.3981999507e-3}, {"expC2", 8.3334519073e-3},
+		{"expC3", 4.1665795894e-2}, {"expC4", 1.6666665459e-1}, {"expC5", 5.0000001201e-1}, {"oneF", 1},
+	}
+	for _, c := range consts {
+		bits := uint64(math.Float32bits(c.v))
+		for off := 0; off < 32; off += 8 {
+			g.raw(fmt.Sprintf("DATA %s<>+%d(SB)/8, $0x%016x\n", c.name, off, bits*0x100000001))
+		}
+		g.raw(fmt.Sprintf("GLOBL %s<>(SB), RODATA|NOPTR, $32\n\n", c.name))
+	}
+	g.raw(`
+// func swigluASM(gate, up *float32, n int)
+TEXT ·swigluASM(SB), NOSPLIT, $0-24
+	MOVQ gate+0(FP), SI
+	MOVQ up+8(FP), DI
+	MOVQ n+16(FP), CX
+	VMOVUPS signMask<>(SB), Y15
+	VMOVUPS expC0<>(SB), Y14
+	TESTQ CX, CX
+	JZ swiglu_done
+swiglu_loop:
+	VMOVUPS (SI), Y0
+	VXORPS Y15, Y0, Y1
+	VMAXPS expLo<>(SB), Y1, Y1
+	VMINPS expHi<>(SB), Y1, Y1
+	VMULPS log2e<>(SB), Y1, Y2
+	VROUNDPS $0, Y2, Y2
+	VFNMADD231PS ln2Hi<>(SB), Y2, Y1
+	VFNMADD231PS ln2Lo<>(SB), Y2, Y1
+	VMULPS Y1, Y1, Y3
+	VMOVAPS Y14, Y4
+	VFMADD213PS expC1<>(SB), Y1, Y4
+	VFMADD213PS expC2<>(SB), Y1, Y4
+	VFMADD213PS expC3<>(SB), Y1, Y4
+	VFMADD213PS expC4<>(SB), Y1, Y4
+	VFMADD213PS expC5<>(SB), Y1, Y4
+	VADDPS oneF<>(SB), Y1, Y1
+	VFMADD213PS Y1, Y3, Y4
+	VCVTPS2DQ Y2, Y5
+	VPADDD i127<>(SB), Y5, Y5
+	VPSLLD $23, Y5, Y5
+	VMULPS Y5, Y4, Y4
+	VADDPS oneF<>(SB), Y4, Y4
+	VDIVPS Y4, Y0, Y0
+	VMULPS (DI), Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ swiglu_loop
+swiglu_done:
+	VZEROUPPER
+	RET
+`)
 }
