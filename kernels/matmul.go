@@ -12,6 +12,8 @@ type Matrix struct {
 	Type       weights.Type
 	Rows, Cols int
 	Data       []byte
+	// Interleaved marks Q8_0 data in the interleaved layout of InterleaveQ8_0 rather than the file's.
+	Interleaved bool
 }
 
 // RowBytes returns the size of one row in bytes, or 0 when Type is unknown or Cols is not a whole number of
@@ -36,6 +38,10 @@ func (m Matrix) Validate() error {
 	rb, err := m.Type.RowBytes(m.Cols)
 	if err != nil {
 		return fmt.Errorf("kernels: %d columns: %w", m.Cols, err)
+	}
+	if m.Interleaved && (m.Type != weights.TypeQ8_0 || m.Cols%groupValues != 0) {
+		return fmt.Errorf("kernels: interleaved %v matrix of %d columns: only Q8_0 with a multiple of %d columns",
+			m.Type, m.Cols, groupValues)
 	}
 	if m.Rows > len(m.Data)/rb {
 		return fmt.Errorf("kernels: %v matrix %dx%d needs %d rows of %d bytes, data has %d bytes",
@@ -83,7 +89,7 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 	j.asm = p.asm
 	switch m.Type {
 	case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
-		p.quant.quantizeQ8_0(p, x[:batch*m.Cols], m.Cols)
+		p.quant.quantizeQ8_0(p, x[:batch*m.Cols], m.Cols, m.Interleaved)
 	case weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K, weights.TypeQ8_K:
 		p.quant.quantizeQ8_K(p, x[:batch*m.Cols])
 	}
@@ -186,6 +192,13 @@ func (j *matJob) tile(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) {
 	}
 	q := j.q
 	nb := cols / j.m.Type.BlockSize()
+	if j.m.Interleaved {
+		for k := range t {
+			row := b + k
+			res[k] = dotQ8_0I(w, q.qi[row*cols:(row+1)*cols], q.d[row*nb:(row+1)*nb], nb/groupBlocks)
+		}
+		return
+	}
 	for k := range t {
 		row := b + k
 		var v float32

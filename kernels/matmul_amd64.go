@@ -42,6 +42,41 @@ func dotQ8_0T4(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res
 //go:noescape
 func dotQ8_0T5(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
 
+// The interleaved Q8_0 kernels compute, for k < T, res[k] = dot(w, activation row k) for ngroups groups of 8
+// blocks in the layout of InterleaveQ8_0 (weights and activations alike), with activation row k at
+// xq + k*qstride and its block scales (row-major float32) at xd + k*dstride, strides in bytes; see dotQ8_0I.
+
+//go:noescape
+func dotQ8_0IT1(ngroups int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ8_0IT2(ngroups int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ8_0IT3(ngroups int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ8_0IT4(ngroups int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ8_0IT5(ngroups int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
+
+// interleavedTileASM calls the interleaved Q8_0 kernel for t rows.
+func interleavedTileASM(t, ng int, w *byte, xq *int8, xd *float32, qs, ds int, res *float32) {
+	switch t {
+	case 1:
+		dotQ8_0IT1(ng, w, xq, xd, qs, ds, res)
+	case 2:
+		dotQ8_0IT2(ng, w, xq, xd, qs, ds, res)
+	case 3:
+		dotQ8_0IT3(ng, w, xq, xd, qs, ds, res)
+	case 4:
+		dotQ8_0IT4(ng, w, xq, xd, qs, ds, res)
+	default:
+		dotQ8_0IT5(ng, w, xq, xd, qs, ds, res)
+	}
+}
+
 //go:noescape
 func dotQ4_0T1(nb int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
 
@@ -336,6 +371,12 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 		return true
 	case weights.TypeQ8_0, weights.TypeQ4_0:
 		nb := m.Cols / 32
+		if m.Interleaved {
+			for r := lo; r < hi; r++ {
+				dotQ8_0IT1(nb/groupBlocks, &m.Data[r*rb], &j.q.qi[0], &j.q.d[0], 0, 0, &j.out[r])
+			}
+			return true
+		}
 		for r := lo; r < hi; r++ {
 			if m.Type == weights.TypeQ8_0 {
 				dotQ8_0T1(nb, &m.Data[r*rb], &j.q.q[0], &j.q.d[0], 0, 0, &j.out[r])
@@ -352,6 +393,11 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 // For float types w holds columns [c0, c1) of a row.
 func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bool {
 	cols := j.m.Cols
+	if j.m.Interleaved {
+		nb := cols / 32
+		interleavedTileASM(t, nb/groupBlocks, &w[0], &j.q.qi[b*cols], &j.q.d[b*nb], cols, nb*4, &res[0])
+		return true
+	}
 	switch j.m.Type {
 	case weights.TypeQ8_0, weights.TypeQ4_0:
 		nb := cols / 32

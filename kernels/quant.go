@@ -16,6 +16,7 @@ type scratch struct {
 	q        []int8
 	d        []float32
 	s        []float32
+	qi       []int8    // q in the interleaved order of InterleaveQ8_0, when the matrix is interleaved
 	dT       []float32 // the scales of d block-major: block i of row b at dT[i*dTStride+b]
 	sT       []float32 // s block-major, like dT
 	dTStride int
@@ -24,6 +25,7 @@ type scratch struct {
 
 	x      []float32 // the activations being quantized
 	blockK bool      // quantizing into Q8_K records rather than Q8_0 blocks
+	inter  bool      // also fill qi
 	asm    bool      // quantize Q8_0 blocks with quantQ8_0ASM
 }
 
@@ -50,18 +52,22 @@ func roundInt(v float32) int32 {
 }
 
 // quantizeQ8_0 quantizes x (rows of cols values, cols a multiple of 32) in blocks of 32: d = max|x|/127,
-// q = round(x/d), split across p's threads. With several rows it also fills dT and sT, padded so that 8 floats can
-// be read from any row.
-func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int) {
+// q = round(x/d), split across p's threads. With interleaved (cols a multiple of 256) it also fills qi for
+// interleaved weights, which read the scales from d; otherwise, with several rows, it fills dT and sT, padded
+// so that 8 floats can be read from any row.
+func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int, interleaved bool) {
 	n := len(x)
 	s.q = grow(s.q, n)
 	s.d = grow(s.d, n/32)
 	s.s = grow(s.s, n/32)
-	s.active, s.x, s.blockK, s.asm = true, x, false, p.asm
-	p.Run(n/32, quantGrain/32, s)
+	if interleaved {
+		s.qi = grow(s.qi, n)
+	}
+	s.active, s.x, s.blockK, s.asm, s.inter = true, x, false, p.asm, interleaved
+	p.Run(n/32, quantGrain/32, s) // quantGrain/32 is a whole number of groups, so each chunk interleaves its own
 	s.x = nil
 	rows, nb := n/cols, cols/32
-	if rows == 1 {
+	if rows == 1 || interleaved {
 		return
 	}
 	s.dTStride = rows + 8
@@ -92,12 +98,15 @@ func (s *scratch) Run(lo, hi, _ int) {
 	if !s.blockK {
 		if s.asm && hi > lo {
 			quantQ8_0ASM(&s.x[lo*32], &s.q[lo*32], &s.d[lo], &s.s[lo], hi-lo)
-			return
+		} else {
+			for i := lo; i < hi; i++ {
+				d, sum := quantizeBlock(s.x[i*32:i*32+32], s.q[i*32:i*32+32])
+				s.d[i] = d
+				s.s[i] = d * float32(sum)
+			}
 		}
-		for i := lo; i < hi; i++ {
-			d, sum := quantizeBlock(s.x[i*32:i*32+32], s.q[i*32:i*32+32])
-			s.d[i] = d
-			s.s[i] = d * float32(sum)
+		if s.inter {
+			interleaveActs(s.qi, s.q, lo/groupBlocks, hi/groupBlocks)
 		}
 		return
 	}

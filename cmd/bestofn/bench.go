@@ -25,6 +25,7 @@ type benchOptions struct {
 	Threads      int
 	JSON         bool
 	Seed         uint64
+	FileLayout   bool
 }
 
 // benchResult is the JSON output of `bestofn bench --json` for --n 1.
@@ -61,7 +62,7 @@ func loadBenchModel(o benchOptions) (*weights.Checkpoint, *model.Model, func(), 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m, err := model.Load(ck, model.Options{Threads: o.Threads})
+	m, err := model.Load(ck, model.Options{Threads: o.Threads, FileLayout: o.FileLayout})
 	if err != nil {
 		ck.Close()
 		return nil, nil, nil, err
@@ -87,6 +88,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Threads, "threads", 0, "worker threads (0: one per CPU)")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random prompt tokens")
+	fs.BoolVar(&o.FileLayout, "file-layout", false, "keep Q8_0 weights in the file's layout (no interleaved copy)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -66,6 +66,9 @@ type generatorConfig struct {
 	RewardRuntime string `yaml:"reward_runtime"`
 	// ContextLen caps the context; 0 means the model's.
 	ContextLen int `yaml:"context_len"`
+	// FileLayout keeps Q8_0 weights in the file's layout instead of an interleaved heap copy that decodes
+	// batches (best-of-N, concurrent requests) faster; it saves that copy's memory (model.Options.FileLayout).
+	FileLayout bool `yaml:"file_layout"`
 	// Engine tunes the scheduler (see engine.Config).
 	Engine struct {
 		MaxQueue      int           `yaml:"max_queue"`
@@ -377,7 +380,7 @@ func loadGenerator(g generatorConfig, threads int, logger *slog.Logger) (*loaded
 		return l, err
 	}
 	l.closers = append(l.closers, ck.Close)
-	m, err := model.Load(ck, model.Options{Threads: threads, ContextLen: g.ContextLen})
+	m, err := model.Load(ck, model.Options{Threads: threads, ContextLen: g.ContextLen, FileLayout: g.FileLayout})
 	if err != nil {
 		return l, err
 	}

@@ -16,6 +16,13 @@ import (
 // latency overlaps the arithmetic instead of following it.
 const prefetchAhead = 1024
 
+// interleavedPrefetchAhead is the prefetch distance of the interleaved Q8_0 kernels for several activation
+// rows, interleavedPrefetchAhead1 for one (memory-bound; a shorter distance measured faster there).
+const (
+	interleavedPrefetchAhead  = 4096
+	interleavedPrefetchAhead1 = 1024
+)
+
 // tilePrefetchAhead is the prefetch distance of the multi-row Q8_0/Q4_0 tiles, which spend longer per byte.
 const tilePrefetchAhead = 3072
 
@@ -914,6 +921,7 @@ func main() {
 	}
 	for t := 1; t <= maxTile; t++ {
 		g.q8Tile("Q8_0", 34, t)
+		g.q8ITile(t)
 		g.q40Tile(t)
 		g.floatTile("F16", t)
 		g.floatTile("BF16", t)
@@ -994,4 +1002,76 @@ swiglu_done:
 	VZEROUPPER
 	RET
 `)
+}
+
+// q8ITile writes dotQ8_0IT<t>: one row of interleaved Q8_0 weights (see kernels.InterleaveQ8_0: per group of 8
+// blocks, 8 fp16 scales then 8 runs of 32 bytes, run v holding values 4v..4v+3 of each block) dotted with t
+// rows of activations interleaved the same way. A run's VPMADDUBSW+VPMADDWD leave in int32 lane j a partial sum
+// of block j, so the 8 runs add up, in lane j, block j's whole integer dot product: one conversion and one FMA
+// with the vector of the 8 blocks' scale products per group and row, instead of one per block.
+//
+// xq row k is at xq + k*qstride, its block scales (float32, row-major) at xd + k*dstride, both in bytes.
+func (g *gen) q8ITile(t int) {
+	name := fmt.Sprintf("dotQ8_0IT%d", t)
+	fmt.Fprintf(&g.Buffer, "\n// func %s(ngroups int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
+	g.p("MOVQ ngroups+0(FP), CX")
+	g.p("MOVQ w+8(FP), SI")
+	g.p("MOVQ xq+16(FP), DI")
+	g.p("MOVQ xd+24(FP), DX")
+	g.p("MOVQ qstride+32(FP), R8")
+	g.p("MOVQ dstride+40(FP), R10")
+	g.p("MOVQ res+48(FP), R12")
+	g.p("LEAQ (R8)(R8*2), R9")
+	g.p("LEAQ (R10)(R10*2), R11")
+	// Y0..Y4 float sums per row, Y5..Y9 integer sums of the current group, Y10 |w|, Y11 scratch, Y12 weight
+	// scales, Y13 scale products, Y15 int16 ones.
+	for k := range t {
+		g.p("VXORPS Y%d, Y%d, Y%d", k, k, k)
+	}
+	g.p("VPCMPEQW Y15, Y15, Y15")
+	g.p("VPSRLW $15, Y15, Y15")
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.label(name + "_loop")
+	for k := range t {
+		g.p("VPXOR Y%d, Y%d, Y%d", 5+k, 5+k, 5+k)
+	}
+	ahead := interleavedPrefetchAhead
+	if t == 1 {
+		ahead = interleavedPrefetchAhead1
+	}
+	for v := range 8 {
+		if v%2 == 0 {
+			g.p("PREFETCHT0 %d(SI)", ahead+32*v)
+		}
+		if v == 7 {
+			g.p("PREFETCHT0 %d(SI)", ahead+256) // a group spans 272 bytes: a fifth line now and then
+		}
+		g.p("VPABSB %d(SI), Y10", 16+32*v)
+		for k := range t {
+			g.p("VMOVDQU %s, Y11", rowAddr(32*v, "DI", "R8", "R9", k))
+			g.p("VPSIGNB %d(SI), Y11, Y11", 16+32*v)
+			g.p("VPMADDUBSW Y11, Y10, Y11")
+			g.p("VPMADDWD Y15, Y11, Y11")
+			g.p("VPADDD Y11, Y%d, Y%d", 5+k, 5+k)
+		}
+	}
+	g.p("VCVTPH2PS (SI), Y12")
+	for k := range t {
+		g.p("VMULPS %s, Y12, Y13", rowAddr(0, "DX", "R10", "R11", k))
+		g.p("VCVTDQ2PS Y%d, Y%d", 5+k, 5+k)
+		g.p("VFMADD231PS Y13, Y%d, Y%d", 5+k, k)
+	}
+	g.p("ADDQ $272, SI")
+	g.p("ADDQ $256, DI")
+	g.p("ADDQ $32, DX")
+	g.p("DECQ CX")
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_done")
+	for k := range t {
+		g.hsum(k, 4*k)
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
 }

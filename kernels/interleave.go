@@ -1,0 +1,94 @@
+package kernels
+
+import (
+	"fmt"
+
+	"github.com/bestofn/bestofn/weights"
+)
+
+// Interleaved Q8_0 layout. A row of Q8_0 weights is stored in groups of 8 blocks (256 values, 272 bytes): the 8
+// blocks' fp16 scales (16 bytes), then 8 runs of 32 bytes, run v holding values 4v..4v+3 of block 0, then of
+// block 1, ..., block 7. The bytes and the row size are those of the file's layout, only their order differs.
+//
+// With activations quantized and interleaved the same way, a 32-byte multiply-add of two runs leaves in 32-bit
+// lane j a partial dot product of block j alone, so the integer sums of 8 blocks build up side by side and are
+// scaled once per group by the vector of their 8 scale products. The file layout instead needs a conversion,
+// a scale broadcast and an FMA per block and activation row, which makes a batch of 5 rows (best-of-5 decode)
+// compute-bound on AVX2 (see BenchmarkQ8_0TileHot).
+const (
+	groupBlocks = 8
+	groupValues = groupBlocks * 32
+	groupBytes  = groupBlocks * 34
+)
+
+// InterleaveWorthwhile reports whether InterleaveQ8_0 applies to m (Q8_0, not interleaved yet, a multiple of
+// 256 columns) and pays off on this CPU (the interleaved assembly kernels run: AVX2, FMA and F16C).
+func InterleaveWorthwhile(m Matrix) bool {
+	return haveASM() && m.Type == weights.TypeQ8_0 && !m.Interleaved && m.Cols%groupValues == 0
+}
+
+// InterleaveQ8_0 returns a copy of m (Q8_0, Cols a multiple of 256) in the interleaved layout, which MatMul
+// reads faster for batches of several rows (and as fast for one). The copy lives on the heap: it is as large
+// as m's data.
+func InterleaveQ8_0(m Matrix) (Matrix, error) {
+	if err := m.Validate(); err != nil {
+		return Matrix{}, err
+	}
+	if m.Type != weights.TypeQ8_0 || m.Interleaved || m.Cols%groupValues != 0 {
+		return Matrix{}, fmt.Errorf("kernels: cannot interleave a %v matrix of %d columns (interleaved %v): needs Q8_0 with a multiple of %d columns",
+			m.Type, m.Cols, m.Interleaved, groupValues)
+	}
+	rb := m.RowBytes()
+	out := m
+	out.Data = make([]byte, m.Rows*rb)
+	out.Interleaved = true
+	for g := 0; g < m.Rows*rb/groupBytes; g++ {
+		interleaveGroup(out.Data[g*groupBytes:(g+1)*groupBytes], m.Data[g*groupBytes:(g+1)*groupBytes])
+	}
+	return out, nil
+}
+
+// interleaveGroup writes 8 Q8_0 blocks of src (file layout) into dst in the interleaved layout.
+func interleaveGroup(dst, src []byte) {
+	for j := range groupBlocks {
+		blk := src[j*34 : (j+1)*34]
+		dst[2*j], dst[2*j+1] = blk[0], blk[1]
+		for v := range 8 {
+			copy(dst[16+32*v+4*j:16+32*v+4*j+4], blk[2+4*v:2+4*v+4])
+		}
+	}
+}
+
+// interleaveActs writes the quantized activations of groups [g0, g1) (q in block order, 32 values per block)
+// into qi in the interleaved order: group g's run v holds values 4v..4v+3 of its 8 blocks in turn.
+func interleaveActs(qi, q []int8, g0, g1 int) {
+	for g := g0; g < g1; g++ {
+		src := q[g*groupValues : (g+1)*groupValues]
+		dst := qi[g*groupValues : (g+1)*groupValues]
+		for j := range groupBlocks {
+			for v := range 8 {
+				copy(dst[32*v+4*j:32*v+4*j+4], src[32*j+4*v:32*j+4*v+4])
+			}
+		}
+	}
+}
+
+// dotQ8_0I is the dot product of an interleaved Q8_0 row w with interleaved activations xq (block scales xd in
+// block order), ngroups groups of 8 blocks: the Go form of the dotQ8_0IT kernels.
+func dotQ8_0I(w []byte, xq []int8, xd []float32, ngroups int) float32 {
+	var sum float32
+	for g := range ngroups {
+		grp := w[g*groupBytes : (g+1)*groupBytes]
+		x := xq[g*groupValues : (g+1)*groupValues]
+		for j := range groupBlocks {
+			var isum int32
+			for v := range 8 {
+				for t := range 4 {
+					isum += int32(int8(grp[16+32*v+4*j+t])) * int32(x[32*v+4*j+t])
+				}
+			}
+			sum += f16(grp[2*j:]) * xd[g*groupBlocks+j] * float32(isum)
+		}
+	}
+	return sum
+}
