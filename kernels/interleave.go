@@ -1,7 +1,10 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/bestofn/bestofn/weights"
 )
@@ -42,19 +45,30 @@ func InterleaveQ8_0(m Matrix) (Matrix, error) {
 	out := m
 	out.Data = make([]byte, m.Rows*rb)
 	out.Interleaved = true
-	for g := 0; g < m.Rows*rb/groupBytes; g++ {
-		interleaveGroup(out.Data[g*groupBytes:(g+1)*groupBytes], m.Data[g*groupBytes:(g+1)*groupBytes])
+	// Split the groups across the CPUs: a 7B model has about 7 GB of them.
+	groups := m.Rows * rb / groupBytes
+	workers := min(runtime.NumCPU(), max(1, groups/4096))
+	var wg sync.WaitGroup
+	for w := range workers {
+		g0, g1 := groups*w/workers, groups*(w+1)/workers
+		wg.Go(func() {
+			for g := g0; g < g1; g++ {
+				interleaveGroup(out.Data[g*groupBytes:(g+1)*groupBytes], m.Data[g*groupBytes:(g+1)*groupBytes])
+			}
+		})
 	}
+	wg.Wait()
 	return out, nil
 }
 
 // interleaveGroup writes 8 Q8_0 blocks of src (file layout) into dst in the interleaved layout.
 func interleaveGroup(dst, src []byte) {
+	dst, src = dst[:groupBytes], src[:groupBytes]
 	for j := range groupBlocks {
 		blk := src[j*34 : (j+1)*34]
 		dst[2*j], dst[2*j+1] = blk[0], blk[1]
 		for v := range 8 {
-			copy(dst[16+32*v+4*j:16+32*v+4*j+4], blk[2+4*v:2+4*v+4])
+			binary.LittleEndian.PutUint32(dst[16+32*v+4*j:], binary.LittleEndian.Uint32(blk[2+4*v:]))
 		}
 	}
 }
