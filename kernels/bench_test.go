@@ -241,39 +241,43 @@ func BenchmarkAttentionRows(b *testing.B) {
 	})
 }
 
-// BenchmarkInterleavedRatio runs the 1.1B Q8_0 decode step in the file layout and interleaved (InterleaveQ8_0),
-// at batch 1 and 5, alternately on 2 threads, and reports the interleaved/file time ratio at each batch and the
-// interleaved b5/b1 ratio (the best-of-5 cost of the matmuls).
+// BenchmarkInterleavedRatio runs the 1.1B decode step of Q8_0 and Q4_0 weights in the file layout and
+// interleaved (Interleave), at batch 1 and 5, alternately on 2 threads, and reports the interleaved/file time
+// ratio at each batch and the b5/b1 ratio of each layout (the best-of-5 cost of the matmuls).
 func BenchmarkInterleavedRatio(b *testing.B) {
-	rng := rand.New(rand.NewPCG(13, 14))
-	mats, _ := decodeMats(rng, weights.TypeQ8_0)
-	inter := make([]Matrix, len(mats))
-	for i, m := range mats {
-		var err error
-		if inter[i], err = InterleaveQ8_0(m); err != nil {
-			b.Fatal(err)
-		}
+	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0} {
+		b.Run(typ.String(), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(13, 14))
+			mats, _ := decodeMats(rng, typ)
+			inter := make([]Matrix, len(mats))
+			for i, m := range mats {
+				var err error
+				if inter[i], err = Interleave(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			x := randomVec(rng, 8*5632)
+			out := make([]float32, 8*32000)
+			p := NewPool(2)
+			defer p.Close()
+			step := func(ms []Matrix, batch int) time.Duration {
+				t0 := time.Now()
+				for _, m := range ms {
+					p.MatMul(out, m, x, batch)
+				}
+				return time.Since(t0)
+			}
+			var f1, f5, i1, i5 time.Duration
+			for b.Loop() {
+				f1 += step(mats, 1)
+				i1 += step(inter, 1)
+				f5 += step(mats, 5)
+				i5 += step(inter, 5)
+			}
+			b.ReportMetric(i1.Seconds()/f1.Seconds(), "b1_inter/file")
+			b.ReportMetric(i5.Seconds()/f5.Seconds(), "b5_inter/file")
+			b.ReportMetric(i5.Seconds()/i1.Seconds(), "inter_b5/b1")
+			b.ReportMetric(f5.Seconds()/f1.Seconds(), "file_b5/b1")
+		})
 	}
-	x := randomVec(rng, 8*5632)
-	out := make([]float32, 8*32000)
-	p := NewPool(2)
-	defer p.Close()
-	step := func(ms []Matrix, batch int) time.Duration {
-		t0 := time.Now()
-		for _, m := range ms {
-			p.MatMul(out, m, x, batch)
-		}
-		return time.Since(t0)
-	}
-	var f1, f5, i1, i5 time.Duration
-	for b.Loop() {
-		f1 += step(mats, 1)
-		i1 += step(inter, 1)
-		f5 += step(mats, 5)
-		i5 += step(inter, 5)
-	}
-	b.ReportMetric(i1.Seconds()/f1.Seconds(), "b1_inter/file")
-	b.ReportMetric(i5.Seconds()/f5.Seconds(), "b5_inter/file")
-	b.ReportMetric(i5.Seconds()/i1.Seconds(), "inter_b5/b1")
-	b.ReportMetric(f5.Seconds()/f1.Seconds(), "file_b5/b1")
 }

@@ -9,36 +9,49 @@ import (
 	"github.com/bestofn/bestofn/weights"
 )
 
-// Interleaved Q8_0 layout. A row of Q8_0 weights is stored in groups of 8 blocks (256 values, 272 bytes): the 8
-// blocks' fp16 scales (16 bytes), then 8 runs of 32 bytes, run v holding values 4v..4v+3 of block 0, then of
-// block 1, ..., block 7. The bytes and the row size are those of the file's layout, only their order differs.
+// Interleaved layouts. A row of Q8_0 or Q4_0 weights is stored in groups of 8 blocks (256 values): the 8
+// blocks' fp16 scales (16 bytes), then runs of 32 bytes holding 4 bytes of block 0, then 4 of block 1, ...,
+// block 7. Q8_0 has 8 runs, run v holding values 4v..4v+3 of each block (272 bytes a group); Q4_0 has 4 runs,
+// run v holding quant bytes 4v..4v+3 of each block, whose low nibbles are values 4v..4v+3 and high nibbles
+// values 16+4v..16+4v+3 (144 bytes a group). The bytes and the row size are those of the file's layout, only
+// their order differs.
 //
-// With activations quantized and interleaved the same way, a 32-byte multiply-add of two runs leaves in 32-bit
-// lane j a partial dot product of block j alone, so the integer sums of 8 blocks build up side by side and are
-// scaled once per group by the vector of their 8 scale products. The file layout instead needs a conversion,
-// a scale broadcast and an FMA per block and activation row, which makes a batch of 5 rows (best-of-5 decode)
-// compute-bound on AVX2 (see BenchmarkQ8_0TileHot).
+// Activations are quantized to 8 bits and interleaved like Q8_0 weights. A 32-byte multiply-add of a weight run
+// and an activation run then leaves in 32-bit lane j a partial dot product of block j alone, so the integer
+// sums of 8 blocks build up side by side and are scaled once per group by the vector of their 8 scale
+// products. The file layout instead needs a conversion, a scale broadcast and an FMA per block and activation
+// row, which makes a batch of 5 rows (best-of-5 decode) compute-bound on AVX2 (see BenchmarkQ8_0TileHot).
 const (
 	groupBlocks = 8
 	groupValues = groupBlocks * 32
-	groupBytes  = groupBlocks * 34
 )
 
-// InterleaveWorthwhile reports whether InterleaveQ8_0 applies to m (Q8_0, not interleaved yet, a multiple of
-// 256 columns) and pays off on this CPU (the interleaved assembly kernels run: AVX2, FMA and F16C).
-func InterleaveWorthwhile(m Matrix) bool {
-	return haveASM() && m.Type == weights.TypeQ8_0 && !m.Interleaved && m.Cols%groupValues == 0
+// groupBytes returns the size of a group of 8 blocks of t (Q8_0 or Q4_0).
+func groupBytes(t weights.Type) int {
+	if t == weights.TypeQ4_0 {
+		return groupBlocks * 18
+	}
+	return groupBlocks * 34
 }
 
-// InterleaveQ8_0 returns a copy of m (Q8_0, Cols a multiple of 256) in the interleaved layout, which MatMul
+// interleavable reports whether t has an interleaved layout.
+func interleavable(t weights.Type) bool { return t == weights.TypeQ8_0 || t == weights.TypeQ4_0 }
+
+// InterleaveWorthwhile reports whether Interleave applies to m (Q8_0 or Q4_0, not interleaved yet, a multiple
+// of 256 columns) and pays off on this CPU (the interleaved assembly kernels run: AVX2, FMA and F16C).
+func InterleaveWorthwhile(m Matrix) bool {
+	return haveASM() && interleavable(m.Type) && !m.Interleaved && m.Cols%groupValues == 0
+}
+
+// Interleave returns a copy of m (Q8_0 or Q4_0, Cols a multiple of 256) in the interleaved layout, which MatMul
 // reads faster for batches of several rows (and as fast for one). The copy lives on the heap: it is as large
 // as m's data.
-func InterleaveQ8_0(m Matrix) (Matrix, error) {
+func Interleave(m Matrix) (Matrix, error) {
 	if err := m.Validate(); err != nil {
 		return Matrix{}, err
 	}
-	if m.Type != weights.TypeQ8_0 || m.Interleaved || m.Cols%groupValues != 0 {
-		return Matrix{}, fmt.Errorf("kernels: cannot interleave a %v matrix of %d columns (interleaved %v): needs Q8_0 with a multiple of %d columns",
+	if !interleavable(m.Type) || m.Interleaved || m.Cols%groupValues != 0 {
+		return Matrix{}, fmt.Errorf("kernels: cannot interleave a %v matrix of %d columns (interleaved %v): needs Q8_0 or Q4_0 with a multiple of %d columns",
 			m.Type, m.Cols, m.Interleaved, groupValues)
 	}
 	rb := m.RowBytes()
@@ -46,14 +59,19 @@ func InterleaveQ8_0(m Matrix) (Matrix, error) {
 	out.Data = make([]byte, m.Rows*rb)
 	out.Interleaved = true
 	// Split the groups across the CPUs: a 7B model has about 7 GB of them.
-	groups := m.Rows * rb / groupBytes
+	gb := groupBytes(m.Type)
+	groups := m.Rows * rb / gb
 	workers := min(runtime.NumCPU(), max(1, groups/4096))
 	var wg sync.WaitGroup
 	for w := range workers {
 		g0, g1 := groups*w/workers, groups*(w+1)/workers
 		wg.Go(func() {
 			for g := g0; g < g1; g++ {
-				interleaveGroup(out.Data[g*groupBytes:(g+1)*groupBytes], m.Data[g*groupBytes:(g+1)*groupBytes])
+				if m.Type == weights.TypeQ4_0 {
+					interleaveGroupQ4_0(out.Data[g*gb:(g+1)*gb], m.Data[g*gb:(g+1)*gb])
+				} else {
+					interleaveGroup(out.Data[g*gb:(g+1)*gb], m.Data[g*gb:(g+1)*gb])
+				}
 			}
 		})
 	}
@@ -63,11 +81,23 @@ func InterleaveQ8_0(m Matrix) (Matrix, error) {
 
 // interleaveGroup writes 8 Q8_0 blocks of src (file layout) into dst in the interleaved layout.
 func interleaveGroup(dst, src []byte) {
-	dst, src = dst[:groupBytes], src[:groupBytes]
+	dst, src = dst[:8*34], src[:8*34]
 	for j := range groupBlocks {
 		blk := src[j*34 : (j+1)*34]
 		dst[2*j], dst[2*j+1] = blk[0], blk[1]
 		for v := range 8 {
+			binary.LittleEndian.PutUint32(dst[16+32*v+4*j:], binary.LittleEndian.Uint32(blk[2+4*v:]))
+		}
+	}
+}
+
+// interleaveGroupQ4_0 writes 8 Q4_0 blocks of src (file layout) into dst in the interleaved layout.
+func interleaveGroupQ4_0(dst, src []byte) {
+	dst, src = dst[:8*18], src[:8*18]
+	for j := range groupBlocks {
+		blk := src[j*18 : (j+1)*18]
+		dst[2*j], dst[2*j+1] = blk[0], blk[1]
+		for v := range 4 {
 			binary.LittleEndian.PutUint32(dst[16+32*v+4*j:], binary.LittleEndian.Uint32(blk[2+4*v:]))
 		}
 	}
@@ -92,7 +122,7 @@ func interleaveActs(qi, q []int8, g0, g1 int) {
 func dotQ8_0I(w []byte, xq []int8, xd []float32, ngroups int) float32 {
 	var sum float32
 	for g := range ngroups {
-		grp := w[g*groupBytes : (g+1)*groupBytes]
+		grp := w[g*8*34 : (g+1)*8*34]
 		x := xq[g*groupValues : (g+1)*groupValues]
 		for j := range groupBlocks {
 			var isum int32
@@ -102,6 +132,29 @@ func dotQ8_0I(w []byte, xq []int8, xd []float32, ngroups int) float32 {
 				}
 			}
 			sum += f16(grp[2*j:]) * xd[g*groupBlocks+j] * float32(isum)
+		}
+	}
+	return sum
+}
+
+// dotQ4_0I is dotQ8_0I for an interleaved Q4_0 row: with xs the activation block sums d_x*sum(q_x) in block
+// order, each block adds d_w*(d_x*sum(nibble*q_x) - 8*xs), value = d_w*(nibble-8). The high nibbles of run v
+// meet activation run 4+v (values 16+4v..16+4v+3).
+func dotQ4_0I(w []byte, xq []int8, xd, xs []float32, ngroups int) float32 {
+	var sum float32
+	for g := range ngroups {
+		grp := w[g*8*18 : (g+1)*8*18]
+		x := xq[g*groupValues : (g+1)*groupValues]
+		for j := range groupBlocks {
+			var isum int32
+			for v := range 4 {
+				for t := range 4 {
+					b := grp[16+32*v+4*j+t]
+					isum += int32(b&15)*int32(x[32*v+4*j+t]) + int32(b>>4)*int32(x[32*(4+v)+4*j+t])
+				}
+			}
+			i := g*groupBlocks + j
+			sum += f16(grp[2*j:]) * (xd[i]*float32(isum) - 8*xs[i])
 		}
 	}
 	return sum

@@ -8,7 +8,7 @@ import (
 	"github.com/bestofn/bestofn/weights"
 )
 
-// TestInterleavedMatMul checks MatMul on interleaved Q8_0 matrices, assembly and Go, against
+// TestInterleavedMatMul checks MatMul on interleaved Q8_0 and Q4_0 matrices, assembly and Go, against
 // dequantize-then-float64, and against the same matrix in the file layout (the same quantized activations, so
 // only float summation order may differ), for batches that use every tile size and more than one tile.
 func TestInterleavedMatMul(t *testing.T) {
@@ -17,33 +17,35 @@ func TestInterleavedMatMul(t *testing.T) {
 		p := NewPool(threads)
 		defer p.Close()
 		for _, cols := range []int{256, 768, 2048} {
-			for _, rows := range []int{1, 7, 33} {
-				m := randomMatrix(rng, weights.TypeQ8_0, rows, cols)
-				mi, err := InterleaveQ8_0(m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() {
-					t.Fatalf("InterleaveQ8_0: interleaved %v, %d bytes", mi.Interleaved, len(mi.Data))
-				}
-				for batch := 1; batch <= 11; batch++ {
-					x := randomVec(rng, batch*cols)
-					want, tol := reference(t, m, x, batch)
-					for _, asm := range []bool{false, true} {
-						if asm && !haveASM() {
-							continue
-						}
-						p.asm = asm
-						plain := runMatMul(t, p, m, x, batch)
-						got := runMatMul(t, p, mi, x, batch)
-						for i := range got {
-							if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
-								t.Fatalf("%dx%d batch %d threads %d asm %v: out[%d] = %g, want %g ± %g",
-									rows, cols, batch, threads, asm, i, got[i], want[i], tol[i])
+			for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0} {
+				for _, rows := range []int{1, 7, 33} {
+					m := randomMatrix(rng, typ, rows, cols)
+					mi, err := Interleave(m)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() {
+						t.Fatalf("Interleave: interleaved %v, %d bytes", mi.Interleaved, len(mi.Data))
+					}
+					for batch := 1; batch <= 11; batch++ {
+						x := randomVec(rng, batch*cols)
+						want, tol := reference(t, m, x, batch)
+						for _, asm := range []bool{false, true} {
+							if asm && !haveASM() {
+								continue
 							}
-							if d := math.Abs(float64(got[i] - plain[i])); d > 1e-5*math.Abs(float64(plain[i]))+tol[i]/100 {
-								t.Fatalf("%dx%d batch %d threads %d asm %v: out[%d] = %g interleaved, %g in file layout",
-									rows, cols, batch, threads, asm, i, got[i], plain[i])
+							p.asm = asm
+							plain := runMatMul(t, p, m, x, batch)
+							got := runMatMul(t, p, mi, x, batch)
+							for i := range got {
+								if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
+									t.Fatalf("%v %dx%d batch %d threads %d asm %v: out[%d] = %g, want %g ± %g",
+										typ, rows, cols, batch, threads, asm, i, got[i], want[i], tol[i])
+								}
+								if d := math.Abs(float64(got[i] - plain[i])); d > 1e-5*math.Abs(float64(plain[i]))+tol[i]/100 {
+									t.Fatalf("%v %dx%d batch %d threads %d asm %v: out[%d] = %g interleaved, %g in file layout",
+										typ, rows, cols, batch, threads, asm, i, got[i], plain[i])
+								}
 							}
 						}
 					}
@@ -53,29 +55,29 @@ func TestInterleavedMatMul(t *testing.T) {
 	}
 }
 
-// TestInterleaveQ8_0Refuses checks that only Q8_0 matrices of whole 256-value groups are interleaved, once,
-// and that Validate refuses an interleaved flag on anything else.
-func TestInterleaveQ8_0Refuses(t *testing.T) {
+// TestInterleaveRefuses checks that only Q8_0 and Q4_0 matrices of whole 256-value groups are interleaved,
+// once, and that Validate refuses an interleaved flag on anything else.
+func TestInterleaveRefuses(t *testing.T) {
 	rng := rand.New(rand.NewPCG(33, 34))
 	q8 := randomMatrix(rng, weights.TypeQ8_0, 3, 256)
-	mi, err := InterleaveQ8_0(q8)
+	mi, err := Interleave(q8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, m := range map[string]Matrix{
-		"Q4_0":             randomMatrix(rng, weights.TypeQ4_0, 3, 256),
+		"Q4_1":             randomMatrix(rng, weights.TypeQ4_1, 3, 256),
 		"96 columns":       randomMatrix(rng, weights.TypeQ8_0, 3, 96),
 		"interleaved":      mi,
 		"short data":       {Type: weights.TypeQ8_0, Rows: 3, Cols: 256, Data: q8.Data[:100]},
 		"F32 with 256 col": randomMatrix(rng, weights.TypeF32, 3, 256),
 	} {
-		if _, err := InterleaveQ8_0(m); err == nil {
-			t.Errorf("%s: InterleaveQ8_0 succeeded", name)
+		if _, err := Interleave(m); err == nil {
+			t.Errorf("%s: Interleave succeeded", name)
 		}
 	}
-	bad := randomMatrix(rng, weights.TypeQ4_0, 3, 256)
+	bad := randomMatrix(rng, weights.TypeQ5_0, 3, 256)
 	bad.Interleaved = true
 	if err := bad.Validate(); err == nil {
-		t.Error("Validate accepted an interleaved Q4_0 matrix")
+		t.Error("Validate accepted an interleaved Q5_0 matrix")
 	}
 }

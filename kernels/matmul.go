@@ -12,7 +12,7 @@ type Matrix struct {
 	Type       weights.Type
 	Rows, Cols int
 	Data       []byte
-	// Interleaved marks Q8_0 data in the interleaved layout of InterleaveQ8_0 rather than the file's.
+	// Interleaved marks Q8_0 or Q4_0 data in the interleaved layout of Interleave rather than the file's.
 	Interleaved bool
 }
 
@@ -39,8 +39,8 @@ func (m Matrix) Validate() error {
 	if err != nil {
 		return fmt.Errorf("kernels: %d columns: %w", m.Cols, err)
 	}
-	if m.Interleaved && (m.Type != weights.TypeQ8_0 || m.Cols%groupValues != 0) {
-		return fmt.Errorf("kernels: interleaved %v matrix of %d columns: only Q8_0 with a multiple of %d columns",
+	if m.Interleaved && (!interleavable(m.Type) || m.Cols%groupValues != 0) {
+		return fmt.Errorf("kernels: interleaved %v matrix of %d columns: only Q8_0 or Q4_0 with a multiple of %d columns",
 			m.Type, m.Cols, groupValues)
 	}
 	if m.Rows > len(m.Data)/rb {
@@ -195,7 +195,12 @@ func (j *matJob) tile(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) {
 	if j.m.Interleaved {
 		for k := range t {
 			row := b + k
-			res[k] = dotQ8_0I(w, q.qi[row*cols:(row+1)*cols], q.d[row*nb:(row+1)*nb], nb/groupBlocks)
+			xq, xd := q.qi[row*cols:(row+1)*cols], q.d[row*nb:(row+1)*nb]
+			if j.m.Type == weights.TypeQ4_0 {
+				res[k] = dotQ4_0I(w, xq, xd, q.s[row*nb:(row+1)*nb], nb/groupBlocks)
+			} else {
+				res[k] = dotQ8_0I(w, xq, xd, nb/groupBlocks)
+			}
 		}
 		return
 	}

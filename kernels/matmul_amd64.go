@@ -43,7 +43,7 @@ func dotQ8_0T4(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res
 func dotQ8_0T5(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
 
 // The interleaved Q8_0 kernels compute, for k < T, res[k] = dot(w, activation row k) for ngroups groups of 8
-// blocks in the layout of InterleaveQ8_0 (weights and activations alike), with activation row k at
+// blocks in the layout of Interleave (weights and activations alike), with activation row k at
 // xq + k*qstride and its block scales (row-major float32) at xd + k*dstride, strides in bytes; see dotQ8_0I.
 
 //go:noescape
@@ -61,8 +61,41 @@ func dotQ8_0IT4(ngroups int, w *byte, xq *int8, xd *float32, qstride, dstride in
 //go:noescape
 func dotQ8_0IT5(ngroups int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
 
-// interleavedTileASM calls the interleaved Q8_0 kernel for t rows.
-func interleavedTileASM(t, ng int, w *byte, xq *int8, xd *float32, qs, ds int, res *float32) {
+// The interleaved Q4_0 kernels are the Q8_0 ones for Q4_0 weights, with xs the activation block sums
+// d_x*sum(q_x) laid out like xd; see dotQ4_0I.
+
+//go:noescape
+func dotQ4_0IT1(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ4_0IT2(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ4_0IT3(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ4_0IT4(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
+
+//go:noescape
+func dotQ4_0IT5(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
+
+// interleavedTileASM calls the interleaved kernel of typ (Q8_0 or Q4_0) for t rows.
+func interleavedTileASM(typ weights.Type, t, ng int, w *byte, xq *int8, xd, xs *float32, qs, ds int, res *float32) {
+	if typ == weights.TypeQ4_0 {
+		switch t {
+		case 1:
+			dotQ4_0IT1(ng, w, xq, xd, xs, qs, ds, res)
+		case 2:
+			dotQ4_0IT2(ng, w, xq, xd, xs, qs, ds, res)
+		case 3:
+			dotQ4_0IT3(ng, w, xq, xd, xs, qs, ds, res)
+		case 4:
+			dotQ4_0IT4(ng, w, xq, xd, xs, qs, ds, res)
+		default:
+			dotQ4_0IT5(ng, w, xq, xd, xs, qs, ds, res)
+		}
+		return
+	}
 	switch t {
 	case 1:
 		dotQ8_0IT1(ng, w, xq, xd, qs, ds, res)
@@ -373,7 +406,11 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 		nb := m.Cols / 32
 		if m.Interleaved {
 			for r := lo; r < hi; r++ {
-				dotQ8_0IT1(nb/groupBlocks, &m.Data[r*rb], &j.q.qi[0], &j.q.d[0], 0, 0, &j.out[r])
+				if m.Type == weights.TypeQ4_0 {
+					dotQ4_0IT1(nb/groupBlocks, &m.Data[r*rb], &j.q.qi[0], &j.q.d[0], &j.q.s[0], 0, 0, &j.out[r])
+				} else {
+					dotQ8_0IT1(nb/groupBlocks, &m.Data[r*rb], &j.q.qi[0], &j.q.d[0], 0, 0, &j.out[r])
+				}
 			}
 			return true
 		}
@@ -395,7 +432,8 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 	cols := j.m.Cols
 	if j.m.Interleaved {
 		nb := cols / 32
-		interleavedTileASM(t, nb/groupBlocks, &w[0], &j.q.qi[b*cols], &j.q.d[b*nb], cols, nb*4, &res[0])
+		interleavedTileASM(j.m.Type, t, nb/groupBlocks, &w[0], &j.q.qi[b*cols], &j.q.d[b*nb], &j.q.s[b*nb], cols, nb*4,
+			&res[0])
 		return true
 	}
 	switch j.m.Type {

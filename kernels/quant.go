@@ -16,7 +16,7 @@ type scratch struct {
 	q        []int8
 	d        []float32
 	s        []float32
-	qi       []int8    // q in the interleaved order of InterleaveQ8_0, when the matrix is interleaved
+	qi       []int8    // q in the interleaved order of Interleave, when the matrix is interleaved
 	dT       []float32 // the scales of d block-major: block i of row b at dT[i*dTStride+b]
 	sT       []float32 // s block-major, like dT
 	dTStride int

@@ -9,9 +9,9 @@ import (
 	"github.com/bestofn/bestofn/weights"
 )
 
-// q8Checkpoint builds a 2-layer LLaMA with random Q8_0 matrices whose widths are multiples of 256 (dim 256,
-// ffn 512), so that Load interleaves them, on stories260K's vocabulary of 512.
-func q8Checkpoint(t *testing.T) *weights.Checkpoint {
+// quantCheckpoint builds a 2-layer LLaMA with random matrices of type typ whose widths are multiples of 256
+// (dim 256, ffn 512), so that Load interleaves them, on stories260K's vocabulary of 512.
+func quantCheckpoint(t *testing.T, typ weights.Type) *weights.Checkpoint {
 	t.Helper()
 	ck := storiesCheckpoint(t)
 	const dim, ffn, layers, kv, vocab = 256, 512, 2, 128, 512
@@ -42,30 +42,36 @@ func q8Checkpoint(t *testing.T) *weights.Checkpoint {
 	ck.Tensors = []*weights.Tensor{
 		tensor("token_embd.weight", weights.TypeF32, 1, dim, vocab),
 		tensor("output_norm.weight", weights.TypeF32, 0, dim),
-		tensor("output.weight", weights.TypeQ8_0, 0.1, dim, vocab),
+		tensor("output.weight", typ, 0.1, dim, vocab),
 	}
 	for l := range layers {
 		p := "blk." + itoa(l) + "."
 		ck.Tensors = append(ck.Tensors,
 			tensor(p+"attn_norm.weight", weights.TypeF32, 0, dim),
 			tensor(p+"ffn_norm.weight", weights.TypeF32, 0, dim),
-			tensor(p+"attn_q.weight", weights.TypeQ8_0, 0.1, dim, dim),
-			tensor(p+"attn_k.weight", weights.TypeQ8_0, 0.1, dim, kv),
-			tensor(p+"attn_v.weight", weights.TypeQ8_0, 0.1, dim, kv),
-			tensor(p+"attn_output.weight", weights.TypeQ8_0, 0.1, dim, dim),
-			tensor(p+"ffn_gate.weight", weights.TypeQ8_0, 0.1, dim, ffn),
-			tensor(p+"ffn_up.weight", weights.TypeQ8_0, 0.1, dim, ffn),
-			tensor(p+"ffn_down.weight", weights.TypeQ8_0, 0.1, ffn, dim))
+			tensor(p+"attn_q.weight", typ, 0.1, dim, dim),
+			tensor(p+"attn_k.weight", typ, 0.1, dim, kv),
+			tensor(p+"attn_v.weight", typ, 0.1, dim, kv),
+			tensor(p+"attn_output.weight", typ, 0.1, dim, dim),
+			tensor(p+"ffn_gate.weight", typ, 0.1, dim, ffn),
+			tensor(p+"ffn_up.weight", typ, 0.1, dim, ffn),
+			tensor(p+"ffn_down.weight", typ, 0.1, ffn, dim))
 	}
 	return ck
 }
 
-// TestInterleavedWeights checks that Load interleaves the Q8_0 matrices (when the CPU's kernels use that
+// TestInterleavedWeights checks that Load interleaves the Q8_0 and Q4_0 matrices (when the CPU's kernels use that
 // layout) and that the logits of a 12-token prompt (tiles of 5, 5 and 2 rows) and of a step of 5 forked
 // sequences equal those of the same model kept in the file layout (Options.FileLayout), up to float
 // summation order: both read the same 8-bit activations.
 func TestInterleavedWeights(t *testing.T) {
-	ck := q8Checkpoint(t)
+	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0} {
+		t.Run(typ.String(), func(t *testing.T) { testInterleavedWeights(t, typ) })
+	}
+}
+
+func testInterleavedWeights(t *testing.T, typ weights.Type) {
+	ck := quantCheckpoint(t, typ)
 	inter, err := Load(ck, Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)

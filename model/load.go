@@ -18,10 +18,11 @@ type Options struct {
 	// ContextLen caps the positions a sequence may reach; 0 means the model's trained context length. A value
 	// above the trained length is an error.
 	ContextLen int
-	// FileLayout keeps Q8_0 weight matrices in the checkpoint's memory in the file's layout. By default Load
-	// copies them to the heap in the interleaved layout of kernels.InterleaveQ8_0 when the CPU's kernels gain
-	// from it (AVX2): decoding a batch of 5 (best-of-5) then costs about 1.2x a single sequence instead of
-	// about 1.7x, for the memory of a second copy of those weights while the checkpoint stays mapped.
+	// FileLayout keeps Q8_0 and Q4_0 weight matrices in the checkpoint's memory in the file's layout. By
+	// default Load copies them to the heap in the interleaved layout of kernels.Interleave when the CPU's
+	// kernels gain from it (AVX2): decoding a batch of 5 (best-of-5) then costs about 1.2-1.3x a single
+	// sequence instead of about 1.7x (Q8_0), for the memory of a second copy of those weights while the
+	// checkpoint stays mapped.
 	FileLayout bool
 }
 
@@ -170,7 +171,7 @@ func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// interleave replaces the Q8_0 matrices the forward pass uses by interleaved heap copies where
+// interleave replaces the Q8_0 and Q4_0 matrices the forward pass uses by interleaved heap copies where
 // kernels.InterleaveWorthwhile says so (the fused q/k/v matrix rather than its parts when there is one).
 func (m *Model) interleave() error {
 	var ms []*kernels.Matrix
@@ -188,7 +189,7 @@ func (m *Model) interleave() error {
 		if !kernels.InterleaveWorthwhile(*mat) {
 			continue
 		}
-		im, err := kernels.InterleaveQ8_0(*mat)
+		im, err := kernels.Interleave(*mat)
 		if err != nil {
 			return fmt.Errorf("model: %w", err)
 		}

@@ -922,6 +922,7 @@ func main() {
 	for t := 1; t <= maxTile; t++ {
 		g.q8Tile("Q8_0", 34, t)
 		g.q8ITile(t)
+		g.q40ITile(t)
 		g.q40Tile(t)
 		g.floatTile("F16", t)
 		g.floatTile("BF16", t)
@@ -1004,7 +1005,7 @@ swiglu_done:
 `)
 }
 
-// q8ITile writes dotQ8_0IT<t>: one row of interleaved Q8_0 weights (see kernels.InterleaveQ8_0: per group of 8
+// q8ITile writes dotQ8_0IT<t>: one row of interleaved Q8_0 weights (see kernels.Interleave: per group of 8
 // blocks, 8 fp16 scales then 8 runs of 32 bytes, run v holding values 4v..4v+3 of each block) dotted with t
 // rows of activations interleaved the same way. A run's VPMADDUBSW+VPMADDWD leave in int32 lane j a partial sum
 // of block j, so the 8 runs add up, in lane j, block j's whole integer dot product: one conversion and one FMA
@@ -1066,6 +1067,81 @@ func (g *gen) q8ITile(t int) {
 	g.p("ADDQ $272, SI")
 	g.p("ADDQ $256, DI")
 	g.p("ADDQ $32, DX")
+	g.p("DECQ CX")
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_done")
+	for k := range t {
+		g.hsum(k, 4*k)
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
+// q40ITile writes dotQ4_0IT<t>: one row of interleaved Q4_0 weights (per group of 8 blocks, 8 fp16 scales then
+// 4 runs of 32 bytes, run v holding quant bytes 4v..4v+3 of each block) dotted with t rows of activations
+// interleaved as for Q8_0. Run v's low nibbles meet activation run v and its high nibbles run 4+v; nibbles are
+// unsigned, so VPMADDUBSW takes them as they are (no sign trick) and the two products, each below 2*15*127 per
+// int16, add up before VPMADDWD. The offset of 8 is -8*d_w*(d_x*sum q_x) per block, from the activation block
+// sums xs (row-major like xd).
+func (g *gen) q40ITile(t int) {
+	name := fmt.Sprintf("dotQ4_0IT%d", t)
+	fmt.Fprintf(&g.Buffer, "\n// func %s(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-64\n", name)
+	g.p("MOVQ ngroups+0(FP), CX")
+	g.p("MOVQ w+8(FP), SI")
+	g.p("MOVQ xq+16(FP), DI")
+	g.p("MOVQ xd+24(FP), DX")
+	g.p("MOVQ xs+32(FP), BX")
+	g.p("MOVQ qstride+40(FP), R8")
+	g.p("MOVQ dstride+48(FP), R10")
+	g.p("MOVQ res+56(FP), R12")
+	g.p("LEAQ (R8)(R8*2), R9")
+	g.p("LEAQ (R10)(R10*2), R11")
+	// Y0..Y4 float sums per row, Y5..Y9 integer sums of the current group, Y10/Y11 low/high nibbles, Y12/Y13
+	// scratch, Y14 weight scales, Y15 int16 ones.
+	for k := range t {
+		g.p("VXORPS Y%d, Y%d, Y%d", k, k, k)
+	}
+	g.p("VPCMPEQW Y15, Y15, Y15")
+	g.p("VPSRLW $15, Y15, Y15")
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.label(name + "_loop")
+	ahead := interleavedPrefetchAhead
+	if t == 1 {
+		ahead = interleavedPrefetchAhead1
+	}
+	for k := range t {
+		g.p("VPXOR Y%d, Y%d, Y%d", 5+k, 5+k, 5+k)
+	}
+	for v := range 4 {
+		if v != 1 {
+			g.p("PREFETCHT0 %d(SI)", ahead+64*max(0, v-1))
+		}
+		g.p("VMOVDQU %d(SI), Y11", 16+32*v)
+		g.p("VPAND nibbleMask<>(SB), Y11, Y10")
+		g.p("VPSRLW $4, Y11, Y11")
+		g.p("VPAND nibbleMask<>(SB), Y11, Y11")
+		for k := range t {
+			g.p("VPMADDUBSW %s, Y10, Y12", rowAddr(32*v, "DI", "R8", "R9", k))
+			g.p("VPMADDUBSW %s, Y11, Y13", rowAddr(32*(4+v), "DI", "R8", "R9", k))
+			g.p("VPADDW Y13, Y12, Y12")
+			g.p("VPMADDWD Y15, Y12, Y12")
+			g.p("VPADDD Y12, Y%d, Y%d", 5+k, 5+k)
+		}
+	}
+	g.p("VCVTPH2PS (SI), Y14")
+	for k := range t {
+		g.p("VMULPS %s, Y14, Y13", rowAddr(0, "DX", "R10", "R11", k))
+		g.p("VCVTDQ2PS Y%d, Y%d", 5+k, 5+k)
+		g.p("VFMADD231PS Y13, Y%d, Y%d", 5+k, k)
+		g.p("VMULPS %s, Y14, Y13", rowAddr(0, "BX", "R10", "R11", k))
+		g.p("VFNMADD231PS eightF<>(SB), Y13, Y%d", k)
+	}
+	g.p("ADDQ $144, SI")
+	g.p("ADDQ $256, DI")
+	g.p("ADDQ $32, DX")
+	g.p("ADDQ $32, BX")
 	g.p("DECQ CX")
 	g.p("JNZ %s_loop", name)
 	g.label(name + "_done")
