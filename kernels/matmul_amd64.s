@@ -970,7 +970,7 @@ dotQ6_KT1_done:
 	RET
 
 // func dotQ8_0T2(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
-TEXT ·dotQ8_0T2(SB), NOSPLIT, $32-56
+TEXT ·dotQ8_0T2(SB), NOSPLIT, $0-56
 	MOVQ nb+0(FP), CX
 	MOVQ w+8(FP), SI
 	MOVQ xq+16(FP), DI
@@ -2031,7 +2031,7 @@ dotQ6_KT2_done:
 	RET
 
 // func dotQ8_0T3(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
-TEXT ·dotQ8_0T3(SB), NOSPLIT, $32-56
+TEXT ·dotQ8_0T3(SB), NOSPLIT, $0-56
 	MOVQ nb+0(FP), CX
 	MOVQ w+8(FP), SI
 	MOVQ xq+16(FP), DI
@@ -3305,7 +3305,7 @@ dotQ6_KT3_done:
 	RET
 
 // func dotQ8_0T4(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
-TEXT ·dotQ8_0T4(SB), NOSPLIT, $32-56
+TEXT ·dotQ8_0T4(SB), NOSPLIT, $0-56
 	MOVQ nb+0(FP), CX
 	MOVQ w+8(FP), SI
 	MOVQ xq+16(FP), DI
@@ -4837,7 +4837,7 @@ dotQ6_KT4_done:
 	RET
 
 // func dotQ8_0T5(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
-TEXT ·dotQ8_0T5(SB), NOSPLIT, $32-56
+TEXT ·dotQ8_0T5(SB), NOSPLIT, $0-56
 	MOVQ nb+0(FP), CX
 	MOVQ w+8(FP), SI
 	MOVQ xq+16(FP), DI

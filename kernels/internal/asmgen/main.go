@@ -56,6 +56,25 @@ func rowAddr(off int, base, s1, s3 string, k int) string {
 	panic("row out of range")
 }
 
+// vecConst writes a 32-byte read-only constant: the 8-byte pattern lane, four times.
+func (g *gen) vecConst(name string, lane uint64) {
+	for off := 0; off < 32; off += 8 {
+		g.raw(fmt.Sprintf("DATA %s<>+%d(SB)/8, $0x%016x\n", name, off, lane))
+	}
+	g.raw(fmt.Sprintf("GLOBL %s<>(SB), RODATA|NOPTR, $32\n\n", name))
+}
+
+// tileEnd writes the end of a tile kernel: the done label, the horizontal sums of accumulators Y0..Y<t-1>
+// into res[0..t-1] (R12), and the return.
+func (g *gen) tileEnd(name string, t int) {
+	g.label(name + "_done")
+	for k := range t {
+		g.hsum(k, 4*k)
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
 // hsum reduces the 8 lanes of Y<acc> and stores the sum at off(R12).
 func (g *gen) hsum(acc, off int) {
 	g.p("VEXTRACTF128 $1, Y%d, X15", acc)
@@ -72,18 +91,14 @@ func (g *gen) hsum(acc, off int) {
 // For t = 1, xd points to the row's block scales (dstride unused). For t > 1, xd points to the scales of
 // block 0 of the t rows, stored block-major (dstride bytes from one block to the next); each row's scale is
 // broadcast from there and multiplied by d_w.
-func (g *gen) q8Tile(typ string, blockBytes, t int) {
+func (g *gen) q8Tile(t int) {
 	if t == 1 {
-		g.q8Row(typ, blockBytes)
+		g.q8Row()
 		return
 	}
-	name := fmt.Sprintf("dot%sT%d", typ, t)
-	frame := 0
-	if t > 1 {
-		frame = 32
-	}
+	name := fmt.Sprintf("dotQ8_0T%d", t)
 	fmt.Fprintf(&g.Buffer, "\n// func %s(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)\n", name)
-	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $%d-56\n", name, frame)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
 	g.p("MOVQ nb+0(FP), CX")
 	g.p("MOVQ w+8(FP), SI")
 	g.p("MOVQ xq+16(FP), DI")
@@ -103,10 +118,7 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 	g.p("PREFETCHT0 %d(SI)", tilePrefetchAhead)
 	g.p("VPBROADCASTW (SI), X12")
 	g.p("VCVTPH2PS X12, Y12") // d_w
-	switch typ {
-	case "Q8_0":
-		g.p("VMOVDQU 2(SI), Y13")
-	}
+	g.p("VMOVDQU 2(SI), Y13")
 	g.p("VPSIGNB Y13, Y13, Y14") // |w|
 	for k := range t {
 		tmp := 5 + k
@@ -115,41 +127,24 @@ func (g *gen) q8Tile(typ string, blockBytes, t int) {
 		g.p("VPMADDUBSW Y%d, Y14, Y%d", tmp, tmp)
 		g.p("VPMADDWD Y15, Y%d, Y%d", tmp, tmp)
 		g.p("VCVTDQ2PS Y%d, Y%d", tmp, tmp)
-		if t > 1 {
-			g.p("VBROADCASTSS %d(DX), Y10", 4*k)
-			g.p("VMULPS Y12, Y10, Y10")
-		} else {
-			g.p("VBROADCASTSS (DX), Y10")
-			g.p("VMULPS Y12, Y10, Y10")
-		}
+		g.p("VBROADCASTSS %d(DX), Y10", 4*k)
+		g.p("VMULPS Y12, Y10, Y10")
 		g.p("VFMADD231PS Y10, Y%d, Y%d", tmp, k)
 	}
-	g.p("ADDQ $%d, SI", blockBytes)
+	g.p("ADDQ $34, SI")
 	g.p("ADDQ $32, DI")
-	if t > 1 {
-		g.p("ADDQ R10, DX")
-	} else {
-		g.p("ADDQ $4, DX")
-	}
+	g.p("ADDQ R10, DX")
 	g.p("DECQ CX")
 	g.p("JNZ %s_loop", name)
-	g.label(name + "_done")
-	for k := range t {
-		g.hsum(k, 4*k)
-	}
-	g.p("VZEROUPPER")
-	g.p("RET")
+	g.tileEnd(name, t)
 }
 
 // q8Block emits one block of the single-row kernel: weight block at off(SI), activations at xoff(DI), scale
 // at doff(DX), accumulated into Y<acc>.
-func (g *gen) q8Block(typ string, off, xoff, doff, acc int) {
+func (g *gen) q8Block(off, xoff, doff, acc int) {
 	g.p("VPBROADCASTW %d(SI), X12", off)
 	g.p("VCVTPH2PS X12, Y12")
-	switch typ {
-	case "Q8_0":
-		g.p("VMOVDQU %d(SI), Y13", off+2)
-	}
+	g.p("VMOVDQU %d(SI), Y13", off+2)
 	g.p("VPSIGNB Y13, Y13, Y14")
 	g.p("VMOVDQU %d(DI), Y5", xoff)
 	g.p("VPSIGNB Y13, Y5, Y5")
@@ -163,8 +158,8 @@ func (g *gen) q8Block(typ string, off, xoff, doff, acc int) {
 
 // q8Row is q8Tile for one activation row, two blocks per iteration into two accumulators so that the FMA
 // latency does not bound the loop.
-func (g *gen) q8Row(typ string, blockBytes int) {
-	name := fmt.Sprintf("dot%sT1", typ)
+func (g *gen) q8Row() {
+	name := "dotQ8_0T1"
 	fmt.Fprintf(&g.Buffer, "\n// func %s(nb int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)\n", name)
 	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
 	g.p("MOVQ nb+0(FP), CX")
@@ -180,9 +175,9 @@ func (g *gen) q8Row(typ string, blockBytes int) {
 	g.p("CMPQ CX, $2")
 	g.p("JLT %s_tail", name)
 	g.p("PREFETCHT0 %d(SI)", prefetchAhead)
-	g.q8Block(typ, 0, 0, 0, 0)
-	g.q8Block(typ, blockBytes, 32, 4, 1)
-	g.p("ADDQ $%d, SI", 2*blockBytes)
+	g.q8Block(0, 0, 0, 0)
+	g.q8Block(34, 32, 4, 1)
+	g.p("ADDQ $68, SI")
 	g.p("ADDQ $64, DI")
 	g.p("ADDQ $8, DX")
 	g.p("SUBQ $2, CX")
@@ -190,7 +185,7 @@ func (g *gen) q8Row(typ string, blockBytes int) {
 	g.label(name + "_tail")
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
-	g.q8Block(typ, 0, 0, 0, 0)
+	g.q8Block(0, 0, 0, 0)
 	g.label(name + "_done")
 	g.p("VADDPS Y1, Y0, Y0")
 	g.hsum(0, 0)
@@ -415,12 +410,7 @@ func (g *gen) kFooter(name string, blockBytes, t int) {
 	g.p("ADDQ $292, DI")
 	g.p("DECQ CX")
 	g.p("JNZ %s_loop", name)
-	g.label(name + "_done")
-	for k := range t {
-		g.hsum(k, 4*k)
-	}
-	g.p("VZEROUPPER")
-	g.p("RET")
+	g.tileEnd(name, t)
 }
 
 // xk returns the address of byte off of the current Q8_K record of activation row k.
@@ -888,21 +878,14 @@ func main() {
 	flag.Parse()
 	var g gen
 	g.raw("// Code generated by internal/asmgen; DO NOT EDIT.\n\n//go:build amd64\n\n#include \"textflag.h\"\n\n")
-	g.raw("DATA nibbleMask<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f\nDATA nibbleMask<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f\n")
-	g.raw("DATA nibbleMask<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f\nDATA nibbleMask<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f\n")
-	g.raw("GLOBL nibbleMask<>(SB), RODATA|NOPTR, $32\n\n")
-	for off := 0; off < 32; off += 8 {
-		g.raw(fmt.Sprintf("DATA eightF<>+%d(SB)/8, $0x4100000041000000\n", off)) // float32(8) x 8
-	}
-	g.raw("GLOBL eightF<>(SB), RODATA|NOPTR, $32\n\n")
+	const bytes8, words2 = 0x0101010101010101, 0x100000001 // a byte or a 32-bit word repeated over 8 bytes
+	g.vecConst("nibbleMask", 0x0f*bytes8)
+	g.vecConst("eightF", 0x41000000*words2) // float32(8)
 	for _, c := range []struct {
 		name string
-		v    uint32
+		v    uint64
 	}{{"absMask", 0x7fffffff}, {"signMask", 0x80000000}, {"half", 0x3f000000}, {"i127", 127}, {"im127", 0xffffff81}} {
-		for off := 0; off < 32; off += 8 {
-			g.raw(fmt.Sprintf("DATA %s<>+%d(SB)/8, $0x%016x\n", c.name, off, uint64(c.v)*0x100000001))
-		}
-		g.raw(fmt.Sprintf("GLOBL %s<>(SB), RODATA|NOPTR, $32\n\n", c.name))
+		g.vecConst(c.name, c.v*words2)
 	}
 	g.raw("DATA f127<>+0(SB)/4, $0x42fe0000\nGLOBL f127<>(SB), RODATA|NOPTR, $4\n\n")
 	g.raw("DATA one<>+0(SB)/4, $0x3f800000\nGLOBL one<>(SB), RODATA|NOPTR, $4\n\n")
@@ -910,17 +893,10 @@ func main() {
 	g.raw("DATA q8Perm<>+0(SB)/8, $0x0000000400000000\nDATA q8Perm<>+8(SB)/8, $0x0000000500000001\n")
 	g.raw("DATA q8Perm<>+16(SB)/8, $0x0000000600000002\nDATA q8Perm<>+24(SB)/8, $0x0000000700000003\n")
 	g.raw("GLOBL q8Perm<>(SB), RODATA|NOPTR, $32\n\n")
-	for _, c := range []struct {
-		name string
-		b    byte
-	}{{"bit4Mask", 0x10}, {"bits45Mask", 0x30}} {
-		for off := 0; off < 32; off += 8 {
-			g.raw(fmt.Sprintf("DATA %s<>+%d(SB)/8, $0x%016x\n", c.name, off, uint64(c.b)*0x0101010101010101))
-		}
-		g.raw(fmt.Sprintf("GLOBL %s<>(SB), RODATA|NOPTR, $32\n\n", c.name))
-	}
+	g.vecConst("bit4Mask", 0x10*bytes8)
+	g.vecConst("bits45Mask", 0x30*bytes8)
 	for t := 1; t <= maxTile; t++ {
-		g.q8Tile("Q8_0", 34, t)
+		g.q8Tile(t)
 		g.q8ITile(t)
 		g.q40ITile(t)
 		g.q40Tile(t)
@@ -953,11 +929,7 @@ func (g *gen) swiglu() {
 		{"expC3", 4.1665795894e-2}, {"expC4", 1.6666665459e-1}, {"expC5", 5.0000001201e-1}, {"oneF", 1},
 	}
 	for _, c := range consts {
-		bits := uint64(math.Float32bits(c.v))
-		for off := 0; off < 32; off += 8 {
-			g.raw(fmt.Sprintf("DATA %s<>+%d(SB)/8, $0x%016x\n", c.name, off, bits*0x100000001))
-		}
-		g.raw(fmt.Sprintf("GLOBL %s<>(SB), RODATA|NOPTR, $32\n\n", c.name))
+		g.vecConst(c.name, uint64(math.Float32bits(c.v))*0x100000001)
 	}
 	g.raw(`
 // func swigluASM(gate, up *float32, n int)
@@ -1069,12 +1041,7 @@ func (g *gen) q8ITile(t int) {
 	g.p("ADDQ $32, DX")
 	g.p("DECQ CX")
 	g.p("JNZ %s_loop", name)
-	g.label(name + "_done")
-	for k := range t {
-		g.hsum(k, 4*k)
-	}
-	g.p("VZEROUPPER")
-	g.p("RET")
+	g.tileEnd(name, t)
 }
 
 // q40ITile writes dotQ4_0IT<t>: one row of interleaved Q4_0 weights (per group of 8 blocks, 8 fp16 scales then
@@ -1144,10 +1111,5 @@ func (g *gen) q40ITile(t int) {
 	g.p("ADDQ $32, BX")
 	g.p("DECQ CX")
 	g.p("JNZ %s_loop", name)
-	g.label(name + "_done")
-	for k := range t {
-		g.hsum(k, 4*k)
-	}
-	g.p("VZEROUPPER")
-	g.p("RET")
+	g.tileEnd(name, t)
 }
