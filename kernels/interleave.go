@@ -34,13 +34,15 @@ func groupBytes(t weights.Type) int {
 	return groupBlocks * 34
 }
 
-// interleavable reports whether t has an interleaved layout.
-func interleavable(t weights.Type) bool { return t == weights.TypeQ8_0 || t == weights.TypeQ4_0 }
+// interleavable reports whether a matrix of type t and cols columns has an interleaved layout.
+func interleavable(t weights.Type, cols int) bool {
+	return (t == weights.TypeQ8_0 || t == weights.TypeQ4_0) && cols%groupValues == 0
+}
 
 // InterleaveWorthwhile reports whether Interleave applies to m (Q8_0 or Q4_0, not interleaved yet, a multiple
 // of 256 columns) and pays off on this CPU (the interleaved assembly kernels run: AVX2, FMA and F16C).
 func InterleaveWorthwhile(m Matrix) bool {
-	return haveASM() && interleavable(m.Type) && !m.Interleaved && m.Cols%groupValues == 0
+	return haveASM() && !m.Interleaved && interleavable(m.Type, m.Cols)
 }
 
 // Interleave returns a copy of m (Q8_0 or Q4_0, Cols a multiple of 256) in the interleaved layout, which MatMul
@@ -50,7 +52,7 @@ func Interleave(m Matrix) (Matrix, error) {
 	if err := m.Validate(); err != nil {
 		return Matrix{}, err
 	}
-	if !interleavable(m.Type) || m.Interleaved || m.Cols%groupValues != 0 {
+	if m.Interleaved || !interleavable(m.Type, m.Cols) {
 		return Matrix{}, fmt.Errorf("kernels: cannot interleave a %v matrix of %d columns (interleaved %v): needs Q8_0 or Q4_0 with a multiple of %d columns",
 			m.Type, m.Cols, m.Interleaved, groupValues)
 	}
@@ -65,13 +67,13 @@ func Interleave(m Matrix) (Matrix, error) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		g0, g1 := groups*w/workers, groups*(w+1)/workers
+		group := interleaveGroup
+		if m.Type == weights.TypeQ4_0 {
+			group = interleaveGroupQ4_0
+		}
 		wg.Go(func() {
 			for g := g0; g < g1; g++ {
-				if m.Type == weights.TypeQ4_0 {
-					interleaveGroupQ4_0(out.Data[g*gb:(g+1)*gb], m.Data[g*gb:(g+1)*gb])
-				} else {
-					interleaveGroup(out.Data[g*gb:(g+1)*gb], m.Data[g*gb:(g+1)*gb])
-				}
+				group(out.Data[g*gb:(g+1)*gb], m.Data[g*gb:(g+1)*gb])
 			}
 		})
 	}
@@ -80,6 +82,9 @@ func Interleave(m Matrix) (Matrix, error) {
 }
 
 // interleaveGroup writes 8 Q8_0 blocks of src (file layout) into dst in the interleaved layout.
+// interleaveGroupQ4_0 is the same for Q4_0 (4 runs instead of 8); they stay two functions because constant
+// bounds let the compiler drop the bounds checks, which a shared version taking the block size kept (slower
+// at load).
 func interleaveGroup(dst, src []byte) {
 	dst, src = dst[:8*34], src[:8*34]
 	for j := range groupBlocks {
@@ -122,7 +127,7 @@ func interleaveActs(qi, q []int8, g0, g1 int) {
 func dotQ8_0I(w []byte, xq []int8, xd []float32, ngroups int) float32 {
 	var sum float32
 	for g := range ngroups {
-		grp := w[g*8*34 : (g+1)*8*34]
+		grp := w[g*groupBytes(weights.TypeQ8_0) : (g+1)*groupBytes(weights.TypeQ8_0)]
 		x := xq[g*groupValues : (g+1)*groupValues]
 		for j := range groupBlocks {
 			var isum int32
@@ -143,7 +148,7 @@ func dotQ8_0I(w []byte, xq []int8, xd []float32, ngroups int) float32 {
 func dotQ4_0I(w []byte, xq []int8, xd, xs []float32, ngroups int) float32 {
 	var sum float32
 	for g := range ngroups {
-		grp := w[g*8*18 : (g+1)*8*18]
+		grp := w[g*groupBytes(weights.TypeQ4_0) : (g+1)*groupBytes(weights.TypeQ4_0)]
 		x := xq[g*groupValues : (g+1)*groupValues]
 		for j := range groupBlocks {
 			var isum int32

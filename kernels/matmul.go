@@ -39,7 +39,7 @@ func (m Matrix) Validate() error {
 	if err != nil {
 		return fmt.Errorf("kernels: %d columns: %w", m.Cols, err)
 	}
-	if m.Interleaved && (!interleavable(m.Type) || m.Cols%groupValues != 0) {
+	if m.Interleaved && !interleavable(m.Type, m.Cols) {
 		return fmt.Errorf("kernels: interleaved %v matrix of %d columns: only Q8_0 or Q4_0 with a multiple of %d columns",
 			m.Type, m.Cols, groupValues)
 	}

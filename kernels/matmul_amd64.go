@@ -406,11 +406,7 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 		nb := m.Cols / 32
 		if m.Interleaved {
 			for r := lo; r < hi; r++ {
-				if m.Type == weights.TypeQ4_0 {
-					dotQ4_0IT1(nb/groupBlocks, &m.Data[r*rb], &j.q.qi[0], &j.q.d[0], &j.q.s[0], 0, 0, &j.out[r])
-				} else {
-					dotQ8_0IT1(nb/groupBlocks, &m.Data[r*rb], &j.q.qi[0], &j.q.d[0], 0, 0, &j.out[r])
-				}
+				interleavedTileASM(m.Type, 1, nb/groupBlocks, &m.Data[r*rb], &j.q.qi[0], &j.q.d[0], &j.q.s[0], 0, 0, &j.out[r])
 			}
 			return true
 		}
