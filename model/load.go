@@ -31,7 +31,8 @@ const maxThreads = 1024
 
 // Model is a loaded LLaMA-family decoder: read-only weights (in their file format, pointing into the
 // checkpoint's memory, except Q8_0 and Q4_0 matrices interleaved on the heap, see Options.FileLayout) plus
-// the run state of one Forward call. Keep the checkpoint open while the model is in use. Forward is not safe for concurrent calls; Config and Stats are.
+// the run state of one Forward call. Keep the checkpoint open while the model is in use. Forward is not safe
+// for concurrent calls; Config and Stats are.
 type Model struct {
 	cfg  Config
 	pool *kernels.Pool
