@@ -131,6 +131,15 @@ func decodeMats(rng *rand.Rand, typ weights.Type) ([]Matrix, int64) {
 	return mats, total
 }
 
+// decodeStep times one MatMul of x with each matrix of mats at the given batch.
+func decodeStep(p *Pool, mats []Matrix, out, x []float32, batch int) time.Duration {
+	t0 := time.Now()
+	for _, m := range mats {
+		p.MatMul(out, m, x, batch)
+	}
+	return time.Since(t0)
+}
+
 // BenchmarkBatchRatio runs the 1.1B decode step (as BenchmarkToken) at batch 1 and batch 5 alternately on 2
 // threads, so that both see the same machine load, and reports the batch-5/batch-1 time ratio ("b5/b1": 1
 // means five sequences cost as much as one) with the steps/s of each.
@@ -143,17 +152,10 @@ func BenchmarkBatchRatio(b *testing.B) {
 		b.Run(typ.String(), func(b *testing.B) {
 			p := NewPool(2)
 			defer p.Close()
-			step := func(batch int) time.Duration {
-				t0 := time.Now()
-				for _, m := range mats {
-					p.MatMul(out, m, x, batch)
-				}
-				return time.Since(t0)
-			}
 			var t1, t5 time.Duration
 			for b.Loop() {
-				t1 += step(1)
-				t5 += step(5)
+				t1 += decodeStep(p, mats, out, x, 1)
+				t5 += decodeStep(p, mats, out, x, 5)
 			}
 			n := float64(b.N)
 			b.ReportMetric(t5.Seconds()/t1.Seconds(), "b5/b1")
@@ -260,19 +262,12 @@ func BenchmarkInterleavedRatio(b *testing.B) {
 			out := make([]float32, 8*32000)
 			p := NewPool(2)
 			defer p.Close()
-			step := func(ms []Matrix, batch int) time.Duration {
-				t0 := time.Now()
-				for _, m := range ms {
-					p.MatMul(out, m, x, batch)
-				}
-				return time.Since(t0)
-			}
 			var f1, f5, i1, i5 time.Duration
 			for b.Loop() {
-				f1 += step(mats, 1)
-				i1 += step(inter, 1)
-				f5 += step(mats, 5)
-				i5 += step(inter, 5)
+				f1 += decodeStep(p, mats, out, x, 1)
+				i1 += decodeStep(p, inter, out, x, 1)
+				f5 += decodeStep(p, mats, out, x, 5)
+				i5 += decodeStep(p, inter, out, x, 5)
 			}
 			b.ReportMetric(i1.Seconds()/f1.Seconds(), "b1_inter/file")
 			b.ReportMetric(i5.Seconds()/f5.Seconds(), "b5_inter/file")
