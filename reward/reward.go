@@ -56,7 +56,6 @@ type Scored struct {
 
 // Model is a loaded reward model. It is safe for concurrent use; forward passes are serialized.
 type Model struct {
-	dir       string
 	runtime   string
 	tok       *rmTokenizer
 	before    string // template text before {response}, still holding {prompt}
@@ -73,7 +72,7 @@ type Model struct {
 // runner runs the ONNX model on one padded batch: ids, mask and types are [batch*seq] row-major, the result has one
 // score per row.
 type runner interface {
-	run(ctx context.Context, ids, mask, types []int64, batch, seq int) ([]float32, error)
+	run(ids, mask, types []int64, batch, seq int) ([]float32, error)
 	close() error
 }
 
@@ -97,33 +96,27 @@ func Load(dir string, opts Options) (*Model, error) {
 	onnxPath := filepath.Join(dir, "model.onnx")
 	switch opts.Runtime {
 	case RuntimeGo:
-		m.runtime = RuntimeGo
 	case RuntimeORT, RuntimeAuto, "":
 		lib, found, err := findORTLibrary(opts.ORTLibrary)
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case found:
+		if found {
 			m.runtime = RuntimeORT
-		case opts.Runtime == RuntimeORT:
-			return nil, fmt.Errorf("reward: onnx runtime library not found (set Options.ORTLibrary or BESTOFN_ORT_LIB, or run `npm install --prefix .cache/ort --ignore-scripts onnxruntime-node@1.30.0`)")
-		default:
-			m.runtime = RuntimeGo
-		}
-		if m.runtime == RuntimeORT {
-			m.run, err = newORTRunner(onnxPath, lib, opts.Threads)
-			if err != nil {
+			if m.run, err = newORTRunner(onnxPath, lib, opts.Threads); err != nil {
 				return nil, err
 			}
+			return m, nil
+		}
+		if opts.Runtime == RuntimeORT {
+			return nil, fmt.Errorf("reward: onnx runtime library not found (set Options.ORTLibrary or BESTOFN_ORT_LIB, or run `npm install --prefix .cache/ort --ignore-scripts onnxruntime-node@1.30.0`)")
 		}
 	default:
 		return nil, fmt.Errorf("reward: unknown runtime %q (want %q, %q or %q)", opts.Runtime, RuntimeGo, RuntimeORT, RuntimeAuto)
 	}
-	if m.runtime == RuntimeGo {
-		if m.run, err = newGoRunner(dir, onnxPath); err != nil {
-			return nil, err
-		}
+	m.runtime = RuntimeGo
+	if m.run, err = newGoRunner(dir, onnxPath); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -145,7 +138,7 @@ func newModel(dir string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("reward: %s: is a directory", onnxPath)
 	}
 
-	m := &Model{dir: dir, tok: tok, maxLen: opts.MaxLength, batchSize: opts.BatchSize}
+	m := &Model{tok: tok, maxLen: opts.MaxLength, batchSize: opts.BatchSize}
 	if m.batchSize < 0 {
 		return nil, fmt.Errorf("reward: batch size %d is negative", m.batchSize)
 	}
@@ -280,7 +273,7 @@ func (m *Model) ScoreDetails(ctx context.Context, prompt string, candidates []st
 			return nil, fmt.Errorf("reward: %w", err)
 		}
 		hi := min(lo+m.batchSize, len(seqs))
-		scores, err := m.forward(ctx, seqs[lo:hi])
+		scores, err := m.forward(seqs[lo:hi])
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +285,7 @@ func (m *Model) ScoreDetails(ctx context.Context, prompt string, candidates []st
 }
 
 // forward pads one batch and runs it.
-func (m *Model) forward(ctx context.Context, seqs [][]int32) ([]float32, error) {
+func (m *Model) forward(seqs [][]int32) ([]float32, error) {
 	seq := 0
 	for _, s := range seqs {
 		seq = max(seq, len(s))
@@ -317,14 +310,7 @@ func (m *Model) forward(ctx context.Context, seqs [][]int32) ([]float32, error) 
 	if m.closed {
 		return nil, ErrClosed
 	}
-	scores, err := m.run.run(ctx, ids, mask, types, len(seqs), seq)
-	if err != nil {
-		return nil, err
-	}
-	if len(scores) != len(seqs) {
-		return nil, fmt.Errorf("reward: %s: model returned %d values for %d inputs, want [batch, 1]", m.dir, len(scores), len(seqs))
-	}
-	return scores, nil
+	return m.run.run(ids, mask, types, len(seqs), seq)
 }
 
 // bucket rounds a sequence length up to 16, 32, 64, ... (then multiples of 128), at most limit.

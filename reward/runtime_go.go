@@ -73,10 +73,10 @@ func checkInputs(path string, names []string) error {
 	return nil
 }
 
-// run executes one batch. It does not pass ctx to hugot: on cancellation hugot returns while the computation goes
-// on in the background, and the input tensors released here would still be in use. Cancellation is checked
-// between batches instead.
-func (r *goRunner) run(_ context.Context, ids, mask, types []int64, batch, seq int) (scores []float32, err error) {
+// run executes one batch. It takes no ctx (nor does the ORT runner), and gives hugot none: on cancellation hugot
+// returns while the computation goes on in the background, and the input tensors released here would still be in
+// use. ScoreDetails checks cancellation between batches instead.
+func (r *goRunner) run(ids, mask, types []int64, batch, seq int) (scores []float32, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("reward: go runtime: %v", p)

@@ -1,7 +1,6 @@
 package reward
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -74,7 +73,7 @@ func newORTRunner(onnxPath, lib string, threads int) (*ortRunner, error) {
 	return r, nil
 }
 
-func (r *ortRunner) run(_ context.Context, ids, mask, types []int64, batch, seq int) (scores []float32, err error) {
+func (r *ortRunner) run(ids, mask, types []int64, batch, seq int) (scores []float32, err error) {
 	shape := ort.NewShape(int64(batch), int64(seq))
 	values := make([]ort.Value, len(r.inputs))
 	defer func() {
