@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -569,11 +570,10 @@ func (pc *precompiledCharsmap) transform(chunk string) (string, bool) {
 		return "", false
 	}
 	rest := pc.normalized[v:]
-	end := 0
-	for end < len(rest) && rest[end] != 0 {
-		end++
+	if end := bytes.IndexByte(rest, 0); end >= 0 {
+		rest = rest[:end]
 	}
-	return string(rest[:end]), true
+	return string(rest), true
 }
 
 // normalize applies the charsmap as Hugging Face's Precompiled normalizer does: per grapheme cluster shorter
@@ -590,11 +590,8 @@ func (pc *precompiledCharsmap) normalize(s string) string {
 				continue
 			}
 		}
-		for _, c := range s[:g] {
-			n := utf8.RuneLen(c)
-			if n < 0 {
-				n = 1
-			}
+		for end := len(s) - g; len(s) > end; {
+			_, n := utf8.DecodeRuneInString(s)
 			if r, ok := pc.transform(s[:n]); ok {
 				b.WriteString(r)
 			} else {
@@ -615,7 +612,7 @@ func graphemeLen(s string) int {
 	if r == '\r' && len(s) > 1 && s[1] == '\n' {
 		return 2
 	}
-	if r == '\r' || r == '\n' || (unicode.IsControl(r) && r != 0x200D) {
+	if r == '\r' || r == '\n' || unicode.IsControl(r) {
 		return n
 	}
 	if isRegionalIndicator(r) {
@@ -626,8 +623,7 @@ func graphemeLen(s string) int {
 	for n < len(s) {
 		r2, n2 := utf8.DecodeRuneInString(s[n:])
 		switch {
-		case unicode.Is(unicode.Mn, r2), unicode.Is(unicode.Me, r2), unicode.Is(unicode.Mc, r2),
-			r2 >= 0x1F3FB && r2 <= 0x1F3FF, r2 >= 0xE0020 && r2 <= 0xE007F:
+		case unicode.IsMark(r2), r2 >= 0x1F3FB && r2 <= 0x1F3FF, r2 >= 0xE0020 && r2 <= 0xE007F:
 			n += n2
 		case r2 == 0x200D: // ZWJ joins the next character too
 			n += n2
