@@ -88,7 +88,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Threads, "threads", 0, "worker threads (0: one per CPU)")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random prompt tokens")
-	fs.BoolVar(&o.FileLayout, "file-layout", false, "keep Q8_0 weights in the file's layout (no interleaved copy)")
+	fs.BoolVar(&o.FileLayout, "file-layout", false, "keep Q8_0 and Q4_0 weights in the file's layout (no interleaved copy)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -122,11 +122,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	loadS := time.Since(start).Seconds()
 
-	// A deterministic prompt of ordinary (non-special) token ids.
-	rng := rand.New(rand.NewPCG(o.Seed, 0x62656e6368))
-	prompt := model.Batch{Tokens: make([]int32, o.PromptTokens), Seqs: make([]model.SeqID, o.PromptTokens)}
-	for i := range prompt.Tokens {
-		prompt.Tokens[i] = int32(3 + rng.IntN(max(1, cfg.VocabSize-3)))
+	prompt := model.Batch{Tokens: benchPrompt(o.Seed, o.PromptTokens, cfg.VocabSize),
+		Seqs: make([]model.SeqID, o.PromptTokens)}
+	for i := range prompt.Seqs {
 		prompt.Seqs[i] = seq
 	}
 	logits := make([]float32, cfg.VocabSize)
@@ -181,6 +179,16 @@ func tensorType(ck *weights.Checkpoint) string {
 		return "weights " + t.Type.String()
 	}
 	return "weights ?"
+}
+
+// benchPrompt returns a deterministic prompt of n ordinary (non-special) token ids for a seed.
+func benchPrompt(seed uint64, n, vocab int) []int32 {
+	rng := rand.New(rand.NewPCG(seed, 0x62656e6368))
+	prompt := make([]int32, n)
+	for i := range prompt {
+		prompt[i] = int32(3 + rng.IntN(max(1, vocab-3)))
+	}
+	return prompt
 }
 
 // argmaxLogits returns the index of the largest logit (the lowest index on ties).

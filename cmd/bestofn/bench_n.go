@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -51,7 +50,7 @@ type benchNResult struct {
 // decodes the N candidates in one batch per step), reporting the decode wall-time ratio of the two; with C > 1,
 // also C concurrent best-of-N requests (distinct prompts of the same length) against one alone.
 func benchEngine(ctx context.Context, o benchOptions, stdout, stderr io.Writer) error {
-	concurrency := max(o.Concurrency, 1)
+	concurrency := o.Concurrency
 	start := time.Now()
 	ck, m, closeModel, err := loadBenchModel(o)
 	if err != nil {
@@ -80,12 +79,7 @@ func benchEngine(ctx context.Context, o benchOptions, stdout, stderr io.Writer) 
 	}
 
 	request := func(seed uint64, n, gen int) engine.Request {
-		rng := rand.New(rand.NewPCG(seed, 0x62656e6368))
-		prompt := make([]int32, o.PromptTokens)
-		for i := range prompt {
-			prompt[i] = int32(3 + rng.IntN(max(1, cfg.VocabSize-3)))
-		}
-		return engine.Request{PromptTokens: prompt, N: n, MaxTokens: gen,
+		return engine.Request{PromptTokens: benchPrompt(seed, o.PromptTokens, cfg.VocabSize), N: n, MaxTokens: gen,
 			Sampling: engine.SamplingParams{Temperature: 1, Seed: seed}}
 	}
 	generate := func(req engine.Request) (*engine.Result, float64, error) {

@@ -26,9 +26,6 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	typ := fs.String("type", "", "re-encode 2-D weight matrices as F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K (default: keep)")
 	tok := fs.String("tokenizer", "", "embed a llama2.c tokenizer.bin or a SentencePiece tokenizer.model as tokenizer.ggml.* metadata")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -16,11 +16,11 @@ func TestRunDispatch(t *testing.T) {
 		t.Errorf("unknown command: stderr %q does not name it", errOut.String())
 	}
 	errOut.Reset()
-	if code := run(context.Background(), []string{"tokenize", "-h"}, &out, &errOut); code != 0 {
-		t.Errorf("tokenize -h: exit %d, want 0", code)
+	if code := run(context.Background(), []string{"bench", "-h"}, &out, &errOut); code != 0 {
+		t.Errorf("bench -h: exit %d, want 0", code)
 	}
 	if strings.Contains(errOut.String(), "help requested") {
-		t.Errorf("tokenize -h reported help as an error: %q", errOut.String())
+		t.Errorf("bench -h reported help as an error: %q", errOut.String())
 	}
 	if code := run(context.Background(), nil, &out, &errOut); code != 2 {
 		t.Errorf("no command: exit %d, want 2", code)

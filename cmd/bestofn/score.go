@@ -21,7 +21,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	runtime := fs.String("runtime", reward.RuntimeAuto, "runtime: go (pure Go), ort (ONNX Runtime) or auto")
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so (default: $BESTOFN_ORT_LIB, then .cache/ort/...)")
 	prompt := fs.String("prompt", "", "the prompt the candidates answer")
-	template := fs.String("template", "", `how prompt and response are joined (default: the model's, else "\n\nHuman: {prompt}\n\nAssistant: {response}")`)
+	template := fs.String("template", "", fmt.Sprintf("how prompt and response are joined (default: the model's, else %q)", reward.DefaultTemplate))
 	maxLen := fs.Int("max-length", 0, "most tokens per input (default: the model's max_position_embeddings)")
 	batch := fs.Int("batch", 0, "candidates per forward pass (default 8)")
 	details := fs.Bool("details", false, "also print token counts and truncation")
@@ -30,9 +30,6 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	if *dir == "" {

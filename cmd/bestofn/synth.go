@@ -41,9 +41,6 @@ func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&s.threads, "threads", runtime.NumCPU(), "quantization threads")
 	typ := fs.String("type", "Q8_0", "weight type: Q8_0, Q4_0, F16, F32, Q4_K or Q6_K (any type convert accepts)")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() != 1 {

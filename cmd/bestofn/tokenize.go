@@ -23,9 +23,6 @@ func runTokenize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	noBOS := fs.Bool("no-bos", false, "do not add BOS (by default BOS is added when the vocabulary asks for it)")
 	special := fs.Bool("special", false, "parse special tokens written in the text, such as <s> or <|im_end|>")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	if *model == "" || fs.NArg() > 0 {
