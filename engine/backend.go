@@ -60,6 +60,6 @@ type textDecoder interface {
 type vocab interface {
 	encode(text string) ([]int32, error)
 	isEOG(id int32) bool
-	tokenText(id int32) string
+	tokenPiece(id int32) string
 	newDecoder() textDecoder
 }

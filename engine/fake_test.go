@@ -210,7 +210,7 @@ func (fakeVocab) encode(text string) ([]int32, error) {
 
 func (fakeVocab) isEOG(id int32) bool { return id == fakeEOS }
 
-func (fakeVocab) tokenText(id int32) string { return string(fakeBytes(id)) }
+func (fakeVocab) tokenPiece(id int32) string { return string(fakeBytes(id)) }
 
 func fakeBytes(id int32) []byte {
 	switch {

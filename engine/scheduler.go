@@ -317,11 +317,11 @@ func (s *scheduler) sample(j *job, c *cand, row []float32) {
 
 // recordLogprob appends the chosen token's log-probability and the sampler's top alternatives.
 func (s *scheduler) recordLogprob(c *cand, id int32, lp float32) {
-	tl := TokenLogprob{Token: id, Text: s.e.voc.tokenText(id), Logprob: lp}
+	tl := TokenLogprob{Token: id, Text: s.e.voc.tokenPiece(id), Logprob: lp}
 	if top := c.sampler.TopLogprobs(); len(top) > 0 {
 		tl.Top = make([]TokenLogprob, len(top))
 		for i, t := range top {
-			tl.Top[i] = TokenLogprob{Token: t.ID, Text: s.e.voc.tokenText(t.ID), Logprob: t.Logprob}
+			tl.Top[i] = TokenLogprob{Token: t.ID, Text: s.e.voc.tokenPiece(t.ID), Logprob: t.Logprob}
 		}
 	}
 	c.logprobs = append(c.logprobs, tl)

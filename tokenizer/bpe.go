@@ -9,16 +9,14 @@ type bpeBigram struct {
 	size        int
 }
 
-// bpeLess orders the work queue like llama.cpp's llm_bigram_bpe comparator: the lowest rank first, then the
+// before orders the work queue like llama.cpp's llm_bigram_bpe comparator: the lowest rank first, then the
 // leftmost.
-func bpeLess(a, b bpeBigram) bool {
-	if a.rank != b.rank {
-		return a.rank < b.rank
+func (b bpeBigram) before(o bpeBigram) bool {
+	if b.rank != o.rank {
+		return b.rank < o.rank
 	}
-	return a.left < b.left
+	return b.left < o.left
 }
-
-func (b bpeBigram) before(o bpeBigram) bool { return bpeLess(b, o) }
 
 // bpeSession holds the buffers of one BPE encoding.
 type bpeSession struct {

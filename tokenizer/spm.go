@@ -18,16 +18,14 @@ type spmBigram struct {
 	size        int
 }
 
-// spmLess orders the work queue like llama.cpp's llm_bigram_spm comparator: the highest score first, then the
+// before orders the work queue like llama.cpp's llm_bigram_spm comparator: the highest score first, then the
 // leftmost.
-func spmLess(a, b spmBigram) bool {
-	if a.score != b.score {
-		return a.score > b.score
+func (b spmBigram) before(o spmBigram) bool {
+	if b.score != o.score {
+		return b.score > o.score
 	}
-	return a.left < b.left
+	return b.left < o.left
 }
-
-func (b spmBigram) before(o spmBigram) bool { return spmLess(b, o) }
 
 // spmSession holds the buffers of one SentencePiece encoding, reused across fragments.
 type spmSession struct {

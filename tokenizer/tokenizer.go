@@ -380,10 +380,8 @@ func (t *Tokenizer) TokenText(id int32) string {
 // vocabulary. Unlike Decode it keeps a leading space, and a byte token's piece may be a partial UTF-8 sequence.
 // This is the token text of OpenAI-style logprobs.
 func (t *Tokenizer) TokenPiece(id int32) string {
-	if id < 0 || int(id) >= len(t.decoded) {
-		return ""
-	}
-	return t.decoded[id]
+	p, _ := t.piece(id, false)
+	return p
 }
 
 // TokenID returns the id of the token whose vocabulary text is exactly text.
