@@ -75,7 +75,7 @@ func (idVocab) encode(string) ([]int32, error) {
 	return nil, fmt.Errorf("%w: the engine has no tokenizer: give the prompt as token ids", ErrBadRequest)
 }
 func (idVocab) isEOG(int32) bool        { return false }
-func (idVocab) tokenPiece(int32) string  { return "" }
+func (idVocab) tokenPiece(int32) string { return "" }
 func (idVocab) newDecoder() textDecoder { return idDecoder{} }
 
 type idDecoder struct{}
@@ -89,6 +89,6 @@ type tokVocab struct{ t Tokenizer }
 func (v tokVocab) encode(text string) ([]int32, error) {
 	return v.t.Encode(text, v.t.AddBOSDefault(), true), nil
 }
-func (v tokVocab) isEOG(id int32) bool       { return v.t.IsEOG(id) }
+func (v tokVocab) isEOG(id int32) bool        { return v.t.IsEOG(id) }
 func (v tokVocab) tokenPiece(id int32) string { return v.t.TokenPiece(id) }
-func (v tokVocab) newDecoder() textDecoder   { return v.t.NewDecoder() }
+func (v tokVocab) newDecoder() textDecoder    { return v.t.NewDecoder() }
