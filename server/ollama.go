@@ -132,20 +132,42 @@ func ollamaParams(opts map[string]any) (params, error) {
 	return p, nil
 }
 
-// ollamaChatResponse is Ollama's chat response with bestofn's extensions; Ollama clients ignore the extras.
-type ollamaChatResponse struct {
-	ollama.ChatResponse
+// ollamaExt holds bestofn's extensions of Ollama's responses; Ollama clients ignore them.
+type ollamaExt struct {
 	Variant    string          `json:"variant,omitempty"`
 	Candidates []api.Candidate `json:"candidates,omitempty"`
 	Degraded   bool            `json:"degraded,omitempty"`
 }
 
+// ollamaChatResponse is Ollama's chat response with bestofn's extensions.
+type ollamaChatResponse struct {
+	ollama.ChatResponse
+	ollamaExt
+}
+
 // ollamaGenerateResponse is Ollama's generate response with bestofn's extensions.
 type ollamaGenerateResponse struct {
 	ollama.GenerateResponse
-	Variant    string          `json:"variant,omitempty"`
-	Candidates []api.Candidate `json:"candidates,omitempty"`
-	Degraded   bool            `json:"degraded,omitempty"`
+	ollamaExt
+}
+
+// ollamaEnd is what the final object of an Ollama response adds to a piece: why it ended, the timings, the
+// first candidate's logprobs and the extensions.
+type ollamaEnd struct {
+	reason   string
+	metrics  ollama.Metrics
+	logprobs []ollama.Logprob
+	ext      ollamaExt
+}
+
+func newOllamaEnd(c *call, res *engine.Result) ollamaEnd {
+	cand := &res.Candidates[0]
+	end := ollamaEnd{reason: finishReason(cand.FinishReason), metrics: ollamaMetrics(c, res),
+		logprobs: ollamaLogprobs(cand.Logprobs), ext: ollamaExt{Variant: c.rt.variant, Degraded: res.Degraded}}
+	if c.rt.model.N > 1 || c.plan.req.N > 1 {
+		end.ext.Candidates = candidates(res)
+	}
+	return end
 }
 
 func unsupported(field, what string) error {
@@ -201,18 +223,11 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 
 	piece := func(text string) ollamaChatResponse {
 		return ollamaChatResponse{ChatResponse: ollama.ChatResponse{Model: rt.model.Name, CreatedAt: time.Now().UTC(),
-			Message: ollama.Message{Role: "assistant", Content: text}}, Variant: rt.variant}
+			Message: ollama.Message{Role: "assistant", Content: text}}, ollamaExt: ollamaExt{Variant: rt.variant}}
 	}
 	final := func(res *engine.Result, text string) ollamaChatResponse {
-		out := piece(text)
-		cand := &res.Candidates[0]
-		out.Done, out.DoneReason = true, finishReason(cand.FinishReason)
-		out.Metrics = ollamaMetrics(c, res)
-		out.Logprobs = ollamaLogprobs(cand.Logprobs)
-		out.Degraded = res.Degraded
-		if rt.model.N > 1 || pl.req.N > 1 {
-			out.Candidates = candidates(res)
-		}
+		out, end := piece(text), newOllamaEnd(c, res)
+		out.Done, out.DoneReason, out.Metrics, out.Logprobs, out.ollamaExt = true, end.reason, end.metrics, end.logprobs, end.ext
 		return out
 	}
 	return ollamaRespond(s, w, r, c, req.Stream == nil || *req.Stream, piece, final)
@@ -242,7 +257,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 	if req.Prompt == "" && req.System == "" {
 		// Ollama's "load the model" request: answer done at once.
 		writeJSON(w, http.StatusOK, ollamaGenerateResponse{GenerateResponse: ollama.GenerateResponse{Model: rt.model.Name,
-			CreatedAt: time.Now().UTC(), Done: true, DoneReason: "load"}, Variant: rt.variant})
+			CreatedAt: time.Now().UTC(), Done: true, DoneReason: "load"}, ollamaExt: ollamaExt{Variant: rt.variant}})
 		return nil
 	}
 	prompt := req.Prompt
@@ -270,18 +285,11 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 
 	piece := func(text string) ollamaGenerateResponse {
 		return ollamaGenerateResponse{GenerateResponse: ollama.GenerateResponse{Model: rt.model.Name,
-			CreatedAt: time.Now().UTC(), Response: text}, Variant: rt.variant}
+			CreatedAt: time.Now().UTC(), Response: text}, ollamaExt: ollamaExt{Variant: rt.variant}}
 	}
 	final := func(res *engine.Result, text string) ollamaGenerateResponse {
-		out := piece(text)
-		cand := &res.Candidates[0]
-		out.Done, out.DoneReason = true, finishReason(cand.FinishReason)
-		out.Metrics = ollamaMetrics(c, res)
-		out.Logprobs = ollamaLogprobs(cand.Logprobs)
-		out.Degraded = res.Degraded
-		if rt.model.N > 1 || pl.req.N > 1 {
-			out.Candidates = candidates(res)
-		}
+		out, end := piece(text), newOllamaEnd(c, res)
+		out.Done, out.DoneReason, out.Metrics, out.Logprobs, out.ollamaExt = true, end.reason, end.metrics, end.logprobs, end.ext
 		return out
 	}
 	return ollamaRespond(s, w, r, c, req.Stream == nil || *req.Stream, piece, final)
