@@ -63,7 +63,7 @@ type reference struct {
 		Case    string `json:"case"`
 		HParams struct {
 			LR, MinLRRatio, WeightDecay, Beta1, Beta2, Eps, Clip float64
-			Warmup, Steps                                         int
+			Warmup, Steps                                        int
 		} `json:"hparams"`
 		Losses    []float64 `json:"losses"`
 		GradNorms []float64 `json:"grad_norms"`
