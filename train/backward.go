@@ -72,7 +72,7 @@ func (m *Model) attnBackwardItems(lo, hi, worker int) {
 	group := cfg.NHeads / cfg.NKVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	qkv := a.layer(a.qkv, l, W)
-	dp := s.dp[worker*attnBlock*m.opts.MaxSeqLen : (worker+1)*attnBlock*m.opts.MaxSeqLen]
+	probs, dp := s.workerScratch(s.probs, worker), s.workerScratch(s.dp, worker)
 	for item := lo; item < hi; item++ {
 		sq, kh := item/cfg.NKVHeads, item%cfg.NKVHeads
 		start, t := b.starts[sq], b.seqLen(sq)
@@ -81,8 +81,7 @@ func (m *Model) attnBackwardItems(lo, hi, worker int) {
 		dk, dv := drows[Q+kh*hd:], drows[Q+KV+kh*hd:]
 		for gi := 0; gi < group; gi++ {
 			h := kh*group + gi
-			probs := a.probs[(l*cfg.NHeads+h)*a.capSq+b.sq[sq]:]
-			attentionBackward(m.workers[worker], drows[h*hd:], dk, dv, s.datt[start*Q+h*hd:], probs, rows[h*hd:], k, v, dp,
+			attentionBackward(m.workers[worker], drows[h*hd:], dk, dv, s.datt[start*Q+h*hd:], rows[h*hd:], k, v, probs, dp,
 				t, hd, W, W, W, Q, scale)
 		}
 	}

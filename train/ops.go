@@ -106,36 +106,45 @@ func ropeBackward(dx, cos, sin []float32) {
 // the keys up to its last row, so causal attention costs about half of the full square.
 const attnBlock = 64
 
+// attnProbs sets probs (r1-r0, r1), row stride r1, to rows r0..r1-1 of causal attention weights over keys
+// 0..r1-1: softmax(scale · q kᵀ) with row r seeing keys 0..r, the entries right of the diagonal zero.
+func attnProbs(p *kernels.Pool, probs, q, k []float32, r0, r1, hd, ldq, ldk int, scale float32) {
+	sgemm(p, false, true, r1-r0, r1, hd, scale, q[r0*ldq:], ldq, k, ldk, 0, probs, r1)
+	for r := r0; r < r1; r++ {
+		row := probs[(r-r0)*r1 : (r-r0+1)*r1]
+		softmax(row[:r+1])
+		clear(row[r+1:])
+	}
+}
+
 // attentionForward is causal softmax attention of one query head over one sequence of t positions:
-// probs (t, t) = softmax(scale · q kᵀ) with row r seeing columns 0..r (entries right of the diagonal inside
-// a block are zeroed, others right of it are never read), then out (t, hd) = probs · v. q, k, v and out are
-// rows ldq, ldk, ldv, ldo apart. p runs the matrix products (a one-thread pool inside a parallel task).
-func attentionForward(p *kernels.Pool, probs, out, q, k, v []float32, t, hd, ldq, ldk, ldv, ldo int, scale float32) {
+// out (t, hd) = softmax(scale · q kᵀ, row r seeing keys 0..r) · v, one block of attnBlock query rows at a
+// time. q, k, v and out are rows ldq, ldk, ldv, ldo apart; probs is scratch of attnBlock·t values. The
+// weights are not kept: attentionBackward recomputes them block by block, as FlashAttention does, so memory
+// does not grow with t². p runs the matrix products (a one-thread pool inside a parallel task).
+func attentionForward(p *kernels.Pool, out, q, k, v, probs []float32, t, hd, ldq, ldk, ldv, ldo int, scale float32) {
 	for r0 := 0; r0 < t; r0 += attnBlock {
 		r1 := min(r0+attnBlock, t)
-		sgemm(p, false, true, r1-r0, r1, hd, scale, q[r0*ldq:], ldq, k, ldk, 0, probs[r0*t:], t)
-		for r := r0; r < r1; r++ {
-			row := probs[r*t : r*t+r1]
-			softmax(row[:r+1])
-			clear(row[r+1:])
-		}
-		sgemm(p, false, false, r1-r0, hd, r1, 1, probs[r0*t:], t, v, ldv, 0, out[r0*ldo:], ldo)
+		attnProbs(p, probs, q, k, r0, r1, hd, ldq, ldk, scale)
+		sgemm(p, false, false, r1-r0, hd, r1, 1, probs, r1, v, ldv, 0, out[r0*ldo:], ldo)
 	}
 }
 
 // attentionBackward adds the gradients of q, k and v (rows ldq, ldk, ldv apart, like the inputs) given
-// the gradient dout of attentionForward's output and its probs. dp is scratch of attnBlock*t values.
+// the gradient dout of attentionForward's output. probs and dp are scratch of attnBlock·t values. Per block
+// of query rows, with P the block's weights (recomputed):
 //
 //	dP = dout vᵀ,  dv += Pᵀ dout,  dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale,  dq += dS k,  dk += dSᵀ q
-func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, probs, q, k, v, dp []float32,
+func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, q, k, v, probs, dp []float32,
 	t, hd, ldq, ldk, ldv, ldo int, scale float32) {
 	for r0 := 0; r0 < t; r0 += attnBlock {
 		r1 := min(r0+attnBlock, t)
 		rb := r1 - r0
+		attnProbs(p, probs, q, k, r0, r1, hd, ldq, ldk, scale)
 		sgemm(p, false, true, rb, r1, hd, 1, dout[r0*ldo:], ldo, v, ldv, 0, dp, r1)
-		sgemm(p, true, false, r1, hd, rb, 1, probs[r0*t:], t, dout[r0*ldo:], ldo, 1, dv, ldv)
+		sgemm(p, true, false, r1, hd, rb, 1, probs, r1, dout[r0*ldo:], ldo, 1, dv, ldv)
 		for r := r0; r < r1; r++ {
-			pr, dr := probs[r*t:r*t+r+1], dp[(r-r0)*r1:(r-r0+1)*r1]
+			pr, dr := probs[(r-r0)*r1:(r-r0)*r1+r+1], dp[(r-r0)*r1:(r-r0+1)*r1]
 			var sum float32
 			for c, pc := range pr {
 				sum += pc * dr[c]

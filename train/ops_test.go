@@ -212,8 +212,8 @@ func TestGradAttention(t *testing.T) {
 		return s
 	}
 	x := f32(qkv)
-	probs, out := make([]float32, tl*tl), make([]float32, tl*hd)
-	attentionForward(nil, probs, out, x, x[hd:], x[2*hd:], tl, hd, ld, ld, ld, hd, float32(scale))
+	probs, out := make([]float32, attnBlock*tl), make([]float32, tl*hd)
+	attentionForward(nil, out, x, x[hd:], x[2*hd:], probs, tl, hd, ld, ld, ld, hd, float32(scale))
 	var got float64
 	for i := range out {
 		got += c[i] * float64(out[i])
@@ -223,7 +223,7 @@ func TestGradAttention(t *testing.T) {
 	}
 	dx := make([]float32, tl*ld)
 	dp := make([]float32, attnBlock*tl)
-	attentionBackward(nil, dx, dx[hd:], dx[2*hd:], f32(c), probs, x, x[hd:], x[2*hd:], dp, tl, hd, ld, ld, ld, hd,
+	attentionBackward(nil, dx, dx[hd:], dx[2*hd:], f32(c), x, x[hd:], x[2*hd:], probs, dp, tl, hd, ld, ld, ld, hd,
 		float32(scale))
 	compareGrad(t, "dq dk dv", dx, nil, numericGrad(ref, qkv), gradTol)
 }
