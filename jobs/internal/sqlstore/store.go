@@ -485,7 +485,7 @@ type colVal struct {
 // applyRun writes u and the extra columns to a job this token holds; ErrLeaseLost when the token does not
 // hold it (another worker claimed it, or it is no longer running).
 func (s *Store) applyRun(ctx context.Context, tx *sql.Tx, id, token string, u jobs.RunUpdate, extra ...colVal) (cancelRequested bool, err error) {
-	sets := []string{"lease_until = lease_until"}
+	sets := []string{"event_seq = event_seq"} // a no-op, so that the list is never empty
 	params := []any{id, token}
 	add := func(col string, v any) {
 		params = append(params, v)
