@@ -17,7 +17,7 @@ var bytes0Time = time.Unix(1e9, 0)
 
 func TestOutputFileTornLine(t *testing.T) {
 	dir := t.TempDir()
-	o, err := openOutputFile(dir, "rows.jsonl", neverDead)
+	o, err := openOutputFile(dir, "rows.jsonl", neverDead, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestOutputFileTornLine(t *testing.T) {
 	f.WriteString(`{"key":"d","row":{"half`)
 	f.Close()
 
-	o, err = openOutputFile(dir, "rows.jsonl", neverDead)
+	o, err = openOutputFile(dir, "rows.jsonl", neverDead, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestOutputFileTornLine(t *testing.T) {
 func TestOutputFileCorruptLine(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "rows.jsonl"), []byte("{\"key\":\"a\",\"row\":1}\nnot json\n{\"key\":\"b\",\"row\":2}\n"), 0o644)
-	if _, err := openOutputFile(dir, "rows.jsonl", neverDead); err == nil || !strings.Contains(err.Error(), "line 2") {
+	if _, err := openOutputFile(dir, "rows.jsonl", neverDead, time.Second); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("corrupt line 2: %v", err)
 	}
 }
@@ -151,4 +151,21 @@ func TestWriteTarIsDeterministic(t *testing.T) {
 	if readString(t, filepath.Join(out, "sub", "a.txt")) != "a" || readString(t, filepath.Join(out, "b.txt")) != "bb" {
 		t.Error("round trip lost content")
 	}
+}
+
+func TestOutputFileLocked(t *testing.T) {
+	dir := t.TempDir()
+	first, err := openOutputFile(dir, "rows.jsonl", neverDead, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openOutputFile(dir, "rows.jsonl", neverDead, 50*time.Millisecond); err == nil {
+		t.Error("a second open of a locked output succeeded")
+	}
+	first.close()
+	second, err := openOutputFile(dir, "rows.jsonl", neverDead, 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	second.close()
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // outputFile is an Output stored as JSON lines {"key": ..., "row": ...} in one file, appended with O_APPEND and
@@ -35,7 +36,9 @@ type outputLine struct {
 // openOutputFile opens (creating) dir/name and indexes its rows. A last line without its newline is what a
 // crash in the middle of an Append leaves: it is cut off (that Append never returned). A bad line before the
 // last is corruption and an error.
-func openOutputFile(dir, name string, dead func() bool) (*outputFile, error) {
+//
+// The file is locked (waiting up to lockWait) for as long as it is open.
+func openOutputFile(dir, name string, dead func() bool, lockWait time.Duration) (*outputFile, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -43,6 +46,10 @@ func openOutputFile(dir, name string, dead func() bool) (*outputFile, error) {
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f, lockWait); err != nil {
+		f.Close()
 		return nil, err
 	}
 	if errors.Is(statErr, os.ErrNotExist) { // make the new entry durable

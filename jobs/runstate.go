@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,7 @@ type runState struct {
 	claim  *Claim
 	token  string
 	cancel context.CancelCauseFunc
+	lost   atomic.Bool // the lease was found lost
 
 	writeMu   sync.Mutex // serializes writes to the store
 	lastWrite time.Time  // under writeMu
@@ -59,10 +61,11 @@ func newRunState(s *Service, c *Claim, token string) *runState {
 	}
 }
 
-// dead reports whether nothing may be written any more (the Service was killed).
-func (rs *runState) dead() bool { return rs.s.killed.Load() }
+// dead reports whether nothing may be written any more: the Service was killed, or the heartbeat found the
+// lease lost (another worker owns the job; its output rows are the other worker's to append).
+func (rs *runState) dead() bool { return rs.s.killed.Load() || rs.lost.Load() }
 
-var errDead = errors.New("jobs: service killed; nothing is written")
+var errDead = errors.New("jobs: service killed or lease lost; nothing is written")
 
 // heartbeat renews the lease every Lease/4 and writes progress at most about once a second, until stop is
 // closed. A cancel request or a lost lease cancels the job.
@@ -92,6 +95,7 @@ func (rs *runState) heartbeat(stop <-chan struct{}) {
 		case errors.Is(err, errDead):
 			return
 		case errors.Is(err, ErrLeaseLost):
+			rs.lost.Store(true)
 			rs.cancel(err)
 			return
 		case err != nil:
@@ -266,7 +270,7 @@ func (rs *runState) output(name string) (*Output, error) {
 		return o, nil
 	}
 	dir := filepath.Join(rs.s.dirs.jobs, rs.claim.Job.ID, "outputs")
-	f, err := openOutputFile(dir, name+".jsonl", rs.dead)
+	f, err := openOutputFile(dir, name+".jsonl", rs.dead, 2*rs.s.cfg.Lease)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: output %s of %s: %w", name, rs.claim.Job.ID, err)
 	}

@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -154,4 +155,42 @@ func TestRunJob(t *testing.T) {
 	if _, err := jobs.RunJob(context.Background(), cfg(), "nope", nil, nil); !errors.Is(err, jobs.ErrUnknownType) {
 		t.Errorf("unknown type: %v", err)
 	}
+}
+
+// TestLeaseLost takes a running job's lease away (as when its worker stalls past the lease) so that a second
+// Service claims it: the first stops at its next heartbeat and writes nothing more, the second finishes the job
+// without duplicated rows.
+func TestLeaseLost(t *testing.T) {
+	env := jobstest.New(t, jobs.Config{Types: []jobs.Type{jobs.Count{}}, Lease: time.Second})
+	first := env.Service
+	j := env.Submit("count", `{"steps": 60, "step_ms": 15}`)
+	env.WaitUntil(j.ID, func(j jobs.Job) bool { return j.Progress.Done >= 5 })
+	db := env.Store.(interface{ DB() *sql.DB }).DB()
+	if _, err := db.Exec(`UPDATE jobs SET lease_until = 0 WHERE id = ?`, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	second, err := jobs.New(jobs.Config{Store: env.Store, DataDir: env.Dir, Types: []jobs.Type{jobs.Count{}}, Lease: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	j = env.Wait(j.ID)
+	if j.Status != jobs.StatusSucceeded || j.Attempts != 2 {
+		t.Fatalf("job ended %s after %d attempts: %+v", j.Status, j.Attempts, j.Error)
+	}
+	rows := env.OutputRows(j.ID, "rows")
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if seen[r.Key] {
+			t.Errorf("row %s appended twice", r.Key)
+		}
+		seen[r.Key] = true
+	}
+	if len(rows) != 60 {
+		t.Errorf("%d rows, want 60", len(rows))
+	}
+	first.Close()
 }
