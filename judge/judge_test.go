@@ -40,7 +40,7 @@ func TestParseScores(t *testing.T) {
 		{"   \n\n", "empty output"},
 		{"Once upon a time, there was a little girl named Lily. She loved to play outside.", "no scores"}, // a story model
 		{"8\nThe first answer is better.", "1 numbers"},                                                   // one score
-		{"I would rate Assistant 1 8 and Assistant 2 7 out of 10 points, 3 ways", "numbers"},              // rambling
+		{"Assistant 1 and 2 both get 8 or maybe 7, 6", "4 numbers"},                                       // rambling
 		{"8 7 9\nthree assistants?", "3 numbers"},
 		{"85 70\nout of 100", "outside 0-10"},
 		{"-1 -1", "outside 0-10"},
