@@ -31,6 +31,7 @@ type liveFunc func(choice int, text string) error
 func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Result, []string, error) {
 	req := c.plan.req
 	req.ID = c.reqID
+	req.Scorer = c.rt.model.Scorer
 	streamed := make([]strings.Builder, c.plan.nChoices)
 
 	var res *engine.Result
