@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/bestofn/bestofn/sampler"
 )
@@ -283,7 +285,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
-		j.cands[i] = &cand{index: i, seq: -1, sampler: smp, dec: e.voc.newDecoder(), stop: stop}
+		j.cands[i] = &cand{index: i, seq: -1, sampler: smp, dec: e.voc.newDecoder(prompt), stop: stop}
 	}
 	return j, nil
 }
@@ -385,9 +387,11 @@ func (e *Engine) rank(ctx context.Context, j *job, res *Result) {
 		degrade("no scorer configured")
 		return
 	}
+	// Each answer is scored as a reply, without the white space its continuation of the prompt starts with
+	// (reward templates separate prompt and response themselves, e.g. "Assistant: {response}").
 	texts := make([]string, len(res.Candidates))
 	for i, c := range res.Candidates {
-		texts[i] = c.Text
+		texts[i] = strings.TrimLeftFunc(c.Text, unicode.IsSpace)
 	}
 	prompt := j.req.RewardPrompt
 	if prompt == "" {

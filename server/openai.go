@@ -71,7 +71,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	}
 	pl.req.Prompt = prompt
 	pl.req.RewardPrompt = lastUser(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: time.Now()}
+	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: time.Now(), chat: true}
 	id := fmt.Sprintf("chatcmpl-%016x", s.nextSeed())
 	created := c.start.Unix()
 	ext := func(res *engine.Result) api.Extensions {
