@@ -163,6 +163,9 @@ type Config struct {
 	// UserHeader is the header holding the sticky A/B key when the body has no user; "" means
 	// "X-Bestofn-User".
 	UserHeader string
+	// Admin, when not nil, serves /admin/ (package admin's handler, or admin.Disabled()); nil leaves those
+	// paths to the 404 of unknown routes.
+	Admin http.Handler
 }
 
 // Header names.
@@ -278,6 +281,10 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	if s.cfg.Gatherer != nil {
 		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+
+	if s.cfg.Admin != nil {
+		r.Handle("/admin/*", s.cfg.Admin)
 	}
 
 	// Generation routes: bounded bodies, a deadline, and a cap on requests in flight.
