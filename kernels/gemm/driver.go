@@ -21,6 +21,12 @@ type isa struct {
 
 	peak      func(n int) // the FMA peak probe: n iterations of peakFLOPs
 	peakFLOPs int
+
+	// Softmax's row kernels (see kernel_amd64.go), on multiples of rowVec values.
+	rowVec      int
+	maxF32      func(x *float32, n int) float32
+	expShiftSum func(x *float32, n int, shift float32) float32
+	scaleF32    func(x *float32, n int, s float32)
 }
 
 // job is one Sgemm call split into blocks of C: mb x nb blocks of mc x nc, each a Task item. A block runs

@@ -64,13 +64,42 @@ func packCopyAVX2(kc int, src *float32, lds int, dst *float32, w, width int)
 //go:noescape
 func packTransAVX2(groups int, src *float32, lds int, dst *float32)
 
+// The row kernels of Softmax, for n a multiple of 32 (16 for AVX2):
+//
+//	maxF32:      returns max over i < n of x[i]
+//	expShiftSum: x[i] = exp(x[i] - shift) for i < n, returns the sum of the new x[i]
+//	scaleF32:    x[i] *= s for i < n
+//
+// exp is kernels.Exp's (Cephes expf) on vectors: 0 below -87.33654, at most 88 (x - shift <= 0 in a
+// softmax), NaN in, NaN out. See maxRef, expShiftSumRef and scaleRef for the Go loops.
+
+//go:noescape
+func maxF32AVX512(x *float32, n int) float32
+
+//go:noescape
+func expShiftSumAVX512(x *float32, n int, shift float32) float32
+
+//go:noescape
+func scaleF32AVX512(x *float32, n int, s float32)
+
+//go:noescape
+func maxF32AVX2(x *float32, n int) float32
+
+//go:noescape
+func expShiftSumAVX2(x *float32, n int, shift float32) float32
+
+//go:noescape
+func scaleF32AVX2(x *float32, n int, s float32)
+
 var (
 	avx512 = isa{name: "avx512", mr: 12, nr: 32, kcMax: 384, bBytes: 1 << 20,
 		packed: sgemmAVX512Packed, rows: sgemmAVX512Rows, packCopy: packCopyAVX512, packTrans: packTransAVX512,
-		transCols: 16, peak: fmaPeakAVX512, peakFLOPs: 24 * 16 * 2}
+		transCols: 16, peak: fmaPeakAVX512, peakFLOPs: 24 * 16 * 2,
+		rowVec: 32, maxF32: maxF32AVX512, expShiftSum: expShiftSumAVX512, scaleF32: scaleF32AVX512}
 	avx2 = isa{name: "avx2", mr: 6, nr: 16, kcMax: 256, bBytes: 256 << 10,
 		packed: sgemmAVX2Packed, rows: sgemmAVX2Rows, packCopy: packCopyAVX2, packTrans: packTransAVX2,
-		transCols: 8, peak: fmaPeakAVX2, peakFLOPs: 14 * 8 * 2}
+		transCols: 8, peak: fmaPeakAVX2, peakFLOPs: 14 * 8 * 2,
+		rowVec: 16, maxF32: maxF32AVX2, expShiftSum: expShiftSumAVX2, scaleF32: scaleF32AVX2}
 )
 
 // supportedISAs lists the micro-kernel sets this CPU runs, widest first.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"os"
 )
 
@@ -29,6 +30,15 @@ var isas = []isa{
 }
 
 type gen struct{ bytes.Buffer }
+
+// vecConst writes a read-only 64-byte constant: the 32-bit word v, 16 times.
+func (g *gen) vecConst(name string, v uint32) {
+	g.WriteString("\n")
+	for off := 0; off < 64; off += 8 {
+		fmt.Fprintf(&g.Buffer, "DATA %s<>+%d(SB)/8, $0x%08x%08x\n", name, off, v, v)
+	}
+	fmt.Fprintf(&g.Buffer, "GLOBL %s<>(SB), RODATA|NOPTR, $64\n", name)
+}
 
 func (g *gen) p(format string, args ...any) { fmt.Fprintf(&g.Buffer, "\t"+format+"\n", args...) }
 func (g *gen) label(l string)               { fmt.Fprintf(&g.Buffer, "%s:\n", l) }
@@ -374,6 +384,153 @@ func (g *gen) packTrans(s isa) {
 	g.p("RET")
 }
 
+// expConsts are the Cephes expf constants kernels.Exp uses, with the clamp range: x below expLo gives 0 (as
+// kernels.Exp), x is capped at expHi so that 2^n stays finite.
+var expConsts = []struct {
+	name string
+	v    float32
+}{
+	{"expLo", -87.33654}, {"expHi", 88}, {"log2e", 1.44269504088896341},
+	{"ln2Hi", 0.693359375}, {"ln2Lo", -2.12194440e-4},
+	{"expC0", 1.9875691500e-4}, {"expC1", 1.3981999507e-3}, {"expC2", 8.3334519073e-3},
+	{"expC3", 4.1665795894e-2}, {"expC4", 1.6666665459e-1}, {"expC5", 5.0000001201e-1}, {"oneF", 1},
+}
+
+// rowOps writes the row kernels of the softmax for s (n a multiple of 2*s.vec, the tail is Go's):
+//
+//	maxF32<ISA>(x *float32, n int) float32                  // max over x[:n]
+//	expShiftSum<ISA>(x *float32, n int, shift float32) float32 // x[i] = exp(x[i]-shift), returns the sum
+//	scaleF32<ISA>(x *float32, n int, s float32)               // x[i] *= s
+//
+// exp as kernels.Exp computes it (Cephes expf), vectorized: 0 below -87.33654, NaN stays NaN.
+func (g *gen) rowOps(s isa) {
+	R := s.r
+	w := 4 * s.vec // bytes per vector
+	hsum := func(acc int) { // reduce R(acc) to its lane 0 (X<acc>), using R(acc+1)
+		if s.reg == "Z" {
+			g.p("VEXTRACTF32X8 $1, Z%d, Y%d", acc, acc+1)
+			g.p("VADDPS Y%d, Y%d, Y%d", acc+1, acc, acc)
+		}
+		g.p("VEXTRACTF128 $1, Y%d, X%d", acc, acc+1)
+		g.p("VADDPS X%d, X%d, X%d", acc+1, acc, acc)
+		g.p("VHADDPS X%d, X%d, X%d", acc, acc, acc)
+		g.p("VHADDPS X%d, X%d, X%d", acc, acc, acc)
+	}
+
+	name := "maxF32" + s.name
+	fmt.Fprintf(&g.Buffer, "\n// func %s(x *float32, n int) float32\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-20\n", name)
+	g.p("MOVQ x+0(FP), SI")
+	g.p("MOVQ n+8(FP), CX")
+	g.p("VBROADCASTSS negInf<>(SB), %s", R(0))
+	g.p("VMOVAPS %s, %s", R(0), R(1))
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.label(name + "_loop")
+	g.p("VMAXPS (SI), %s, %s", R(0), R(0))
+	g.p("VMAXPS %d(SI), %s, %s", w, R(1), R(1))
+	g.p("ADDQ $%d, SI", 2*w)
+	g.p("SUBQ $%d, CX", 2*s.vec)
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_done")
+	g.p("VMAXPS %s, %s, %s", R(1), R(0), R(0))
+	if s.reg == "Z" {
+		g.p("VEXTRACTF32X8 $1, Z0, Y1")
+		g.p("VMAXPS Y1, Y0, Y0")
+	}
+	g.p("VEXTRACTF128 $1, Y0, X1")
+	g.p("VMAXPS X1, X0, X0")
+	g.p("VPERMILPS $0x4E, X0, X1")
+	g.p("VMAXPS X1, X0, X0")
+	g.p("VPERMILPS $0xB1, X0, X1")
+	g.p("VMAXPS X1, X0, X0")
+	g.p("VMOVSS X0, ret+16(FP)")
+	g.p("VZEROUPPER")
+	g.p("RET")
+
+	// expShiftSum: registers 0, 1 sums; per vector v (two per iteration) x in 2+6v.., consts from memory.
+	name = "expShiftSum" + s.name
+	fmt.Fprintf(&g.Buffer, "\n// func %s(x *float32, n int, shift float32) float32\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-28\n", name)
+	g.p("MOVQ x+0(FP), SI")
+	g.p("MOVQ n+8(FP), CX")
+	g.p("VBROADCASTSS shift+16(FP), %s", R(14))
+	g.p("VBROADCASTSS expLo<>(SB), %s", R(15))
+	g.p("VXORPS %s, %s, %s", R(0), R(0), R(0))
+	g.p("VXORPS %s, %s, %s", R(1), R(1), R(1))
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.label(name + "_loop")
+	for v := range 2 {
+		x, t, r, z, p, e := 2+6*v, 3+6*v, 4+6*v, 5+6*v, 6+6*v, 7+6*v
+		g.p("VMOVUPS %d(SI), %s", v*w, R(x))
+		g.p("VSUBPS %s, %s, %s", R(14), R(x), R(x))
+		// r = clamp(x): max(lo, x) and min(hi, x) return x when it is NaN
+		g.p("VMAXPS %s, %s, %s", R(x), R(15), R(r))
+		g.p("VBROADCASTSS expHi<>(SB), %s", R(t))
+		g.p("VMINPS %s, %s, %s", R(r), R(t), R(r))
+		g.p("VBROADCASTSS log2e<>(SB), %s", R(t))
+		g.p("VMULPS %s, %s, %s", R(t), R(r), R(t))
+		if s.reg == "Z" { // n = round(x*log2e)
+			g.p("VRNDSCALEPS $0, %s, %s", R(t), R(t))
+		} else {
+			g.p("VROUNDPS $0, %s, %s", R(t), R(t))
+		}
+		g.p("VFNMADD231PS ln2Hi<>(SB), %s, %s", R(t), R(r))
+		g.p("VFNMADD231PS ln2Lo<>(SB), %s, %s", R(t), R(r))
+		g.p("VMULPS %s, %s, %s", R(r), R(r), R(z))
+		g.p("VBROADCASTSS expC0<>(SB), %s", R(p))
+		for _, c := range []string{"expC1", "expC2", "expC3", "expC4", "expC5"} {
+			g.p("VFMADD213PS %s<>(SB), %s, %s", c, R(r), R(p))
+		}
+		g.p("VADDPS oneF<>(SB), %s, %s", R(r), R(r))
+		g.p("VFMADD213PS %s, %s, %s", R(r), R(z), R(p)) // p*z + r + 1
+		g.p("VCVTPS2DQ %s, %s", R(t), R(e))
+		g.p("VPADDD i127<>(SB), %s, %s", R(e), R(e))
+		g.p("VPSLLD $23, %s, %s", R(e), R(e))
+		g.p("VMULPS %s, %s, %s", R(e), R(p), R(p))
+		// 0 where x < lo (NaN compares not-less, so it stays)
+		if s.reg == "Z" {
+			g.p("VCMPPS $5, %s, %s, K1", R(15), R(x))
+			g.p("VMOVAPS.Z %s, K1, %s", R(p), R(p))
+		} else {
+			g.p("VCMPPS $5, %s, %s, %s", R(15), R(x), R(e))
+			g.p("VANDPS %s, %s, %s", R(e), R(p), R(p))
+		}
+		g.p("VMOVUPS %s, %d(SI)", R(p), v*w)
+		g.p("VADDPS %s, %s, %s", R(p), R(v), R(v))
+	}
+	g.p("ADDQ $%d, SI", 2*w)
+	g.p("SUBQ $%d, CX", 2*s.vec)
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_done")
+	g.p("VADDPS %s, %s, %s", R(1), R(0), R(0))
+	hsum(0)
+	g.p("VMOVSS X0, ret+24(FP)")
+	g.p("VZEROUPPER")
+	g.p("RET")
+
+	name = "scaleF32" + s.name
+	fmt.Fprintf(&g.Buffer, "\n// func %s(x *float32, n int, s float32)\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-20\n", name)
+	g.p("MOVQ x+0(FP), SI")
+	g.p("MOVQ n+8(FP), CX")
+	g.p("VBROADCASTSS s+16(FP), %s", R(2))
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.label(name + "_loop")
+	g.p("VMULPS (SI), %s, %s", R(2), R(0))
+	g.p("VMULPS %d(SI), %s, %s", w, R(2), R(1))
+	g.p("VMOVUPS %s, (SI)", R(0))
+	g.p("VMOVUPS %s, %d(SI)", R(1), w)
+	g.p("ADDQ $%d, SI", 2*w)
+	g.p("SUBQ $%d, CX", 2*s.vec)
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_done")
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
 func main() {
 	out := flag.String("out", "sgemm_amd64.s", "output file")
 	flag.Parse()
@@ -383,6 +540,12 @@ func main() {
 	g.WriteString("DATA maskTable<>+0(SB)/8, $-1\nDATA maskTable<>+8(SB)/8, $-1\nDATA maskTable<>+16(SB)/8, $-1\n")
 	g.WriteString("DATA maskTable<>+24(SB)/8, $-1\nDATA maskTable<>+32(SB)/8, $0\nDATA maskTable<>+40(SB)/8, $0\n")
 	g.WriteString("DATA maskTable<>+48(SB)/8, $0\nDATA maskTable<>+56(SB)/8, $0\nGLOBL maskTable<>(SB), RODATA|NOPTR, $64\n")
+	// The row kernels' constants, each a full 64-byte vector so that it can be a memory operand.
+	for _, c := range expConsts {
+		g.vecConst(c.name, math.Float32bits(c.v))
+	}
+	g.vecConst("negInf", 0xff800000)
+	g.vecConst("i127", 127) // 2^n = (n+127) << 23
 	for _, s := range isas {
 		if s.mr*s.nv()+s.nv()+2 > s.nregs {
 			log.Fatalf("%s: %dx%d tile does not fit %d registers", s.name, s.mr, s.nr, s.nregs)
@@ -392,6 +555,7 @@ func main() {
 		g.peak(s)
 		g.packCopy(s)
 		g.packTrans(s)
+		g.rowOps(s)
 	}
 	if err := os.WriteFile(*out, g.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
