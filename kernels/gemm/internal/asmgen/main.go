@@ -405,7 +405,7 @@ var expConsts = []struct {
 // exp as kernels.Exp computes it (Cephes expf), vectorized: 0 below -87.33654, NaN stays NaN.
 func (g *gen) rowOps(s isa) {
 	R := s.r
-	w := 4 * s.vec // bytes per vector
+	w := 4 * s.vec          // bytes per vector
 	hsum := func(acc int) { // reduce R(acc) to its lane 0 (X<acc>), using R(acc+1)
 		if s.reg == "Z" {
 			g.p("VEXTRACTF32X8 $1, Z%d, Y%d", acc, acc+1)
