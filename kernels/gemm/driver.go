@@ -11,6 +11,7 @@ type isa struct {
 	mr, nr int // the register tile of C
 	kcMax  int // longest k block: an mr x kc panel of A stays in L1
 	bBytes int // bytes of packed B (kc x nc) per block, sized to stay in L2
+	cBytes int // bytes of a C block (mc x nc) when k takes several blocks, to stay in L2 beside B
 
 	packed, rows kernelFunc // A packed k-major, or op(A) read in place from a row-major A
 
@@ -48,7 +49,8 @@ type job struct {
 }
 
 // plan picks the block sizes for threads workers: kc splits k evenly in blocks of at most kcMax; nc is as
-// wide as bBytes of packed B allow; mc splits m so that there are a few blocks per thread.
+// wide as bBytes of packed B allow; mc splits m so that there are a few blocks per thread and, when k takes
+// several blocks (each pass reads and writes the C block again), so that the C block stays in L2 too.
 func (j *job) plan(threads int) {
 	s := j.s
 	nkb := ceilDiv(j.k, s.kcMax)
@@ -57,7 +59,11 @@ func (j *job) plan(threads int) {
 	j.nb = ceilDiv(j.n, ncMax)
 	j.nc = roundUp(ceilDiv(j.n, j.nb), s.nr)
 	j.nb = ceilDiv(j.n, j.nc)
-	j.mb = ceilDiv(j.m, 4096)
+	mcMax := 4096
+	if nkb > 1 {
+		mcMax = max(s.mr, s.cBytes/(4*j.nc))
+	}
+	j.mb = ceilDiv(j.m, mcMax)
 	if threads > 1 {
 		j.mb = max(j.mb, min(ceilDiv(j.m, s.mr), ceilDiv(3*threads, j.nb)))
 	}
@@ -196,11 +202,11 @@ func sgemmFast(s *isa, p *kernels.Pool, transA, transB bool, m, n, k int, alpha 
 	j := &job{s: s, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, b: b,
 		c: c, lda: lda, ldb: ldb, ldc: ldc, pool: p}
 	threads := 1
-	if p != nil {
+	if p != nil && m*n*k >= parallelMin {
 		threads = p.Threads()
 	}
 	j.plan(threads)
-	if p == nil || threads == 1 {
+	if threads == 1 {
 		if p == nil {
 			j.buf = make([]float32, j.scratchLen())
 		}
@@ -209,6 +215,10 @@ func sgemmFast(s *isa, p *kernels.Pool, transA, transB bool, m, n, k int, alpha 
 	}
 	p.Run(j.mb*j.nb, 1, j)
 }
+
+// parallelMin is the number of multiply-adds (m*n*k) below which Sgemm runs on the calling goroutine even when
+// given a Pool: about 10 microseconds of one core, where waking the other workers costs as much as it saves.
+const parallelMin = 1 << 20
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 func roundUp(a, b int) int { return ceilDiv(a, b) * b }

@@ -92,11 +92,11 @@ func expShiftSumAVX2(x *float32, n int, shift float32) float32
 func scaleF32AVX2(x *float32, n int, s float32)
 
 var (
-	avx512 = isa{name: "avx512", mr: 12, nr: 32, kcMax: 384, bBytes: 1 << 20,
+	avx512 = isa{name: "avx512", mr: 12, nr: 32, kcMax: 384, bBytes: 1 << 20, cBytes: 512 << 10,
 		packed: sgemmAVX512Packed, rows: sgemmAVX512Rows, packCopy: packCopyAVX512, packTrans: packTransAVX512,
 		transCols: 16, peak: fmaPeakAVX512, peakFLOPs: 24 * 16 * 2,
 		rowVec: 32, maxF32: maxF32AVX512, expShiftSum: expShiftSumAVX512, scaleF32: scaleF32AVX512}
-	avx2 = isa{name: "avx2", mr: 6, nr: 16, kcMax: 256, bBytes: 256 << 10,
+	avx2 = isa{name: "avx2", mr: 6, nr: 16, kcMax: 256, bBytes: 256 << 10, cBytes: 128 << 10,
 		packed: sgemmAVX2Packed, rows: sgemmAVX2Rows, packCopy: packCopyAVX2, packTrans: packTransAVX2,
 		transCols: 8, peak: fmaPeakAVX2, peakFLOPs: 14 * 8 * 2,
 		rowVec: 16, maxF32: maxF32AVX2, expShiftSum: expShiftSumAVX2, scaleF32: scaleF32AVX2}
