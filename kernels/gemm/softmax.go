@@ -15,19 +15,19 @@ import (
 func Softmax(x []float32) float32 { return softmax(fastest, x) }
 
 // SoftmaxCrossEntropy replaces the logits row x with scale*(softmax(x) - onehot(target)), the gradient of
-// scale*loss with respect to x, and returns loss = -log softmax(x)[target] = logsumexp(x) - x[target]. It
-// panics when target is not an index of x.
-func SoftmaxCrossEntropy(x []float32, target int, scale float32) float32 {
+// scale*loss with respect to x, and returns loss = -log softmax(x)[target] = logsumexp(x) - x[target] (in
+// float64, for summing over many rows). It panics when target is not an index of x.
+func SoftmaxCrossEntropy(x []float32, target int, scale float32) float64 {
 	return softmaxCrossEntropy(fastest, x, target, scale)
 }
 
-func softmaxCrossEntropy(s *isa, x []float32, target int, scale float32) float32 {
+func softmaxCrossEntropy(s *isa, x []float32, target int, scale float32) float64 {
 	if target < 0 || target >= len(x) {
 		panic(fmt.Sprintf("gemm: target %d is not an index of a row of %d logits", target, len(x)))
 	}
 	xt := x[target]
 	m, sum := expRow(s, x)
-	loss := float32(math.Log(float64(sum))) + m - xt
+	loss := math.Log(float64(sum)) + float64(m) - float64(xt)
 	scaleRow(s, x, scale/sum)
 	x[target] -= scale
 	return loss

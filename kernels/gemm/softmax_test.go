@@ -68,7 +68,7 @@ func TestSoftmax(t *testing.T) {
 				g := append([]float32(nil), x...)
 				const scale = 0.25
 				loss := softmaxCrossEntropy(s, g, target, scale)
-				if wantLoss := lse - float64(x[target]); math.Abs(float64(loss)-wantLoss) > 1e-5*(1+math.Abs(wantLoss)) {
+				if wantLoss := lse - float64(x[target]); math.Abs(loss-wantLoss) > 1e-5*(1+math.Abs(wantLoss)) {
 					t.Fatalf("%s n=%d: loss %g, want %g", isaName(s), n, loss, wantLoss)
 				}
 				for i := range g {
@@ -94,7 +94,7 @@ func TestSoftmaxNaN(t *testing.T) {
 				x[i] = float32(i % 7)
 			}
 			x[at] = float32(math.NaN())
-			if loss := softmaxCrossEntropy(s, x, 50, 1); !math.IsNaN(float64(loss)) {
+			if loss := softmaxCrossEntropy(s, x, 50, 1); !math.IsNaN(loss) {
 				t.Fatalf("%s NaN at %d: loss %g, want NaN", isaName(s), at, loss)
 			}
 		}
