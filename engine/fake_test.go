@@ -228,7 +228,7 @@ func fakeBytes(id int32) []byte {
 	return nil
 }
 
-func (fakeVocab) newDecoder() textDecoder { return &fakeDecoder{} }
+func (fakeVocab) newDecoder([]int32) textDecoder { return &fakeDecoder{} }
 
 // fakeDecoder emits valid UTF-8 only: it holds back a trailing lead byte and replaces invalid bytes by U+FFFD.
 type fakeDecoder struct{ held []byte }

@@ -20,7 +20,7 @@ type Tokenizer interface {
 	AddBOSDefault() bool
 	IsEOG(id int32) bool
 	TokenPiece(id int32) string
-	NewDecoder() *tokenizer.Decoder
+	NewDecoder(prompt []int32) *tokenizer.Decoder
 }
 
 // New starts an engine on a loaded model: it allocates a KV cache of cfg.KVTokens positions in blocks of
@@ -74,9 +74,9 @@ type idVocab struct{}
 func (idVocab) encode(string) ([]int32, error) {
 	return nil, fmt.Errorf("%w: the engine has no tokenizer: give the prompt as token ids", ErrBadRequest)
 }
-func (idVocab) isEOG(int32) bool        { return false }
-func (idVocab) tokenPiece(int32) string { return "" }
-func (idVocab) newDecoder() textDecoder { return idDecoder{} }
+func (idVocab) isEOG(int32) bool               { return false }
+func (idVocab) tokenPiece(int32) string        { return "" }
+func (idVocab) newDecoder([]int32) textDecoder { return idDecoder{} }
 
 type idDecoder struct{}
 
@@ -89,6 +89,6 @@ type tokVocab struct{ t Tokenizer }
 func (v tokVocab) encode(text string) ([]int32, error) {
 	return v.t.Encode(text, v.t.AddBOSDefault(), true), nil
 }
-func (v tokVocab) isEOG(id int32) bool        { return v.t.IsEOG(id) }
-func (v tokVocab) tokenPiece(id int32) string { return v.t.TokenPiece(id) }
-func (v tokVocab) newDecoder() textDecoder    { return v.t.NewDecoder() }
+func (v tokVocab) isEOG(id int32) bool                   { return v.t.IsEOG(id) }
+func (v tokVocab) tokenPiece(id int32) string            { return v.t.TokenPiece(id) }
+func (v tokVocab) newDecoder(prompt []int32) textDecoder { return v.t.NewDecoder(prompt) }

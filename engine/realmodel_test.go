@@ -109,8 +109,11 @@ func TestRealBestOfNMatchesSingleRuns(t *testing.T) {
 		if !sameTokens(c.Tokens, ref) {
 			t.Errorf("candidate %d:\n batched %v\n single  %v", i, c.Tokens, ref)
 		}
-		if c.Text != tok.Decode(c.Tokens[:len(c.Tokens)-btoi(c.FinishReason == FinishStop)]) {
-			t.Errorf("candidate %d text %q differs from decoding its tokens", i, c.Text)
+		// The text is what decoding prompt + candidate adds after the prompt (its leading space included).
+		prompt := tok.Encode(req.Prompt, true, false)
+		whole := tok.Decode(append(prompt, c.Tokens[:len(c.Tokens)-btoi(c.FinishReason == FinishStop)]...))
+		if want := strings.TrimPrefix(whole, tok.Decode(prompt)); c.Text != want {
+			t.Errorf("candidate %d text %q, want %q (decoding prompt + tokens after the prompt)", i, c.Text, want)
 		}
 		distinct[c.Text] = true
 	}

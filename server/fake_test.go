@@ -30,6 +30,7 @@ type fakeGen struct {
 	release   chan struct{} // when not nil, wait on it before answering
 	cancelled chan error    // receives ctx.Err() when a blocked call ends
 	degrade   bool
+	lead      string // prepended to every candidate's text (e.g. the space a SentencePiece continuation starts with)
 }
 
 func (f *fakeGen) last() engine.Request {
@@ -92,9 +93,9 @@ func (f *fakeGen) Generate(ctx context.Context, req engine.Request) (*engine.Res
 	for i := 0; i < n; i++ {
 		text := fakeText(req.Prompt, req.Sampling.Seed, i)
 		words := strings.Fields(text)
-		c := engine.Candidate{Index: i, Text: text, FinishReason: engine.FinishStop, Rank: i + 1}
+		c := engine.Candidate{Index: i, Text: f.lead + text, FinishReason: engine.FinishStop, Rank: i + 1}
 		for k, w := range words {
-			piece := w
+			piece := f.lead + w
 			if k > 0 {
 				piece = " " + w
 			}

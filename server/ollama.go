@@ -219,7 +219,7 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pl.req.Prompt, pl.req.RewardPrompt = prompt, lastUser(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: time.Now()}
+	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: time.Now(), chat: true}
 
 	piece := func(text string) ollamaChatResponse {
 		return ollamaChatResponse{ChatResponse: ollama.ChatResponse{Model: rt.model.Name, CreatedAt: time.Now().UTC(),
@@ -281,7 +281,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pl.req.Prompt, pl.req.RewardPrompt = prompt, req.Prompt
-	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: time.Now()}
+	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: time.Now(), chat: !req.Raw}
 
 	piece := func(text string) ollamaGenerateResponse {
 		return ollamaGenerateResponse{GenerateResponse: ollama.GenerateResponse{Model: rt.model.Name,
@@ -352,10 +352,10 @@ func ollamaLogprobs(lps []engine.TokenLogprob) []ollama.Logprob {
 // modelFor returns the model that describes a name: the model itself, or an experiment's first variant.
 func (s *Server) modelFor(name string) (*Model, bool) {
 	if m, ok := s.models[name]; ok {
-		return m, true
+		return s.current(m), true
 	}
 	if x, ok := s.experiments[name]; ok {
-		return x.models[0], true
+		return s.current(x.models[0]), true
 	}
 	return nil, false
 }

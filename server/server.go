@@ -62,6 +62,9 @@ type Model struct {
 	CanRerank bool
 	// Info describes the model on /api/tags and /api/show.
 	Info ModelInfo
+	// Scorer, when not nil, ranks this model's reranked requests instead of the generator's own scorer
+	// (engine.Request.Scorer); Swap replaces it.
+	Scorer engine.Scorer
 }
 
 // ModelInfo is what the server tells clients about a model. Zero fields are omitted.
@@ -185,6 +188,8 @@ type Server struct {
 
 	seedMu sync.Mutex
 	seeds  *rand.Rand
+
+	swap *swapState // hot swap (swap.go)
 }
 
 // New validates cfg and builds a Server.
@@ -252,6 +257,7 @@ func New(cfg Config) (*Server, error) {
 		s.names = append(s.names, e.Name)
 	}
 	s.sem = make(chan struct{}, s.limits.MaxConcurrent)
+	s.initSwap()
 	return s, nil
 }
 

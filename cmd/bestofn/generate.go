@@ -130,7 +130,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	prefillS := time.Since(t0).Seconds()
 
-	dec := tok.NewDecoder()
+	dec := tok.NewDecoder(ids)
 	step := model.Batch{Tokens: make([]int32, 1), Seqs: []model.SeqID{seq}}
 	generated := 0
 	reason := sampler.NotStopped

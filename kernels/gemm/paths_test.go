@@ -1,0 +1,6 @@
+package gemm
+
+// allPaths lists the implementations the tests compare: Sgemm as dispatched.
+func allPaths() []path {
+	return []path{{"Sgemm", Sgemm}}
+}

@@ -1,0 +1,221 @@
+package train
+
+import (
+	"math"
+
+	"github.com/bestofn/bestofn/kernels"
+)
+
+// The operations of the forward pass and their backward passes. A backward function adds (+=) the
+// gradients of its inputs and parameters given the gradient of its output, as llm.c's do, so callers clear
+// a gradient buffer once before the first contribution. Shapes are in the comments; matrices are row-major,
+// a weight matrix w of y = w x is (out, in).
+
+// matmulForward sets out (n, outDim) = x (n, in) · wᵀ, w (outDim, in); with accumulate it adds instead.
+func matmulForward(p *kernels.Pool, out, x, w []float32, n, in, outDim int, accumulate bool) {
+	beta := float32(0)
+	if accumulate {
+		beta = 1
+	}
+	sgemm(p, false, true, n, outDim, in, 1, x, in, w, in, beta, out, outDim)
+}
+
+// matmulBackward adds dx (n, in) += dout · w and dw (outDim, in) += doutᵀ · x.
+func matmulBackward(p *kernels.Pool, dx, dw, dout, x, w []float32, n, in, outDim int) {
+	sgemm(p, false, false, n, in, outDim, 1, dout, outDim, w, in, 1, dx, in)
+	sgemm(p, true, false, outDim, in, n, 1, dout, outDim, x, in, 1, dw, in)
+}
+
+// embeddingForward sets row i of out (n, dim) to row tokens[i] of table (vocab, dim).
+func embeddingForward(out, table []float32, tokens []int32, dim int) {
+	for i, t := range tokens {
+		copy(out[i*dim:(i+1)*dim], table[int(t)*dim:(int(t)+1)*dim])
+	}
+}
+
+// embeddingBackward adds row i of dout to row tokens[i] of dtable.
+func embeddingBackward(dtable, dout []float32, tokens []int32, dim int) {
+	for i, t := range tokens {
+		add(dtable[int(t)*dim:(int(t)+1)*dim], dout[i*dim:(i+1)*dim])
+	}
+}
+
+// rmsnormForward sets each row of out (n, dim) to x·r·w with r = 1/sqrt(mean(x²) + eps), and rstd[i] = r
+// (the same float32 steps as package model's rmsnorm).
+func rmsnormForward(out, rstd, x, w []float32, n, dim int, eps float32) {
+	for i := 0; i < n; i++ {
+		xi, oi := x[i*dim:(i+1)*dim], out[i*dim:(i+1)*dim]
+		var ss float32
+		for _, v := range xi {
+			ss += v * v
+		}
+		r := 1 / float32(math.Sqrt(float64(ss/float32(dim)+eps)))
+		rstd[i] = r
+		for j, v := range xi {
+			oi[j] = v * r * w[j]
+		}
+	}
+}
+
+// rmsnormBackward adds dx += r·(w⊙dy) − (r³/dim)·x·Σ(w⊙dy⊙x) and dw += Σ_rows dy⊙x·r.
+func rmsnormBackward(dx, dw, dy, x, w, rstd []float32, n, dim int) {
+	for i := 0; i < n; i++ {
+		xi, dyi, dxi := x[i*dim:(i+1)*dim], dy[i*dim:(i+1)*dim], dx[i*dim:(i+1)*dim]
+		r := rstd[i]
+		var dot float32 // Σ w dy x
+		for j, v := range xi {
+			dot += w[j] * dyi[j] * v
+		}
+		c := r * r * r / float32(dim) * dot
+		for j, v := range xi {
+			dxi[j] += r*w[j]*dyi[j] - c*v
+			dw[j] += dyi[j] * v * r
+		}
+	}
+}
+
+// ropeForward rotates each pair (x[2j], x[2j+1]) of every head of a row by the angle of the row's position
+// (cos, sin: (half) values at that position): GGUF's interleaved-pair order, as package model.
+func ropeForward(x, cos, sin []float32) {
+	hd := 2 * len(cos)
+	for h := 0; h+hd <= len(x); h += hd {
+		v := x[h : h+hd]
+		for j := range cos {
+			a, b := v[2*j], v[2*j+1]
+			v[2*j] = a*cos[j] - b*sin[j]
+			v[2*j+1] = a*sin[j] + b*cos[j]
+		}
+	}
+}
+
+// ropeBackward turns the gradient of a rotated row into the gradient of the row before rotation, in
+// place: the rotation's transpose, i.e. the rotation by minus the angle.
+func ropeBackward(dx, cos, sin []float32) {
+	hd := 2 * len(cos)
+	for h := 0; h+hd <= len(dx); h += hd {
+		v := dx[h : h+hd]
+		for j := range cos {
+			da, db := v[2*j], v[2*j+1]
+			v[2*j] = da*cos[j] + db*sin[j]
+			v[2*j+1] = -da*sin[j] + db*cos[j]
+		}
+	}
+}
+
+// attnBlock is how many query rows attention takes at once: each block's scores are computed only against
+// the keys up to its last row, so causal attention costs about half of the full square.
+const attnBlock = 64
+
+// attentionForward is causal softmax attention of one query head over one sequence of t positions:
+// probs (t, t) = softmax(scale · q kᵀ) with row r seeing columns 0..r (entries right of the diagonal inside
+// a block are zeroed, others right of it are never read), then out (t, hd) = probs · v. q, k, v and out are
+// rows ldq, ldk, ldv, ldo apart. p runs the matrix products (a one-thread pool inside a parallel task).
+func attentionForward(p *kernels.Pool, probs, out, q, k, v []float32, t, hd, ldq, ldk, ldv, ldo int, scale float32) {
+	for r0 := 0; r0 < t; r0 += attnBlock {
+		r1 := min(r0+attnBlock, t)
+		sgemm(p, false, true, r1-r0, r1, hd, scale, q[r0*ldq:], ldq, k, ldk, 0, probs[r0*t:], t)
+		for r := r0; r < r1; r++ {
+			row := probs[r*t : r*t+r1]
+			softmax(row[:r+1])
+			clear(row[r+1:])
+		}
+		sgemm(p, false, false, r1-r0, hd, r1, 1, probs[r0*t:], t, v, ldv, 0, out[r0*ldo:], ldo)
+	}
+}
+
+// attentionBackward adds the gradients of q, k and v (rows ldq, ldk, ldv apart, like the inputs) given
+// the gradient dout of attentionForward's output and its probs. dp is scratch of attnBlock*t values.
+//
+//	dP = dout vᵀ,  dv += Pᵀ dout,  dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale,  dq += dS k,  dk += dSᵀ q
+func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, probs, q, k, v, dp []float32,
+	t, hd, ldq, ldk, ldv, ldo int, scale float32) {
+	for r0 := 0; r0 < t; r0 += attnBlock {
+		r1 := min(r0+attnBlock, t)
+		rb := r1 - r0
+		sgemm(p, false, true, rb, r1, hd, 1, dout[r0*ldo:], ldo, v, ldv, 0, dp, r1)
+		sgemm(p, true, false, r1, hd, rb, 1, probs[r0*t:], t, dout[r0*ldo:], ldo, 1, dv, ldv)
+		for r := r0; r < r1; r++ {
+			pr, dr := probs[r*t:r*t+r+1], dp[(r-r0)*r1:(r-r0+1)*r1]
+			var sum float32
+			for c, pc := range pr {
+				sum += pc * dr[c]
+			}
+			for c, pc := range pr {
+				dr[c] = pc * (dr[c] - sum) * scale
+			}
+			clear(dr[r+1:])
+		}
+		sgemm(p, false, false, rb, hd, r1, 1, dp, r1, k, ldk, 1, dq[r0*ldq:], ldq)
+		sgemm(p, true, false, r1, hd, rb, 1, dp, r1, q[r0*ldq:], ldq, 1, dk, ldk)
+	}
+}
+
+// swigluForward sets act[j] = silu(gate[j]) · up[j] for one row, gate and up the two halves of gateUp
+// (2·hidden) and act (hidden); silu(g) = g / (1 + e^-g), through kernels.SwiGLU as package model.
+func swigluForward(act, gateUp []float32) {
+	h := len(act)
+	copy(act, gateUp[:h])
+	kernels.SwiGLU(act, gateUp[h:2*h])
+}
+
+// swigluBackward adds the gradient of gateUp's row given dact:
+//
+//	d_up += dact · silu(g),  d_gate += dact · up · s(g) · (1 + g·(1 − s(g))),  s the logistic sigmoid.
+func swigluBackward(dgateUp, dact, gateUp []float32) {
+	h := len(dact)
+	g, u := gateUp[:h], gateUp[h:2*h]
+	dg, du := dgateUp[:h], dgateUp[h:2*h]
+	for j, d := range dact {
+		s := 1 / (1 + kernels.Exp(-g[j]))
+		du[j] += d * g[j] * s
+		dg[j] += d * u[j] * s * (1 + g[j]*(1-s))
+	}
+}
+
+// crossEntropy returns -log softmax(logits)[target] for one row, in float64, and replaces logits by the
+// gradient of scale times that loss: scale · (softmax(logits) − onehot(target)).
+func crossEntropy(logits []float32, target int32, scale float32) float64 {
+	mx := logits[0]
+	for _, v := range logits[1:] {
+		mx = max(mx, v)
+	}
+	lt := logits[target]
+	var sum float64
+	for i, v := range logits {
+		e := kernels.Exp(v - mx)
+		logits[i] = e
+		sum += float64(e)
+	}
+	inv := scale / float32(sum)
+	for i := range logits {
+		logits[i] *= inv
+	}
+	logits[target] -= scale
+	return math.Log(sum) + float64(mx) - float64(lt)
+}
+
+// softmax replaces x by exp(x − max x) / Σ.
+func softmax(x []float32) {
+	mx := x[0]
+	for _, v := range x[1:] {
+		mx = max(mx, v)
+	}
+	var sum float32
+	for i, v := range x {
+		e := kernels.Exp(v - mx)
+		x[i] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// add sets x += y.
+func add(x, y []float32) {
+	y = y[:len(x)]
+	for i := range x {
+		x[i] += y[i]
+	}
+}
