@@ -153,7 +153,9 @@ type ScorerRater struct {
 }
 
 // Describe implements Rater.
-func (s *ScorerRater) Describe() map[string]any { return map[string]any{"kind": "scorer", "scorer": s.Name} }
+func (s *ScorerRater) Describe() map[string]any {
+	return map[string]any{"kind": "scorer", "scorer": s.Name}
+}
 
 // Rate implements Rater.
 func (s *ScorerRater) Rate(ctx context.Context, prompt string, answers []string) (RatingSet, error) {
