@@ -144,3 +144,28 @@ func TestAPIControlTokenTextStaysText(t *testing.T) {
 		t.Errorf("parsing the injected text gives as many tokens (%d): the case tests nothing", len(parsed))
 	}
 }
+
+// TestAPIAlpacaSystemMessage checks that a system message reaches the model under the default Alpaca template:
+// the prompt is the template's rendering with it (in place of the preamble), not the same tokens as without it.
+func TestAPIAlpacaSystemMessage(t *testing.T) {
+	tok, err := tokenizer.Load(serveTestModel)
+	if err != nil {
+		t.Skip("shared model missing: ", err)
+	}
+	client := newClient(startTemplateServer(t, "alpaca", nil))
+	system := "You are a storyteller who writes long, gentle bedtime stories about animals in the forest."
+	count := func(msgs ...openai.ChatCompletionMessageParamUnion) int64 {
+		resp, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "llama-gpt4",
+			Messages: msgs, MaxTokens: openai.Int(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Usage.PromptTokens
+	}
+	with := count(openai.SystemMessage(system), openai.UserMessage("Tell me a story."))
+	without := count(openai.UserMessage("Tell me a story."))
+	want := len(tok.Encode(system+"\n\n### Instruction:\nTell me a story.\n\n### Response:", true, false))
+	if with == without || with != int64(want) {
+		t.Errorf("prompt tokens with a system message %d, without %d; want %d with", with, without, want)
+	}
+}
