@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/bestofn/bestofn/sampler"
 )
@@ -241,7 +243,11 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 		prompt = append([]int32(nil), req.PromptTokens...)
 	} else {
 		var err error
-		if prompt, err = e.voc.encode(req.Prompt); err != nil {
+		parts := req.PromptParts
+		if parts == nil {
+			parts = []PromptPart{{Text: req.Prompt}}
+		}
+		if prompt, err = e.voc.encode(parts); err != nil {
 			return nil, err
 		}
 	}
@@ -283,7 +289,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
-		j.cands[i] = &cand{index: i, seq: -1, sampler: smp, dec: e.voc.newDecoder(), stop: stop}
+		j.cands[i] = &cand{index: i, seq: -1, sampler: smp, dec: e.voc.newDecoder(prompt), stop: stop}
 	}
 	return j, nil
 }
@@ -377,21 +383,27 @@ func (e *Engine) rank(ctx context.Context, j *job, res *Result) {
 		res.DegradedReason = reason
 		e.degraded.Add(1)
 	}
-	if e.scorer == nil {
+	scorer := j.req.Scorer
+	if scorer == nil {
+		scorer = e.scorer
+	}
+	if scorer == nil {
 		degrade("no scorer configured")
 		return
 	}
+	// Each answer is scored as a reply, without the white space its continuation of the prompt starts with
+	// (reward templates separate prompt and response themselves, e.g. "Assistant: {response}").
 	texts := make([]string, len(res.Candidates))
 	for i, c := range res.Candidates {
-		texts[i] = c.Text
+		texts[i] = strings.TrimLeftFunc(c.Text, unicode.IsSpace)
 	}
 	prompt := j.req.RewardPrompt
 	if prompt == "" {
-		prompt = j.req.Prompt
+		prompt = j.req.promptText()
 	}
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.ScoreTimeout)
 	defer cancel()
-	scores, err := callScorer(sctx, e.scorer, prompt, texts)
+	scores, err := callScorer(sctx, scorer, prompt, texts)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		degrade(fmt.Sprintf("scorer timed out after %v", e.cfg.ScoreTimeout))

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/bestofn/bestofn/sampler"
@@ -20,7 +21,11 @@ func referenceRun(t *testing.T, be backend, voc vocab, req Request, i int) []int
 	ids := req.PromptTokens
 	if ids == nil {
 		var err error
-		if ids, err = voc.encode(req.Prompt); err != nil {
+		parts := req.PromptParts
+		if parts == nil {
+			parts = []PromptPart{{Text: req.Prompt}}
+		}
+		if ids, err = voc.encode(parts); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,7 +132,7 @@ func TestPrefillOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, _ := fakeVocab{}.encode(req.Prompt)
+	ids, _ := fakeVocab{}.encode([]PromptPart{{Text: req.Prompt}})
 	p := len(ids)
 	if res.PromptTokens != p {
 		t.Errorf("PromptTokens %d, want %d", res.PromptTokens, p)
@@ -270,19 +275,33 @@ func (f scorerFunc) Score(ctx context.Context, prompt string, cands []string) ([
 func TestRerank(t *testing.T) {
 	var gotPrompt string
 	var gotN int
+	var seen []string
 	scorer := scorerFunc(func(_ context.Context, prompt string, cands []string) ([]float32, error) {
-		gotPrompt, gotN = prompt, len(cands)
+		gotPrompt, gotN, seen = prompt, len(cands), cands
 		return []float32{1, 3, 3, 0, 2}, nil
 	})
 	e, _ := newFakeEngine(t, Config{}, scorer)
 	req := Request{Prompt: "templated", RewardPrompt: "raw", N: 5, Rerank: true, MaxTokens: 8,
-		Sampling: SamplingParams{Temperature: 1, Seed: 3}}
+		Sampling: SamplingParams{Temperature: 1, Seed: 3, LogitBias: map[int32]float32{29: 4}}} // spaces are likely
 	res, err := e.Generate(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if gotPrompt != "raw" || gotN != 5 {
 		t.Errorf("scorer saw prompt %q and %d candidates, want \"raw\" and 5", gotPrompt, gotN)
+	}
+	// The reward model scores each answer as a reply: without the white space the continuation starts with.
+	spaced := 0
+	for _, c := range res.Candidates {
+		if want := strings.TrimLeftFunc(c.Text, unicode.IsSpace); seen[c.Index] != want {
+			t.Errorf("scorer saw candidate %d as %q, want %q", c.Index, seen[c.Index], want)
+		}
+		if strings.HasPrefix(c.Text, " ") {
+			spaced++
+		}
+	}
+	if spaced == 0 {
+		t.Error("no candidate starts with a space: the trimming is not exercised")
 	}
 	wantOrder := []int{1, 2, 4, 0, 3} // by score, ties by sampling index
 	for r, c := range res.Candidates {

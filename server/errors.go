@@ -182,6 +182,7 @@ func decodeJSON(r *http.Request, v any) error {
 // the request once with its final status.
 type reqInfo struct {
 	model, variant, endpoint string
+	lease                    *lease // what the request pinned (swap.go)
 }
 
 type reqInfoKey struct{}
@@ -205,6 +206,7 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 		if err := h(w, r); err != nil {
 			status = s.writeError(w, r, err)
 		}
+		s.unpin(ri)
 		s.metrics.countRequest(ri, status)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/bestofn/bestofn/engine"
 )
@@ -18,6 +19,9 @@ type call struct {
 	endpoint string
 	reqID    string
 	start    time.Time
+	// chat says the text is a chat answer, which starts at its first character that is not white space (the
+	// template's continuation usually starts with a space or a newline); completions keep every byte.
+	chat bool
 }
 
 // liveFunc receives streamed text of choice index choice, on the handler's goroutine. An error (the client
@@ -31,7 +35,9 @@ type liveFunc func(choice int, text string) error
 func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Result, []string, error) {
 	req := c.plan.req
 	req.ID = c.reqID
+	req.Scorer = c.rt.model.Scorer
 	streamed := make([]strings.Builder, c.plan.nChoices)
+	trims := make([]answerTrimmer, c.plan.nChoices)
 
 	var res *engine.Result
 	var err error
@@ -40,6 +46,11 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 			res, err = c.rt.model.Generator.Generate(ctx, req)
 		} else {
 			res, err = s.runLive(ctx, c.rt.model.Generator, req, c.plan.nChoices, func(choice int, text string) error {
+				if c.chat {
+					if text = trims[choice].next(text); text == "" {
+						return nil
+					}
+				}
 				streamed[choice].WriteString(text)
 				return live(choice, text)
 			})
@@ -64,6 +75,11 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if c.chat {
+		for i := range res.Candidates {
+			res.Candidates[i].Text = strings.TrimLeftFunc(res.Candidates[i].Text, unicode.IsSpace)
+		}
 	}
 	s.metrics.observe(c.rt, res, time.Since(c.start).Seconds(), req.Rerank)
 	s.logAB(c, res)
@@ -116,6 +132,18 @@ func (s *Server) runLive(ctx context.Context, g Generator, req engine.Request, n
 		err = liveErr
 	}
 	return res, err
+}
+
+// answerTrimmer drops the white space a streamed chat answer starts with, piece by piece.
+type answerTrimmer struct{ started bool }
+
+func (a *answerTrimmer) next(piece string) string {
+	if a.started {
+		return piece
+	}
+	piece = strings.TrimLeftFunc(piece, unicode.IsSpace)
+	a.started = piece != ""
+	return piece
 }
 
 // eventQueue is an unbounded queue of engine events with a wake-up channel.
