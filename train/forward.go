@@ -126,7 +126,7 @@ func (s *scratch) workerScratch(buf []float32, worker int) []float32 {
 }
 
 // headChunk bounds the logits of one chunk of the language-model head (values).
-const headChunk = 4 << 20
+const headChunk = 16 << 20
 
 func (s *scratch) init(cfg model.Config, opts Options, qkvRows, threads int) {
 	N, D := opts.MaxTokens, cfg.Dim

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/bestofn/bestofn/kernels"
+	"github.com/bestofn/bestofn/kernels/gemm"
 )
 
 // The operations of the forward pass and their backward passes. A backward function adds (+=) the
@@ -17,13 +18,13 @@ func matmulForward(p *kernels.Pool, out, x, w []float32, n, in, outDim int, accu
 	if accumulate {
 		beta = 1
 	}
-	sgemm(p, false, true, n, outDim, in, 1, x, in, w, in, beta, out, outDim)
+	gemm.Sgemm(p, false, true, n, outDim, in, 1, x, in, w, in, beta, out, outDim)
 }
 
 // matmulBackward adds dx (n, in) += dout · w and dw (outDim, in) += doutᵀ · x.
 func matmulBackward(p *kernels.Pool, dx, dw, dout, x, w []float32, n, in, outDim int) {
-	sgemm(p, false, false, n, in, outDim, 1, dout, outDim, w, in, 1, dx, in)
-	sgemm(p, true, false, outDim, in, n, 1, dout, outDim, x, in, 1, dw, in)
+	gemm.Sgemm(p, false, false, n, in, outDim, 1, dout, outDim, w, in, 1, dx, in)
+	gemm.Sgemm(p, true, false, outDim, in, n, 1, dout, outDim, x, in, 1, dw, in)
 }
 
 // embeddingForward sets row i of out (n, dim) to row tokens[i] of table (vocab, dim).
@@ -109,7 +110,7 @@ const attnBlock = 64
 // attnProbs sets probs (r1-r0, r1), row stride r1, to rows r0..r1-1 of causal attention weights over keys
 // 0..r1-1: softmax(scale · q kᵀ) with row r seeing keys 0..r, the entries right of the diagonal zero.
 func attnProbs(p *kernels.Pool, probs, q, k []float32, r0, r1, hd, ldq, ldk int, scale float32) {
-	sgemm(p, false, true, r1-r0, r1, hd, scale, q[r0*ldq:], ldq, k, ldk, 0, probs, r1)
+	gemm.Sgemm(p, false, true, r1-r0, r1, hd, scale, q[r0*ldq:], ldq, k, ldk, 0, probs, r1)
 	for r := r0; r < r1; r++ {
 		row := probs[(r-r0)*r1 : (r-r0+1)*r1]
 		softmax(row[:r+1])
@@ -126,7 +127,7 @@ func attentionForward(p *kernels.Pool, out, q, k, v, probs []float32, t, hd, ldq
 	for r0 := 0; r0 < t; r0 += attnBlock {
 		r1 := min(r0+attnBlock, t)
 		attnProbs(p, probs, q, k, r0, r1, hd, ldq, ldk, scale)
-		sgemm(p, false, false, r1-r0, hd, r1, 1, probs, r1, v, ldv, 0, out[r0*ldo:], ldo)
+		gemm.Sgemm(p, false, false, r1-r0, hd, r1, 1, probs, r1, v, ldv, 0, out[r0*ldo:], ldo)
 	}
 }
 
@@ -141,8 +142,8 @@ func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, q, k, v, probs, dp []f
 		r1 := min(r0+attnBlock, t)
 		rb := r1 - r0
 		attnProbs(p, probs, q, k, r0, r1, hd, ldq, ldk, scale)
-		sgemm(p, false, true, rb, r1, hd, 1, dout[r0*ldo:], ldo, v, ldv, 0, dp, r1)
-		sgemm(p, true, false, r1, hd, rb, 1, probs, r1, dout[r0*ldo:], ldo, 1, dv, ldv)
+		gemm.Sgemm(p, false, true, rb, r1, hd, 1, dout[r0*ldo:], ldo, v, ldv, 0, dp, r1)
+		gemm.Sgemm(p, true, false, r1, hd, rb, 1, probs, r1, dout[r0*ldo:], ldo, 1, dv, ldv)
 		for r := r0; r < r1; r++ {
 			pr, dr := probs[(r-r0)*r1:(r-r0)*r1+r+1], dp[(r-r0)*r1:(r-r0+1)*r1]
 			var sum float32
@@ -154,8 +155,8 @@ func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, q, k, v, probs, dp []f
 			}
 			clear(dr[r+1:])
 		}
-		sgemm(p, false, false, rb, hd, r1, 1, dp, r1, k, ldk, 1, dq[r0*ldq:], ldq)
-		sgemm(p, true, false, r1, hd, rb, 1, dp, r1, q[r0*ldq:], ldq, 1, dk, ldk)
+		gemm.Sgemm(p, false, false, rb, hd, r1, 1, dp, r1, k, ldk, 1, dq[r0*ldq:], ldq)
+		gemm.Sgemm(p, true, false, r1, hd, rb, 1, dp, r1, q[r0*ldq:], ldq, 1, dk, ldk)
 	}
 }
 
@@ -181,45 +182,14 @@ func swigluBackward(dgateUp, dact, gateUp []float32) {
 	}
 }
 
-// crossEntropy returns -log softmax(logits)[target] for one row, in float64, and replaces logits by the
-// gradient of scale times that loss: scale · (softmax(logits) − onehot(target)).
+// crossEntropy returns -log softmax(logits)[target] for one row and replaces logits by the gradient of
+// scale times that loss: scale · (softmax(logits) − onehot(target)).
 func crossEntropy(logits []float32, target int32, scale float32) float64 {
-	mx := logits[0]
-	for _, v := range logits[1:] {
-		mx = max(mx, v)
-	}
-	lt := logits[target]
-	var sum float64
-	for i, v := range logits {
-		e := kernels.Exp(v - mx)
-		logits[i] = e
-		sum += float64(e)
-	}
-	inv := scale / float32(sum)
-	for i := range logits {
-		logits[i] *= inv
-	}
-	logits[target] -= scale
-	return math.Log(sum) + float64(mx) - float64(lt)
+	return gemm.SoftmaxCrossEntropy(logits, int(target), scale)
 }
 
 // softmax replaces x by exp(x − max x) / Σ.
-func softmax(x []float32) {
-	mx := x[0]
-	for _, v := range x[1:] {
-		mx = max(mx, v)
-	}
-	var sum float32
-	for i, v := range x {
-		e := kernels.Exp(v - mx)
-		x[i] = e
-		sum += e
-	}
-	inv := 1 / sum
-	for i := range x {
-		x[i] *= inv
-	}
-}
+func softmax(x []float32) { gemm.Softmax(x) }
 
 // add sets x += y.
 func add(x, y []float32) {
