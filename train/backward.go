@@ -88,10 +88,11 @@ func (m *Model) attnBackwardItems(lo, hi, worker int) {
 }
 
 // swigluBackwardRows runs SwiGLU's backward pass over token rows [lo, hi) of layer tasks.layer.
-func (m *Model) swigluBackwardRows(lo, hi, _ int) {
+func (m *Model) swigluBackwardRows(lo, hi, worker int) {
 	a, s, H := &m.a, &m.s, m.cfg.HiddenDim
 	gateUp := a.layer(a.gateUp, m.tasks.layer, 2*H)
+	sil := s.workerScratch(s.sil, worker)
 	for i := lo; i < hi; i++ {
-		swigluBackward(s.dgateUp[i*2*H:(i+1)*2*H], s.dact[i*H:(i+1)*H], gateUp[i*2*H:(i+1)*2*H])
+		swigluBackward(s.dgateUp[i*2*H:(i+1)*2*H], s.dact[i*H:(i+1)*H], gateUp[i*2*H:(i+1)*2*H], sil, s.ones)
 	}
 }

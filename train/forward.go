@@ -107,6 +107,8 @@ type scratch struct {
 	dact    []float32 // (max_tokens, hidden)
 	probs   []float32 // (threads, attnBlock·max_seq_len) attention weights of one block, per worker
 	dp      []float32 // (threads, attnBlock·max_seq_len) attention backward's dP, then dS, per worker
+	sil     []float32 // (threads, hidden) silu(gate) of one row, per worker
+	ones    []float32 // (hidden) 1s
 
 	headRows   int       // rows of the language-model head per chunk
 	headX      []float32 // (headRows, dim) final-normed rows of the tokens that have a target
@@ -139,6 +141,11 @@ func (s *scratch) init(cfg model.Config, opts Options, qkvRows, threads int) {
 	s.dact = make([]float32, N*cfg.HiddenDim)
 	s.probs = make([]float32, threads*attnBlock*opts.MaxSeqLen)
 	s.dp = make([]float32, threads*attnBlock*opts.MaxSeqLen)
+	s.sil = make([]float32, threads*cfg.HiddenDim)
+	s.ones = make([]float32, cfg.HiddenDim)
+	for i := range s.ones {
+		s.ones[i] = 1
+	}
 	if opts.Head == HeadLM {
 		s.headRows = min(N, max(64, headChunk/cfg.VocabSize))
 		s.headX = make([]float32, s.headRows*D)

@@ -168,17 +168,27 @@ func swigluForward(act, gateUp []float32) {
 	kernels.SwiGLU(act, gateUp[h:2*h])
 }
 
-// swigluBackward adds the gradient of gateUp's row given dact:
+// swigluBackward adds the gradient of gateUp's row given dact, with s the logistic sigmoid:
 //
-//	d_up += dact · silu(g),  d_gate += dact · up · s(g) · (1 + g·(1 − s(g))),  s the logistic sigmoid.
-func swigluBackward(dgateUp, dact, gateUp []float32) {
+//	d_up += dact · silu(g),  d_gate += dact · up · s(g) · (1 + g·(1 − s(g))) = dact · up · (s + silu(g)·(1 − s))
+//
+// silu(g) comes from kernels.SwiGLU (vectorized) into sil, with ones a row of 1s; s = silu(g)/g, or its
+// Taylor expansion 1/2 + g/4 where g is too small to divide by.
+func swigluBackward(dgateUp, dact, gateUp, sil, ones []float32) {
 	h := len(dact)
 	g, u := gateUp[:h], gateUp[h:2*h]
 	dg, du := dgateUp[:h], dgateUp[h:2*h]
+	sil = sil[:h]
+	copy(sil, g)
+	kernels.SwiGLU(sil, ones[:h])
 	for j, d := range dact {
-		s := 1 / (1 + kernels.Exp(-g[j]))
-		du[j] += d * g[j] * s
-		dg[j] += d * u[j] * s * (1 + g[j]*(1-s))
+		gj, sl := g[j], sil[j]
+		s := float32(0.5) + gj/4
+		if gj > 1e-3 || gj < -1e-3 {
+			s = sl / gj
+		}
+		du[j] += d * sl
+		dg[j] += d * u[j] * (s + sl*(1-s))
 	}
 }
 

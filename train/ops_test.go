@@ -232,6 +232,7 @@ func TestGradSwiGLU(t *testing.T) {
 	r := newRand(5)
 	h := 19 // not a multiple of 8: kernels.SwiGLU's vector and scalar paths both run
 	gu, c := r.f64(2*h, 2), r.f64(h, 1)
+	gu[3], gu[5] = 0, 4e-4 // the small-gate branch
 	ref := func() float64 {
 		var s float64
 		for j := 0; j < h; j++ {
@@ -250,7 +251,11 @@ func TestGradSwiGLU(t *testing.T) {
 		t.Fatalf("swiglu forward: %g, reference %g", got, ref())
 	}
 	d := make([]float32, 2*h)
-	swigluBackward(d, f32(c), f32(gu))
+	ones := make([]float32, h)
+	for i := range ones {
+		ones[i] = 1
+	}
+	swigluBackward(d, f32(c), f32(gu), make([]float32, h), ones)
 	compareGrad(t, "dgate dup", d, nil, numericGrad(ref, gu), gradTol)
 }
 
