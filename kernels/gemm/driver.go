@@ -3,7 +3,7 @@ package gemm
 import "github.com/bestofn/bestofn/kernels"
 
 // kernelFunc is a micro-kernel: see kernel_amd64.go (and tileRef for the same loop in Go).
-type kernelFunc func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+type kernelFunc func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 // isa is one set of micro-kernels with the blocking that suits its caches.
 type isa struct {
@@ -14,6 +14,10 @@ type isa struct {
 	cBytes int // bytes of a C block (mc x nc) when k takes several blocks, to stay in L2 beside B
 
 	packed, rows kernelFunc // A packed k-major, or op(A) read in place from a row-major A
+	// masked kernels store partial tiles themselves; packedHalf and rowsHalf (nil for none) compute tiles of
+	// at most nr/2 columns.
+	masked               bool
+	packedHalf, rowsHalf kernelFunc
 
 	// packCopy and packTrans fill panels (see kernel_amd64.go); packTrans takes transCols columns a group.
 	packCopy  func(kc int, src *float32, lds int, dst *float32, w, width int)
@@ -101,34 +105,44 @@ func (j *job) block(ib, jb int, buf []float32) {
 		j.packB(bp, k0, kc, j0, j1)
 		for i := i0; i < i1; i += mr {
 			rows := min(mr, i1-i)
-			kern, a, lda := s.rows, (*float32)(nil), 4*j.lda
+			kern, half, a, lda := s.rows, s.rowsHalf, (*float32)(nil), 4*j.lda
 			if !j.transA && rows == mr {
 				a = &j.a[i*j.lda+k0]
 			} else {
 				j.packA(ap, k0, kc, i, rows)
-				kern, a, lda = s.packed, &ap[0], 0
+				kern, half, a, lda = s.packed, s.packedHalf, &ap[0], 0
 			}
 			for jp, col := 0, j0; col < j1; jp, col = jp+1, col+nr {
 				cols := min(nr, j1-col)
 				b := &bp[jp*kc*nr]
-				if rows == mr && cols == nr {
-					kern(kc, a, lda, b, &j.c[i*j.ldc+col], 4*j.ldc, j.alpha, beta)
-					continue
+				switch {
+				case half != nil && cols <= nr/2:
+					half(kc, a, lda, b, &j.c[i*j.ldc+col], 4*j.ldc, j.alpha, beta, rows, cols)
+				case s.masked || rows == mr && cols == nr:
+					kern(kc, a, lda, b, &j.c[i*j.ldc+col], 4*j.ldc, j.alpha, beta, rows, cols)
+				default:
+					kern(kc, a, lda, b, &tile[0], 4*nr, 1, 0, mr, nr)
+					j.merge(tile, i, col, rows, cols, beta)
 				}
-				kern(kc, a, lda, b, &tile[0], 4*nr, 1, 0)
-				for r := range rows {
-					crow := j.c[(i+r)*j.ldc+col : (i+r)*j.ldc+col+cols]
-					trow := tile[r*nr : r*nr+cols]
-					if beta == 0 {
-						for v, t := range trow {
-							crow[v] = j.alpha * t
-						}
-					} else {
-						for v, t := range trow {
-							crow[v] = j.alpha*t + beta*crow[v]
-						}
-					}
-				}
+			}
+		}
+	}
+}
+
+// merge sets C[i+r][col+v] = alpha*tile[r*nr+v] + beta*C[i+r][col+v] (beta 0: not read) for r < rows,
+// v < cols: the edge tiles of kernels that store only whole tiles.
+func (j *job) merge(tile []float32, i, col, rows, cols int, beta float32) {
+	nr := j.s.nr
+	for r := range rows {
+		crow := j.c[(i+r)*j.ldc+col : (i+r)*j.ldc+col+cols]
+		trow := tile[r*nr : r*nr+cols]
+		if beta == 0 {
+			for v, t := range trow {
+				crow[v] = j.alpha * t
+			}
+		} else {
+			for v, t := range trow {
+				crow[v] = j.alpha*t + beta*crow[v]
 			}
 		}
 	}
