@@ -3,7 +3,8 @@ package gemm
 import "github.com/bestofn/bestofn/kernels"
 
 // kernelFunc is a micro-kernel: see kernel_amd64.go (and tileRef for the same loop in Go).
-type kernelFunc func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, rows, cols int)
+type kernelFunc func(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32,
+	rows, cols int)
 
 // isa is one set of micro-kernels with the blocking that suits its caches.
 type isa struct {
@@ -114,14 +115,17 @@ func (j *job) block(ib, jb int, buf []float32) {
 			}
 			for jp, col := 0, j0; col < j1; jp, col = jp+1, col+nr {
 				cols := min(nr, j1-col)
-				b := &bp[jp*kc*nr]
+				b, ldb := &bp[jp*kc*nr], 4*nr
+				if !j.transB && cols == nr {
+					b, ldb = &j.b[k0*j.ldb+col], 4*j.ldb // in place (packB skipped it)
+				}
 				switch {
 				case half != nil && cols <= nr/2:
-					half(kc, a, lda, b, &j.c[i*j.ldc+col], 4*j.ldc, j.alpha, beta, rows, cols)
+					half(kc, a, lda, b, ldb, &j.c[i*j.ldc+col], 4*j.ldc, j.alpha, beta, rows, cols)
 				case s.masked || rows == mr && cols == nr:
-					kern(kc, a, lda, b, &j.c[i*j.ldc+col], 4*j.ldc, j.alpha, beta, rows, cols)
+					kern(kc, a, lda, b, ldb, &j.c[i*j.ldc+col], 4*j.ldc, j.alpha, beta, rows, cols)
 				default:
-					kern(kc, a, lda, b, &tile[0], 4*nr, 1, 0, mr, nr)
+					kern(kc, a, lda, b, ldb, &tile[0], 4*nr, 1, 0, mr, nr)
 					j.merge(tile, i, col, rows, cols, beta)
 				}
 			}
@@ -149,7 +153,8 @@ func (j *job) merge(tile []float32, i, col, rows, cols int, beta float32) {
 }
 
 // packB writes op(B)[k0:k0+kc, j0:j1] into dst as panels of nr columns, each k-major (panel p, row kk,
-// column v at dst[p*kc*nr + kk*nr + v]), zero-padded past j1.
+// column v at dst[p*kc*nr + kk*nr + v]), zero-padded past j1. Whole panels of a row-major B are already
+// k-major: the kernels read them in place, and packB skips them.
 func (j *job) packB(dst []float32, k0, kc, j0, j1 int) {
 	s := j.s
 	nr := s.nr
@@ -157,7 +162,9 @@ func (j *job) packB(dst []float32, k0, kc, j0, j1 int) {
 		cols := min(nr, j1-col)
 		panel := dst[p*kc*nr : (p+1)*kc*nr]
 		if !j.transB {
-			s.packCopy(kc, &j.b[k0*j.ldb+col], 4*j.ldb, &panel[0], cols, nr)
+			if cols < nr {
+				s.packCopy(kc, &j.b[k0*j.ldb+col], 4*j.ldb, &panel[0], cols, nr)
+			}
 			continue
 		}
 		src := j.b[col*j.ldb+k0:]

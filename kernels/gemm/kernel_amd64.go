@@ -10,32 +10,33 @@ import "golang.org/x/sys/cpu"
 // rows ldc bytes apart:
 //
 //	for r < rows, v < cols:
-//		acc := sum over kk < kc of A(r, kk) * b[kk*nr + v]
+//		acc := sum over kk < kc of A(r, kk) * B(kk, v)
 //		if beta == 0 { C[r][v] = alpha*acc } else { C[r][v] = alpha*acc + beta*C[r][v] }
 //
-// with b a packed k-major panel of B. The Packed kernels read A packed the same way, A(r, kk) = a[kk*mr + r]
+// with B(kk, v) at byte offset kk*ldb + 4*v from b: a packed k-major panel of B (ldb = 4*nr) or op(B) read in
+// place from a row-major B. The Packed kernels read A packed the same way, A(r, kk) = a[kk*mr + r]
 // (lda unused); the Rows kernels read op(A) in place, A(r, kk) at byte offset r*lda + 4*kk from a, all mr
 // rows of it. The AVX-512 kernels store rows x cols of the tile through masks (nothing else of C is read or
 // written), and their Half variants compute only the first 16 columns (cols <= 16); the AVX2 kernels store
 // the whole tile (rows = mr, cols = nr). See tileRef in the tests for the loop in Go.
 
 //go:noescape
-func sgemmAVX512Packed(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, rows, cols int)
+func sgemmAVX512Packed(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 //go:noescape
-func sgemmAVX512Rows(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, rows, cols int)
+func sgemmAVX512Rows(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 //go:noescape
-func sgemmAVX512PackedHalf(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, rows, cols int)
+func sgemmAVX512PackedHalf(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 //go:noescape
-func sgemmAVX512RowsHalf(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, rows, cols int)
+func sgemmAVX512RowsHalf(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 //go:noescape
-func sgemmAVX2Packed(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, rows, cols int)
+func sgemmAVX2Packed(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 //go:noescape
-func sgemmAVX2Rows(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, rows, cols int)
+func sgemmAVX2Rows(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 // fmaPeakAVX512 runs n iterations of 24 independent VFMADD231PS on ZMM registers (768 FLOPs each):
 //

@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// tileRef is the micro-kernel's loop in Go, in float64: C[r][v] = alpha*sum_kk A(r, kk)*b[kk*nr+v] + beta*C
+// tileRef is the micro-kernel's loop in Go, in float64: C[r][v] = alpha*sum_kk A(r, kk)*b[kk*ldb+v] + beta*C
 // (C not read when beta is 0) for r < rows, v < cols, A(r, kk) at a[kk*mr + r] (packed) or a[r*lda + kk].
-func tileRef(mr, nr, kc int, rowsLayout bool, a []float32, lda int, b, c []float32, ldc int, alpha, beta float32,
-	rows, cols int) {
+func tileRef(mr, kc int, rowsLayout bool, a []float32, lda int, b []float32, ldb int, c []float32, ldc int,
+	alpha, beta float32, rows, cols int) {
 	for r := range rows {
 		for v := range cols {
 			var s float64
@@ -18,7 +18,7 @@ func tileRef(mr, nr, kc int, rowsLayout bool, a []float32, lda int, b, c []float
 				if rowsLayout {
 					av = a[r*lda+kk]
 				}
-				s += float64(av) * float64(b[kk*nr+v])
+				s += float64(av) * float64(b[kk*ldb+v])
 			}
 			out := float64(alpha) * s
 			if beta != 0 {
@@ -51,8 +51,8 @@ func kernelCases(s *isa) []kernelCase {
 }
 
 // TestKernels checks each micro-kernel against tileRef, for k lengths around the unrolling, both A layouts,
-// partial tiles (where the kernel stores them) and beta 0 (C full of NaN, not read) and not. Elements of C
-// outside the stored rows x cols must keep their values.
+// B packed and strided, partial tiles (where the kernel stores them) and beta 0 (C full of NaN, not read) and
+// not. Elements of C outside the stored rows x cols must keep their values.
 func TestKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, s := range supportedISAs() {
@@ -69,7 +69,8 @@ func TestKernels(t *testing.T) {
 					for i := range a {
 						a[i] = float32(rng.NormFloat64())
 					}
-					b := make([]float32, kc*nr)
+					ldb := nr + 7*(kc%2) // packed panel, or B read in place
+					b := make([]float32, kc*ldb)
 					for i := range b {
 						b[i] = float32(rng.NormFloat64())
 					}
@@ -82,12 +83,12 @@ func TestKernels(t *testing.T) {
 						}
 					}
 					want := append([]float32(nil), c...)
-					tileRef(mr, nr, kc, kcase.rowsLayout, a, lda, b, want, ldc, 0.75, beta, rows, cols)
+					tileRef(mr, kc, kcase.rowsLayout, a, lda, b, ldb, want, ldc, 0.75, beta, rows, cols)
 					ldaBytes := 0
 					if kcase.rowsLayout {
 						ldaBytes = 4 * lda
 					}
-					kcase.kern(kc, &a[0], ldaBytes, &b[0], &c[0], 4*ldc, 0.75, beta, rows, cols)
+					kcase.kern(kc, &a[0], ldaBytes, &b[0], 4*ldb, &c[0], 4*ldc, 0.75, beta, rows, cols)
 					for i := range c {
 						r, v := i/ldc, i%ldc
 						if r >= rows || v >= cols {

@@ -100,8 +100,8 @@ func (s isa) aAddr(rows bool, r, kk int) string {
 const unroll = 4
 
 // kernel writes sgemm<ISA><Packed|Rows>[Half]: C tile (mr x nr at c, rows ldc bytes apart) = alpha*sum over
-// kk < kc of A(r, kk)*B(kk, v) + beta*C, with B packed k-major (B(kk, v) at b + 4*(kk*nr + v)) and beta 0 not
-// reading C. The AVX-512 kernels store (and read) only rows x cols of the tile, through masks; the Half ones
+// kk < kc of A(r, kk)*B(kk, v) + beta*C, with B k-major (B(kk, v) at b + kk*ldb + 4*v: a packed panel, or
+// op(B) read in place) and beta 0 not reading C. The AVX-512 kernels store (and read) only rows x cols of the tile, through masks; the Half ones
 // compute the first 16 columns only (cols <= 16). The AVX2 kernels take full tiles (rows, cols unused).
 func (g *gen) kernel(s isa, rows bool, nv int) {
 	t := tile{s, nv}
@@ -110,14 +110,14 @@ func (g *gen) kernel(s isa, rows bool, nv int) {
 		name += "Half"
 	}
 	masked := s.reg == "Z"
-	fmt.Fprintf(&g.Buffer, "\n// func %s(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, rows, cols int)\n", name)
-	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-72\n", name)
+	fmt.Fprintf(&g.Buffer, "\n// func %s(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
 	g.p("MOVQ kc+0(FP), CX")
 	g.p("MOVQ a+8(FP), SI")
 	g.p("MOVQ lda+16(FP), R8")
 	g.p("MOVQ b+24(FP), BX")
-	g.p("MOVQ c+32(FP), DX")
-	g.p("MOVQ ldc+40(FP), R10")
+	g.p("MOVQ c+40(FP), DX")
+	g.p("MOVQ ldc+48(FP), R10")
 	if rows {
 		g.p("LEAQ (R8)(R8*2), R9")
 		g.p("LEAQ (SI)(R8*4), DI")
@@ -141,9 +141,13 @@ func (g *gen) kernel(s isa, rows bool, nv int) {
 		}
 		g.p("ADDQ R10, R12")
 	}
+	// B row kk of a 4-step iteration at BX + kk*ldb: R12 = ldb, R13 = 3*ldb.
+	g.p("MOVQ ldb+32(FP), R12")
+	g.p("LEAQ (R12)(R12*2), R13")
+	bRow := []string{"(BX)", "(BX)(R12*1)", "(BX)(R12*2)", "(BX)(R13*1)"}
 	step := func(kk int) {
 		for v := range nv {
-			g.p("VMOVUPS %d(BX), %s", 4*(kk*s.nr+v*s.vec), s.r(t.bReg(v)))
+			g.p("VMOVUPS %d%s, %s", 4*v*s.vec, bRow[kk], s.r(t.bReg(v)))
 		}
 		for r := range s.mr {
 			bc := t.bcastReg(r)
@@ -163,7 +167,11 @@ func (g *gen) kernel(s isa, rows bool, nv int) {
 		} else {
 			g.p("ADDQ $%d, SI", 4*steps*s.mr)
 		}
-		g.p("ADDQ $%d, BX", 4*steps*s.nr)
+		if steps == unroll { // bRow covers 4 steps
+			g.p("LEAQ (BX)(R12*4), BX")
+		} else {
+			g.p("ADDQ R12, BX")
+		}
 	}
 	g.p("CMPQ CX, $%d", unroll)
 	g.p("JLT %s_tail", name)
@@ -186,16 +194,16 @@ func (g *gen) kernel(s isa, rows bool, nv int) {
 
 	g.label(name + "_done")
 	alpha, beta, tmp := t.bcastReg(0), t.bcastReg(1), t.bcastReg(2)
-	g.p("VBROADCASTSS alpha+48(FP), %s", s.r(alpha))
+	g.p("VBROADCASTSS alpha+56(FP), %s", s.r(alpha))
 	if masked {
 		// K1, K2: the cols stored lanes of the two vectors; R13 counts the rows left to store.
-		g.p("MOVQ cols+64(FP), AX")
+		g.p("MOVQ cols+72(FP), AX")
 		g.p("MOVQ $1, R12")
 		g.p("SHLXQ AX, R12, R12")
 		g.p("DECQ R12")
 		g.p("KMOVQ R12, K1")
 		g.p("KSHIFTRQ $16, K1, K2")
-		g.p("MOVQ rows+56(FP), R13")
+		g.p("MOVQ rows+64(FP), R13")
 	}
 	mask := func(v int) string { return fmt.Sprintf("K%d, ", v+1) }
 	rowEnd := func() {
@@ -205,10 +213,10 @@ func (g *gen) kernel(s isa, rows bool, nv int) {
 			g.p("JZ %s_end", name)
 		}
 	}
-	g.p("MOVL beta+52(FP), AX")
+	g.p("MOVL beta+60(FP), AX")
 	g.p("ANDL $0x7fffffff, AX") // beta = ±0: C is not read
 	g.p("JZ %s_store", name)
-	g.p("VBROADCASTSS beta+52(FP), %s", s.r(beta))
+	g.p("VBROADCASTSS beta+60(FP), %s", s.r(beta))
 	for r := range s.mr {
 		for v := range nv {
 			a := s.r(t.acc(r, v))
