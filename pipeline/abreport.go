@@ -638,8 +638,9 @@ type ABReportParams struct {
 	Judge   string          `json:"judge,omitempty"`
 	Teacher *teacher.Config `json:"teacher,omitempty"`
 	Scorer  *ScorerSpec     `json:"scorer,omitempty"`
-	// RatingTemperature of the teacher's ratings (nil: 0).
+	// RatingTemperature (nil: 0) and RatingMaxTokens (0: 256) of the teacher's ratings.
 	RatingTemperature *float64 `json:"rating_temperature,omitempty"`
+	RatingMaxTokens   int      `json:"rating_max_tokens,omitempty"`
 	// MetricsURL is the server to scrape for latency histograms; "" uses the log's latency fields, if any.
 	MetricsURL string `json:"metrics_url,omitempty"`
 	// Seed seeds the bootstrap.
@@ -655,8 +656,8 @@ func (p *ABReportParams) check() error {
 			return paramErr("since", "must be an RFC 3339 time: %v", err)
 		}
 	}
-	if p.Limit < 0 {
-		return paramErr("limit", "must be >= 0")
+	if p.Limit < 0 || p.RatingMaxTokens < 0 {
+		return paramErr("limit", "limit and rating_max_tokens must be >= 0")
 	}
 	if p.MetricsURL != "" {
 		if u, err := url.Parse(p.MetricsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
@@ -729,7 +730,7 @@ func abReportJob(ctx context.Context, r runner, opts Options) error {
 		if err != nil {
 			return err
 		}
-		cfg.Rater = &TeacherRater{Client: cl, Temperature: p.RatingTemperature}
+		cfg.Rater = &TeacherRater{Client: cl, Temperature: p.RatingTemperature, MaxTokens: p.RatingMaxTokens}
 		cfg.Workers = cl.Concurrency()
 	}
 	if cfg.Ratings, err = r.Output("ratings"); err != nil {

@@ -313,10 +313,12 @@ func openFileOrPath(ctx context.Context, r runner, ref string) (interface {
 	return os.Open(ref)
 }
 
-// feedbackPrompt is a prompt with the candidates that come from files and the log.
+// feedbackPrompt is a prompt with the candidates that come from the log and from answer files (by source
+// index).
 type feedbackPrompt struct {
 	in    Instruction
 	fixed []Candidate
+	files map[int][]Candidate
 }
 
 func feedback(ctx context.Context, r runner, opts Options) error {
@@ -452,7 +454,10 @@ func loadFeedbackPrompts(ctx context.Context, r runner, p *FeedbackParams) ([]fe
 				continue
 			}
 			counts[i]++
-			prompts[i].fixed = append(prompts[i].fixed, Candidate{Source: s.Name, Response: a.Answer})
+			if prompts[i].files == nil {
+				prompts[i].files = map[int][]Candidate{}
+			}
+			prompts[i].files[si] = append(prompts[i].files[si], Candidate{Source: s.Name, Response: a.Answer})
 		}
 	}
 	if p.Limit > 0 && len(prompts) > p.Limit {
@@ -497,6 +502,7 @@ func feedbackItem(ctx context.Context, p FeedbackParams, clients []*teacher.Clie
 	}
 	for si, s := range p.Sources {
 		if s.Kind == SourceFile {
+			row.Candidates = append(row.Candidates, fp.files[si]...)
 			continue
 		}
 		base := p.Seed + int64(i)*65536 + int64(si)*256
