@@ -348,7 +348,7 @@ func TestStatsReference(t *testing.T) {
 // P(T > C) = Φ(d/√2)), the 95% interval covers the truth about 95% of the time.
 func TestBootstrapCoverage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	const sims, n, d = 80, 40, 0.3
+	const sims, n, d, rounds = 120, 40, 0.3, 400
 	truth := 0.5 * math.Erfc(-d/math.Sqrt2/math.Sqrt2)
 	covered, pairedCovered := 0, 0
 	for s := range sims {
@@ -360,10 +360,10 @@ func TestBootstrapCoverage(t *testing.T) {
 				outcomes[i] = 1
 			}
 		}
-		if ci := BootstrapUnpairedCI(tr, co, uint64(s)); ci[0] <= truth && truth <= ci[1] {
+		if ci := bootstrapUnpaired(tr, co, uint64(s), rounds); ci[0] <= truth && truth <= ci[1] {
 			covered++
 		}
-		if ci := BootstrapMeanCI(outcomes, uint64(s)); ci[0] <= truth && truth <= ci[1] {
+		if ci := bootstrapMean(outcomes, uint64(s), rounds); ci[0] <= truth && truth <= ci[1] {
 			pairedCovered++
 		}
 	}
