@@ -341,7 +341,7 @@ func TestGenerateDataFailures(t *testing.T) {
 
 	bad := newFileRun(t, t.TempDir(), 1, GenerateParams{Teacher: &teacher.Config{BaseURL: srv.URL + "/v1", Model: "no-such-model"}, InputPath: in, MaxTokens: 8})
 	err := generateData(context.Background(), bad)
-	var ce *codedError
+	var ce *jobs.JobError
 	if !errors.As(err, &ce) || ce.Code != "teacher_failed" || !strings.Contains(ce.Message, "404") {
 		t.Errorf("all refused: %v", err)
 	}

@@ -168,10 +168,5 @@ func openRef(ctx context.Context, r runner, id, path string) (io.ReadCloser, err
 
 // jobFailed is the error a job ends with, with a stable code ("invalid_input", "teacher_failed").
 func jobFailed(code, format string, args ...any) error {
-	return &codedError{jobs.JobError{Code: code, Message: fmt.Sprintf(format, args...)}}
+	return &jobs.JobError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
-
-// codedError carries a jobs.JobError as an error.
-type codedError struct{ jobs.JobError }
-
-func (e *codedError) Error() string { return e.Code + ": " + e.Message }
