@@ -718,21 +718,13 @@ func abReportJob(ctx context.Context, r runner, opts Options) error {
 	if p.Since != "" {
 		cfg.Since, _ = time.Parse(time.RFC3339, p.Since)
 	}
-	if p.Judge == "scorer" {
-		s, closeFn, err := opts.openScorer(ctx, r, *p.Scorer)
-		if err != nil {
-			return jobFailed("invalid_input", "scorer: %v", err)
-		}
-		defer closeFn()
-		cfg.Rater = &ScorerRater{Scorer: s, Name: p.Scorer.Kind}
-	} else {
-		cl, err := newTeacher(r, "teacher", *p.Teacher)
-		if err != nil {
-			return err
-		}
-		cfg.Rater = &TeacherRater{Client: cl, Temperature: p.RatingTemperature, MaxTokens: p.RatingMaxTokens}
-		cfg.Workers = cl.Concurrency()
+	rater, closeRater, workers, err := openRater(ctx, r, RaterSpec{Judge: p.Judge, Teacher: p.Teacher, Scorer: p.Scorer,
+		RatingTemperature: p.RatingTemperature, RatingMaxTokens: p.RatingMaxTokens}, opts, jobEvents(r))
+	if err != nil {
+		return jobFailed("invalid_input", "%v", err)
 	}
+	defer closeRater()
+	cfg.Rater, cfg.Workers = rater, workers
 	if cfg.Ratings, err = r.Output("ratings"); err != nil {
 		return err
 	}

@@ -330,9 +330,14 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 	if err != nil {
 		return err
 	}
-	rater, closeRater, workers, err := openRater(ctx, r, opts, p)
+	judge := "teacher"
+	if p.Rater == "scorer" {
+		judge = "scorer"
+	}
+	rater, closeRater, workers, err := openRater(ctx, r, RaterSpec{Judge: judge, Teacher: p.Teacher, Scorer: p.Scorer, Mode: p.Mode,
+		RatingTemperature: p.RatingTemperature, RatingMaxTokens: p.RatingMaxTokens}, opts, jobEvents(r))
 	if err != nil {
-		return err
+		return jobFailed("invalid_input", "%v", err)
 	}
 	defer closeRater()
 	clients := make([]*teacher.Client, len(p.Sources))
@@ -342,6 +347,9 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 		}
 		if clients[i], err = newTeacher(r, "sources."+strconv.Itoa(i)+".endpoint", *s.Endpoint); err != nil {
 			return err
+		}
+		if judge == "scorer" {
+			workers = max(workers, clients[i].Concurrency()) // a scorer is quick: the sources set the pace
 		}
 	}
 	items, err := r.Output("items")
@@ -467,29 +475,6 @@ func loadFeedbackPrompts(ctx context.Context, r runner, p *FeedbackParams) ([]fe
 		return nil, jobFailed("invalid_input", "no prompts")
 	}
 	return prompts, nil
-}
-
-// openRater builds the job's rater and says how many prompts to work on at once.
-func openRater(ctx context.Context, r runner, opts Options, p FeedbackParams) (Rater, func() error, int, error) {
-	if p.Rater == "scorer" {
-		s, closeFn, err := opts.openScorer(ctx, r, *p.Scorer)
-		if err != nil {
-			return nil, nil, 0, jobFailed("invalid_input", "scorer: %v", err)
-		}
-		workers := 1
-		for _, src := range p.Sources {
-			if src.Endpoint != nil {
-				workers = max(workers, src.Endpoint.Concurrency, 4)
-			}
-		}
-		return &ScorerRater{Scorer: s, Name: p.Scorer.Kind}, closeFn, workers, nil
-	}
-	cl, err := newTeacher(r, "teacher", *p.Teacher)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	tr := &TeacherRater{Client: cl, Mode: p.Mode, Temperature: p.RatingTemperature, MaxTokens: p.RatingMaxTokens}
-	return tr, func() error { return nil }, cl.Concurrency(), nil
 }
 
 // feedbackItem makes and rates the candidates of prompt i.
