@@ -699,6 +699,41 @@ func (t abReportType) Run(ctx context.Context, run *jobs.Run) error {
 	return abReportJob(ctx, jobRun{run}, t.opts)
 }
 
+// ABReportFor is the A/B report the admin API's GET /admin/v1/ab/report returns: p as an ab-report job takes
+// it (its ab_log a path on the server), judged and returned at once instead of queued. The ratings are kept in
+// memory only.
+func ABReportFor(ctx context.Context, p ABReportParams, opts Options) (*ABReport, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	recs, skipped, err := ReadABLogFile(p.ABLog)
+	if err != nil {
+		return nil, err
+	}
+	cfg, closeRater, err := p.config(ctx, nil, opts, recs, skipped, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer closeRater()
+	return BuildABReport(ctx, cfg)
+}
+
+// config is the report's configuration from the params, with the rater opened (close it after).
+func (p ABReportParams) config(ctx context.Context, r runner, opts Options, recs []ABRecord, skipped int, events teacher.EventFunc) (ABReportConfig, func() error, error) {
+	cfg := ABReportConfig{Records: recs, Skipped: skipped, Model: p.Model, Treatment: p.Treatment, Control: p.Control,
+		Limit: p.Limit, MetricsURL: p.MetricsURL, Seed: p.Seed}
+	if p.Since != "" {
+		cfg.Since, _ = time.Parse(time.RFC3339, p.Since)
+	}
+	rater, closeRater, workers, err := openRater(ctx, r, RaterSpec{Judge: p.Judge, Teacher: p.Teacher, Scorer: p.Scorer,
+		RatingTemperature: p.RatingTemperature, RatingMaxTokens: p.RatingMaxTokens}, opts, events)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.Rater, cfg.Workers = rater, workers
+	return cfg, closeRater, nil
+}
+
 func abReportJob(ctx context.Context, r runner, opts Options) error {
 	var p ABReportParams
 	if err := decode(r.Job().Params, &p); err != nil {
@@ -713,18 +748,11 @@ func abReportJob(ctx context.Context, r runner, opts Options) error {
 	if err != nil {
 		return jobFailed("invalid_input", "ab_log: %v", err)
 	}
-	cfg := ABReportConfig{Records: recs, Skipped: skipped, Model: p.Model, Treatment: p.Treatment, Control: p.Control,
-		Limit: p.Limit, MetricsURL: p.MetricsURL, Seed: p.Seed, Workers: 1}
-	if p.Since != "" {
-		cfg.Since, _ = time.Parse(time.RFC3339, p.Since)
-	}
-	rater, closeRater, workers, err := openRater(ctx, r, RaterSpec{Judge: p.Judge, Teacher: p.Teacher, Scorer: p.Scorer,
-		RatingTemperature: p.RatingTemperature, RatingMaxTokens: p.RatingMaxTokens}, opts, jobEvents(r))
+	cfg, closeRater, err := p.config(ctx, r, opts, recs, skipped, jobEvents(r))
 	if err != nil {
 		return jobFailed("invalid_input", "%v", err)
 	}
 	defer closeRater()
-	cfg.Rater, cfg.Workers = rater, workers
 	if cfg.Ratings, err = r.Output("ratings"); err != nil {
 		return err
 	}

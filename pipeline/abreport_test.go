@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bestofn/bestofn/jobs"
 	"github.com/bestofn/bestofn/reward"
 	"github.com/bestofn/bestofn/server"
 	"github.com/bestofn/bestofn/teacher"
@@ -371,5 +373,33 @@ func TestBootstrapCoverage(t *testing.T) {
 		if rate := float64(c) / sims; rate < 0.88 || rate > 0.995 {
 			t.Errorf("%s: the 95%% interval covered the true win rate %.3f in %.1f%% of %d simulations", name, truth, 100*rate, sims)
 		}
+	}
+}
+
+// TestABReportFor is the admin API's entry: params as the job takes them, the report at once.
+func TestABReportFor(t *testing.T) {
+	var b strings.Builder
+	for i := range 6 {
+		v := []string{"B", "R1"}[i%2]
+		answer := "A long story that goes on and on."
+		if v == "R1" {
+			answer = "Short."
+		}
+		rec, _ := json.Marshal(map[string]any{"time": time.Unix(1700000000+int64(i), 0).UTC(), "variant": v, "model": "m:ab",
+			"prompt": "Answer in under 3 words.", "answer": answer})
+		b.Write(append(rec, '\n'))
+	}
+	path := writeFile(t, "ab.jsonl", b.String())
+	rep, err := ABReportFor(context.Background(), ABReportParams{ABLog: path, Judge: "scorer", Scorer: &ScorerSpec{Kind: ScorerRules}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rule "under 3 words" holds for every R1 answer and no B answer.
+	if rep.WinRate == nil || rep.WinRate.Value != 1 || rep.WinRate.Wins != 9 || rep.Paired == nil || rep.Paired.Value != 1 || rep.Latency != nil {
+		t.Errorf("report %+v %+v", rep.WinRate, rep.Paired)
+	}
+	var pe *jobs.ParamError
+	if _, err := ABReportFor(context.Background(), ABReportParams{ABLog: path, Judge: "vibes"}, Options{}); !errors.As(err, &pe) || pe.Field != "judge" {
+		t.Errorf("bad judge: %v", err)
 	}
 }
