@@ -36,6 +36,8 @@ type SourceSpec struct {
 	Endpoint *teacher.Config `json:"endpoint,omitempty"`
 	// K is the candidates per prompt; 0 means the job's k.
 	K int `json:"k,omitempty"`
+	// Extra holds more body fields for the source's requests (kinds openai and bestofn).
+	Extra map[string]any `json:"extra,omitempty"`
 	// File is an answers file id, Path a path on the server (kind "file").
 	File string `json:"file,omitempty"`
 	Path string `json:"path,omitempty"`
@@ -115,6 +117,9 @@ func (p *FeedbackParams) check() error {
 			}
 			if s.Kind == SourceOllama {
 				s.Endpoint.Provider = teacher.ProviderOllama
+				if len(s.Extra) > 0 {
+					return paramErr(f+".extra", "extra body fields need the OpenAI API")
+				}
 			} else if s.Endpoint.Provider == teacher.ProviderOllama {
 				return paramErr(f+".endpoint.provider", "kind %q speaks the OpenAI API", s.Kind)
 			}
@@ -491,7 +496,10 @@ func feedbackItem(ctx context.Context, p FeedbackParams, clients []*teacher.Clie
 			continue
 		}
 		base := p.Seed + int64(i)*65536 + int64(si)*256
-		opts := teacher.Options{Temperature: p.Temperature, TopP: p.TopP, MaxTokens: p.MaxTokens}
+		opts := teacher.Options{Temperature: p.Temperature, TopP: p.TopP, MaxTokens: p.MaxTokens, Extra: map[string]any{}}
+		for k, v := range s.Extra {
+			opts.Extra[k] = v
+		}
 		record := func(seed int64, resp *teacher.Response, err error) bool {
 			call := SourceCall{Source: s.Name, Seed: ptr(seed)}
 			if err != nil {
@@ -505,7 +513,7 @@ func feedbackItem(ctx context.Context, p FeedbackParams, clients []*teacher.Clie
 		}
 		if s.Kind == SourceBestofn {
 			opts.Seed = ptr(base)
-			opts.Extra = map[string]any{"best_of": s.K, "return_candidates": true, "rerank": "none"}
+			opts.Extra["best_of"], opts.Extra["return_candidates"], opts.Extra["rerank"] = s.K, true, "none"
 			resp, err := clients[si].Chat(ctx, msgs, opts)
 			if ctx.Err() != nil {
 				return row, ctx.Err()

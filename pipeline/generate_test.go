@@ -133,7 +133,8 @@ func TestGenerateData(t *testing.T) {
 	proxy := teachertest.NewProxy(t, srv.URL, rec.fault)
 	in := writeFile(t, "in.jsonl", sixInstructions)
 	// The paper's defaults (512 tokens) stay; a stop string keeps the stories short.
-	params := GenerateParams{Teacher: &teacher.Config{BaseURL: proxy.URL + "/v1", Model: "llama-gpt4"}, InputPath: in, Seed: ptr(int64(11)), Stop: []string{"."}}
+	params := GenerateParams{Teacher: &teacher.Config{BaseURL: proxy.URL + "/v1", Model: "llama-gpt4"}, InputPath: in, Seed: ptr(int64(11)), Stop: []string{"."},
+		Extra: map[string]any{"user": "pipeline-test"}}
 	r := newFileRun(t, t.TempDir(), 1, params)
 	if err := generateData(context.Background(), r); err != nil {
 		t.Fatal(err)
@@ -171,6 +172,9 @@ func TestGenerateData(t *testing.T) {
 		t.Fatalf("teacher asked %d times, want 5", len(rec.bodies))
 	}
 	for _, b := range rec.bodies {
+		if b["user"] != "pipeline-test" {
+			t.Errorf("extra body field not sent: %v", b)
+		}
 		if b["temperature"] != 1.0 || b["top_p"] != 1.0 || b["max_tokens"] != 512.0 || b["seed"] == nil {
 			t.Errorf("sampling %v %v %v %v, want the paper's 1, 1, 512 and a seed", b["temperature"], b["top_p"], b["max_tokens"], b["seed"])
 		}
