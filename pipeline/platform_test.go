@@ -1,10 +1,14 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -157,5 +161,54 @@ func TestPurposes(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Line == 0 || !strings.Contains(pe.Message, c.why) {
 			t.Errorf("%s: bad upload: %v", c.purpose, err)
 		}
+	}
+}
+
+// TestAPIKeyNotInStore runs generate-data on the platform with a key in the environment, through a proxy that
+// answers 429 (a pause event) and cuts an answer (a retry event), and looks for the key in every byte of the data
+// directory (the SQLite store with params, events and results, the output rows, the files).
+func TestAPIKeyNotInStore(t *testing.T) {
+	srv := teachertest.Serve(t)
+	const secret = "sk-proj-Zx81kq0PLm3v"
+	t.Setenv("PIPELINE_PLATFORM_KEY", secret)
+	drop := teachertest.DropMidResponse(srv.URL, 1)
+	proxy := teachertest.NewProxy(t, srv.URL, func(n int64, w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("Authorization") != "Bearer "+secret {
+			w.WriteHeader(http.StatusUnauthorized)
+			return true
+		}
+		if n == 1 {
+			return teachertest.TooManyRequests(1, "1")(n, w, r)
+		}
+		return drop(n-1, w, r)
+	})
+	env := newEnv(t)
+	in := env.Upload("in.jsonl", PurposeInstructions, []byte(sixInstructions))
+	j := env.Run(TypeGenerateData, map[string]any{"input_file": in.ID, "max_tokens": 8,
+		"teacher": map[string]any{"base_url": proxy.URL + "/v1", "model": "llama-gpt4", "api_key_env": "PIPELINE_PLATFORM_KEY",
+			"pause_after_s": 0.5, "max_backoff_s": 0.2}})
+	var warns int
+	for _, e := range env.Events(j.ID) {
+		if e.Level == "warn" {
+			warns++
+		}
+	}
+	if warns < 2 {
+		t.Errorf("want pause and retry events, got %d warnings", warns)
+	}
+	found := ""
+	filepath.WalkDir(env.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(secret)) {
+				found = path
+			}
+		}
+		return nil
+	})
+	if found != "" {
+		t.Errorf("the API key is stored in %s", found)
+	}
+	if !strings.Contains(string(j.Params), "PIPELINE_PLATFORM_KEY") {
+		t.Errorf("params %s", j.Params)
 	}
 }
