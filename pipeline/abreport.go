@@ -765,6 +765,10 @@ func abReportJob(ctx context.Context, r runner, opts Options) error {
 	if err != nil {
 		return err
 	}
+	fig, err := ABReportPlot(rep)
+	if err != nil {
+		return err
+	}
 	var ratings bytes.Buffer
 	for _, k := range cfg.Ratings.Keys() {
 		raw, _ := cfg.Ratings.Get(k)
@@ -774,7 +778,8 @@ func abReportJob(ctx context.Context, r runner, opts Options) error {
 	for _, f := range []struct {
 		name string
 		body []byte
-	}{{"report.json", append(js, '\n')}, {"report.md", []byte(ABReportMarkdown(rep))}, {"ratings.jsonl", ratings.Bytes()}} {
+	}{{"report.json", append(js, '\n')}, {"report.md", []byte(ABReportMarkdown(rep))}, {"report.svg", fig.SVG}, {"report.png", fig.PNG},
+		{"ratings.jsonl", ratings.Bytes()}} {
 		if _, err := r.PublishFile(ctx, f.name, "results", bytes.NewReader(f.body)); err != nil {
 			return fmt.Errorf("pipeline: publish %s: %w", f.name, err)
 		}

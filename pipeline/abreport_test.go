@@ -250,6 +250,12 @@ func TestABReportJob(t *testing.T) {
 	if md := string(r.files["report.md"]); !strings.Contains(md, "Win rate of R1 over B") {
 		t.Errorf("report.md:\n%s", md)
 	}
+	if svg := string(r.files["report.svg"]); !strings.Contains(svg, "<svg") || !strings.Contains(svg, "win rate") || !strings.Contains(svg, "p95") {
+		t.Errorf("report.svg: %.200s", svg)
+	}
+	if png := r.files["report.png"]; len(png) < 8 || string(png[1:4]) != "PNG" {
+		t.Errorf("report.png is not a PNG")
+	}
 	if got := len(lines[abRating](t, r.files["ratings.jsonl"])); got != 12 {
 		t.Errorf("%d ratings kept", got)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/bestofn/bestofn/pipeline"
@@ -53,6 +54,7 @@ func runABReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&tc.RequestsPerMinute, "rpm", 0, "teacher requests per minute (0: unlimited)")
 	seed := fs.Uint64("seed", 1, "bootstrap seed")
 	asJSON := fs.Bool("json", false, "print the report as JSON (default: a Markdown summary)")
+	plotPrefix := fs.String("plot", "", "also write the report's plot to PREFIX.svg and PREFIX.png")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: bestofn ab report --log FILE (--reward-model DIR | --rules | --teacher-url URL --teacher-model M) [--server URL] [--json]")
 		fs.PrintDefaults()
@@ -98,6 +100,17 @@ func runABReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	rep, err := pipeline.BuildABReport(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if *plotPrefix != "" {
+		fig, err := pipeline.ABReportPlot(rep)
+		if err != nil {
+			return err
+		}
+		for ext, b := range map[string][]byte{".svg": fig.SVG, ".png": fig.PNG} {
+			if err := os.WriteFile(*plotPrefix+ext, b, 0o644); err != nil {
+				return err
+			}
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

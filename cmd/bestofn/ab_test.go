@@ -41,8 +41,12 @@ func TestABReportCommand(t *testing.T) {
 		t.Errorf("report %s", out.String())
 	}
 	out.Reset()
-	if err := runAB(context.Background(), []string{"report", "--log", path, "--rules"}, &out, &errOut); err != nil {
+	prefix := filepath.Join(t.TempDir(), "ab")
+	if err := runAB(context.Background(), []string{"report", "--log", path, "--rules", "--plot", prefix}, &out, &errOut); err != nil {
 		t.Fatal(err)
+	}
+	if svg, err := os.ReadFile(prefix + ".svg"); err != nil || !strings.Contains(string(svg), "win rate") {
+		t.Errorf("plot: %v", err)
 	}
 	if !strings.Contains(out.String(), "Win rate of R1 over B") || !strings.Contains(out.String(), "| R1 | 4 | 4 |") {
 		t.Errorf("markdown:\n%s", out.String())
