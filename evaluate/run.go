@@ -264,8 +264,11 @@ func (ev *evaluation) translate(ctx context.Context) error {
 			ev.step()
 			return nil
 		}
-		zero := 0.0
-		text, raw, err := c.Chat(ctx, "", fmt.Sprintf(TranslatePrompt, q.Text), judge.ChatOptions{Temperature: zero, MaxTokens: 1024})
+		maxTokens := ep.MaxTokens
+		if maxTokens == 0 {
+			maxTokens = 1024
+		}
+		text, raw, err := c.Chat(ctx, "", fmt.Sprintf(TranslatePrompt, q.Text), judge.ChatOptions{Temperature: 0, MaxTokens: maxTokens})
 		if err != nil {
 			return fmt.Errorf("evaluate: translate question %s: %w", q.ID, err)
 		}
