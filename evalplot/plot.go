@@ -118,7 +118,10 @@ func RougeBuckets(title string, buckets []string, series []Series) (Figure, erro
 	p.X.Label.Text = "reference length (words)"
 	p.Add(plotter.NewGrid())
 	p.Y.Label.Text = "ROUGE-L F"
-	w := vg.Points(math.Min(24, 120/float64(len(series))))
+	// One more unit on the right holds the legend; each bucket's bars fill 80% of its unit (the data area is
+	// about 80% of the figure's width).
+	units := float64(len(buckets)) + 1
+	w := vg.Length(math.Min(24, float64(width)*0.8/units*0.8/float64(len(series))))
 	top := 0.0
 	for i, s := range series {
 		if len(s.Values) != len(buckets) {
@@ -141,6 +144,7 @@ func RougeBuckets(title string, buckets []string, series []Series) (Figure, erro
 	}
 	p.Legend.Top = true
 	p.NominalX(buckets...)
+	p.X.Min, p.X.Max = -0.5, units-0.5
 	p.Y.Min = 0
 	p.Y.Max = math.Max(0.1, math.Ceil(top*1.25*10)/10)
 	return render(p)

@@ -69,7 +69,9 @@ func TestRelativeScores(t *testing.T) {
 
 func TestRougeBuckets(t *testing.T) {
 	f, err := RougeBuckets("Fig. 6: ROUGE-L", []string{"0-2", "3-5", "6-10", ">10"}, []Series{
-		{"B", []float64{0.2, 0.3, 0.35, 0.4}}, {"R1", []float64{0.25, 0.33, 0.38, 0.41}}, {"opponent", []float64{0.1, 0.2, 0.3, 0.4}},
+		{"B", []float64{0.2, 0.3, 0.35, 0.4}}, {"R1", []float64{0.25, 0.33, 0.38, 0.41}}, {"R2", []float64{0.24, 0.3, 0.36, 0.4}},
+		{"R3", []float64{0.22, 0.3, 0.35, 0.39}}, {"R4", []float64{0.2, 0.29, 0.33, 0.38}}, {"R5", []float64{0.19, 0.27, 0.31, 0.37}},
+		{"opponent", []float64{0.1, 0.2, 0.3, 0.4}},
 	})
 	if err != nil {
 		t.Fatal(err)
