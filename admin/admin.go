@@ -5,9 +5,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -141,8 +143,14 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. The request is routed on its full path whoever mounted the handler: a
+// parent chi router's routing context is set aside.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Context().Value(chi.RouteCtxKey) != nil {
+		r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, nil))
+	}
+	h.mux.ServeHTTP(w, r)
+}
 
 // auth checks the bearer token in constant time.
 func (h *Handler) auth(next http.Handler) http.Handler {
@@ -178,8 +186,18 @@ func Disabled() http.Handler {
 // handlerFunc is a handler that returns its error instead of writing it.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
+// handle adapts a handlerFunc: errors (and panics, as 500s) go through writeError.
 func (h *Handler) handle(f handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				h.log.Error("admin: panic in handler", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				h.writeError(w, r, fmt.Errorf("admin: panic: %v", v))
+			}
+		}()
 		if err := f(w, r); err != nil {
 			h.writeError(w, r, err)
 		}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/bestofn/bestofn/jobs"
 )
 
@@ -393,5 +395,24 @@ func TestModels(t *testing.T) {
 	}
 	if len(e.svc.acts) != 2 {
 		t.Fatalf("%d activations recorded, want 2 (failed ones are not)", len(e.svc.acts))
+	}
+}
+
+// Mounted under a parent chi router (as package server does), routes and their URL parameters still resolve.
+func TestMountedUnderChi(t *testing.T) {
+	svc := newFakeService(1 << 20)
+	h, err := New(Config{Service: svc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := svc.UploadFile(context.Background(), "a.jsonl", "data", strings.NewReader("{}\n"))
+	parent := chi.NewRouter()
+	parent.Get("/v1/models", func(w http.ResponseWriter, r *http.Request) {})
+	parent.Handle("/admin/*", h)
+	srv := httptest.NewServer(parent)
+	defer srv.Close()
+	got, err := NewClient(srv.URL, "", srv.Client()).File(context.Background(), f.ID)
+	if err != nil || got.ID != f.ID {
+		t.Fatalf("file through a parent router: %+v %v", got, err)
 	}
 }

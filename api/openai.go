@@ -304,6 +304,9 @@ type CompletionRequest struct {
 	BestOf           *int   `json:"best_of,omitempty"`
 	Rerank           string `json:"rerank,omitempty"`
 	ReturnCandidates bool   `json:"return_candidates,omitempty"`
+	// ParseSpecial (extension) tokenizes control-token text in the prompt ("</s>", "<|im_start|>") as those
+	// tokens; by default it is plain text.
+	ParseSpecial bool `json:"parse_special,omitempty"`
 }
 
 // CompletionResponse is the body of a completion, and of each streamed completion event.

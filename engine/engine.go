@@ -243,7 +243,11 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 		prompt = append([]int32(nil), req.PromptTokens...)
 	} else {
 		var err error
-		if prompt, err = e.voc.encode(req.Prompt); err != nil {
+		parts := req.PromptParts
+		if parts == nil {
+			parts = []PromptPart{{Text: req.Prompt}}
+		}
+		if prompt, err = e.voc.encode(parts); err != nil {
 			return nil, err
 		}
 	}
@@ -395,7 +399,7 @@ func (e *Engine) rank(ctx context.Context, j *job, res *Result) {
 	}
 	prompt := j.req.RewardPrompt
 	if prompt == "" {
-		prompt = j.req.Prompt
+		prompt = j.req.promptText()
 	}
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.ScoreTimeout)
 	defer cancel()

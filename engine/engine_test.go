@@ -21,7 +21,11 @@ func referenceRun(t *testing.T, be backend, voc vocab, req Request, i int) []int
 	ids := req.PromptTokens
 	if ids == nil {
 		var err error
-		if ids, err = voc.encode(req.Prompt); err != nil {
+		parts := req.PromptParts
+		if parts == nil {
+			parts = []PromptPart{{Text: req.Prompt}}
+		}
+		if ids, err = voc.encode(parts); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,7 +132,7 @@ func TestPrefillOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, _ := fakeVocab{}.encode(req.Prompt)
+	ids, _ := fakeVocab{}.encode([]PromptPart{{Text: req.Prompt}})
 	p := len(ids)
 	if res.PromptTokens != p {
 		t.Errorf("PromptTokens %d, want %d", res.PromptTokens, p)

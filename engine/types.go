@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -10,8 +11,14 @@ import (
 type Request struct {
 	// ID identifies the request in logs; the engine does not interpret it.
 	ID string
-	// Prompt is the text the generator continues, with any chat template already applied.
+	// Prompt is the text the generator continues, tokenized as plain text: control-token text in it ("</s>")
+	// stays text. A chat prompt comes in PromptParts instead.
 	Prompt string
+	// PromptParts, when not nil, is the prompt as rendered by a chat template: the parts are tokenized as one
+	// text in which control tokens written as text become their ids only inside Special parts (the template's
+	// own text), never in the others (message content). Prompt is then not tokenized (it still serves as the
+	// reward prompt when RewardPrompt is empty; empty means the parts' text).
+	PromptParts []PromptPart
 	// PromptTokens, when not nil, is the prompt as token ids (BOS included if wanted); Prompt is then not
 	// tokenized (it still serves as the reward prompt when RewardPrompt is empty). Required by an engine made
 	// without a tokenizer.
@@ -45,6 +52,24 @@ type Request struct {
 	OnEvent func(Event)
 	// StreamCandidates selects per-candidate streaming for N > 1 (see OnEvent).
 	StreamCandidates bool
+}
+
+// PromptPart is a piece of a prompt; Special says whether control tokens written as text in it are parsed.
+type PromptPart struct {
+	Text    string
+	Special bool
+}
+
+// promptText is the prompt's text: Prompt, else the concatenation of PromptParts.
+func (r *Request) promptText() string {
+	if r.Prompt != "" || r.PromptParts == nil {
+		return r.Prompt
+	}
+	var b strings.Builder
+	for _, p := range r.PromptParts {
+		b.WriteString(p.Text)
+	}
+	return b.String()
 }
 
 // SamplingParams are the decoding knobs of one request (see package sampler for their exact meaning).

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,5 +185,47 @@ func TestTokenizerJSONMatchesLlamaCpp(t *testing.T) {
 		if got := hf.Encode(text, false, false); !slices.Equal(got, want) {
 			t.Errorf("%q:\n tokenizer.json %v\n llama.cpp      %v", text, got, want)
 		}
+	}
+}
+
+// TestVocabFromFile reads Meta's tokenizer.model and llama2.c's tok512.bin and checks them against llama.cpp's
+// GGUF conversions of the same vocabularies, and the SetMetadata round trip.
+func TestVocabFromFile(t *testing.T) {
+	for _, c := range []struct {
+		path, ref string
+		size      int
+	}{
+		{"../../shared/tokenizers/llama2/tokenizer.model", llamaSPM32K, 0},
+		{"../../shared/models/stories260K/tok512.bin", stories260K, 512},
+		{stories260K, stories260K, 512},
+	} {
+		got, err := VocabFromFile(c.path, c.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ck, err := weights.Open(c.ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := VocabFromMetadata(ck.Metadata)
+		ck.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: vocabulary differs from %s's", c.path, c.ref)
+		}
+		md := weights.NewMetadata()
+		got.SetMetadata(md)
+		back, err := VocabFromMetadata(md)
+		if err != nil || !reflect.DeepEqual(back, got) {
+			t.Errorf("%s: SetMetadata round trip: %v", c.path, err)
+		}
+	}
+	if _, err := VocabFromFile("../../shared/models/stories260K/tok512.bin", 0); err == nil {
+		t.Error("tokenizer.bin without a vocabulary size: no error")
+	}
+	if _, err := VocabFromFile(llamaSPM32K, 512); err == nil {
+		t.Error("wrong vocabulary size: no error")
 	}
 }

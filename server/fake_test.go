@@ -139,16 +139,17 @@ func (f *fakeGen) Generate(ctx context.Context, req engine.Request) (*engine.Res
 }
 
 // echoTemplate renders messages as "role: content" lines and a final "assistant:".
-var echoTemplate = TemplateFunc(func(msgs []Message) (string, error) {
-	var b strings.Builder
+// The role names are the template's own text, the contents plain text.
+var echoTemplate = TemplateFunc(func(msgs []Message) ([]engine.PromptPart, error) {
+	var parts []engine.PromptPart
 	for _, m := range msgs {
 		if m.Content == "FAIL" {
-			return "", fmt.Errorf("template refuses %q", m.Content)
+			return nil, fmt.Errorf("template refuses %q", m.Content)
 		}
-		fmt.Fprintf(&b, "%s: %s\n", m.Role, m.Content)
+		parts = append(parts, engine.PromptPart{Text: m.Role + ": ", Special: true}, engine.PromptPart{Text: m.Content},
+			engine.PromptPart{Text: "\n", Special: true})
 	}
-	b.WriteString("assistant:")
-	return b.String(), nil
+	return append(parts, engine.PromptPart{Text: "assistant:", Special: true}), nil
 })
 
 // testEnv is a server over fake generators: "base" (N=1), "base:r1" (N=5, rerank), "norm" (no reward model),

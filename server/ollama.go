@@ -218,7 +218,7 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pl.req.Prompt, pl.req.RewardPrompt = prompt, lastUser(msgs)
+	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(prompt), prompt, lastUser(msgs)
 	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: time.Now(), chat: true}
 
 	piece := func(text string) ollamaChatResponse {
@@ -260,14 +260,16 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 			CreatedAt: time.Now().UTC(), Done: true, DoneReason: "load"}, ollamaExt: ollamaExt{Variant: rt.variant}})
 		return nil
 	}
-	prompt := req.Prompt
+	// A raw prompt is the client's own rendering of a template (Ollama's meaning of raw), so its control-token
+	// text is parsed; otherwise the template renders the prompt in parts.
+	parts := []engine.PromptPart{{Text: req.Prompt, Special: true}}
 	if !req.Raw {
 		var msgs []Message
 		if req.System != "" {
 			msgs = append(msgs, Message{Role: "system", Content: req.System})
 		}
 		msgs = append(msgs, Message{Role: "user", Content: req.Prompt})
-		if prompt, err = render(rt.model, msgs); err != nil {
+		if parts, err = render(rt.model, msgs); err != nil {
 			return err
 		}
 	}
@@ -280,7 +282,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pl.req.Prompt, pl.req.RewardPrompt = prompt, req.Prompt
+	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(parts), parts, req.Prompt
 	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: time.Now(), chat: !req.Raw}
 
 	piece := func(text string) ollamaGenerateResponse {

@@ -69,7 +69,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pl.req.Prompt = prompt
+	pl.req.Prompt, pl.req.PromptParts = joinParts(prompt), prompt
 	pl.req.RewardPrompt = lastUser(msgs)
 	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: time.Now(), chat: true}
 	id := fmt.Sprintf("chatcmpl-%016x", s.nextSeed())
@@ -191,6 +191,9 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	}
 	prompt := req.Prompt[0]
 	pl.req.Prompt = prompt
+	if req.ParseSpecial {
+		pl.req.PromptParts = []engine.PromptPart{{Text: prompt, Special: true}}
+	}
 	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: time.Now()}
 	id := fmt.Sprintf("cmpl-%016x", s.nextSeed())
 	created := c.start.Unix()

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/bestofn/bestofn/api"
 	"github.com/bestofn/bestofn/engine"
@@ -189,6 +190,15 @@ func (s *Server) toEngine(m *Model, p params, def engine.SamplingParams) (plan, 
 	}, nil
 }
 
+// joinParts is the text of a prompt's parts.
+func joinParts(parts []engine.PromptPart) string {
+	var b strings.Builder
+	for _, p := range parts {
+		b.WriteString(p.Text)
+	}
+	return b.String()
+}
+
 // checkMessages validates chat messages: at least one, each with a role the templates know.
 func checkMessages(msgs []Message) error {
 	if len(msgs) == 0 {
@@ -215,15 +225,15 @@ func lastUser(msgs []Message) string {
 	return ""
 }
 
-// render applies m's template.
-func render(m *Model, msgs []Message) (string, error) {
+// render applies m's template; the prompt comes in parts (see Template).
+func render(m *Model, msgs []Message) ([]engine.PromptPart, error) {
 	if m.Template == nil {
-		return "", &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "no_template",
+		return nil, &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "no_template",
 			Param: "model", Message: "model " + strconv.Quote(m.Name) + " has no chat template; use the completion endpoint"}
 	}
 	prompt, err := m.Template.Render(msgs)
 	if err != nil {
-		return "", &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_messages",
+		return nil, &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_messages",
 			Param: "messages", Message: "the chat template rejected the messages: " + err.Error(), Err: err}
 	}
 	return prompt, nil

@@ -33,16 +33,18 @@ type Message struct {
 }
 
 // Template renders a conversation into the generator's prompt, ending with the assistant's generation prompt.
-// cmd/bestofn adapts a chat.Template to it.
+// The prompt comes in parts: the template's own text (Special: its control tokens written as text are parsed)
+// and text from the messages that must stay plain text (see engine.Request.PromptParts). cmd/bestofn adapts a
+// chat.Template to it.
 type Template interface {
-	Render(msgs []Message) (string, error)
+	Render(msgs []Message) ([]engine.PromptPart, error)
 }
 
 // TemplateFunc adapts a function to Template.
-type TemplateFunc func(msgs []Message) (string, error)
+type TemplateFunc func(msgs []Message) ([]engine.PromptPart, error)
 
 // Render calls f(msgs).
-func (f TemplateFunc) Render(msgs []Message) (string, error) { return f(msgs) }
+func (f TemplateFunc) Render(msgs []Message) ([]engine.PromptPart, error) { return f(msgs) }
 
 // Model is one served model: a generator, a prompt template and its best-of-N defaults. The same Generator may
 // serve several Models (e.g. "llama-gpt4" with N=1 and "llama-gpt4:r1" with N=5 and reranking).
@@ -163,6 +165,9 @@ type Config struct {
 	// UserHeader is the header holding the sticky A/B key when the body has no user; "" means
 	// "X-Bestofn-User".
 	UserHeader string
+	// Admin, when not nil, serves /admin/ (package admin's handler, or admin.Disabled()); nil leaves those
+	// paths to the 404 of unknown routes.
+	Admin http.Handler
 }
 
 // Header names.
@@ -278,6 +283,10 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	if s.cfg.Gatherer != nil {
 		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+
+	if s.cfg.Admin != nil {
+		r.Handle("/admin/*", s.cfg.Admin)
 	}
 
 	// Generation routes: bounded bodies, a deadline, and a cap on requests in flight.

@@ -405,3 +405,7 @@ func estimateTokens(msgs []Message, opts Options) int {
 	}
 	return n + gen*max(1, opts.N)
 }
+
+// Concurrency is the number of requests the client lets run at once (Config.Concurrency or its default): the
+// number of workers worth running against it.
+func (c *Client) Concurrency() int { return cap(c.sem) }

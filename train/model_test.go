@@ -3,6 +3,7 @@ package train
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"github.com/bestofn/bestofn/model"
@@ -52,11 +53,15 @@ func servingLogits(t *testing.T, ck *weights.Checkpoint, tokens []int32) []float
 	return out
 }
 
+// storiesHF is model's Hugging Face export of stories260K (safetensors with q/k in rotate-half order).
+const storiesHF = "../model/testdata/stories260K_hf"
+
 // TestLogitsMatchServing checks the trainer's forward pass against package model's on the same checkpoint,
-// for both files of stories260K (GGUF and llama2.c), over a sequence longer than one attention block.
+// for the three files of stories260K (GGUF, llama2.c, safetensors), over a sequence longer than one
+// attention block.
 func TestLogitsMatchServing(t *testing.T) {
-	for _, path := range []string{storiesGGUF, storiesBin} {
-		t.Run(path[len(storiesDir):], func(t *testing.T) {
+	for _, path := range []string{storiesGGUF, storiesBin, storiesHF} {
+		t.Run(filepath.Base(path), func(t *testing.T) {
 			ck, err := weights.Open(path)
 			if err != nil {
 				t.Fatal(err)

@@ -408,7 +408,7 @@ func loadGenerator(g generatorConfig, threads int, logger *slog.Logger) (*loaded
 	if err != nil {
 		return l, err
 	}
-	l.tmpl = templateAdapter{t: t, bos: bos, addBOS: tok.AddBOSDefault()}
+	l.tmpl = templateAdapter{t: t, bos: bos, addBOS: tok.AddBOSDefault(), control: tok.ControlTexts()}
 
 	var scorer engine.Scorer
 	if g.RewardModel != "" {
@@ -432,26 +432,34 @@ func loadGenerator(g generatorConfig, threads int, logger *slog.Logger) (*loaded
 	return l, nil
 }
 
-// templateAdapter renders with a chat.Template. The engine adds the tokenizer's default BOS itself, so a BOS
-// the template writes at the start is removed rather than doubled.
+// templateAdapter renders with a chat.Template, in parts: the control-token texts of the tokenizer (control)
+// typed into messages stay plain text. The engine adds the tokenizer's default BOS itself, so a BOS the
+// template writes at the start is removed rather than doubled.
 type templateAdapter struct {
-	t      chat.Template
-	bos    string
-	addBOS bool
+	t       chat.Template
+	bos     string
+	addBOS  bool
+	control []string
 }
 
 // Render implements server.Template.
-func (a templateAdapter) Render(msgs []server.Message) (string, error) {
+func (a templateAdapter) Render(msgs []server.Message) ([]engine.PromptPart, error) {
 	cm := make([]chat.Message, len(msgs))
 	for i, m := range msgs {
 		cm[i] = chat.Message{Role: m.Role, Content: m.Content}
 	}
-	out, err := a.t.Render(cm)
+	parts, err := chat.RenderParts(a.t, cm, a.control)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if a.addBOS && a.bos != "" && !chat.AddBOS(out, a.bos, a.addBOS) {
-		out = strings.TrimPrefix(out, a.bos)
+	out := make([]engine.PromptPart, 0, len(parts))
+	for i, p := range parts {
+		if i == 0 && p.Special && a.addBOS && a.bos != "" && !chat.AddBOS(p.Text, a.bos, a.addBOS) {
+			if p.Text = strings.TrimPrefix(p.Text, a.bos); p.Text == "" {
+				continue
+			}
+		}
+		out = append(out, engine.PromptPart{Text: p.Text, Special: p.Special})
 	}
 	return out, nil
 }

@@ -15,6 +15,22 @@ import (
 // dimension is negative, a stride is smaller than its row, or a slice is too short for the shape it is given.
 func Sgemm(p *kernels.Pool, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(fastest, p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// fastest is the widest micro-kernel set the CPU runs, nil for none (the pure-Go loops).
+var fastest = first(supportedISAs())
+
+func first(s []*isa) *isa {
+	if len(s) == 0 {
+		return nil
+	}
+	return s[0]
+}
+
+// sgemm is Sgemm on the micro-kernels of s, or on the pure-Go loops when s is nil.
+func sgemm(s *isa, p *kernels.Pool, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+	b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
 	if m == 0 || n == 0 {
 		return
@@ -23,7 +39,11 @@ func Sgemm(p *kernels.Pool, transA, transB bool, m, n, k int, alpha float32, a [
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	sgemmRef(p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	if s == nil {
+		sgemmRef(p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	sgemmFast(s, p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // checkArgs panics with a message naming the argument when the shape, strides and slice lengths disagree.

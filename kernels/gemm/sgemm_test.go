@@ -21,16 +21,20 @@ type path struct {
 func refPath() path {
 	return path{"go", func(p *kernels.Pool, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		b []float32, ldb int, beta float32, c []float32, ldc int) {
-		checkArgs(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
-		if m == 0 || n == 0 {
-			return
-		}
-		if alpha == 0 || k == 0 {
-			scaleC(m, n, beta, c, ldc)
-			return
-		}
-		sgemmRef(p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		sgemm(nil, p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}}
+}
+
+// allPaths lists Sgemm as dispatched and Sgemm forced onto each micro-kernel set this CPU runs.
+func allPaths() []path {
+	paths := []path{{"Sgemm", Sgemm}}
+	for _, s := range supportedISAs() {
+		paths = append(paths, path{s.name, func(p *kernels.Pool, transA, transB bool, m, n, k int, alpha float32,
+			a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+			sgemm(s, p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		}})
+	}
+	return paths
 }
 
 // sentinel marks every element of the test buffers that Sgemm must not write (C's guards and stride gaps)
