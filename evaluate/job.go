@@ -73,9 +73,13 @@ func (Type) Validate(ctx context.Context, params json.RawMessage, files jobs.Fil
 func (Type) Run(ctx context.Context, r *jobs.Run) error {
 	var p Params
 	if err := r.DecodeParams(&p); err != nil {
-		return fmt.Errorf("evaluate: invalid_input: %w", err)
+		return err // a *jobs.ParamError: recorded as invalid_input
 	}
 	_, err := run(ctx, p, runEnv{r})
+	var je *jobsError
+	if errors.As(err, &je) {
+		return &jobs.JobError{Code: je.code, Message: je.Error()}
+	}
 	return err
 }
 
