@@ -156,6 +156,9 @@ func TestEvaluateAgainstBestofn(t *testing.T) {
 			t.Errorf("reward judge: %s scores %v above %s's %v", rep.Groups[k].Name, cur, rep.Groups[k-1].Name, prev)
 		}
 	}
+	if src := rep.Groups[1].Source; !strings.Contains(src, "llama-gpt4:r1 at ") || !strings.HasSuffix(src, "rank 1 of 5 (ranked by server)") {
+		t.Errorf("R1 source %q", src)
+	}
 	if rep.Opponent.Name != "reference" || rep.Opponent.RulesAccuracy == nil || rep.Opponent.RulesAccuracy.PromptStrict != 1 {
 		t.Errorf("opponent %+v (all its story answers follow the rules)", rep.Opponent)
 	}
@@ -260,6 +263,9 @@ func TestEvaluateAgainstBestofn(t *testing.T) {
 		if prev, cur := rep3.Groups[k-1].Judges["reward"].Relative.Model, rep3.Groups[k].Judges["reward"].Relative.Model; cur > prev+1e-3 {
 			t.Errorf("locally ranked: %s scores %v above %v", rep3.Groups[k].Name, cur, prev)
 		}
+	}
+	if src := rep3.Groups[0].Source + " | " + rep3.Groups[1].Source; !strings.Contains(src, "first-sampled of 3") || !strings.Contains(src, "(ranked by reward model)") {
+		t.Errorf("sources %q", src)
 	}
 	for _, a := range readJSONL(t, filepath.Join(dir3, "published", "answers.jsonl")) {
 		if a["group"] == "S1" && a["rank"] == nil {

@@ -20,6 +20,10 @@ func Markdown(rep *Report) string {
 		rep.Questions.Count, rep.Questions.Language, len(rep.Questions.Categories), rep.Opponent.Name)
 	fmt.Fprintf(&b, "Relative score = sum(group's scores) : sum(opponent's scores) over the questions the judge scored; "+
 		"95%% interval: %s, %d resamples, seed %d.\n", rep.Bootstrap.Method, rep.Bootstrap.Resamples, rep.Bootstrap.Seed)
+	b.WriteString("\n| system | answers from |\n|---|---|\n")
+	for _, s := range append(systemsOf(rep), rep.Opponent) {
+		fmt.Fprintf(&b, "| %s | %s |\n", s.Name, s.Source)
+	}
 	for _, j := range rep.Judges {
 		fmt.Fprintf(&b, "\n## Judge: %s\n\n", j)
 		b.WriteString("| group | sum : sum = relative | 95% CI | win / tie / loss | judged | parse failures | skipped | mean words |\n")

@@ -56,6 +56,9 @@ type QuestionsInfo struct {
 // SystemInfo are statistics of one system's answers.
 type SystemInfo struct {
 	Name string `json:"name"`
+	// Source says where the answers came from, e.g. "llama-gpt4:r1 at http://host/v1, rank 1 of 5 (ranked by
+	// server)", "file file-abc".
+	Source string `json:"source"`
 	// Answers counts questions answered; Missing those without an answer.
 	Answers int `json:"answers"`
 	Missing int `json:"missing"`
@@ -164,7 +167,7 @@ func (ev *evaluation) buildReport(judges []judge.Judge) (*Report, error) {
 }
 
 func (ev *evaluation) systemInfo(name, source string) SystemInfo {
-	si := SystemInfo{Name: name}
+	si := SystemInfo{Name: name, Source: ev.describe(source)}
 	var refs, preds []string
 	var acc rules.Accuracy
 	words, chars := 0, 0
@@ -204,6 +207,41 @@ func (ev *evaluation) systemInfo(name, source string) SystemInfo {
 		si.RulesAccuracy = &r
 	}
 	return si
+}
+
+// describe says where a system's answers come from.
+func (ev *evaluation) describe(source string) string {
+	at := func(ep *Endpoint) string { return ep.Model + " at " + ep.BaseURL }
+	if source == "opponent" {
+		if ev.p.Opponent.Endpoint != nil {
+			return at(ev.p.Opponent.Endpoint)
+		}
+		return "file " + ev.p.Opponent.AnswersFile
+	}
+	for _, g := range ev.p.Groups {
+		switch {
+		case g.K == 0 && g.Name == source && g.Endpoint != nil:
+			return at(g.Endpoint)
+		case g.K == 0 && g.Name == source:
+			return "file " + g.AnswersFile
+		case g.K > 0 && (source == g.Baseline || isRank(source, g.Name, g.K)):
+			rankedBy := "server"
+			for _, q := range ev.qs {
+				if raw, ok := ev.answers.Get("ranked:" + g.Name + "/" + q.ID); ok {
+					var rec answerRecord
+					if json.Unmarshal(raw, &rec) == nil && rec.RankedBy != "" {
+						rankedBy = rec.RankedBy
+						break
+					}
+				}
+			}
+			if source == g.Baseline {
+				return fmt.Sprintf("%s, the first-sampled of %d candidates", at(g.Endpoint), g.K)
+			}
+			return fmt.Sprintf("%s, rank %s of %d (ranked by %s)", at(g.Endpoint), strings.TrimPrefix(source, g.Name), g.K, rankedBy)
+		}
+	}
+	return source
 }
 
 func (ev *evaluation) judgeReport(judgeName, group string) (*JudgeReport, error) {
