@@ -296,7 +296,7 @@ func TestEvaluateOllamaChinese(t *testing.T) {
 	ollama := Endpoint{Config: teacher.Config{Provider: "ollama", BaseURL: srv.URL, Model: "llama-gpt4"}, MaxTokens: 24, Seed: i64(3)}
 	translator := Endpoint{Config: teacher.Config{BaseURL: srv.URL + "/v1", Model: "llama-gpt4"}, MaxTokens: 24}
 	p := Params{
-		QuestionsFile: "file-q", Limit: 5, Language: "zh", Translator: &translator,
+		QuestionsFile: "file-q", Limit: 6, Language: "zh", Translator: &translator,
 		Groups:   []Group{{Name: "B", Endpoint: &ollama}},
 		Opponent: Opponent{AnswersFile: "file-opp"},
 		Judges:   Judges{LLM: &LLMJudge{Endpoint: ollama}, Rules: &RulesJudge{}},
@@ -308,11 +308,11 @@ func TestEvaluateOllamaChinese(t *testing.T) {
 		t.Fatal(err)
 	}
 	llm := rep.Groups[0].Judges["llm"]
-	if rep.Questions.Language != "zh" || rep.Questions.Count != 5 || llm.Judged+llm.ParseFailures != 5 || llm.ParseFailures == 0 {
+	if rep.Questions.Language != "zh" || rep.Questions.Count != 6 || llm.Judged+llm.ParseFailures != 6 || llm.ParseFailures == 0 {
 		t.Errorf("questions %+v, llm %+v", rep.Questions, llm)
 	}
-	// 10 judge requests: both orders of 5 pairs.
-	if rep.Usage["translator"].Requests != 5 || rep.Usage["judge"].Requests != 10 || rep.Usage["B"].Requests != 5 {
+	// 12 judge requests: both orders of 6 pairs.
+	if rep.Usage["translator"].Requests != 6 || rep.Usage["judge"].Requests != 12 || rep.Usage["B"].Requests != 6 {
 		t.Errorf("usage %+v", rep.Usage)
 	}
 	for _, j := range readJSONL(t, filepath.Join(dir, "published", "judgments.jsonl")) {
@@ -325,9 +325,12 @@ func TestEvaluateOllamaChinese(t *testing.T) {
 			t.Errorf("an Ollama judgment: %v", j)
 		}
 	}
+	if r := rep.Groups[0].RougeL; r == nil || r.N != 2 || !strings.HasPrefix(r.Tokenizer, "unicode") {
+		t.Errorf("ROUGE-L under zh: %+v", r)
+	}
 	answers := readJSONL(t, filepath.Join(dir, "published", "answers.jsonl"))
 	translated := 0
-	orig, _ := ParseQuestions(strings.NewReader(mustRead(t, files["file-q"])), 5)
+	orig, _ := ParseQuestions(strings.NewReader(mustRead(t, files["file-q"])), 6)
 	for _, a := range answers {
 		for _, q := range orig {
 			if a["question_id"] == q.ID && a["question"] != q.Text {
@@ -335,7 +338,7 @@ func TestEvaluateOllamaChinese(t *testing.T) {
 			}
 		}
 	}
-	if translated != 2*5 { // B and the opponent, 5 questions each
+	if translated != 2*6 { // B and the opponent, 6 questions each
 		t.Errorf("%d answers were asked the translated question", translated)
 	}
 }
