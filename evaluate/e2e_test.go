@@ -241,13 +241,13 @@ func TestEvaluateAgainstBestofn(t *testing.T) {
 	}
 
 	// A ranked group ranked here by a reward model rather than by the server, with the first-sampled
-	// candidate as its baseline: the local scores order R1..R3, and S1 is candidate 0.
+	// candidate as its baseline and that baseline as the opponent: the local scores order R1..R3 against S1.
 	dir3 := t.TempDir()
 	p3 := Params{
 		QuestionsFile: "file-q", Limit: 4,
 		Groups: []Group{{Name: "R", K: 3, Endpoint: openai("llama-gpt4", 32), Baseline: "S1",
 			RankWith: "reward", RankRewardModel: &RewardModelRef{Path: rm, Runtime: "go"}}},
-		Opponent: Opponent{AnswersFile: "file-opp"},
+		Opponent: Opponent{Group: "S1"},
 		Judges:   Judges{Reward: &RewardModelRef{Path: rm, Runtime: "go"}},
 	}
 	e3 := newFileEnv(t, dir3, files)
@@ -256,15 +256,19 @@ func TestEvaluateAgainstBestofn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if names := []string{rep3.Groups[0].Name, rep3.Groups[1].Name, rep3.Groups[3].Name}; strings.Join(names, ",") != "S1,R1,R3" {
-		t.Errorf("groups %v", names)
+	var names3 []string
+	for _, g := range rep3.Groups {
+		names3 = append(names3, g.Name)
 	}
-	for k := 2; k < 4; k++ {
+	if strings.Join(names3, ",") != "R1,R2,R3" || rep3.Opponent.Name != "S1" || rep3.Opponent.Answers != 4 {
+		t.Errorf("groups %v, opponent %+v", names3, rep3.Opponent)
+	}
+	for k := 1; k < 3; k++ {
 		if prev, cur := rep3.Groups[k-1].Judges["reward"].Relative.Model, rep3.Groups[k].Judges["reward"].Relative.Model; cur > prev+1e-3 {
 			t.Errorf("locally ranked: %s scores %v above %v", rep3.Groups[k].Name, cur, prev)
 		}
 	}
-	if src := rep3.Groups[0].Source + " | " + rep3.Groups[1].Source; !strings.Contains(src, "first-sampled of 3") || !strings.Contains(src, "(ranked by reward model)") {
+	if src := rep3.Opponent.Source + " | " + rep3.Groups[0].Source; !strings.Contains(src, "group S1: ") || !strings.Contains(src, "first-sampled of 3") || !strings.Contains(src, "(ranked by reward model)") {
 		t.Errorf("sources %q", src)
 	}
 	for _, a := range readJSONL(t, filepath.Join(dir3, "published", "answers.jsonl")) {

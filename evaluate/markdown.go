@@ -39,6 +39,11 @@ func Markdown(rep *Report) string {
 		}
 		fmt.Fprintf(&b, "\nOpponent %s: mean %.1f words.\n", rep.Opponent.Name, rep.Opponent.MeanWords)
 		for _, g := range rep.Groups {
+			if jr := g.Judges[j]; jr.OrderAgreement != nil {
+				fmt.Fprintf(&b, "%s: the two orders agree on the winner in %.0f%% of %d pairs read both ways.\n", g.Name, 100**jr.OrderAgreement, jr.BothOrders)
+			}
+		}
+		for _, g := range rep.Groups {
 			for _, fe := range g.Judges[j].FailureExamples {
 				fmt.Fprintf(&b, "\nParse failure (%s, question %s): %s. Judge wrote: %q\n", g.Name, fe.QuestionID, fe.Reason, clipText(fe.Text, 160))
 				break

@@ -91,6 +91,10 @@ type JudgeReport struct {
 	CI95       *evalstats.Interval  `json:"ci95"`
 	WinTieLoss evalstats.WinTieLoss `json:"win_tie_loss"`
 	ByCategory []evalstats.Category `json:"by_category"`
+	// OrderAgreement is, for the LLM judge in both orders, the share of pairs read in both orders whose two
+	// readings agree on the winner (or tie); BothOrders counts those pairs. A low agreement is position bias.
+	BothOrders     int      `json:"both_orders,omitempty"`
+	OrderAgreement *float64 `json:"order_agreement,omitempty"`
 	// FailureExamples are up to three parse failures with the judge's raw text.
 	FailureExamples []FailureExample `json:"failure_examples,omitempty"`
 }
@@ -139,7 +143,7 @@ func (ev *evaluation) buildReport(judges []judge.Judge) (*Report, error) {
 		if q.Reference != "" {
 			rep.Questions.WithReference++
 		}
-		if len(q.instructions) > 0 || (ev.p.Judges.Rules != nil && ev.p.Judges.Rules.FromText && len(rules.FromText(q.Text)) > 0) {
+		if len(ev.instructions(q)) > 0 {
 			rep.Questions.WithRules++
 		}
 	}
@@ -184,11 +188,7 @@ func (ev *evaluation) systemInfo(name, source string) SystemInfo {
 			refs = append(refs, q.Reference)
 			preds = append(preds, a)
 		}
-		ins := q.instructions
-		if len(ins) == 0 && ev.p.Judges.Rules != nil && ev.p.Judges.Rules.FromText {
-			ins = rules.FromText(ev.question(q))
-		}
-		acc.Add(rules.Evaluate(ins, a))
+		acc.Add(rules.Evaluate(ev.instructions(q), a))
 	}
 	if si.Answers > 0 {
 		si.MeanWords = float64(words) / float64(si.Answers)
@@ -213,6 +213,9 @@ func (ev *evaluation) systemInfo(name, source string) SystemInfo {
 func (ev *evaluation) describe(source string) string {
 	at := func(ep *Endpoint) string { return ep.Model + " at " + ep.BaseURL }
 	if source == "opponent" {
+		if g := ev.p.Opponent.Group; g != "" {
+			return "group " + g + ": " + ev.describe(g)
+		}
 		if ev.p.Opponent.Endpoint != nil {
 			return at(ev.p.Opponent.Endpoint)
 		}
@@ -246,6 +249,7 @@ func (ev *evaluation) describe(source string) string {
 
 func (ev *evaluation) judgeReport(judgeName, group string) (*JudgeReport, error) {
 	jr := &JudgeReport{}
+	agree := 0
 	var model, opp []float64
 	var cats []string
 	for _, q := range ev.qs {
@@ -256,6 +260,12 @@ func (ev *evaluation) judgeReport(judgeName, group string) (*JudgeReport, error)
 		var row judgmentRow
 		if err := json.Unmarshal(raw, &row); err != nil {
 			return nil, fmt.Errorf("evaluate: judgment %s/%s/%s: %w", judgeName, group, q.ID, err)
+		}
+		if len(row.Orders) == 2 && row.Orders[0].OK && row.Orders[1].OK {
+			jr.BothOrders++
+			if sign(row.Orders[0].Model-row.Orders[0].Opponent) == sign(row.Orders[1].Model-row.Orders[1].Opponent) {
+				agree++
+			}
 		}
 		switch {
 		case row.OK:
@@ -288,7 +298,21 @@ func (ev *evaluation) judgeReport(judgeName, group string) (*JudgeReport, error)
 	if jr.Relative.N == 0 {
 		jr.Relative.Ratio = evalstats.Ratio(math.NaN())
 	}
+	if jr.BothOrders > 0 {
+		a := float64(agree) / float64(jr.BothOrders)
+		jr.OrderAgreement = &a
+	}
 	return jr, nil
+}
+
+func sign(v float64) int {
+	switch {
+	case v > 1e-9:
+		return 1
+	case v < -1e-9:
+		return -1
+	}
+	return 0
 }
 
 func clipText(s string, n int) string {
@@ -403,7 +427,11 @@ func (ev *evaluation) dumpAnswers() []byte {
 			if g == "opponent" {
 				r.Group = ev.p.opponentName()
 			}
-			if c, ok := ev.rankedCandidate(g, q); ok {
+			src := g
+			if g == "opponent" && ev.p.Opponent.Group != "" {
+				src = ev.p.Opponent.Group
+			}
+			if c, ok := ev.rankedCandidate(src, q); ok {
 				r.Rank, r.Score = c.Rank, c.Score
 			}
 			enc.Encode(r)
