@@ -17,6 +17,8 @@ type Bar struct {
 	Group string
 	// Percent is the relative score; Low and High its interval, in percent. NaN values are drawn as missing.
 	Percent, Low, High float64
+	// Note, when set, is printed under the group's name (e.g. "judged 78/80").
+	Note string
 }
 
 // Series is one group's values over the Fig. 6 buckets.
@@ -57,6 +59,9 @@ func RelativeScores(title, opponent string, bars []Bar) (Figure, error) {
 	top := 100.0
 	for i, b := range bars {
 		names[i] = b.Group
+		if b.Note != "" {
+			names[i] += "\n" + b.Note
+		}
 		vals[i] = finite(b.Percent)
 		if !math.IsNaN(b.Low) && !math.IsNaN(b.High) && !math.IsNaN(b.Percent) && !math.IsInf(b.High, 0) {
 			errs = append(errs, errBar{x: float64(i), y: b.Percent, low: b.Percent - b.Low, high: b.High - b.Percent})

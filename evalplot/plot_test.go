@@ -53,15 +53,15 @@ func checkFigure(t *testing.T, f Figure, texts ...string) {
 
 func TestRelativeScores(t *testing.T) {
 	bars := []Bar{
-		{"B", 91, 88, 94}, {"R1", 94, 91, 97}, {"R2", 92, 89, 95}, {"R3", 90, 86, 93}, {"R4", 88, 85, 91},
-		{"R5", 85, 81, 88}, {"broken", math.NaN(), math.NaN(), math.NaN()},
+		{"B", 91, 88, 94, ""}, {"R1", 94, 91, 97, ""}, {"R2", 92, 89, 95, ""}, {"R3", 90, 86, 93, ""}, {"R4", 88, 85, 91, ""},
+		{"R5", 85, 81, 88, ""}, {"broken", math.NaN(), math.NaN(), math.NaN(), "judged 0/80"},
 	}
 	f, err := RelativeScores("Fig. 4: relative score (LLM judge)", "ChatGPT", bars)
 	if err != nil {
 		t.Fatal(err)
 	}
 	keep(t, "relative", f)
-	checkFigure(t, f, "R1", "R5", "94%", "n/a", "ChatGPT")
+	checkFigure(t, f, "R1", "R5", "94%", "n/a", "ChatGPT", "judged 0/80")
 	if _, err := RelativeScores("x", "y", nil); err == nil {
 		t.Error("no bars: no error")
 	}

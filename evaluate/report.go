@@ -329,7 +329,8 @@ func (ev *evaluation) publish(ctx context.Context, rep *Report) error {
 		var bars []evalplot.Bar
 		for _, g := range rep.Groups {
 			jr := g.Judges[j]
-			b := evalplot.Bar{Group: g.Name, Percent: 100 * float64(jr.Relative.Ratio), Low: math.NaN(), High: math.NaN()}
+			b := evalplot.Bar{Group: g.Name, Percent: 100 * float64(jr.Relative.Ratio), Low: math.NaN(), High: math.NaN(),
+				Note: fmt.Sprintf("judged %d/%d", jr.Judged, rep.Questions.Count)}
 			if jr.CI95 != nil {
 				b.Low, b.High = 100*float64(jr.CI95.Low), 100*float64(jr.CI95.High)
 			}
