@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/bestofn/bestofn/jobs"
 )
@@ -57,6 +59,23 @@ func (Type) Validate(ctx context.Context, params json.RawMessage, files jobs.Fil
 			return err
 		}
 		return nil
+	}
+	dirCheck := func(field string, ref *RewardModelRef) error {
+		if ref == nil || ref.Path == "" {
+			return nil
+		}
+		if st, err := os.Stat(filepath.Join(ref.Path, "config.json")); err != nil || st.IsDir() {
+			return paramErr(field+".path", "%q is not a reward model directory (no config.json)", ref.Path)
+		}
+		return nil
+	}
+	if err := dirCheck("judges.reward", p.Judges.Reward); err != nil {
+		return err
+	}
+	for i, g := range p.Groups {
+		if err := dirCheck(fmt.Sprintf("groups[%d].rank_reward_model", i), g.RankRewardModel); err != nil {
+			return err
+		}
 	}
 	if err := check("questions_file", p.QuestionsFile); err != nil {
 		return err
