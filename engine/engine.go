@@ -227,8 +227,8 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 		return nil, fmt.Errorf("%w: n = %d, want 1..%d", ErrBadRequest, req.N, e.cfg.MaxN)
 	case n > e.cfg.MaxActiveSeqs:
 		return nil, fmt.Errorf("%w: n = %d exceeds the engine's %d active sequences", ErrBadRequest, n, e.cfg.MaxActiveSeqs)
-	case req.MaxTokens < 0:
-		return nil, fmt.Errorf("%w: max tokens %d is negative", ErrBadRequest, req.MaxTokens)
+	case req.MaxTokens < 0 || req.DefaultMaxTokens < 0:
+		return nil, fmt.Errorf("%w: max tokens %d (default %d) is negative", ErrBadRequest, req.MaxTokens, req.DefaultMaxTokens)
 	case req.TopLogprobs < 0 || req.TopLogprobs > 20:
 		return nil, fmt.Errorf("%w: top logprobs %d, want 0..20", ErrBadRequest, req.TopLogprobs)
 	}
@@ -262,6 +262,9 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 	maxGen := req.MaxTokens
 	if maxGen == 0 {
 		maxGen = min(ctxLen-p, fitTokens(p, n, e.blockSize, e.blockTotal))
+		if req.DefaultMaxTokens > 0 {
+			maxGen = min(maxGen, req.DefaultMaxTokens)
+		}
 		if maxGen < 1 {
 			return nil, fmt.Errorf("%w: a prompt of %d tokens leaves no room for %d candidates", ErrTooLarge, p, n)
 		}

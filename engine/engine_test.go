@@ -678,4 +678,17 @@ func TestMaxTokensZeroFitsBudget(t *testing.T) {
 			t.Errorf("candidate %d: %d tokens (%s), want %d (length)", c.Index, len(c.Tokens), c.FinishReason, fitTokens(4, 4, 4, 40))
 		}
 	}
+	// DefaultMaxTokens bounds the fit when it is smaller, and is no demand when it is larger.
+	for _, def := range []int{5, 1000} {
+		res, err := e.Generate(context.Background(), Request{Prompt: "abc", N: 4, DefaultMaxTokens: def, Sampling: SamplingParams{Temperature: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(def, fitTokens(4, 4, 4, 40))
+		for _, c := range res.Candidates {
+			if c.FinishReason != FinishLength || len(c.Tokens) != want {
+				t.Errorf("default %d: candidate %d: %d tokens (%s), want %d (length)", def, c.Index, len(c.Tokens), c.FinishReason, want)
+			}
+		}
+	}
 }

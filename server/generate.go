@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -40,30 +39,18 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 
 	var res *engine.Result
 	var err error
-	for attempt := 0; attempt < 2; attempt++ {
-		if live == nil || req.Rerank && req.N > 1 {
-			res, err = c.rt.model.Generator.Generate(ctx, req)
-		} else {
-			res, err = s.runLive(ctx, c.rt.model.Generator, req, c.plan.nChoices, func(choice int, text string) error {
-				if c.chat {
-					if text = trims[choice].next(text); text == "" {
-						return nil
-					}
+	if live == nil || req.Rerank && req.N > 1 {
+		res, err = c.rt.model.Generator.Generate(ctx, req)
+	} else {
+		res, err = s.runLive(ctx, c.rt.model.Generator, req, c.plan.nChoices, func(choice int, text string) error {
+			if c.chat {
+				if text = trims[choice].next(text); text == "" {
+					return nil
 				}
-				streamed[choice].WriteString(text)
-				return live(choice, text)
-			})
-		}
-		// The server's default cap does not fit after this prompt: use the room that is left. (The engine
-		// refuses before generating anything, so nothing was streamed.)
-		var cle *engine.ContextLengthError
-		if attempt == 0 && c.plan.defaultMaxTokens && errors.As(err, &cle) {
-			if room := cle.ContextLen - cle.PromptTokens; room >= 1 && room < req.MaxTokens {
-				req.MaxTokens = room
-				continue
 			}
-		}
-		break
+			streamed[choice].WriteString(text)
+			return live(choice, text)
+		})
 	}
 	if err == nil && (res == nil || len(res.Candidates) < c.plan.nChoices) {
 		got := 0

@@ -86,7 +86,9 @@ func ollamaParams(opts map[string]any) (params, error) {
 				case "repeat_last_n":
 					p.repeatLastN = &n
 				case "num_predict":
-					p.maxTokens = &n
+					if n > 0 { // 0 and -1 mean no limit, -2 fill the context: as many as fit
+						p.maxTokens = &n
+					}
 				case "best_of":
 					p.bestOf = &n
 				}

@@ -17,7 +17,7 @@ type params struct {
 	presence, frequency                    *float64
 	topK, repeatLastN                      *int
 	seed                                   *int64 // negative: server-chosen (Ollama's -1)
-	maxTokens                              *int   // negative: up to the context (Ollama's -1, -2)
+	maxTokens                              *int   // nil: as many as fit, at most Limits.MaxTokens
 	stop                                   []string
 	logitBias                              map[string]float64
 	n, bestOf                              *int
@@ -50,9 +50,6 @@ func f32(v *float64, def float32) float32 {
 type plan struct {
 	req      engine.Request
 	nChoices int
-	// defaultMaxTokens says req.MaxTokens is the server's cap, not the client's: when the prompt leaves less room
-	// than that in the context, the request is retried with what is left instead of failing.
-	defaultMaxTokens bool
 }
 
 // toEngine validates p against the server's limits and m's capabilities. def holds the API's defaults for
@@ -118,8 +115,8 @@ func (s *Server) toEngine(m *Model, p params, def engine.SamplingParams) (plan, 
 		sp.Seed = s.nextSeed()
 	}
 
-	maxTokens := s.limits.MaxTokens
-	if p.maxTokens != nil && *p.maxTokens >= 0 {
+	maxTokens := 0 // as many as fit, at most the server's limit (DefaultMaxTokens)
+	if p.maxTokens != nil {
 		name := p.maxTokensName
 		if name == "" {
 			name = "max_tokens"
@@ -177,16 +174,16 @@ func (s *Server) toEngine(m *Model, p params, def engine.SamplingParams) (plan, 
 	}
 	return plan{
 		req: engine.Request{
-			N:           bestOf,
-			Rerank:      rerank,
-			Sampling:    sp,
-			MaxTokens:   maxTokens,
-			Stop:        p.stop,
-			Logprobs:    p.logprobs || p.topLogprobs > 0,
-			TopLogprobs: p.topLogprobs,
+			N:                bestOf,
+			Rerank:           rerank,
+			Sampling:         sp,
+			MaxTokens:        maxTokens,
+			DefaultMaxTokens: s.limits.MaxTokens,
+			Stop:             p.stop,
+			Logprobs:         p.logprobs || p.topLogprobs > 0,
+			TopLogprobs:      p.topLogprobs,
 		},
-		nChoices:         n,
-		defaultMaxTokens: maxTokens > 0 && (p.maxTokens == nil || *p.maxTokens < 0),
+		nChoices: n,
 	}, nil
 }
 

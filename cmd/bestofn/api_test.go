@@ -169,3 +169,25 @@ func TestAPIAlpacaSystemMessage(t *testing.T) {
 		t.Errorf("prompt tokens with a system message %d, without %d; want %d with", with, without, want)
 	}
 }
+
+// TestAPIBestOfManyWithoutMaxTokens checks that n (or best_of) >= 8 without max_tokens gets the room the KV
+// budget leaves each candidate rather than failing: the server's default length is a bound, not a demand.
+func TestAPIBestOfManyWithoutMaxTokens(t *testing.T) {
+	ts := startTemplateServer(t, "alpaca", func(c *serveConfig) {
+		c.Generators[0].Engine.KVTokens = 512 // 32 blocks of 16 tokens
+		c.Limits.MaxTokens = 1024
+	})
+	client := newClient(ts)
+	for _, extra := range []option.RequestOption{option.WithJSONSet("n", 8), option.WithJSONSet("best_of", 10)} {
+		resp, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "llama-gpt4",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell me a story.")}, Seed: openai.Int(1)},
+			extra, option.WithJSONSet("rerank", "none"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The candidates share the prompt's positions and never evaluate their last token.
+		if resp.Usage.CompletionTokens == 0 || resp.Usage.PromptTokens+resp.Usage.CompletionTokens > 512+10 {
+			t.Errorf("usage %+v: want some tokens, within the KV budget of 512 positions", resp.Usage)
+		}
+	}
+}
