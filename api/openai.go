@@ -208,10 +208,13 @@ type Extensions struct {
 type Candidate struct {
 	// Index is the candidate's sampling index (it was sampled with seed+Index).
 	Index int `json:"index"`
-	// Rank is 1 for the best candidate when reranked; otherwise Index+1.
+	// Rank is 1 for the best candidate when the candidates were ranked (by the reward model, or by mean
+	// log-probability for best_of > n without reranking); otherwise Index+1.
 	Rank int `json:"rank"`
 	// Score is the reward model's score; absent when the candidate was not scored.
-	Score        *float64 `json:"score,omitempty"`
+	Score *float64 `json:"score,omitempty"`
+	// MeanLogprob is the mean log-probability of the candidate's tokens (absent for an empty candidate).
+	MeanLogprob  *float64 `json:"mean_logprob,omitempty"`
 	Text         string   `json:"text"`
 	FinishReason string   `json:"finish_reason"`
 	// Tokens is the candidate's length in tokens.

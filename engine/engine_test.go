@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -521,6 +522,32 @@ func TestLogprobs(t *testing.T) {
 		// Greedy: the chosen token is the most likely one.
 		if lp.Top[0].Token != lp.Token || lp.Top[0].Logprob != lp.Logprob {
 			t.Errorf("greedy token %d is not the top alternative %+v", lp.Token, lp.Top[0])
+		}
+	}
+}
+
+// TestCumLogprob checks that every candidate carries the sum of its tokens' log-probabilities, whether or not
+// the request asked for them, as the per-token logprobs of the same run add up.
+func TestCumLogprob(t *testing.T) {
+	e, _ := newFakeEngine(t, Config{}, nil)
+	req := Request{Prompt: "lp", N: 3, MaxTokens: 12, Sampling: SamplingParams{Temperature: 1, Seed: 4}}
+	plain, err := e.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Logprobs = true
+	withLogprobs, err := e.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range withLogprobs.Candidates {
+		var sum float64
+		for _, lp := range c.Logprobs {
+			sum += float64(lp.Logprob)
+		}
+		if math.Abs(c.CumLogprob-sum) > 1e-4 || c.CumLogprob >= 0 || plain.Candidates[i].CumLogprob != c.CumLogprob {
+			t.Errorf("candidate %d: CumLogprob %v (without logprobs %v), sum of its logprobs %v", i, c.CumLogprob,
+				plain.Candidates[i].CumLogprob, sum)
 		}
 	}
 }

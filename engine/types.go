@@ -123,6 +123,9 @@ type Candidate struct {
 	Tokens       []int32
 	FinishReason FinishReason
 	Logprobs     []TokenLogprob
+	// CumLogprob is the sum of the log-probabilities of Tokens (as vLLM's cumulative_logprob), whether or not
+	// the request asked for logprobs; CumLogprob / len(Tokens) ranks candidates by likelihood.
+	CumLogprob float64
 	// Score is the reward model's score; valid only when Scored.
 	Score  float32
 	Scored bool

@@ -1,9 +1,14 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/openai/openai-go"
+	"github.com/openai/openai-go/option"
 
 	"github.com/bestofn/bestofn/api"
 )
@@ -66,5 +71,49 @@ func TestAnswerTrimmer(t *testing.T) {
 		if got, want := trimmedPieces(c...), strings.TrimLeft(strings.Join(c, ""), " \t\r\n"); got != want {
 			t.Errorf("%q: %q, want %q", c, got, want)
 		}
+	}
+}
+
+// TestBestOfWithoutRerankByLogprob checks that best_of > n without reranking returns the candidates with the
+// highest mean log-probability per token, as OpenAI's best_of does, streamed or not, and through openai-go.
+func TestBestOfWithoutRerankByLogprob(t *testing.T) {
+	e := newEnv(t, nil)
+	// Seed 1: candidate i has mean logprob -(1+(1+i)%3), so the order is 2, 0, 1 (then 5, 3, 4 for more).
+	w := e.do(t, "POST", "/v1/chat/completions", `{"model":"base","seed":1,"n":2,"best_of":3,"rerank":"none","return_candidates":true,
+		"messages":[{"role":"user","content":"hi"}]}`)
+	resp := decode[api.ChatCompletionResponse](t, w)
+	if len(resp.Choices) != 2 || string(resp.Choices[0].Message.Content) != fakeText("", 1, 2) ||
+		string(resp.Choices[1].Message.Content) != fakeText("", 1, 0) {
+		t.Fatalf("choices %+v, want candidates 2 then 0", resp.Choices)
+	}
+	if len(resp.Candidates) != 3 || resp.Candidates[0].Index != 2 || resp.Candidates[0].Rank != 1 || resp.Candidates[0].MeanLogprob == nil ||
+		*resp.Candidates[0].MeanLogprob != -1 || resp.Candidates[2].Index != 1 {
+		t.Errorf("candidates %+v", resp.Candidates)
+	}
+	if resp.Usage.CompletionTokens != 2+3+4 { // billed: every candidate (2, 3 and 4 words)
+		t.Errorf("usage %+v, want every candidate's tokens", resp.Usage)
+	}
+
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	client := openai.NewClient(option.WithBaseURL(ts.URL+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	params := openai.CompletionNewParams{Model: "raw", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("x")},
+		BestOf: openai.Int(6), Seed: openai.Int(1)}
+	comp, err := client.Completions.New(context.Background(), params, option.WithJSONSet("rerank", "none"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Choices[0].Text != fakeText("", 1, 2) {
+		t.Errorf("completion %q, want candidate 2 %q", comp.Choices[0].Text, fakeText("", 1, 2))
+	}
+	stream := client.Completions.NewStreaming(context.Background(), params, option.WithJSONSet("rerank", "none"))
+	var streamed string
+	for stream.Next() {
+		for _, ch := range stream.Current().Choices {
+			streamed += ch.Text
+		}
+	}
+	if err := stream.Err(); err != nil || streamed != fakeText("", 1, 2) {
+		t.Errorf("streamed %q (%v), want candidate 2 %q", streamed, err, fakeText("", 1, 2))
 	}
 }

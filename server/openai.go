@@ -331,6 +331,10 @@ func candidates(res *engine.Result) []api.Candidate {
 			v := float64(c.Score)
 			out[i].Score = &v
 		}
+		if len(c.Tokens) > 0 {
+			v := c.CumLogprob / float64(len(c.Tokens))
+			out[i].MeanLogprob = &v
+		}
 	}
 	return out
 }

@@ -95,7 +95,7 @@ func TestChatCompletionR1Ranked(t *testing.T) {
 	if resp.Usage.CompletionTokens <= len(strings.Fields(string(resp.Choices[0].Message.Content))) {
 		t.Errorf("usage should count all 5 candidates: %+v", resp.Usage)
 	}
-	// rerank none keeps sampling order and best_of overrides the model's N.
+	// rerank none ranks by mean logprob instead (candidate 2 for seed 1) and best_of overrides the model's N.
 	w = e.do(t, "POST", "/v1/chat/completions", `{"model":"base:r1","seed":1,"best_of":3,"rerank":"none","messages":[{"role":"user","content":"hi"}]}`)
 	if w.Code != 200 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
@@ -104,8 +104,8 @@ func TestChatCompletionR1Ranked(t *testing.T) {
 		t.Errorf("engine request N=%d rerank=%v", req.N, req.Rerank)
 	}
 	resp = decode[api.ChatCompletionResponse](t, w)
-	if got, want := string(resp.Choices[0].Message.Content), fakeText("", 1, 0); got != want {
-		t.Errorf("unranked choice %q, want %q", got, want)
+	if got, want := string(resp.Choices[0].Message.Content), fakeText("", 1, 2); got != want {
+		t.Errorf("choice %q, want the likeliest candidate %q", got, want)
 	}
 }
 

@@ -191,3 +191,41 @@ func TestAPIBestOfManyWithoutMaxTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIBestOfByLogprob checks on the real engine that best_of without reranking answers with the candidate
+// of the highest mean log-probability per token, computed here from each candidate's own token logprobs.
+func TestAPIBestOfByLogprob(t *testing.T) {
+	client := newClient(startTemplateServer(t, "alpaca", nil))
+	comp, err := client.Completions.New(context.Background(), openai.CompletionNewParams{Model: "llama-gpt4",
+		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")}, BestOf: openai.Int(4),
+		N: openai.Int(4), Seed: openai.Int(3), MaxTokens: openai.Int(12), Logprobs: openai.Int(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	means := make([]float64, len(comp.Choices))
+	for i, ch := range comp.Choices {
+		for _, lp := range ch.Logprobs.TokenLogprobs {
+			means[i] += lp / float64(len(ch.Logprobs.TokenLogprobs))
+		}
+	}
+	// With n = best_of every candidate is a choice, in sampling order; the best of them is what best_of 4, n 1
+	// must return.
+	best := 0
+	for i := range means {
+		if means[i] > means[best] {
+			best = i
+		}
+	}
+	one, err := client.Completions.New(context.Background(), openai.CompletionNewParams{Model: "llama-gpt4",
+		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")}, BestOf: openai.Int(4),
+		Seed: openai.Int(3), MaxTokens: openai.Int(12)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.Choices[0].Text != comp.Choices[best].Text {
+		t.Errorf("best_of 4 answered %q, want candidate %d %q (mean logprobs %v)", one.Choices[0].Text, best, comp.Choices[best].Text, means)
+	}
+	if best == 0 {
+		t.Error("the likeliest candidate is the first: this seed does not exercise the ranking")
+	}
+}
