@@ -48,7 +48,7 @@ func optInt(key string, v any) (int64, error) {
 // ollamaParams converts Ollama's untyped options, once, into params. Unknown options are an error; the options
 // Ollama has but bestofn does not implement are ignored.
 func ollamaParams(opts map[string]any) (params, error) {
-	p := params{maxTokensName: "options.num_predict"}
+	p := params{prefix: "options.", maxTokensName: "options.num_predict"}
 	keys := make([]string, 0, len(opts))
 	for k := range opts {
 		keys = append(keys, k)

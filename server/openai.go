@@ -79,6 +79,9 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 		p.maxTokens, p.maxTokensName = req.MaxCompletionTokens, "max_completion_tokens"
 	}
 	if req.TopLogprobs != nil {
+		if *req.TopLogprobs > 0 && !req.Logprobs {
+			return badParam("top_logprobs", "top_logprobs requires logprobs: true")
+		}
 		p.topLogprobs = *req.TopLogprobs
 	}
 	pl, err := s.toEngine(rt.model, p, openaiDefaults)

@@ -229,3 +229,18 @@ func TestAPIBestOfByLogprob(t *testing.T) {
 		t.Error("the likeliest candidate is the first: this seed does not exercise the ranking")
 	}
 }
+
+// TestAPIMaxNReachesTheEngine checks that the server's max_n is the engine's too: a best_of the server accepts
+// is one the engine runs.
+func TestAPIMaxNReachesTheEngine(t *testing.T) {
+	client := newClient(startTemplateServer(t, "alpaca", func(c *serveConfig) { c.Limits.MaxN = 20 }))
+	resp, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "llama-gpt4",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi")}, MaxTokens: openai.Int(2)},
+		option.WithJSONSet("best_of", 20), option.WithJSONSet("return_candidates", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(resp.JSON.ExtraFields["candidates"].Raw(), `"index"`); n != 20 {
+		t.Errorf("%d candidates, want 20", n)
+	}
+}
