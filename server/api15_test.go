@@ -125,7 +125,9 @@ func TestValidationAtTheEdge(t *testing.T) {
 	chat := func(extra string) string {
 		return `{"model":"base","messages":[{"role":"user","content":"hi"}]` + extra + `}`
 	}
-	gen := func(opts string) string { return `{"model":"base","prompt":"x","stream":false,"options":{` + opts + `}}` }
+	gen := func(opts string) string {
+		return `{"model":"base","prompt":"x","stream":false,"options":{` + opts + `}}`
+	}
 	long := `"` + strings.Repeat("s", 257) + `"`
 	many := `[` + strings.Repeat(`"a",`, 16) + `"b"]`
 	for _, c := range []struct {
@@ -143,8 +145,8 @@ func TestValidationAtTheEdge(t *testing.T) {
 		{"/v1/chat/completions", chat(`,"logit_bias":{"7":101}`), "logit_bias"},
 		{"/v1/chat/completions", chat(`,"top_logprobs":2`), "top_logprobs"},
 		{"/v1/chat/completions", chat(`,"logprobs":true,"top_logprobs":21`), "top_logprobs"},
-		{"/v1/chat/completions", chat(`,"stop":`+long), "stop"},
-		{"/v1/chat/completions", chat(`,"stop":`+many), "stop"},
+		{"/v1/chat/completions", chat(`,"stop":` + long), "stop"},
+		{"/v1/chat/completions", chat(`,"stop":` + many), "stop"},
 		{"/v1/chat/completions", chat(`,"stop":[""]`), "stop"},
 		{"/v1/chat/completions", chat(`,"n":0`), "n"},
 		{"/v1/chat/completions", chat(`,"n":9`), "n"},
@@ -156,7 +158,7 @@ func TestValidationAtTheEdge(t *testing.T) {
 		{"/api/generate", gen(`"min_p":1`), "options.min_p"},
 		{"/api/generate", gen(`"repeat_last_n":-2`), "options.repeat_last_n"},
 		{"/api/generate", gen(`"repeat_last_n":70000`), "options.repeat_last_n"},
-		{"/api/generate", gen(`"stop":[`+long+`]`), "options.stop"},
+		{"/api/generate", gen(`"stop":[` + long + `]`), "options.stop"},
 		{"/api/generate", gen(`"best_of":9`), "options.best_of"},
 		{"/api/generate", gen(`"temperature":-1`), "options.temperature"},
 	} {
