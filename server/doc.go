@@ -40,8 +40,9 @@
 //
 // Both APIs' options (OpenAI's typed fields, Ollama's options map) are converted once into a typed
 // engine.Request and validated against Limits; out-of-range values are 400s naming the field. Unset max tokens
-// means Limits.MaxTokens, shrunk to the room the prompt leaves in the context. Unset seeds come from a source
-// seeded by Config.Seed.
+// (and Ollama's num_predict 0, -1 and -2) mean as many as fit: at most Limits.MaxTokens, the room the prompt
+// leaves in the context and what the engine's KV budget holds for the request's candidates
+// (engine.Request.DefaultMaxTokens). Unset seeds come from a source seeded by Config.Seed.
 //
 // # Streaming
 //

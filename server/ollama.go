@@ -48,7 +48,7 @@ func optInt(key string, v any) (int64, error) {
 // ollamaParams converts Ollama's untyped options, once, into params. Unknown options are an error; the options
 // Ollama has but bestofn does not implement are ignored.
 func ollamaParams(opts map[string]any) (params, error) {
-	p := params{maxTokensName: "options.num_predict"}
+	p := params{prefix: "options.", maxTokensName: "options.num_predict"}
 	keys := make([]string, 0, len(opts))
 	for k := range opts {
 		keys = append(keys, k)
@@ -86,7 +86,9 @@ func ollamaParams(opts map[string]any) (params, error) {
 				case "repeat_last_n":
 					p.repeatLastN = &n
 				case "num_predict":
-					p.maxTokens = &n
+					if n > 0 { // 0 and -1 mean no limit, -2 fill the context: as many as fit
+						p.maxTokens = &n
+					}
 				case "best_of":
 					p.bestOf = &n
 				}

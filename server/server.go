@@ -78,6 +78,7 @@ type ModelInfo struct {
 	ContextLength     int
 	Size              int64  // bytes of weights
 	Digest            string // e.g. "sha256:..."
+	VocabSize         int    // tokens of the vocabulary; when set, logit_bias ids are checked against it
 	ModifiedAt        time.Time
 	TemplateName      string         // chat template name
 	RewardModel       string         // reward model path or name
@@ -111,10 +112,9 @@ type Limits struct {
 	// MaxTokens caps max_tokens / num_predict and is the default when a request sets none; 0 means no cap
 	// beyond the context length.
 	MaxTokens int
-	// MaxN caps n and best_of; 0 means 16.
+	// MaxN caps n and best_of; 0 means engine.DefaultMaxN. The generators must accept as many candidates
+	// (engine.Config.MaxN and MaxActiveSeqs). Stop strings are bounded by package sampler's limits.
 	MaxN int
-	// MaxStop caps the number of stop strings; 0 means 16.
-	MaxStop int
 	// RequestTimeout bounds each generation request (504 beyond); 0 means 10 minutes.
 	RequestTimeout time.Duration
 	// MaxConcurrent caps generation requests in flight; more get 429 with Retry-After. 0 means 64.
@@ -128,10 +128,7 @@ func (l Limits) withDefaults() Limits {
 		l.MaxBodyBytes = 1 << 20
 	}
 	if l.MaxN <= 0 {
-		l.MaxN = 16
-	}
-	if l.MaxStop <= 0 {
-		l.MaxStop = 16
+		l.MaxN = engine.DefaultMaxN
 	}
 	if l.RequestTimeout <= 0 {
 		l.RequestTimeout = 10 * time.Minute

@@ -169,3 +169,78 @@ func TestAPIAlpacaSystemMessage(t *testing.T) {
 		t.Errorf("prompt tokens with a system message %d, without %d; want %d with", with, without, want)
 	}
 }
+
+// TestAPIBestOfManyWithoutMaxTokens checks that n (or best_of) >= 8 without max_tokens gets the room the KV
+// budget leaves each candidate rather than failing: the server's default length is a bound, not a demand.
+func TestAPIBestOfManyWithoutMaxTokens(t *testing.T) {
+	ts := startTemplateServer(t, "alpaca", func(c *serveConfig) {
+		c.Generators[0].Engine.KVTokens = 512 // 32 blocks of 16 tokens
+		c.Limits.MaxTokens = 1024
+	})
+	client := newClient(ts)
+	for _, extra := range []option.RequestOption{option.WithJSONSet("n", 8), option.WithJSONSet("best_of", 10)} {
+		resp, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "llama-gpt4",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell me a story.")}, Seed: openai.Int(1)},
+			extra, option.WithJSONSet("rerank", "none"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The candidates share the prompt's positions and never evaluate their last token.
+		if resp.Usage.CompletionTokens == 0 || resp.Usage.PromptTokens+resp.Usage.CompletionTokens > 512+10 {
+			t.Errorf("usage %+v: want some tokens, within the KV budget of 512 positions", resp.Usage)
+		}
+	}
+}
+
+// TestAPIBestOfByLogprob checks on the real engine that best_of without reranking answers with the candidate
+// of the highest mean log-probability per token, computed here from each candidate's own token logprobs.
+func TestAPIBestOfByLogprob(t *testing.T) {
+	client := newClient(startTemplateServer(t, "alpaca", nil))
+	comp, err := client.Completions.New(context.Background(), openai.CompletionNewParams{Model: "llama-gpt4",
+		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")}, BestOf: openai.Int(4),
+		N: openai.Int(4), Seed: openai.Int(3), MaxTokens: openai.Int(12), Logprobs: openai.Int(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	means := make([]float64, len(comp.Choices))
+	for i, ch := range comp.Choices {
+		for _, lp := range ch.Logprobs.TokenLogprobs {
+			means[i] += lp / float64(len(ch.Logprobs.TokenLogprobs))
+		}
+	}
+	// With n = best_of every candidate is a choice, in sampling order; the best of them is what best_of 4, n 1
+	// must return.
+	best := 0
+	for i := range means {
+		if means[i] > means[best] {
+			best = i
+		}
+	}
+	one, err := client.Completions.New(context.Background(), openai.CompletionNewParams{Model: "llama-gpt4",
+		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")}, BestOf: openai.Int(4),
+		Seed: openai.Int(3), MaxTokens: openai.Int(12)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.Choices[0].Text != comp.Choices[best].Text {
+		t.Errorf("best_of 4 answered %q, want candidate %d %q (mean logprobs %v)", one.Choices[0].Text, best, comp.Choices[best].Text, means)
+	}
+	if best == 0 {
+		t.Error("the likeliest candidate is the first: this seed does not exercise the ranking")
+	}
+}
+
+// TestAPIMaxNReachesTheEngine checks that the server's max_n is the engine's too: a best_of the server accepts
+// is one the engine runs.
+func TestAPIMaxNReachesTheEngine(t *testing.T) {
+	client := newClient(startTemplateServer(t, "alpaca", func(c *serveConfig) { c.Limits.MaxN = 20 }))
+	resp, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "llama-gpt4",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi")}, MaxTokens: openai.Int(2)},
+		option.WithJSONSet("best_of", 20), option.WithJSONSet("return_candidates", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(resp.JSON.ExtraFields["candidates"].Raw(), `"index"`); n != 20 {
+		t.Errorf("%d candidates, want 20", n)
+	}
+}
