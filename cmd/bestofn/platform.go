@@ -143,6 +143,9 @@ func openPlatform(ctx context.Context, pf *platformFlags, mainAddr string, cfg s
 		logger.Warn("admin API without authentication (loopback only)", "addr", adminListen)
 	}
 	p := &platform{admin: admin.Disabled(), adminAddr: pf.adminAddr, log: logger}
+	if !enabled {
+		logger.Info("admin API off (/admin answers 404): set BESTOFN_ADMIN_TOKEN or --admin-token-file to turn it on")
+	}
 	if _, err := os.Stat(pf.dataDir); !enabled && err != nil {
 		return p, nil
 	}
