@@ -70,7 +70,7 @@ func (s *Service) runClaim(ctx context.Context, c *Claim, token string) {
 		s.mu.Unlock()
 		s.notify()
 	}()
-	if c.Job.Attempts > 1 {
+	if c.Checkpoint != nil {
 		rs.event("info", "resuming from the last checkpoint", nil)
 	}
 

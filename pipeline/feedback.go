@@ -36,6 +36,8 @@ type SourceSpec struct {
 	Endpoint *teacher.Config `json:"endpoint,omitempty"`
 	// K is the candidates per prompt; 0 means the job's k.
 	K int `json:"k,omitempty"`
+	// Extra holds more body fields for the source's requests (kinds openai and bestofn).
+	Extra map[string]any `json:"extra,omitempty"`
 	// File is an answers file id, Path a path on the server (kind "file").
 	File string `json:"file,omitempty"`
 	Path string `json:"path,omitempty"`
@@ -115,6 +117,9 @@ func (p *FeedbackParams) check() error {
 			}
 			if s.Kind == SourceOllama {
 				s.Endpoint.Provider = teacher.ProviderOllama
+				if len(s.Extra) > 0 {
+					return paramErr(f+".extra", "extra body fields need the OpenAI API")
+				}
 			} else if s.Endpoint.Provider == teacher.ProviderOllama {
 				return paramErr(f+".endpoint.provider", "kind %q speaks the OpenAI API", s.Kind)
 			}
@@ -313,10 +318,12 @@ func openFileOrPath(ctx context.Context, r runner, ref string) (interface {
 	return os.Open(ref)
 }
 
-// feedbackPrompt is a prompt with the candidates that come from files and the log.
+// feedbackPrompt is a prompt with the candidates that come from the log and from answer files (by source
+// index).
 type feedbackPrompt struct {
 	in    Instruction
 	fixed []Candidate
+	files map[int][]Candidate
 }
 
 func feedback(ctx context.Context, r runner, opts Options) error {
@@ -328,9 +335,14 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 	if err != nil {
 		return err
 	}
-	rater, closeRater, workers, err := openRater(ctx, r, opts, p)
+	judge := "teacher"
+	if p.Rater == "scorer" {
+		judge = "scorer"
+	}
+	rater, closeRater, workers, err := openRater(ctx, r, RaterSpec{Judge: judge, Teacher: p.Teacher, Scorer: p.Scorer, Mode: p.Mode,
+		RatingTemperature: p.RatingTemperature, RatingMaxTokens: p.RatingMaxTokens}, opts, jobEvents(r))
 	if err != nil {
-		return err
+		return jobFailed("invalid_input", "%v", err)
 	}
 	defer closeRater()
 	clients := make([]*teacher.Client, len(p.Sources))
@@ -340,6 +352,9 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 		}
 		if clients[i], err = newTeacher(r, "sources."+strconv.Itoa(i)+".endpoint", *s.Endpoint); err != nil {
 			return err
+		}
+		if judge == "scorer" {
+			workers = max(workers, clients[i].Concurrency()) // a scorer is quick: the sources set the pace
 		}
 	}
 	items, err := r.Output("items")
@@ -452,7 +467,10 @@ func loadFeedbackPrompts(ctx context.Context, r runner, p *FeedbackParams) ([]fe
 				continue
 			}
 			counts[i]++
-			prompts[i].fixed = append(prompts[i].fixed, Candidate{Source: s.Name, Response: a.Answer})
+			if prompts[i].files == nil {
+				prompts[i].files = map[int][]Candidate{}
+			}
+			prompts[i].files[si] = append(prompts[i].files[si], Candidate{Source: s.Name, Response: a.Answer})
 		}
 	}
 	if p.Limit > 0 && len(prompts) > p.Limit {
@@ -462,29 +480,6 @@ func loadFeedbackPrompts(ctx context.Context, r runner, p *FeedbackParams) ([]fe
 		return nil, jobFailed("invalid_input", "no prompts")
 	}
 	return prompts, nil
-}
-
-// openRater builds the job's rater and says how many prompts to work on at once.
-func openRater(ctx context.Context, r runner, opts Options, p FeedbackParams) (Rater, func() error, int, error) {
-	if p.Rater == "scorer" {
-		s, closeFn, err := opts.openScorer(ctx, r, *p.Scorer)
-		if err != nil {
-			return nil, nil, 0, jobFailed("invalid_input", "scorer: %v", err)
-		}
-		workers := 1
-		for _, src := range p.Sources {
-			if src.Endpoint != nil {
-				workers = max(workers, src.Endpoint.Concurrency, 4)
-			}
-		}
-		return &ScorerRater{Scorer: s, Name: p.Scorer.Kind}, closeFn, workers, nil
-	}
-	cl, err := newTeacher(r, "teacher", *p.Teacher)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	tr := &TeacherRater{Client: cl, Mode: p.Mode, Temperature: p.RatingTemperature, MaxTokens: p.RatingMaxTokens}
-	return tr, func() error { return nil }, cl.Concurrency(), nil
 }
 
 // feedbackItem makes and rates the candidates of prompt i.
@@ -497,10 +492,14 @@ func feedbackItem(ctx context.Context, p FeedbackParams, clients []*teacher.Clie
 	}
 	for si, s := range p.Sources {
 		if s.Kind == SourceFile {
+			row.Candidates = append(row.Candidates, fp.files[si]...)
 			continue
 		}
 		base := p.Seed + int64(i)*65536 + int64(si)*256
-		opts := teacher.Options{Temperature: p.Temperature, TopP: p.TopP, MaxTokens: p.MaxTokens}
+		opts := teacher.Options{Temperature: p.Temperature, TopP: p.TopP, MaxTokens: p.MaxTokens, Extra: map[string]any{}}
+		for k, v := range s.Extra {
+			opts.Extra[k] = v
+		}
 		record := func(seed int64, resp *teacher.Response, err error) bool {
 			call := SourceCall{Source: s.Name, Seed: ptr(seed)}
 			if err != nil {
@@ -514,7 +513,7 @@ func feedbackItem(ctx context.Context, p FeedbackParams, clients []*teacher.Clie
 		}
 		if s.Kind == SourceBestofn {
 			opts.Seed = ptr(base)
-			opts.Extra = map[string]any{"best_of": s.K, "return_candidates": true, "rerank": "none"}
+			opts.Extra["best_of"], opts.Extra["return_candidates"], opts.Extra["rerank"] = s.K, true, "none"
 			resp, err := clients[si].Chat(ctx, msgs, opts)
 			if ctx.Err() != nil {
 				return row, ctx.Err()

@@ -318,3 +318,25 @@ func FuzzSgemm(f *testing.F) {
 		pr.check(t, p, allPaths())
 	})
 }
+
+// TestSgemmSplitK covers the products whose k is split across workers (a small C, a long k), on 2 and 3
+// threads and all four transpositions, including beta 0 with NaN in C and beta 1.
+func TestSgemmSplitK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, threads := range []int{2, 3} {
+		p := kernels.NewPool(threads)
+		for i, tr := range transCases {
+			m, n, k := 5+7*i, 9+11*i, splitMinK+300*i
+			for _, s := range supportedISAs() {
+				j := &job{s: s, m: m, n: n, k: k}
+				if j.plan(threads); j.split == 0 {
+					t.Fatalf("%s %dx%dx%d on %d threads: k not split", s.name, m, n, k, threads)
+				}
+			}
+			for _, sc := range [][2]float32{{1, 0}, {-0.5, 1}} {
+				newProblem(rng, tr[0], tr[1], m, n, k, 1, sc[0], sc[1]).check(t, p, allPaths())
+			}
+		}
+		p.Close()
+	}
+}
