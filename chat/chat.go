@@ -97,8 +97,9 @@ const (
 //   - The final user turn is the instruction. If the conversation ends with two consecutive user
 //     messages, the first is the instruction and the second its input (the paper's {instruction, input}
 //     pair), and the with-input preamble is used. An empty input counts as no input, as in train.py.
-//   - System messages are dropped: Alpaca has no system turn; its fixed preamble is the system prompt the
-//     model was trained with.
+//   - System messages (joined by a blank line) replace the preamble, which is the system prompt the model was
+//     trained with: "{system}\n\n### Instruction:...", as Ollama's Modelfiles for Alpaca-format models render
+//     their SYSTEM. Without one (or with only empty ones) the paper's preamble is used.
 //   - Earlier user/assistant turns are kept, after the preamble, as
 //     "### Instruction:\n{user}\n\n### Response:\n{assistant}\n\n" blocks (consecutive user turns are
 //     joined by a blank line), so a follow-up question sees the exchange before it.
@@ -110,10 +111,14 @@ func (alpaca) Render(msgs []Message) (string, error) {
 	if err := checkRoles("alpaca", msgs); err != nil {
 		return "", err
 	}
-	var turns []Message // system dropped
+	var turns []Message // system messages go to the preamble
+	var systems []string
 	for _, m := range msgs {
-		if m.Role != RoleSystem {
+		switch {
+		case m.Role != RoleSystem:
 			turns = append(turns, m)
+		case m.Content != "":
+			systems = append(systems, m.Content)
 		}
 	}
 	n := len(turns)
@@ -124,9 +129,13 @@ func (alpaca) Render(msgs []Message) (string, error) {
 		history = turns[:n-2]
 	}
 	var b strings.Builder
-	if input != "" {
+	switch {
+	case len(systems) > 0:
+		b.WriteString(strings.Join(systems, "\n\n"))
+		b.WriteString("\n\n")
+	case input != "":
 		b.WriteString(alpacaPreambleInput)
-	} else {
+	default:
 		b.WriteString(alpacaPreambleNoInput)
 	}
 	pendingUser := false

@@ -142,7 +142,13 @@ func TestAlpacaExact(t *testing.T) {
 			withInput + "### Instruction:\nClassify the sentiment.\n\n### Input:\nI loved it.\n\n### Response:"},
 		{"empty input counts as none", []Message{{"user", "Say hi."}, {"user", ""}},
 			noInput + "### Instruction:\nSay hi.\n\n### Response:"},
-		{"system dropped", []Message{{"system", "You are GPT-4."}, {"user", "Say hi."}},
+		// A system message is the system prompt in place of the preamble, as in Ollama's Alpaca-format
+		// Modelfiles: TEMPLATE "{{ .System }}\n\n### Instruction:\n{{ .Prompt }}\n\n### Response:".
+		{"system replaces the preamble", []Message{{"system", "You are GPT-4."}, {"user", "Say hi."}},
+			"You are GPT-4.\n\n### Instruction:\nSay hi.\n\n### Response:"},
+		{"systems joined", []Message{{"system", "Be brief."}, {"user", "Say hi."}, {"system", "Be kind."}, {"user", "in French"}},
+			"Be brief.\n\nBe kind.\n\n### Instruction:\nSay hi.\n\n### Input:\nin French\n\n### Response:"},
+		{"empty system counts as none", []Message{{"system", ""}, {"user", "Say hi."}},
 			noInput + "### Instruction:\nSay hi.\n\n### Response:"},
 		{"multi-turn", []Message{{"user", "Name a color."}, {"assistant", "Blue."}, {"user", "Another one?"}},
 			noInput + "### Instruction:\nName a color.\n\n### Response:\nBlue.\n\n### Instruction:\nAnother one?\n\n### Response:"},

@@ -58,8 +58,9 @@ type textDecoder interface {
 
 // vocab is what the engine needs of a tokenizer.
 type vocab interface {
-	encode(text string) ([]int32, error)
+	encode(parts []PromptPart) ([]int32, error)
 	isEOG(id int32) bool
 	tokenPiece(id int32) string
-	newDecoder() textDecoder
+	// newDecoder decodes the tokens that continue prompt (see tokenizer.Tokenizer.NewDecoder).
+	newDecoder(prompt []int32) textDecoder
 }

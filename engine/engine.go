@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/bestofn/bestofn/sampler"
 )
+
+// DefaultMaxN is the default bound of Request.N, the server's of n and best_of too.
+const DefaultMaxN = 16
 
 // Config tunes the scheduler. Zero fields take the defaults documented on each.
 type Config struct {
@@ -19,7 +24,7 @@ type Config struct {
 	// MaxActiveSeqs bounds the sequences decoded together (a best-of-N request holds N). 0 means 16. A request
 	// with N > MaxActiveSeqs is rejected with ErrBadRequest.
 	MaxActiveSeqs int
-	// MaxN bounds Request.N. 0 means 16.
+	// MaxN bounds Request.N. 0 means DefaultMaxN.
 	MaxN int
 	// MaxContext bounds prompt plus generated tokens of one request; 0 or more than the model's context length
 	// means the model's context length.
@@ -46,7 +51,7 @@ func (c Config) withDefaults(modelCtx int) Config {
 		c.MaxActiveSeqs = 16
 	}
 	if c.MaxN <= 0 {
-		c.MaxN = 16
+		c.MaxN = DefaultMaxN
 	}
 	if c.MaxContext <= 0 || c.MaxContext > modelCtx {
 		c.MaxContext = modelCtx
@@ -225,8 +230,8 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 		return nil, fmt.Errorf("%w: n = %d, want 1..%d", ErrBadRequest, req.N, e.cfg.MaxN)
 	case n > e.cfg.MaxActiveSeqs:
 		return nil, fmt.Errorf("%w: n = %d exceeds the engine's %d active sequences", ErrBadRequest, n, e.cfg.MaxActiveSeqs)
-	case req.MaxTokens < 0:
-		return nil, fmt.Errorf("%w: max tokens %d is negative", ErrBadRequest, req.MaxTokens)
+	case req.MaxTokens < 0 || req.DefaultMaxTokens < 0:
+		return nil, fmt.Errorf("%w: max tokens %d (default %d) is negative", ErrBadRequest, req.MaxTokens, req.DefaultMaxTokens)
 	case req.TopLogprobs < 0 || req.TopLogprobs > 20:
 		return nil, fmt.Errorf("%w: top logprobs %d, want 0..20", ErrBadRequest, req.TopLogprobs)
 	}
@@ -241,7 +246,11 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 		prompt = append([]int32(nil), req.PromptTokens...)
 	} else {
 		var err error
-		if prompt, err = e.voc.encode(req.Prompt); err != nil {
+		parts := req.PromptParts
+		if parts == nil {
+			parts = []PromptPart{{Text: req.Prompt}}
+		}
+		if prompt, err = e.voc.encode(parts); err != nil {
 			return nil, err
 		}
 	}
@@ -256,6 +265,9 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 	maxGen := req.MaxTokens
 	if maxGen == 0 {
 		maxGen = min(ctxLen-p, fitTokens(p, n, e.blockSize, e.blockTotal))
+		if req.DefaultMaxTokens > 0 {
+			maxGen = min(maxGen, req.DefaultMaxTokens)
+		}
 		if maxGen < 1 {
 			return nil, fmt.Errorf("%w: a prompt of %d tokens leaves no room for %d candidates", ErrTooLarge, p, n)
 		}
@@ -283,7 +295,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
-		j.cands[i] = &cand{index: i, seq: -1, sampler: smp, dec: e.voc.newDecoder(), stop: stop}
+		j.cands[i] = &cand{index: i, seq: -1, sampler: smp, dec: e.voc.newDecoder(prompt), stop: stop}
 	}
 	return j, nil
 }
@@ -297,10 +309,28 @@ func worstBlocks(prompt, maxGen, n, bs int) int {
 	return ceilDiv(prompt, bs) + n*own
 }
 
+// Validate checks sp as the engine will when it builds a request's samplers, for a vocabulary of vocabSize
+// tokens (0: the token ids of LogitBias are not checked); errors wrap *sampler.ParamError, which names the
+// parameter. A server calls it to refuse a request before it is queued.
+func (sp SamplingParams) Validate(vocabSize int) error {
+	p := sp.sampler(0)
+	if vocabSize <= 0 {
+		return p.Validate()
+	}
+	return p.ValidateFor(vocabSize)
+}
+
 // samplerParams converts a request's sampling parameters for candidate i (seed Seed+i).
 func samplerParams(req Request, i uint64) sampler.Params {
-	sp := req.Sampling
-	p := sampler.Params{
+	p := req.Sampling.sampler(i)
+	if req.Logprobs {
+		p.TopLogprobs = req.TopLogprobs
+	}
+	return p
+}
+
+func (sp SamplingParams) sampler(i uint64) sampler.Params {
+	return sampler.Params{
 		Temperature:      sp.Temperature,
 		TopK:             sp.TopK,
 		TopP:             sp.TopP,
@@ -312,10 +342,6 @@ func samplerParams(req Request, i uint64) sampler.Params {
 		LogitBias:        sp.LogitBias,
 		Seed:             sp.Seed + i,
 	}
-	if req.Logprobs {
-		p.TopLogprobs = req.TopLogprobs
-	}
-	return p
 }
 
 // fitTokens is the largest maxGen whose worstBlocks fits in total blocks (inverse of worstBlocks).
@@ -377,21 +403,27 @@ func (e *Engine) rank(ctx context.Context, j *job, res *Result) {
 		res.DegradedReason = reason
 		e.degraded.Add(1)
 	}
-	if e.scorer == nil {
+	scorer := j.req.Scorer
+	if scorer == nil {
+		scorer = e.scorer
+	}
+	if scorer == nil {
 		degrade("no scorer configured")
 		return
 	}
+	// Each answer is scored as a reply, without the white space its continuation of the prompt starts with
+	// (reward templates separate prompt and response themselves, e.g. "Assistant: {response}").
 	texts := make([]string, len(res.Candidates))
 	for i, c := range res.Candidates {
-		texts[i] = c.Text
+		texts[i] = strings.TrimLeftFunc(c.Text, unicode.IsSpace)
 	}
 	prompt := j.req.RewardPrompt
 	if prompt == "" {
-		prompt = j.req.Prompt
+		prompt = j.req.promptText()
 	}
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.ScoreTimeout)
 	defer cancel()
-	scores, err := callScorer(sctx, e.scorer, prompt, texts)
+	scores, err := callScorer(sctx, scorer, prompt, texts)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		degrade(fmt.Sprintf("scorer timed out after %v", e.cfg.ScoreTimeout))

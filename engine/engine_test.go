@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/bestofn/bestofn/sampler"
@@ -20,7 +22,11 @@ func referenceRun(t *testing.T, be backend, voc vocab, req Request, i int) []int
 	ids := req.PromptTokens
 	if ids == nil {
 		var err error
-		if ids, err = voc.encode(req.Prompt); err != nil {
+		parts := req.PromptParts
+		if parts == nil {
+			parts = []PromptPart{{Text: req.Prompt}}
+		}
+		if ids, err = voc.encode(parts); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,7 +133,7 @@ func TestPrefillOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, _ := fakeVocab{}.encode(req.Prompt)
+	ids, _ := fakeVocab{}.encode([]PromptPart{{Text: req.Prompt}})
 	p := len(ids)
 	if res.PromptTokens != p {
 		t.Errorf("PromptTokens %d, want %d", res.PromptTokens, p)
@@ -270,19 +276,33 @@ func (f scorerFunc) Score(ctx context.Context, prompt string, cands []string) ([
 func TestRerank(t *testing.T) {
 	var gotPrompt string
 	var gotN int
+	var seen []string
 	scorer := scorerFunc(func(_ context.Context, prompt string, cands []string) ([]float32, error) {
-		gotPrompt, gotN = prompt, len(cands)
+		gotPrompt, gotN, seen = prompt, len(cands), cands
 		return []float32{1, 3, 3, 0, 2}, nil
 	})
 	e, _ := newFakeEngine(t, Config{}, scorer)
 	req := Request{Prompt: "templated", RewardPrompt: "raw", N: 5, Rerank: true, MaxTokens: 8,
-		Sampling: SamplingParams{Temperature: 1, Seed: 3}}
+		Sampling: SamplingParams{Temperature: 1, Seed: 3, LogitBias: map[int32]float32{29: 4}}} // spaces are likely
 	res, err := e.Generate(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if gotPrompt != "raw" || gotN != 5 {
 		t.Errorf("scorer saw prompt %q and %d candidates, want \"raw\" and 5", gotPrompt, gotN)
+	}
+	// The reward model scores each answer as a reply: without the white space the continuation starts with.
+	spaced := 0
+	for _, c := range res.Candidates {
+		if want := strings.TrimLeftFunc(c.Text, unicode.IsSpace); seen[c.Index] != want {
+			t.Errorf("scorer saw candidate %d as %q, want %q", c.Index, seen[c.Index], want)
+		}
+		if strings.HasPrefix(c.Text, " ") {
+			spaced++
+		}
+	}
+	if spaced == 0 {
+		t.Error("no candidate starts with a space: the trimming is not exercised")
 	}
 	wantOrder := []int{1, 2, 4, 0, 3} // by score, ties by sampling index
 	for r, c := range res.Candidates {
@@ -506,6 +526,32 @@ func TestLogprobs(t *testing.T) {
 	}
 }
 
+// TestCumLogprob checks that every candidate carries the sum of its tokens' log-probabilities, whether or not
+// the request asked for them, as the per-token logprobs of the same run add up.
+func TestCumLogprob(t *testing.T) {
+	e, _ := newFakeEngine(t, Config{}, nil)
+	req := Request{Prompt: "lp", N: 3, MaxTokens: 12, Sampling: SamplingParams{Temperature: 1, Seed: 4}}
+	plain, err := e.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Logprobs = true
+	withLogprobs, err := e.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range withLogprobs.Candidates {
+		var sum float64
+		for _, lp := range c.Logprobs {
+			sum += float64(lp.Logprob)
+		}
+		if math.Abs(c.CumLogprob-sum) > 1e-4 || c.CumLogprob >= 0 || plain.Candidates[i].CumLogprob != c.CumLogprob {
+			t.Errorf("candidate %d: CumLogprob %v (without logprobs %v), sum of its logprobs %v", i, c.CumLogprob,
+				plain.Candidates[i].CumLogprob, sum)
+		}
+	}
+}
+
 func TestRequestErrors(t *testing.T) {
 	e, _ := newFakeEngine(t, Config{MaxN: 8, MaxActiveSeqs: 8}, nil)
 	long := strings.Repeat("a", 300)
@@ -657,6 +703,19 @@ func TestMaxTokensZeroFitsBudget(t *testing.T) {
 	for _, c := range res.Candidates {
 		if c.FinishReason != FinishLength || len(c.Tokens) != fitTokens(4, 4, 4, 40) {
 			t.Errorf("candidate %d: %d tokens (%s), want %d (length)", c.Index, len(c.Tokens), c.FinishReason, fitTokens(4, 4, 4, 40))
+		}
+	}
+	// DefaultMaxTokens bounds the fit when it is smaller, and is no demand when it is larger.
+	for _, def := range []int{5, 1000} {
+		res, err := e.Generate(context.Background(), Request{Prompt: "abc", N: 4, DefaultMaxTokens: def, Sampling: SamplingParams{Temperature: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(def, fitTokens(4, 4, 4, 40))
+		for _, c := range res.Candidates {
+			if c.FinishReason != FinishLength || len(c.Tokens) != want {
+				t.Errorf("default %d: candidate %d: %d tokens (%s), want %d (length)", def, c.Index, len(c.Tokens), c.FinishReason, want)
+			}
 		}
 	}
 }

@@ -189,9 +189,13 @@ const (
 	fakeVocabSize = 33
 )
 
-func (fakeVocab) encode(text string) ([]int32, error) {
+func (fakeVocab) encode(parts []PromptPart) ([]int32, error) {
+	var text strings.Builder
+	for _, p := range parts {
+		text.WriteString(p.Text)
+	}
 	ids := []int32{fakeBOS}
-	for _, r := range text {
+	for _, r := range text.String() {
 		switch {
 		case r >= 'a' && r <= 'z':
 			ids = append(ids, int32(r-'a')+3)
@@ -228,7 +232,7 @@ func fakeBytes(id int32) []byte {
 	return nil
 }
 
-func (fakeVocab) newDecoder() textDecoder { return &fakeDecoder{} }
+func (fakeVocab) newDecoder([]int32) textDecoder { return &fakeDecoder{} }
 
 // fakeDecoder emits valid UTF-8 only: it holds back a trailing lead byte and replaces invalid bytes by U+FFFD.
 type fakeDecoder struct{ held []byte }

@@ -16,17 +16,17 @@ type Generator interface {
 
 // Tokenizer is what the engine needs of a tokenizer. *tokenizer.Tokenizer satisfies it.
 type Tokenizer interface {
-	Encode(text string, addBOS, parseSpecial bool) []int32
+	EncodeSegments(segs []tokenizer.Segment, addBOS bool) []int32
 	AddBOSDefault() bool
 	IsEOG(id int32) bool
 	TokenPiece(id int32) string
-	NewDecoder() *tokenizer.Decoder
+	NewDecoder(prompt []int32) *tokenizer.Decoder
 }
 
 // New starts an engine on a loaded model: it allocates a KV cache of cfg.KVTokens positions in blocks of
 // cfg.KVBlockSize and starts the scheduler goroutine, which owns gen until Close (gen.Forward must not be
-// called by anyone else meanwhile). Prompts are encoded with the tokenizer's default BOS and with special
-// tokens parsed (chat templates write them as text). tok may be nil (token-only engine, e.g. for benchmarks
+// called by anyone else meanwhile). Prompts are encoded with the tokenizer's default BOS; control tokens
+// written as text are parsed only in the Special parts of Request.PromptParts. tok may be nil (token-only engine, e.g. for benchmarks
 // on synthetic models): requests must then set PromptTokens, candidates run to MaxTokens and carry no text.
 // scorer may be nil: reranked requests then come back Degraded. Close the engine before closing the model.
 func New(gen Generator, tok Tokenizer, scorer Scorer, cfg Config) (*Engine, error) {
@@ -71,12 +71,12 @@ func (m *modelBackend) blocks() (used, total, bs int) {
 // the text is empty.
 type idVocab struct{}
 
-func (idVocab) encode(string) ([]int32, error) {
+func (idVocab) encode([]PromptPart) ([]int32, error) {
 	return nil, fmt.Errorf("%w: the engine has no tokenizer: give the prompt as token ids", ErrBadRequest)
 }
-func (idVocab) isEOG(int32) bool        { return false }
-func (idVocab) tokenPiece(int32) string { return "" }
-func (idVocab) newDecoder() textDecoder { return idDecoder{} }
+func (idVocab) isEOG(int32) bool               { return false }
+func (idVocab) tokenPiece(int32) string        { return "" }
+func (idVocab) newDecoder([]int32) textDecoder { return idDecoder{} }
 
 type idDecoder struct{}
 
@@ -86,9 +86,13 @@ func (idDecoder) Flush() string     { return "" }
 // tokVocab adapts a Tokenizer.
 type tokVocab struct{ t Tokenizer }
 
-func (v tokVocab) encode(text string) ([]int32, error) {
-	return v.t.Encode(text, v.t.AddBOSDefault(), true), nil
+func (v tokVocab) encode(parts []PromptPart) ([]int32, error) {
+	segs := make([]tokenizer.Segment, len(parts))
+	for i, p := range parts {
+		segs[i] = tokenizer.Segment{Text: p.Text, Special: p.Special}
+	}
+	return v.t.EncodeSegments(segs, v.t.AddBOSDefault()), nil
 }
-func (v tokVocab) isEOG(id int32) bool        { return v.t.IsEOG(id) }
-func (v tokVocab) tokenPiece(id int32) string { return v.t.TokenPiece(id) }
-func (v tokVocab) newDecoder() textDecoder    { return v.t.NewDecoder() }
+func (v tokVocab) isEOG(id int32) bool                   { return v.t.IsEOG(id) }
+func (v tokVocab) tokenPiece(id int32) string            { return v.t.TokenPiece(id) }
+func (v tokVocab) newDecoder(prompt []int32) textDecoder { return v.t.NewDecoder(prompt) }

@@ -109,8 +109,11 @@ func TestRealBestOfNMatchesSingleRuns(t *testing.T) {
 		if !sameTokens(c.Tokens, ref) {
 			t.Errorf("candidate %d:\n batched %v\n single  %v", i, c.Tokens, ref)
 		}
-		if c.Text != tok.Decode(c.Tokens[:len(c.Tokens)-btoi(c.FinishReason == FinishStop)]) {
-			t.Errorf("candidate %d text %q differs from decoding its tokens", i, c.Text)
+		// The text is what decoding prompt + candidate adds after the prompt (its leading space included).
+		prompt := tok.Encode(req.Prompt, true, false)
+		whole := tok.Decode(append(prompt, c.Tokens[:len(c.Tokens)-btoi(c.FinishReason == FinishStop)]...))
+		if want := strings.TrimPrefix(whole, tok.Decode(prompt)); c.Text != want {
+			t.Errorf("candidate %d text %q, want %q (decoding prompt + tokens after the prompt)", i, c.Text, want)
 		}
 		distinct[c.Text] = true
 	}
@@ -318,5 +321,37 @@ func TestRealDecodeAllocations(t *testing.T) {
 	t.Logf("allocations: %.0f for 3x50 tokens, %.0f for 3x250: %.3f per extra token", short, long, perToken)
 	if perToken > 0.1 {
 		t.Errorf("%.3f allocations per decoded token, want ~0 (amortized)", perToken)
+	}
+}
+
+// TestRealPromptControlText checks that control-token text in a plain prompt or in a non-special part stays
+// text, while a Special part's "</s>" is the end-of-sequence token (the real tokenizer's ids are the reference).
+func TestRealPromptControlText(t *testing.T) {
+	m, tok := loadStories(t)
+	e, err := New(m, tok, nil, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	count := func(req Request) int {
+		t.Helper()
+		req.MaxTokens = 1
+		res, err := e.Generate(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.PromptTokens
+	}
+	plain := len(tok.Encode("</s>", true, false))
+	if plain <= 2 {
+		t.Fatalf("\"</s>\" as text is %d tokens with BOS; the case tests nothing", plain)
+	}
+	if got := count(Request{Prompt: "</s>"}); got != plain {
+		t.Errorf("prompt \"</s>\": %d tokens, want %d (BOS + the text's tokens, not BOS + EOS)", got, plain)
+	}
+	parts := []PromptPart{{Text: "Once upon a time</s>", Special: true}, {Text: "</s>"}}
+	want := len(tok.Encode("Once upon a time</s>", true, true)) + plain - 1
+	if got := count(Request{PromptParts: parts}); got != want {
+		t.Errorf("parts %+v: %d tokens, want %d", parts, got, want)
 	}
 }

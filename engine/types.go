@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -10,8 +11,14 @@ import (
 type Request struct {
 	// ID identifies the request in logs; the engine does not interpret it.
 	ID string
-	// Prompt is the text the generator continues, with any chat template already applied.
+	// Prompt is the text the generator continues, tokenized as plain text: control-token text in it ("</s>")
+	// stays text. A chat prompt comes in PromptParts instead.
 	Prompt string
+	// PromptParts, when not nil, is the prompt as rendered by a chat template: the parts are tokenized as one
+	// text in which control tokens written as text become their ids only inside Special parts (the template's
+	// own text), never in the others (message content). Prompt is then not tokenized (it still serves as the
+	// reward prompt when RewardPrompt is empty; empty means the parts' text).
+	PromptParts []PromptPart
 	// PromptTokens, when not nil, is the prompt as token ids (BOS included if wanted); Prompt is then not
 	// tokenized (it still serves as the reward prompt when RewardPrompt is empty). Required by an engine made
 	// without a tokenizer.
@@ -24,11 +31,16 @@ type Request struct {
 	N int
 	// Rerank asks the engine to score the candidates with its Scorer and rank them (the paper's "R1").
 	Rerank bool
+	// Scorer, when not nil, scores this request's candidates instead of the engine's Scorer, so a server can
+	// swap reward models while requests that started on the old one finish with it.
+	Scorer Scorer
 	// Sampling holds the decoding parameters. Candidate i uses seed Sampling.Seed + i.
 	Sampling SamplingParams
-	// MaxTokens bounds each candidate's length; 0 means up to the context length, or less when N candidates
-	// of that length would not fit the engine's KV budget (then as many as fit).
+	// MaxTokens bounds each candidate's length. 0 means as many as fit: at most DefaultMaxTokens (when set),
+	// the room the prompt leaves in the context and, for N candidates, what the engine's KV budget holds.
 	MaxTokens int
+	// DefaultMaxTokens bounds a request with MaxTokens 0 (e.g. a server's default length); 0 means no bound.
+	DefaultMaxTokens int
 	// Stop lists strings that end a candidate; the stop string itself is not part of the text.
 	Stop []string
 	// Logprobs asks for the log-probability of each chosen token; TopLogprobs for that many alternatives too.
@@ -42,6 +54,24 @@ type Request struct {
 	OnEvent func(Event)
 	// StreamCandidates selects per-candidate streaming for N > 1 (see OnEvent).
 	StreamCandidates bool
+}
+
+// PromptPart is a piece of a prompt; Special says whether control tokens written as text in it are parsed.
+type PromptPart struct {
+	Text    string
+	Special bool
+}
+
+// promptText is the prompt's text: Prompt, else the concatenation of PromptParts.
+func (r *Request) promptText() string {
+	if r.Prompt != "" || r.PromptParts == nil {
+		return r.Prompt
+	}
+	var b strings.Builder
+	for _, p := range r.PromptParts {
+		b.WriteString(p.Text)
+	}
+	return b.String()
 }
 
 // SamplingParams are the decoding knobs of one request (see package sampler for their exact meaning).
@@ -96,6 +126,9 @@ type Candidate struct {
 	Tokens       []int32
 	FinishReason FinishReason
 	Logprobs     []TokenLogprob
+	// CumLogprob is the sum of the log-probabilities of Tokens (as vLLM's cumulative_logprob), whether or not
+	// the request asked for logprobs; CumLogprob / len(Tokens) ranks candidates by likelihood.
+	CumLogprob float64
 	// Score is the reward model's score; valid only when Scored.
 	Score  float32
 	Scored bool

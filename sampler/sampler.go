@@ -59,32 +59,63 @@ type Params struct {
 	TopLogprobs int
 }
 
-// Validate reports the first parameter out of range, as an error prefixed "sampler:".
+// ParamError reports a parameter out of range. Param names it as the OpenAI and Ollama APIs spell it
+// ("min_p", "logit_bias", "stop"), so a server can point at the request field.
+type ParamError struct {
+	Param string
+	Msg   string
+}
+
+func (e *ParamError) Error() string { return "sampler: " + e.Msg }
+
+func paramErr(param, format string, args ...any) *ParamError {
+	return &ParamError{Param: param, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports the first parameter out of range as a *ParamError. It is what New checks, but for the
+// vocabulary (see ValidateFor).
 func (p Params) Validate() error {
 	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 	switch {
 	case !finite(p.Temperature) || p.Temperature < 0:
-		return fmt.Errorf("sampler: temperature %v must be finite and >= 0", p.Temperature)
+		return paramErr("temperature", "temperature %v must be finite and >= 0", p.Temperature)
 	case p.TopK < 0:
-		return fmt.Errorf("sampler: top_k %d must be >= 0", p.TopK)
+		return paramErr("top_k", "top_k %d must be >= 0", p.TopK)
 	case !finite(p.TopP) || p.TopP < 0 || p.TopP > 1:
-		return fmt.Errorf("sampler: top_p %v must be in (0, 1] (0 means 1)", p.TopP)
+		return paramErr("top_p", "top_p %v must be in (0, 1] (0 means 1)", p.TopP)
 	case !finite(p.MinP) || p.MinP < 0 || p.MinP >= 1:
-		return fmt.Errorf("sampler: min_p %v must be in [0, 1)", p.MinP)
+		return paramErr("min_p", "min_p %v must be in [0, 1)", p.MinP)
 	case !finite(p.RepeatPenalty) || p.RepeatPenalty < 0:
-		return fmt.Errorf("sampler: repeat_penalty %v must be finite and > 0 (0 means 1)", p.RepeatPenalty)
+		return paramErr("repeat_penalty", "repeat_penalty %v must be finite and > 0 (0 means 1)", p.RepeatPenalty)
 	case p.RepeatLastN < 0 || p.RepeatLastN > MaxRepeatLastN:
-		return fmt.Errorf("sampler: repeat_last_n %d must be in [0, %d]", p.RepeatLastN, MaxRepeatLastN)
+		return paramErr("repeat_last_n", "repeat_last_n %d must be in [0, %d]", p.RepeatLastN, MaxRepeatLastN)
 	case !finite(p.PresencePenalty) || math.Abs(float64(p.PresencePenalty)) > MaxAbsBias:
-		return fmt.Errorf("sampler: presence_penalty %v must be in [-%g, %g]", p.PresencePenalty, MaxAbsBias, MaxAbsBias)
+		return paramErr("presence_penalty", "presence_penalty %v must be in [-%g, %g]", p.PresencePenalty, MaxAbsBias, MaxAbsBias)
 	case !finite(p.FrequencyPenalty) || math.Abs(float64(p.FrequencyPenalty)) > MaxAbsBias:
-		return fmt.Errorf("sampler: frequency_penalty %v must be in [-%g, %g]", p.FrequencyPenalty, MaxAbsBias, MaxAbsBias)
+		return paramErr("frequency_penalty", "frequency_penalty %v must be in [-%g, %g]", p.FrequencyPenalty, MaxAbsBias, MaxAbsBias)
 	case p.TopLogprobs < 0 || p.TopLogprobs > MaxTopLogprobs:
-		return fmt.Errorf("sampler: top_logprobs %d must be in [0, %d]", p.TopLogprobs, MaxTopLogprobs)
+		return paramErr("top_logprobs", "top_logprobs %d must be in [0, %d]", p.TopLogprobs, MaxTopLogprobs)
 	}
 	for id, b := range p.LogitBias {
 		if !math.IsInf(float64(b), -1) && !(math.Abs(float64(b)) <= MaxAbsBias) {
-			return fmt.Errorf("sampler: logit_bias for token %d is %v (must be in [-%g, %g] or -Inf)", id, b, MaxAbsBias, MaxAbsBias)
+			return paramErr("logit_bias", "logit_bias for token %d is %v (must be in [-%g, %g] or -Inf)", id, b, MaxAbsBias, MaxAbsBias)
+		}
+	}
+	return nil
+}
+
+// ValidateFor is Validate plus the checks that need the vocabulary: every logit_bias token id must be in
+// [0, vocabSize). It is exactly what New checks of p.
+func (p Params) ValidateFor(vocabSize int) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if vocabSize <= 0 || vocabSize > MaxVocabSize {
+		return fmt.Errorf("%w: vocabulary size %d (want 1..%d)", ErrVocabSize, vocabSize, MaxVocabSize)
+	}
+	for id := range p.LogitBias {
+		if id < 0 || int(id) >= vocabSize {
+			return fmt.Errorf("%w: %w", ErrVocabSize, paramErr("logit_bias", "logit_bias token %d is not in the vocabulary of %d tokens", id, vocabSize))
 		}
 	}
 	return nil
@@ -140,20 +171,14 @@ type Sampler struct {
 // New returns a Sampler for a model with vocabSize logits per step. Every buffer is allocated here, sized by
 // vocabSize and the validated params; Sample allocates nothing.
 func New(p Params, vocabSize int) (*Sampler, error) {
-	if err := p.Validate(); err != nil {
+	if err := p.ValidateFor(vocabSize); err != nil {
 		return nil, err
-	}
-	if vocabSize <= 0 || vocabSize > MaxVocabSize {
-		return nil, fmt.Errorf("%w: vocabulary size %d (want 1..%d)", ErrVocabSize, vocabSize, MaxVocabSize)
 	}
 	if p.TopLogprobs > vocabSize {
 		p.TopLogprobs = vocabSize
 	}
 	s := &Sampler{p: p, vocab: vocabSize}
 	for id := range p.LogitBias {
-		if id < 0 || int(id) >= vocabSize {
-			return nil, fmt.Errorf("%w: logit_bias token %d (vocabulary size %d)", ErrVocabSize, id, vocabSize)
-		}
 		s.biasIDs = append(s.biasIDs, id)
 	}
 	slices.Sort(s.biasIDs)

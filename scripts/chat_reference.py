@@ -59,8 +59,10 @@ PROMPT_DICT = {
 
 
 def alpaca(messages):
-    """Single-turn only: [system?] user [user-as-input]."""
+    """Single-turn only: [system?] user [user-as-input]. A system prompt replaces the preamble, as Ollama's
+    Modelfiles for Alpaca-format models render it: "{{ .System }}\n\n### Instruction:\n{{ .Prompt }}..."."""
     turns = [m for m in messages if m["role"] != "system"]
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system" and m["content"])
     if [m["role"] for m in turns] == ["user"]:
         example = {"instruction": turns[0]["content"], "input": ""}
     elif [m["role"] for m in turns] == ["user", "user"]:
@@ -68,7 +70,10 @@ def alpaca(messages):
     else:
         return None
     key = "prompt_input" if example["input"] != "" else "prompt_no_input"
-    return PROMPT_DICT[key].format_map(example)
+    prompt = PROMPT_DICT[key].format_map(example)
+    if system:
+        prompt = system + "\n\n" + prompt[prompt.index("### Instruction:"):]
+    return prompt
 
 
 def vicuna(messages):

@@ -165,8 +165,9 @@ func decodeJSON(r *http.Request, v any) error {
 			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
 				Message: fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, syntax), Err: err}
 		case errors.As(err, &typ):
+			field := wireField(typ.Field)
 			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_type",
-				Param: typ.Field, Message: fmt.Sprintf("field %q must be of type %s, not JSON %s", typ.Field, typ.Type, typ.Value), Err: err}
+				Param: field, Message: fmt.Sprintf("field %q must be of type %s, not JSON %s", field, typ.Type, typ.Value), Err: err}
 		}
 		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
 			Message: "invalid request body: " + err.Error(), Err: err}
@@ -178,10 +179,24 @@ func decodeJSON(r *http.Request, v any) error {
 	return nil
 }
 
+// wireField turns the path of a json.UnmarshalTypeError into the request field's name: the names of embedded
+// Go structs (capitalized; every JSON key here is lower case) are dropped.
+func wireField(path string) string {
+	parts := strings.Split(path, ".")
+	out := parts[:0]
+	for _, p := range parts {
+		if p != "" && (p[0] < 'A' || p[0] > 'Z') {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ".")
+}
+
 // reqInfo carries what a handler learned about a request (its model and variant) back to handle, which counts
 // the request once with its final status.
 type reqInfo struct {
 	model, variant, endpoint string
+	lease                    *lease // what the request pinned (swap.go)
 }
 
 type reqInfoKey struct{}
@@ -205,6 +220,7 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 		if err := h(w, r); err != nil {
 			status = s.writeError(w, r, err)
 		}
+		s.unpin(ri)
 		s.metrics.countRequest(ri, status)
 	}
 }

@@ -30,6 +30,7 @@ type fakeGen struct {
 	release   chan struct{} // when not nil, wait on it before answering
 	cancelled chan error    // receives ctx.Err() when a blocked call ends
 	degrade   bool
+	lead      string // prepended to every candidate's text (e.g. the space a SentencePiece continuation starts with)
 }
 
 func (f *fakeGen) last() engine.Request {
@@ -92,9 +93,9 @@ func (f *fakeGen) Generate(ctx context.Context, req engine.Request) (*engine.Res
 	for i := 0; i < n; i++ {
 		text := fakeText(req.Prompt, req.Sampling.Seed, i)
 		words := strings.Fields(text)
-		c := engine.Candidate{Index: i, Text: text, FinishReason: engine.FinishStop, Rank: i + 1}
+		c := engine.Candidate{Index: i, Text: f.lead + text, FinishReason: engine.FinishStop, Rank: i + 1}
 		for k, w := range words {
-			piece := w
+			piece := f.lead + w
 			if k > 0 {
 				piece = " " + w
 			}
@@ -113,6 +114,8 @@ func (f *fakeGen) Generate(ctx context.Context, req engine.Request) (*engine.Res
 		if live {
 			req.OnEvent(engine.Event{Candidate: i, Done: true, FinishReason: engine.FinishStop})
 		}
+		// Mean logprob per token -(1 + (seed+i)%3): the candidates with (seed+i)%3 == 0 are the likeliest.
+		c.CumLogprob = -float64(1+(req.Sampling.Seed+uint64(i))%3) * float64(len(c.Tokens))
 		res.Candidates = append(res.Candidates, c)
 	}
 	if req.Rerank {
@@ -138,16 +141,17 @@ func (f *fakeGen) Generate(ctx context.Context, req engine.Request) (*engine.Res
 }
 
 // echoTemplate renders messages as "role: content" lines and a final "assistant:".
-var echoTemplate = TemplateFunc(func(msgs []Message) (string, error) {
-	var b strings.Builder
+// The role names are the template's own text, the contents plain text.
+var echoTemplate = TemplateFunc(func(msgs []Message) ([]engine.PromptPart, error) {
+	var parts []engine.PromptPart
 	for _, m := range msgs {
 		if m.Content == "FAIL" {
-			return "", fmt.Errorf("template refuses %q", m.Content)
+			return nil, fmt.Errorf("template refuses %q", m.Content)
 		}
-		fmt.Fprintf(&b, "%s: %s\n", m.Role, m.Content)
+		parts = append(parts, engine.PromptPart{Text: m.Role + ": ", Special: true}, engine.PromptPart{Text: m.Content},
+			engine.PromptPart{Text: "\n", Special: true})
 	}
-	b.WriteString("assistant:")
-	return b.String(), nil
+	return append(parts, engine.PromptPart{Text: "assistant:", Special: true}), nil
 })
 
 // testEnv is a server over fake generators: "base" (N=1), "base:r1" (N=5, rerank), "norm" (no reward model),

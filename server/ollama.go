@@ -48,7 +48,7 @@ func optInt(key string, v any) (int64, error) {
 // ollamaParams converts Ollama's untyped options, once, into params. Unknown options are an error; the options
 // Ollama has but bestofn does not implement are ignored.
 func ollamaParams(opts map[string]any) (params, error) {
-	p := params{maxTokensName: "options.num_predict"}
+	p := params{prefix: "options.", maxTokensName: "options.num_predict"}
 	keys := make([]string, 0, len(opts))
 	for k := range opts {
 		keys = append(keys, k)
@@ -86,7 +86,9 @@ func ollamaParams(opts map[string]any) (params, error) {
 				case "repeat_last_n":
 					p.repeatLastN = &n
 				case "num_predict":
-					p.maxTokens = &n
+					if n > 0 { // 0 and -1 mean no limit, -2 fill the context: as many as fit
+						p.maxTokens = &n
+					}
 				case "best_of":
 					p.bestOf = &n
 				}
@@ -218,8 +220,8 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pl.req.Prompt, pl.req.RewardPrompt = prompt, lastUser(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: time.Now()}
+	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(prompt), prompt, lastUser(msgs)
+	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: time.Now(), chat: true}
 
 	piece := func(text string) ollamaChatResponse {
 		return ollamaChatResponse{ChatResponse: ollama.ChatResponse{Model: rt.model.Name, CreatedAt: time.Now().UTC(),
@@ -260,14 +262,16 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 			CreatedAt: time.Now().UTC(), Done: true, DoneReason: "load"}, ollamaExt: ollamaExt{Variant: rt.variant}})
 		return nil
 	}
-	prompt := req.Prompt
+	// A raw prompt is the client's own rendering of a template (Ollama's meaning of raw), so its control-token
+	// text is parsed; otherwise the template renders the prompt in parts.
+	parts := []engine.PromptPart{{Text: req.Prompt, Special: true}}
 	if !req.Raw {
 		var msgs []Message
 		if req.System != "" {
 			msgs = append(msgs, Message{Role: "system", Content: req.System})
 		}
 		msgs = append(msgs, Message{Role: "user", Content: req.Prompt})
-		if prompt, err = render(rt.model, msgs); err != nil {
+		if parts, err = render(rt.model, msgs); err != nil {
 			return err
 		}
 	}
@@ -280,8 +284,8 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pl.req.Prompt, pl.req.RewardPrompt = prompt, req.Prompt
-	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: time.Now()}
+	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(parts), parts, req.Prompt
+	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: time.Now(), chat: !req.Raw}
 
 	piece := func(text string) ollamaGenerateResponse {
 		return ollamaGenerateResponse{GenerateResponse: ollama.GenerateResponse{Model: rt.model.Name,
@@ -352,10 +356,10 @@ func ollamaLogprobs(lps []engine.TokenLogprob) []ollama.Logprob {
 // modelFor returns the model that describes a name: the model itself, or an experiment's first variant.
 func (s *Server) modelFor(name string) (*Model, bool) {
 	if m, ok := s.models[name]; ok {
-		return m, true
+		return s.current(m), true
 	}
 	if x, ok := s.experiments[name]; ok {
-		return x.models[0], true
+		return s.current(x.models[0]), true
 	}
 	return nil, false
 }

@@ -24,8 +24,30 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, model, user strin
 	}
 	ri := infoFrom(r.Context())
 	ri.model, ri.variant = rt.label, rt.variant
+	rt.model = s.pin(ri, rt.model) // released by handle
 	w.Header().Set(HeaderVariant, rt.variant)
 	return rt, reqID, nil
+}
+
+// openaiParams are the generation options both OpenAI endpoints share.
+func openaiParams(g *api.GenerationParams) params {
+	return params{
+		temperature: g.Temperature, topP: g.TopP, minP: g.MinP, repeatPenalty: g.RepeatPenalty,
+		presence: g.PresencePenalty, frequency: g.FrequencyPenalty, topK: g.TopK, seed: g.Seed,
+		maxTokens: g.MaxTokens, maxTokensName: "max_tokens", stop: g.Stop, logitBias: g.LogitBias,
+		n: g.N, bestOf: g.BestOf, rerank: g.Rerank,
+	}
+}
+
+// openaiExt builds the bestofn fields of a finished OpenAI response.
+func openaiExt(rt route, returnCandidates bool) func(*engine.Result) api.Extensions {
+	return func(res *engine.Result) api.Extensions {
+		e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
+		if returnCandidates {
+			e.Candidates = candidates(res)
+		}
+		return e
+	}
 }
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
@@ -52,34 +74,27 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p := params{
-		temperature: req.Temperature, topP: req.TopP, minP: req.MinP, repeatPenalty: req.RepeatPenalty,
-		presence: req.PresencePenalty, frequency: req.FrequencyPenalty, topK: req.TopK, seed: req.Seed,
-		maxTokens: req.MaxTokens, maxTokensName: "max_tokens", stop: req.Stop, logitBias: req.LogitBias,
-		n: req.N, bestOf: req.BestOf, rerank: req.Rerank, logprobs: req.Logprobs,
-	}
+	p := openaiParams(&req.GenerationParams)
+	p.logprobs = req.Logprobs
 	if req.MaxCompletionTokens != nil {
 		p.maxTokens, p.maxTokensName = req.MaxCompletionTokens, "max_completion_tokens"
 	}
 	if req.TopLogprobs != nil {
+		if *req.TopLogprobs > 0 && !req.Logprobs {
+			return badParam("top_logprobs", "top_logprobs requires logprobs: true")
+		}
 		p.topLogprobs = *req.TopLogprobs
 	}
 	pl, err := s.toEngine(rt.model, p, openaiDefaults)
 	if err != nil {
 		return err
 	}
-	pl.req.Prompt = prompt
+	pl.req.Prompt, pl.req.PromptParts = joinParts(prompt), prompt
 	pl.req.RewardPrompt = lastUser(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: time.Now()}
+	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: time.Now(), chat: true}
 	id := fmt.Sprintf("chatcmpl-%016x", s.nextSeed())
 	created := c.start.Unix()
-	ext := func(res *engine.Result) api.Extensions {
-		e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
-		if req.ReturnCandidates {
-			e.Candidates = candidates(res)
-		}
-		return e
-	}
+	ext := openaiExt(rt, req.ReturnCandidates)
 
 	if req.Stream {
 		return s.streamChat(w, r, c, id, created, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, ext)
@@ -172,12 +187,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Prompt) != 1 {
 		return badParam("prompt", "prompt must be one string (got %d prompts)", len(req.Prompt))
 	}
-	p := params{
-		temperature: req.Temperature, topP: req.TopP, minP: req.MinP, repeatPenalty: req.RepeatPenalty,
-		presence: req.PresencePenalty, frequency: req.FrequencyPenalty, topK: req.TopK, seed: req.Seed,
-		maxTokens: req.MaxTokens, maxTokensName: "max_tokens", stop: req.Stop, logitBias: req.LogitBias,
-		n: req.N, bestOf: req.BestOf, rerank: req.Rerank,
-	}
+	p := openaiParams(&req.GenerationParams)
 	if req.Logprobs != nil {
 		if *req.Logprobs < 0 || *req.Logprobs > 5 {
 			return badParam("logprobs", "logprobs must be in [0, 5], got %d", *req.Logprobs)
@@ -190,6 +200,9 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	}
 	prompt := req.Prompt[0]
 	pl.req.Prompt = prompt
+	if req.ParseSpecial {
+		pl.req.PromptParts = []engine.PromptPart{{Text: prompt, Special: true}}
+	}
 	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: time.Now()}
 	id := fmt.Sprintf("cmpl-%016x", s.nextSeed())
 	created := c.start.Unix()
@@ -197,13 +210,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 		return api.CompletionResponse{ID: id, Object: api.ObjectTextCompletion, Created: created, Model: rt.model.Name,
 			SystemFingerprint: s.cfg.Version, Choices: choices, Extensions: api.Extensions{Variant: rt.variant}}
 	}
-	ext := func(res *engine.Result) api.Extensions {
-		e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
-		if req.ReturnCandidates {
-			e.Candidates = candidates(res)
-		}
-		return e
-	}
+	ext := openaiExt(rt, req.ReturnCandidates)
 	echo := ""
 	if req.Echo {
 		echo = prompt
@@ -327,6 +334,10 @@ func candidates(res *engine.Result) []api.Candidate {
 		if c.Scored {
 			v := float64(c.Score)
 			out[i].Score = &v
+		}
+		if len(c.Tokens) > 0 {
+			v := c.CumLogprob / float64(len(c.Tokens))
+			out[i].MeanLogprob = &v
 		}
 	}
 	return out

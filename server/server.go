@@ -33,16 +33,18 @@ type Message struct {
 }
 
 // Template renders a conversation into the generator's prompt, ending with the assistant's generation prompt.
-// cmd/bestofn adapts a chat.Template to it.
+// The prompt comes in parts: the template's own text (Special: its control tokens written as text are parsed)
+// and text from the messages that must stay plain text (see engine.Request.PromptParts). cmd/bestofn adapts a
+// chat.Template to it.
 type Template interface {
-	Render(msgs []Message) (string, error)
+	Render(msgs []Message) ([]engine.PromptPart, error)
 }
 
 // TemplateFunc adapts a function to Template.
-type TemplateFunc func(msgs []Message) (string, error)
+type TemplateFunc func(msgs []Message) ([]engine.PromptPart, error)
 
 // Render calls f(msgs).
-func (f TemplateFunc) Render(msgs []Message) (string, error) { return f(msgs) }
+func (f TemplateFunc) Render(msgs []Message) ([]engine.PromptPart, error) { return f(msgs) }
 
 // Model is one served model: a generator, a prompt template and its best-of-N defaults. The same Generator may
 // serve several Models (e.g. "llama-gpt4" with N=1 and "llama-gpt4:r1" with N=5 and reranking).
@@ -62,6 +64,9 @@ type Model struct {
 	CanRerank bool
 	// Info describes the model on /api/tags and /api/show.
 	Info ModelInfo
+	// Scorer, when not nil, ranks this model's reranked requests instead of the generator's own scorer
+	// (engine.Request.Scorer); Swap replaces it.
+	Scorer engine.Scorer
 }
 
 // ModelInfo is what the server tells clients about a model. Zero fields are omitted.
@@ -73,6 +78,7 @@ type ModelInfo struct {
 	ContextLength     int
 	Size              int64  // bytes of weights
 	Digest            string // e.g. "sha256:..."
+	VocabSize         int    // tokens of the vocabulary; when set, logit_bias ids are checked against it
 	ModifiedAt        time.Time
 	TemplateName      string         // chat template name
 	RewardModel       string         // reward model path or name
@@ -106,10 +112,9 @@ type Limits struct {
 	// MaxTokens caps max_tokens / num_predict and is the default when a request sets none; 0 means no cap
 	// beyond the context length.
 	MaxTokens int
-	// MaxN caps n and best_of; 0 means 16.
+	// MaxN caps n and best_of; 0 means engine.DefaultMaxN. The generators must accept as many candidates
+	// (engine.Config.MaxN and MaxActiveSeqs). Stop strings are bounded by package sampler's limits.
 	MaxN int
-	// MaxStop caps the number of stop strings; 0 means 16.
-	MaxStop int
 	// RequestTimeout bounds each generation request (504 beyond); 0 means 10 minutes.
 	RequestTimeout time.Duration
 	// MaxConcurrent caps generation requests in flight; more get 429 with Retry-After. 0 means 64.
@@ -123,10 +128,7 @@ func (l Limits) withDefaults() Limits {
 		l.MaxBodyBytes = 1 << 20
 	}
 	if l.MaxN <= 0 {
-		l.MaxN = 16
-	}
-	if l.MaxStop <= 0 {
-		l.MaxStop = 16
+		l.MaxN = engine.DefaultMaxN
 	}
 	if l.RequestTimeout <= 0 {
 		l.RequestTimeout = 10 * time.Minute
@@ -160,6 +162,9 @@ type Config struct {
 	// UserHeader is the header holding the sticky A/B key when the body has no user; "" means
 	// "X-Bestofn-User".
 	UserHeader string
+	// Admin, when not nil, serves /admin/ (package admin's handler, or admin.Disabled()); nil leaves those
+	// paths to the 404 of unknown routes.
+	Admin http.Handler
 }
 
 // Header names.
@@ -185,6 +190,8 @@ type Server struct {
 
 	seedMu sync.Mutex
 	seeds  *rand.Rand
+
+	swap *swapState // hot swap (swap.go)
 }
 
 // New validates cfg and builds a Server.
@@ -252,6 +259,7 @@ func New(cfg Config) (*Server, error) {
 		s.names = append(s.names, e.Name)
 	}
 	s.sem = make(chan struct{}, s.limits.MaxConcurrent)
+	s.initSwap()
 	return s, nil
 }
 
@@ -272,6 +280,10 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	if s.cfg.Gatherer != nil {
 		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+
+	if s.cfg.Admin != nil {
+		r.Handle("/admin/*", s.cfg.Admin)
 	}
 
 	// Generation routes: bounded bodies, a deadline, and a cap on requests in flight.

@@ -104,8 +104,20 @@ type Decoder struct {
 	buf     []byte
 }
 
-// NewDecoder returns a streaming decoder for a new sequence.
-func (t *Tokenizer) NewDecoder() *Decoder { return &Decoder{t: t} }
+// NewDecoder returns a streaming decoder for the ids that continue prompt (nil for a sequence of its own). What
+// it returns is exactly what Decode(prompt + ids) adds after Decode(prompt): SentencePiece's leading space is
+// removed only from the first token that prints text of the whole sequence, so a continuation of a prompt that
+// prints text keeps it (llama2.c removes it right after BOS alone).
+func (t *Tokenizer) NewDecoder(prompt []int32) *Decoder {
+	d := &Decoder{t: t}
+	for _, id := range prompt {
+		if _, prints := t.piece(id, true); prints {
+			d.started = true
+			break
+		}
+	}
+	return d
+}
 
 // Next returns the text that id completes (possibly ""). It allocates only when the text has to be assembled
 // from pending bytes.

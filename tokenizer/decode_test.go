@@ -48,7 +48,7 @@ func TestDecoderStreamsUTF8(t *testing.T) {
 			tk := loadT(t, f)
 			text := "当然可以！以下是一个简单的例子：😀🦙 ẞtraße ԱԲԳ 𝔘𝔫𝔦"
 			ids := tk.Encode(text, true, false)
-			d := tk.NewDecoder()
+			d := tk.NewDecoder(nil)
 			var sb strings.Builder
 			held := 0
 			for _, id := range ids {
@@ -86,7 +86,7 @@ func TestDecoderInvalidBytes(t *testing.T) {
 		}
 		return id
 	}
-	d := tk.NewDecoder()
+	d := tk.NewDecoder(nil)
 	// 0xE4 0xB8 starts a 3-byte character; 'A' (0x41) breaks it.
 	if s := d.Next(byteID(0xE4)); s != "" {
 		t.Fatalf("lead byte emitted %q", s)
@@ -112,7 +112,7 @@ func TestDecoderInvalidBytes(t *testing.T) {
 func TestDecoderNoAllocs(t *testing.T) {
 	tk := loadT(t, vocabDir+"/ggml-vocab-llama-spm.gguf")
 	ids := tk.Encode("Once upon a time, there was a little girl", false, false)
-	d := tk.NewDecoder()
+	d := tk.NewDecoder(nil)
 	allocs := testing.AllocsPerRun(100, func() {
 		for _, id := range ids {
 			_ = d.Next(id)
@@ -120,5 +120,39 @@ func TestDecoderNoAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per run", allocs)
+	}
+}
+
+// TestDecoderContinuesPrompt checks that a Decoder given the prompt streams exactly what Decode(prompt + ids)
+// adds after Decode(prompt): the continuation of a prompt that prints text keeps its leading space, and only a
+// continuation of BOS alone (or of nothing) loses it.
+func TestDecoderContinuesPrompt(t *testing.T) {
+	for _, f := range []string{llama2Dir + "/tokenizer.model", vocabDir + "/ggml-vocab-llama-spm.gguf",
+		vocabDir + "/ggml-vocab-phi-3.gguf", vocabDir + "/ggml-vocab-gpt-2.gguf"} {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			tk := loadT(t, f)
+			for _, c := range []struct{ prompt, cont string }{
+				{"Once upon a", " time, there was"},
+				{"Once upon a ti", "me, there"},
+				{"", "Once upon a time"},
+				{"你好", " 世界 🦙"},
+			} {
+				for _, bos := range []bool{false, true} {
+					prompt := tk.Encode(c.prompt, bos, false)
+					ids := tk.Encode(c.cont, false, false)
+					d := tk.NewDecoder(prompt)
+					var sb strings.Builder
+					for _, id := range ids {
+						sb.WriteString(d.Next(id))
+					}
+					sb.WriteString(d.Flush())
+					whole, head := tk.Decode(append(prompt, ids...)), tk.Decode(prompt)
+					if !strings.HasPrefix(whole, head) || sb.String() != whole[len(head):] {
+						t.Errorf("%q + %q (bos %v): streamed %q, Decode(prompt+ids) %q after Decode(prompt) %q", c.prompt, c.cont,
+							bos, sb.String(), whole, head)
+					}
+				}
+			}
+		})
 	}
 }

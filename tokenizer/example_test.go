@@ -16,7 +16,7 @@ func Example() {
 	fmt.Println(ids[0] == tk.BOS(), tk.Decode(ids))
 
 	// Stream the same ids: every piece is whole UTF-8.
-	d := tk.NewDecoder()
+	d := tk.NewDecoder(nil)
 	for _, id := range ids {
 		fmt.Printf("%q ", d.Next(id))
 	}

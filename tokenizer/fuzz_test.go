@@ -81,7 +81,7 @@ func FuzzEncode(f *testing.F) {
 				if !special && utf8.ValidString(s) && dec != s {
 					t.Fatalf("round trip %q -> %q", s, dec)
 				}
-				d := tk.NewDecoder()
+				d := tk.NewDecoder(nil)
 				var sb strings.Builder
 				for _, id := range ids {
 					sb.WriteString(d.Next(id))

@@ -403,9 +403,26 @@ func isCSpace(c byte) bool {
 	return c == ' ' || (c >= '\t' && c <= '\r')
 }
 
+// span is a byte range [start, end) of a text.
+type span struct{ start, end int }
+
+// overlaps reports whether [start, end) shares a byte with one of the sorted, disjoint spans.
+func overlaps(spans []span, start, end int) bool {
+	for _, r := range spans {
+		if r.start >= end {
+			return false
+		}
+		if start < r.end {
+			return true
+		}
+	}
+	return false
+}
+
 // partition splits text around special tokens, like llama.cpp's tokenizer_st_partition: user-defined tokens are
-// always matched, control and unknown tokens only when parseSpecial is set.
-func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
+// always matched, control and unknown tokens only when parseSpecial is set and the match shares no byte with a
+// plain span (text from a non-special Segment).
+func (t *Tokenizer) partition(text string, parseSpecial bool, plain []span) []fragment {
 	frags := []fragment{{tok: noToken, start: 0, end: len(text)}}
 	if text == "" {
 		return nil
@@ -417,7 +434,8 @@ func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
 	}
 	for _, id := range t.special {
 		a := t.attrs[id]
-		if !parseSpecial && a&(attrControl|attrUnknown) != 0 {
+		gated := a&(attrControl|attrUnknown) != 0
+		if !parseSpecial && gated {
 			continue
 		}
 		piece := t.pieces[id]
@@ -441,12 +459,16 @@ func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
 				continue
 			}
 			start, end := f.start, f.end
-			for start < end {
-				k := strings.Index(text[start:end], piece)
+			for from := start; from < end; {
+				k := strings.Index(text[from:end], piece)
 				if k < 0 {
 					break
 				}
-				m := start + k
+				m := from + k
+				if gated && overlaps(plain, m, m+len(piece)) {
+					from = m + 1 // typed by a user: plain text
+					continue
+				}
 				left := m
 				if a&attrLStrip != 0 {
 					for left > start && isCSpace(text[left-1]) {
@@ -463,6 +485,7 @@ func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
 						start++
 					}
 				}
+				from = start
 			}
 			if start < end {
 				next = append(next, fragment{tok: noToken, start: start, end: end})
@@ -473,16 +496,60 @@ func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
 	return frags
 }
 
+// Segment is a piece of text to encode. Control tokens written in a Special segment (a chat template's own
+// "<s>" or "<|im_start|>") become their ids; in the other segments (message content) they are plain text.
+type Segment struct {
+	Text    string
+	Special bool
+}
+
+// EncodeSegments encodes the concatenation of segs as one text (so tokens may span segment boundaries, exactly
+// as Encode would split it), matching control tokens only where they lie wholly inside Special segments. When
+// the plain segments hold no control-token text this is Encode(whole, addBOS, true); with no Special segment it
+// is Encode(whole, addBOS, false).
+func (t *Tokenizer) EncodeSegments(segs []Segment, addBOS bool) []int32 {
+	var b strings.Builder
+	var plain []span
+	for _, s := range segs {
+		if !s.Special && s.Text != "" {
+			if n := len(plain); n > 0 && plain[n-1].end == b.Len() {
+				plain[n-1].end += len(s.Text)
+			} else {
+				plain = append(plain, span{b.Len(), b.Len() + len(s.Text)})
+			}
+		}
+		b.WriteString(s.Text)
+	}
+	return t.encode(b.String(), addBOS, true, plain)
+}
+
+// ControlTexts returns the texts of the tokens that only special parsing matches (control and unknown tokens,
+// e.g. "<s>", "</s>", "<|im_start|>"), longest first: the texts a chat template may write and a user must not.
+func (t *Tokenizer) ControlTexts() []string {
+	var out []string
+	for _, id := range t.special {
+		if t.attrs[id]&(attrControl|attrUnknown) != 0 {
+			out = append(out, t.pieces[id])
+		}
+	}
+	return out
+}
+
 // Encode turns text into token ids. With addBOS, the vocabulary's framing tokens are added: BOS first (when the
 // vocabulary has one) and EOS/SEP last when the vocabulary asks for them (add_eos_token; WordPiece's [SEP]).
 // With parseSpecial, control tokens written in the text (e.g. "<s>", "<|im_end|>") become their ids; without
 // it they are tokenized as plain text. User-defined tokens are always matched.
 func (t *Tokenizer) Encode(text string, addBOS, parseSpecial bool) []int32 {
+	return t.encode(text, addBOS, parseSpecial, nil)
+}
+
+// encode is Encode with the plain spans of EncodeSegments, where control tokens are not matched.
+func (t *Tokenizer) encode(text string, addBOS, parseSpecial bool, plain []span) []int32 {
 	out := make([]int32, 0, len(text)/3+2)
 	if addBOS && t.bos != noToken {
 		out = append(out, t.bos)
 	}
-	frags := t.partition(text, parseSpecial)
+	frags := t.partition(text, parseSpecial, plain)
 	switch t.kind {
 	case kindSPM:
 		var sess spmSession

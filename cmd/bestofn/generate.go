@@ -72,17 +72,19 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("tokenizer has %d tokens, the model only %d", tok.VocabSize(), cfg.VocabSize)
 	}
 
-	text, addBOS := prompt, true
-	if !*raw {
-		var note string
-		if text, addBOS, note, err = applyTemplate(*template, tok, prompt); err != nil {
+	var ids []int32
+	if *raw {
+		ids = tok.Encode(prompt, true, false)
+	} else {
+		segs, addBOS, note, err := applyTemplate(*template, tok, prompt)
+		if err != nil {
 			return err
 		}
 		if note != "" {
 			fmt.Fprintf(stderr, "chat template: alpaca (%s)\n", note)
 		}
+		ids = tok.EncodeSegments(segs, addBOS)
 	}
-	ids := tok.Encode(text, addBOS, !*raw)
 	if len(ids) == 0 {
 		ids = []int32{tok.BOS()}
 	}
@@ -130,7 +132,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	prefillS := time.Since(t0).Seconds()
 
-	dec := tok.NewDecoder()
+	dec := tok.NewDecoder(ids)
 	step := model.Batch{Tokens: make([]int32, 1), Seqs: []model.SeqID{seq}}
 	generated := 0
 	reason := sampler.NotStopped
@@ -177,9 +179,10 @@ func floatFlag(dst *float32) func(string) error {
 }
 
 // applyTemplate renders prompt as one user message with the named built-in chat template or, when name is
-// "", the model's own GGUF template (falling back to alpaca, the paper's format). It returns the text to
-// encode, whether to add BOS, and why the fallback was used ("" if it was not).
-func applyTemplate(name string, tok *tokenizer.Tokenizer, prompt string) (text string, addBOS bool, note string, err error) {
+// "", the model's own GGUF template (falling back to alpaca, the paper's format). It returns the segments to
+// encode (control-token text of the prompt stays text), whether to add BOS, and why the fallback was used
+// ("" if it was not).
+func applyTemplate(name string, tok *tokenizer.Tokenizer, prompt string) (segs []tokenizer.Segment, addBOS bool, note string, err error) {
 	bos, eos := tok.TokenText(tok.BOS()), tok.TokenText(tok.EOS())
 	var t chat.Template
 	if name != "" {
@@ -188,11 +191,16 @@ func applyTemplate(name string, tok *tokenizer.Tokenizer, prompt string) (text s
 		t, note, err = chat.Select(tok.ChatTemplate(), "alpaca", bos, eos)
 	}
 	if err != nil {
-		return "", false, "", err
+		return nil, false, "", err
 	}
-	text, err = t.Render([]chat.Message{{Role: chat.RoleUser, Content: prompt}})
+	parts, err := chat.RenderParts(t, []chat.Message{{Role: chat.RoleUser, Content: prompt}}, tok.ControlTexts())
 	if err != nil {
-		return "", false, "", err
+		return nil, false, "", err
 	}
-	return text, chat.AddBOS(text, bos, tok.AddBOSDefault()), note, nil
+	var text strings.Builder
+	for _, p := range parts {
+		segs = append(segs, tokenizer.Segment{Text: p.Text, Special: p.Special})
+		text.WriteString(p.Text)
+	}
+	return segs, chat.AddBOS(text.String(), bos, tok.AddBOSDefault()), note, nil
 }

@@ -118,3 +118,23 @@ func TestBenchBestOfNJSON(t *testing.T) {
 		t.Error("--concurrency 0 accepted")
 	}
 }
+
+// TestGenerateContinuesPromptText checks that the generated text is exactly what decoding prompt + generated
+// tokens adds after the prompt: the first generated token keeps its leading space (SentencePiece strips it only
+// right after BOS, as llama2.c does), for prompts that end before a space and in the middle of a word.
+func TestGenerateContinuesPromptText(t *testing.T) {
+	for _, c := range []struct{ prompt, want string }{
+		{"Once upon a", "Once upon a time, there was"},
+		{"Once upon a time,", "Once upon a time, there was a little"},
+		{"Lily went to the par", "Lily went to the park with her mom."},
+	} {
+		var out, errOut bytes.Buffer
+		args := []string{"--model", storiesGGUFPath, "--raw", "--temperature", "0", "--max-tokens", "6", "--threads", "1", c.prompt}
+		if err := runGenerate(context.Background(), args, &out, &errOut); err != nil {
+			t.Fatalf("%q: %v (stderr %s)", c.prompt, err, errOut.String())
+		}
+		if got := strings.TrimSuffix(out.String(), "\n"); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%q: printed %q, want it to start with %q", c.prompt, got, c.want)
+		}
+	}
+}

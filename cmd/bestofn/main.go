@@ -29,6 +29,7 @@ func commands() []command {
 		{"score", "score candidates with a reward model", runScore},
 		{"convert", "convert a llama2.c or safetensors checkpoint to GGUF", runConvert},
 		{"synth", "write a GGUF LLaMA with random weights for speed runs", runSynth},
+		{"ab", "A/B experiment tools: ab report (win rate and latency cost from the A/B log)", runAB},
 	}
 }
 

@@ -313,7 +313,7 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 			closeAll()
 			return nil, nil, fmt.Errorf("config: generator %q listed twice", g.Name)
 		}
-		l, err := loadGenerator(g, cfg.Threads, logger)
+		l, err := loadGenerator(g, cfg.Threads, cfg.Limits.MaxN, logger)
 		if l != nil {
 			closers = append(closers, l.closers...)
 		}
@@ -371,8 +371,9 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 	return srv, closeAll, nil
 }
 
-// loadGenerator loads one generator. On error the returned loaded (if any) holds what must still be closed.
-func loadGenerator(g generatorConfig, threads int, logger *slog.Logger) (*loaded, error) {
+// loadGenerator loads one generator whose engine runs up to maxN candidates per request (the server's limit;
+// 0 means engine.DefaultMaxN). On error the returned loaded (if any) holds what must still be closed.
+func loadGenerator(g generatorConfig, threads, maxN int, logger *slog.Logger) (*loaded, error) {
 	l := &loaded{}
 	start := time.Now()
 	ck, err := weights.Open(g.Model)
@@ -408,7 +409,7 @@ func loadGenerator(g generatorConfig, threads int, logger *slog.Logger) (*loaded
 	if err != nil {
 		return l, err
 	}
-	l.tmpl = templateAdapter{t: t, bos: bos, addBOS: tok.AddBOSDefault()}
+	l.tmpl = templateAdapter{t: t, bos: bos, addBOS: tok.AddBOSDefault(), control: tok.ControlTexts()}
 
 	var scorer engine.Scorer
 	if g.RewardModel != "" {
@@ -419,7 +420,15 @@ func loadGenerator(g generatorConfig, threads int, logger *slog.Logger) (*loaded
 		l.closers = append(l.closers, rm.Close)
 		scorer, l.canScore = rm, true
 	}
-	eng, err := engine.New(m, tok, scorer, engine.Config{MaxQueue: g.Engine.MaxQueue, MaxActiveSeqs: g.Engine.MaxActiveSeqs,
+	// The server's max_n is the engine's, and a request of max_n candidates must fit the decode batch.
+	seqs := g.Engine.MaxActiveSeqs
+	switch {
+	case seqs == 0:
+		seqs = max(maxN, engine.DefaultMaxN)
+	case seqs < maxN:
+		return l, fmt.Errorf("engine.max_active_seqs %d is below limits.max_n %d: such requests could never run", seqs, maxN)
+	}
+	eng, err := engine.New(m, tok, scorer, engine.Config{MaxQueue: g.Engine.MaxQueue, MaxActiveSeqs: seqs, MaxN: maxN,
 		KVTokens: g.Engine.KVTokens, ScoreTimeout: g.Engine.ScoreTimeout})
 	if err != nil {
 		return l, err
@@ -427,31 +436,40 @@ func loadGenerator(g generatorConfig, threads int, logger *slog.Logger) (*loaded
 	l.closers = append(l.closers, func() error { eng.Close(); return nil })
 	l.eng = eng
 	l.info = modelInfo(ck, m.Config(), g, t.Name())
+	l.info.VocabSize = m.Config().VocabSize
 	logger.Info("generator loaded", "generator", g.Name, "model", g.Model, "params", l.info.ParameterSize,
 		"type", l.info.QuantizationLevel, "template", t.Name(), "reward_model", g.RewardModel, "took", time.Since(start))
 	return l, nil
 }
 
-// templateAdapter renders with a chat.Template. The engine adds the tokenizer's default BOS itself, so a BOS
-// the template writes at the start is removed rather than doubled.
+// templateAdapter renders with a chat.Template, in parts: the control-token texts of the tokenizer (control)
+// typed into messages stay plain text. The engine adds the tokenizer's default BOS itself, so a BOS the
+// template writes at the start is removed rather than doubled.
 type templateAdapter struct {
-	t      chat.Template
-	bos    string
-	addBOS bool
+	t       chat.Template
+	bos     string
+	addBOS  bool
+	control []string
 }
 
 // Render implements server.Template.
-func (a templateAdapter) Render(msgs []server.Message) (string, error) {
+func (a templateAdapter) Render(msgs []server.Message) ([]engine.PromptPart, error) {
 	cm := make([]chat.Message, len(msgs))
 	for i, m := range msgs {
 		cm[i] = chat.Message{Role: m.Role, Content: m.Content}
 	}
-	out, err := a.t.Render(cm)
+	parts, err := chat.RenderParts(a.t, cm, a.control)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if a.addBOS && a.bos != "" && !chat.AddBOS(out, a.bos, a.addBOS) {
-		out = strings.TrimPrefix(out, a.bos)
+	out := make([]engine.PromptPart, 0, len(parts))
+	for i, p := range parts {
+		if i == 0 && p.Special && a.addBOS && a.bos != "" && !chat.AddBOS(p.Text, a.bos, a.addBOS) {
+			if p.Text = strings.TrimPrefix(p.Text, a.bos); p.Text == "" {
+				continue
+			}
+		}
+		out = append(out, engine.PromptPart{Text: p.Text, Special: p.Special})
 	}
 	return out, nil
 }

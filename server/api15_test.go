@@ -1,0 +1,199 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go"
+	"github.com/openai/openai-go/option"
+
+	"github.com/bestofn/bestofn/api"
+)
+
+// TestChatAnswersTrimLeadingSpace checks that chat answers (OpenAI chat, Ollama chat and templated generate,
+// streamed or not) drop the white space a continuation of the template starts with, while completions keep it.
+func TestChatAnswersTrimLeadingSpace(t *testing.T) {
+	e := newEnv(t, nil)
+	e.gen.lead = " \n"
+	want := fakeText("", 3, 0)
+	msgs := `"messages":[{"role":"user","content":"hi"}]`
+	resp := decode[api.ChatCompletionResponse](t, e.do(t, "POST", "/v1/chat/completions", `{"model":"base","seed":3,`+msgs+`}`))
+	if got := string(resp.Choices[0].Message.Content); got != want {
+		t.Errorf("chat answer %q, want %q", got, want)
+	}
+	w := e.do(t, "POST", "/v1/chat/completions", `{"model":"base","seed":3,"stream":true,`+msgs+`}`)
+	var streamed string
+	for _, ev := range sseEvents(t, w.Body.String()) {
+		var ch api.ChatCompletionChunk
+		if err := json.Unmarshal([]byte(ev), &ch); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range ch.Choices {
+			streamed += c.Delta.Content
+		}
+	}
+	if streamed != want {
+		t.Errorf("streamed chat answer %q, want %q", streamed, want)
+	}
+	var ollamaText string
+	for _, l := range ndjson[ollamaChatResponse](t, e.do(t, "POST", "/api/chat", `{"model":"base","options":{"seed":3},`+msgs+`}`).Body.String()) {
+		ollamaText += l.Message.Content
+	}
+	if ollamaText != want {
+		t.Errorf("ollama chat answer %q, want %q", ollamaText, want)
+	}
+	gen := decode[ollamaGenerateResponse](t, e.do(t, "POST", "/api/generate", `{"model":"base","prompt":"hi","stream":false,"options":{"seed":3}}`))
+	if gen.Response != want {
+		t.Errorf("ollama templated generate %q, want %q", gen.Response, want)
+	}
+	raw := decode[ollamaGenerateResponse](t, e.do(t, "POST", "/api/generate", `{"model":"raw","prompt":"hi","raw":true,"stream":false,"options":{"seed":3}}`))
+	comp := decode[api.CompletionResponse](t, e.do(t, "POST", "/v1/completions", `{"model":"raw","prompt":"hi","seed":3}`))
+	if raw.Response != " \n"+want || comp.Choices[0].Text != " \n"+want {
+		t.Errorf("completions must keep the leading space: raw generate %q, completion %q", raw.Response, comp.Choices[0].Text)
+	}
+}
+
+// trimmedPieces is a helper for the streaming filter: what a choice streams after dropping leading space.
+func trimmedPieces(pieces ...string) string {
+	var tr answerTrimmer
+	var b strings.Builder
+	for _, p := range pieces {
+		b.WriteString(tr.next(p))
+	}
+	return b.String()
+}
+
+func TestAnswerTrimmer(t *testing.T) {
+	for _, c := range [][]string{{" ", "\n", " a", " b"}, {"", "  ", "a b"}, {"a", " b"}} {
+		if got, want := trimmedPieces(c...), strings.TrimLeft(strings.Join(c, ""), " \t\r\n"); got != want {
+			t.Errorf("%q: %q, want %q", c, got, want)
+		}
+	}
+}
+
+// TestBestOfWithoutRerankByLogprob checks that best_of > n without reranking returns the candidates with the
+// highest mean log-probability per token, as OpenAI's best_of does, streamed or not, and through openai-go.
+func TestBestOfWithoutRerankByLogprob(t *testing.T) {
+	e := newEnv(t, nil)
+	// Seed 1: candidate i has mean logprob -(1+(1+i)%3), so the order is 2, 0, 1 (then 5, 3, 4 for more).
+	w := e.do(t, "POST", "/v1/chat/completions", `{"model":"base","seed":1,"n":2,"best_of":3,"rerank":"none","return_candidates":true,
+		"messages":[{"role":"user","content":"hi"}]}`)
+	resp := decode[api.ChatCompletionResponse](t, w)
+	if len(resp.Choices) != 2 || string(resp.Choices[0].Message.Content) != fakeText("", 1, 2) ||
+		string(resp.Choices[1].Message.Content) != fakeText("", 1, 0) {
+		t.Fatalf("choices %+v, want candidates 2 then 0", resp.Choices)
+	}
+	if len(resp.Candidates) != 3 || resp.Candidates[0].Index != 2 || resp.Candidates[0].Rank != 1 || resp.Candidates[0].MeanLogprob == nil ||
+		*resp.Candidates[0].MeanLogprob != -1 || resp.Candidates[2].Index != 1 {
+		t.Errorf("candidates %+v", resp.Candidates)
+	}
+	if resp.Usage.CompletionTokens != 2+3+4 { // billed: every candidate (2, 3 and 4 words)
+		t.Errorf("usage %+v, want every candidate's tokens", resp.Usage)
+	}
+
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	client := openai.NewClient(option.WithBaseURL(ts.URL+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	params := openai.CompletionNewParams{Model: "raw", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("x")},
+		BestOf: openai.Int(6), Seed: openai.Int(1)}
+	comp, err := client.Completions.New(context.Background(), params, option.WithJSONSet("rerank", "none"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Choices[0].Text != fakeText("", 1, 2) {
+		t.Errorf("completion %q, want candidate 2 %q", comp.Choices[0].Text, fakeText("", 1, 2))
+	}
+	stream := client.Completions.NewStreaming(context.Background(), params, option.WithJSONSet("rerank", "none"))
+	var streamed string
+	for stream.Next() {
+		for _, ch := range stream.Current().Choices {
+			streamed += ch.Text
+		}
+	}
+	if err := stream.Err(); err != nil || streamed != fakeText("", 1, 2) {
+		t.Errorf("streamed %q (%v), want candidate 2 %q", streamed, err, fakeText("", 1, 2))
+	}
+}
+
+// TestValidationAtTheEdge checks that every out-of-range parameter is a 400 naming it, before the generator is
+// called: the limits the sampler and the engine enforce are the server's too.
+func TestValidationAtTheEdge(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Models[0].Info.VocabSize = 512 })
+	chat := func(extra string) string {
+		return `{"model":"base","messages":[{"role":"user","content":"hi"}]` + extra + `}`
+	}
+	gen := func(opts string) string {
+		return `{"model":"base","prompt":"x","stream":false,"options":{` + opts + `}}`
+	}
+	long := `"` + strings.Repeat("s", 257) + `"`
+	many := `[` + strings.Repeat(`"a",`, 16) + `"b"]`
+	for _, c := range []struct {
+		path, body, param string
+	}{
+		{"/v1/chat/completions", chat(`,"max_tokens":-5`), "max_tokens"},
+		{"/v1/chat/completions", chat(`,"max_completion_tokens":0`), "max_completion_tokens"},
+		{"/v1/chat/completions", chat(`,"min_p":1`), "min_p"},
+		{"/v1/chat/completions", chat(`,"min_p":-0.1`), "min_p"},
+		{"/v1/chat/completions", chat(`,"temperature":2.5`), "temperature"},
+		{"/v1/chat/completions", chat(`,"top_p":1.5`), "top_p"},
+		{"/v1/chat/completions", chat(`,"top_k":-1`), "top_k"},
+		{"/v1/chat/completions", chat(`,"logit_bias":{"512":1}`), "logit_bias"},
+		{"/v1/chat/completions", chat(`,"logit_bias":{"-1":1}`), "logit_bias"},
+		{"/v1/chat/completions", chat(`,"logit_bias":{"7":101}`), "logit_bias"},
+		{"/v1/chat/completions", chat(`,"top_logprobs":2`), "top_logprobs"},
+		{"/v1/chat/completions", chat(`,"logprobs":true,"top_logprobs":21`), "top_logprobs"},
+		{"/v1/chat/completions", chat(`,"stop":` + long), "stop"},
+		{"/v1/chat/completions", chat(`,"stop":` + many), "stop"},
+		{"/v1/chat/completions", chat(`,"stop":[""]`), "stop"},
+		{"/v1/chat/completions", chat(`,"n":0`), "n"},
+		{"/v1/chat/completions", chat(`,"n":9`), "n"},
+		{"/v1/chat/completions", chat(`,"best_of":9`), "best_of"},
+		{"/v1/chat/completions", chat(`,"n":3,"best_of":2`), "best_of"},
+		{"/v1/chat/completions", chat(`,"presence_penalty":3`), "presence_penalty"},
+		{"/v1/completions", `{"model":"base","prompt":"x","logprobs":6}`, "logprobs"},
+		{"/v1/completions", `{"model":"base","prompt":"x","logit_bias":{"x":1}}`, "logit_bias"},
+		{"/api/generate", gen(`"min_p":1`), "options.min_p"},
+		{"/api/generate", gen(`"repeat_last_n":-2`), "options.repeat_last_n"},
+		{"/api/generate", gen(`"repeat_last_n":70000`), "options.repeat_last_n"},
+		{"/api/generate", gen(`"stop":[` + long + `]`), "options.stop"},
+		{"/api/generate", gen(`"best_of":9`), "options.best_of"},
+		{"/api/generate", gen(`"temperature":-1`), "options.temperature"},
+	} {
+		calls := e.gen.calls()
+		w := e.do(t, "POST", c.path, c.body)
+		var msg, param string
+		if strings.HasPrefix(c.path, "/api/") {
+			msg = decode[map[string]string](t, w)["error"]
+			param = c.param
+			if !strings.Contains(msg, strings.TrimPrefix(c.param, "options.")) {
+				param = ""
+			}
+		} else {
+			er := decode[api.ErrorResponse](t, w)
+			msg = er.Error.Message
+			if er.Error.Param != nil {
+				param = *er.Error.Param
+			}
+		}
+		if w.Code != 400 || param != c.param || strings.Contains(msg, "sampler:") || strings.Contains(msg, "engine:") {
+			t.Errorf("%s %s: status %d param %q message %q, want 400 naming %q", c.path, c.body, w.Code, param, msg, c.param)
+		}
+		if e.gen.calls() != calls {
+			t.Errorf("%s %s: reached the generator", c.path, c.body)
+		}
+	}
+	// The edges are accepted.
+	if w := e.do(t, "POST", "/v1/chat/completions", chat(`,"min_p":0.99,"top_k":0,"logit_bias":{"511":-100},"logprobs":true,"top_logprobs":20,"stop":`+many[:len(many)-5]+`]`)); w.Code != 200 {
+		t.Errorf("edge values: status %d: %s", w.Code, w.Body)
+	}
+	// Ollama's repeat_last_n: -1 is the whole context (512 here), 0 turns the repetition penalty off.
+	if w := e.do(t, "POST", "/api/generate", gen(`"repeat_last_n":-1,"repeat_penalty":1.3`)); w.Code != 200 || e.gen.last().Sampling.RepeatLastN != 512 {
+		t.Errorf("repeat_last_n -1: status %d, window %d: %s", w.Code, e.gen.last().Sampling.RepeatLastN, w.Body)
+	}
+	if w := e.do(t, "POST", "/api/generate", gen(`"repeat_last_n":0,"repeat_penalty":1.3`)); w.Code != 200 || e.gen.last().Sampling.RepeatPenalty != 1 {
+		t.Errorf("repeat_last_n 0: status %d, repeat penalty %v: %s", w.Code, e.gen.last().Sampling.RepeatPenalty, w.Body)
+	}
+}
