@@ -365,3 +365,34 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeated429Pauses: 429s without Retry-After are waited out with backoff; the third in a row pauses the
+// client (one pause, then success).
+func TestRepeated429Pauses(t *testing.T) {
+	t.Parallel() // mostly waiting
+	srv := teachertest.Serve(t)
+	proxy := teachertest.NewProxy(t, srv.URL, teachertest.TooManyRequests(3, ""))
+	var mu sync.Mutex
+	var events []string
+	c, err := teacher.New(configs(proxy.URL)[teacher.ProviderOllama], teacher.WithEvents(func(level, msg string, _ map[string]any) {
+		mu.Lock()
+		events = append(events, msg)
+		mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Chat(context.Background(), teacher.User("hi"), greedy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := c.Stats()
+	if r.Attempts != 4 || st.RateLimited != 3 || st.Pauses != 1 || st.Failed != 0 {
+		t.Errorf("attempts %d, stats %+v", r.Attempts, st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 2 || !strings.Contains(events[0], "paused") || !strings.Contains(events[1], "resumed") {
+		t.Errorf("events %q", events)
+	}
+}
