@@ -9,6 +9,7 @@ import (
 
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
+	"github.com/openai/openai-go/shared"
 
 	"github.com/bestofn/bestofn/api"
 )
@@ -195,5 +196,62 @@ func TestValidationAtTheEdge(t *testing.T) {
 	}
 	if w := e.do(t, "POST", "/api/generate", gen(`"repeat_last_n":0,"repeat_penalty":1.3`)); w.Code != 200 || e.gen.last().Sampling.RepeatPenalty != 1 {
 		t.Errorf("repeat_last_n 0: status %d, repeat penalty %v: %s", w.Code, e.gen.last().Sampling.RepeatPenalty, w.Body)
+	}
+}
+
+// TestUnsupportedFeaturesRefused checks that request fields that would change the answer and that bestofn
+// does not implement are 400s naming the field, on both APIs, while JSON mode reaches the engine.
+func TestUnsupportedFeaturesRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	msgs := `"messages":[{"role":"user","content":"hi"}]`
+	for _, c := range []struct{ path, body, param string }{
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"tools":[{"type":"function","function":{"name":"f"}}]}`, "tools"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"tool_choice":"required"}`, "tool_choice"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"tool_choice":{"type":"function","function":{"name":"f"}}}`, "tool_choice"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"functions":[{"name":"f"}]}`, "functions"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"function_call":{"name":"f"}}`, "function_call"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}}}`, "response_format"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"response_format":{"type":"yaml"}}`, "response_format"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"audio":{"voice":"alloy","format":"mp3"},"modalities":["text","audio"]}`, "audio"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"modalities":["audio"]}`, "modalities"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"web_search_options":{"search_context_size":"low"}}`, "web_search_options"},
+		{"/v1/chat/completions", `{"model":"base","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":null,"tool_calls":[{"id":"1"}]},{"role":"user","content":"x"}]}`, "messages[1].tool_calls"},
+		{"/v1/completions", `{"model":"base","prompt":"x","suffix":"y"}`, "suffix"},
+		{"/v1/completions", `{"model":"base","prompt":"x","response_format":{"type":"json_schema"}}`, "response_format"},
+	} {
+		calls := e.gen.calls()
+		w := e.do(t, "POST", c.path, c.body)
+		er := decode[api.ErrorResponse](t, w)
+		if w.Code != 400 || er.Error.Param == nil || *er.Error.Param != c.param || e.gen.calls() != calls {
+			t.Errorf("%s: status %d %s, want 400 naming %q before generating", c.body, w.Code, w.Body, c.param)
+		}
+	}
+	for _, c := range []struct{ body, contains string }{
+		{`{"model":"base","prompt":"x","format":{"type":"object"}}`, "format"},
+		{`{"model":"base","prompt":"x","format":"yaml"}`, "format"},
+	} {
+		w := e.do(t, "POST", "/api/generate", c.body)
+		if msg := decode[map[string]string](t, w)["error"]; w.Code != 400 || !strings.Contains(msg, c.contains) {
+			t.Errorf("%s: status %d %q", c.body, w.Code, msg)
+		}
+	}
+	// Plain text choices are fine; JSON mode reaches the engine, from openai-go's own encoding and Ollama's.
+	for _, body := range []string{`{"model":"base",` + msgs + `,"tool_choice":"none","function_call":"auto","modalities":["text"],"response_format":{"type":"text"}}`} {
+		if w := e.do(t, "POST", "/v1/chat/completions", body); w.Code != 200 || e.gen.last().Sampling.JSON {
+			t.Errorf("%s: status %d (JSON %v): %s", body, w.Code, e.gen.last().Sampling.JSON, w.Body)
+		}
+	}
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	client := openai.NewClient(option.WithBaseURL(ts.URL+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	jsonObject := shared.ResponseFormatJSONObjectParam{}
+	_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "base",
+		Messages:       []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &jsonObject}})
+	if err != nil || !e.gen.last().Sampling.JSON {
+		t.Errorf("response_format json_object from openai-go: %v, JSON %v", err, e.gen.last().Sampling.JSON)
+	}
+	if w := e.do(t, "POST", "/api/chat", `{"model":"base",`+msgs+`,"format":"json","stream":false}`); w.Code != 200 || !e.gen.last().Sampling.JSON {
+		t.Errorf("ollama format json: status %d, JSON %v", w.Code, e.gen.last().Sampling.JSON)
 	}
 }

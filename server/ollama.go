@@ -194,8 +194,9 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Tools) > 0 {
 		return unsupported("tools", "tool calling")
 	}
-	if hasFormat(req.Format) {
-		return unsupported("format", "structured output (format)")
+	jsonOut, err := ollamaFormat(req.Format)
+	if err != nil {
+		return err
 	}
 	msgs := make([]Message, len(req.Messages))
 	for i, m := range req.Messages {
@@ -215,7 +216,7 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p.logprobs, p.topLogprobs = req.Logprobs, req.TopLogprobs
+	p.logprobs, p.topLogprobs, p.json = req.Logprobs, req.TopLogprobs, jsonOut
 	pl, err := s.toEngine(rt.model, p, ollamaDefaults)
 	if err != nil {
 		return err
@@ -253,8 +254,10 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 		return unsupported("images", "images")
 	case len(req.Context) > 0:
 		return unsupported("context", "a token context")
-	case hasFormat(req.Format):
-		return unsupported("format", "structured output (format)")
+	}
+	jsonOut, err := ollamaFormat(req.Format)
+	if err != nil {
+		return err
 	}
 	if req.Prompt == "" && req.System == "" {
 		// Ollama's "load the model" request: answer done at once.
@@ -279,7 +282,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p.logprobs, p.topLogprobs = req.Logprobs, req.TopLogprobs
+	p.logprobs, p.topLogprobs, p.json = req.Logprobs, req.TopLogprobs, jsonOut
 	pl, err := s.toEngine(rt.model, p, ollamaDefaults)
 	if err != nil {
 		return err

@@ -29,13 +29,14 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, model, user strin
 }
 
 // openaiParams are the generation options both OpenAI endpoints share.
-func openaiParams(g *api.GenerationParams) params {
+func openaiParams(g *api.GenerationParams) (params, error) {
+	json, err := jsonMode(g.ResponseFormat)
 	return params{
 		temperature: g.Temperature, topP: g.TopP, minP: g.MinP, repeatPenalty: g.RepeatPenalty,
 		presence: g.PresencePenalty, frequency: g.FrequencyPenalty, topK: g.TopK, seed: g.Seed,
 		maxTokens: g.MaxTokens, maxTokensName: "max_tokens", stop: g.Stop, logitBias: g.LogitBias,
-		n: g.N, bestOf: g.BestOf, rerank: g.Rerank,
-	}
+		n: g.N, bestOf: g.BestOf, rerank: g.Rerank, json: json,
+	}, err
 }
 
 // openaiExt builds the bestofn fields of a finished OpenAI response.
@@ -58,6 +59,9 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkChatFeatures(&req); err != nil {
+		return err
+	}
 	msgs := make([]Message, len(req.Messages))
 	for i, m := range req.Messages {
 		role := m.Role
@@ -73,7 +77,10 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p := openaiParams(&req.GenerationParams)
+	p, err := openaiParams(&req.GenerationParams)
+	if err != nil {
+		return err
+	}
 	p.logprobs = req.Logprobs
 	if req.MaxCompletionTokens != nil {
 		p.maxTokens, p.maxTokensName = req.MaxCompletionTokens, "max_completion_tokens"
@@ -186,7 +193,13 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Prompt) != 1 {
 		return badParam("prompt", "prompt must be one string (got %d prompts)", len(req.Prompt))
 	}
-	p := openaiParams(&req.GenerationParams)
+	if req.Suffix != "" {
+		return unsupported("suffix", "fill-in-the-middle (suffix)")
+	}
+	p, err := openaiParams(&req.GenerationParams)
+	if err != nil {
+		return err
+	}
 	if req.Logprobs != nil {
 		if *req.Logprobs < 0 || *req.Logprobs > 5 {
 			return badParam("logprobs", "logprobs must be in [0, 5], got %d", *req.Logprobs)

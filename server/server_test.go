@@ -480,7 +480,7 @@ func TestOllamaErrors(t *testing.T) {
 		{"stop type", "/api/generate", `{"model":"base","prompt":"x","options":{"stop":[1]}}`, nil, 400, "array of strings"},
 		{"tools", "/api/chat", `{"model":"base","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function"}]}`, nil, 400, "not supported"},
 		{"images", "/api/generate", `{"model":"base","prompt":"x","images":["aGk="]}`, nil, 400, "not supported"},
-		{"format", "/api/generate", `{"model":"base","prompt":"x","format":"json"}`, nil, 400, "not supported"},
+		{"format", "/api/generate", `{"model":"base","prompt":"x","format":{"type":"object"}}`, nil, 400, "not supported"},
 		{"show unknown", "/api/show", `{"model":"nope"}`, nil, 404, "not found"},
 		{"queue full", "/api/generate", `{"model":"base","prompt":"x"}`, engine.ErrQueueFull, 429, "overloaded"},
 		{"context", "/api/chat", `{"model":"base","messages":[{"role":"user","content":"hi"}]}`, &engine.ContextLengthError{PromptTokens: 9, ContextLen: 4}, 400, "context length"},
