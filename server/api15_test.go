@@ -3,9 +3,15 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	ollama "github.com/ollama/ollama/api"
 
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
@@ -253,5 +259,100 @@ func TestUnsupportedFeaturesRefused(t *testing.T) {
 	}
 	if w := e.do(t, "POST", "/api/chat", `{"model":"base",`+msgs+`,"format":"json","stream":false}`); w.Code != 200 || !e.gen.last().Sampling.JSON {
 		t.Errorf("ollama format json: status %d, JSON %v", w.Code, e.gen.last().Sampling.JSON)
+	}
+}
+
+// TestOllamaV0174Behaviour checks, with Ollama's own client, what Ollama v0.17.4 (server/routes.go,
+// api/types.go) does and bestofn did differently: load and unload requests, unknown options, the eval rate of
+// best-of-N, degraded_reason, /api/ps expiry and a semantic version.
+func TestOllamaV0174Behaviour(t *testing.T) {
+	var logs strings.Builder
+	e := newEnv(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		c.Version = "0.3.1"
+	})
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	u, _ := url.Parse(ts.URL)
+	client := ollama.NewClient(u, ts.Client())
+	ctx := context.Background()
+
+	zero := &ollama.Duration{Duration: 0}
+	for _, c := range []struct {
+		keepAlive *ollama.Duration
+		want      string
+	}{{nil, "load"}, {&ollama.Duration{Duration: time.Minute}, "load"}, {zero, "unload"}} {
+		var chat ollama.ChatResponse
+		if err := client.Chat(ctx, &ollama.ChatRequest{Model: "base", KeepAlive: c.keepAlive}, func(r ollama.ChatResponse) error {
+			chat = r
+			return nil
+		}); err != nil || !chat.Done || chat.DoneReason != c.want || chat.Message.Role != "assistant" {
+			t.Errorf("chat without messages, keep_alive %v: %+v %v, want done_reason %q", c.keepAlive, chat, err, c.want)
+		}
+		var gen ollama.GenerateResponse
+		if err := client.Generate(ctx, &ollama.GenerateRequest{Model: "base", System: "sys", KeepAlive: c.keepAlive}, func(r ollama.GenerateResponse) error {
+			gen = r
+			return nil
+		}); err != nil || !gen.Done || gen.DoneReason != c.want {
+			t.Errorf("generate without a prompt, keep_alive %v: %+v %v, want done_reason %q", c.keepAlive, gen, err, c.want)
+		}
+	}
+	if e.gen.calls() != 0 {
+		t.Errorf("load requests generated %d times", e.gen.calls())
+	}
+
+	// Unknown options are ignored with a warning; a wrong type is still an error.
+	var text string
+	err := client.Generate(ctx, &ollama.GenerateRequest{Model: "base", Prompt: "x", Options: map[string]any{"temprature": 0.1, "seed": 1}},
+		func(r ollama.GenerateResponse) error { text += r.Response; return nil })
+	if err != nil || text != fakeText("", 1, 0) || !strings.Contains(logs.String(), "temprature") {
+		t.Errorf("unknown option: %q %v; log %q", text, err, logs.String())
+	}
+	if err := client.Generate(ctx, &ollama.GenerateRequest{Model: "base", Prompt: "x", Options: map[string]any{"top_k": "many"}},
+		func(ollama.GenerateResponse) error { return nil }); err == nil {
+		t.Error("option of the wrong type accepted")
+	}
+	// raw mode cannot take a system prompt (Ollama's 400).
+	if err := client.Generate(ctx, &ollama.GenerateRequest{Model: "base", Prompt: "x", Raw: true, System: "s"},
+		func(ollama.GenerateResponse) error { return nil }); err == nil {
+		t.Error("raw with system accepted")
+	}
+
+	// Best of 5: eval_count counts every candidate's tokens, which eval_duration covers.
+	var final ollama.ChatResponse
+	if err := client.Chat(ctx, &ollama.ChatRequest{Model: "base:r1", Messages: []ollama.Message{{Role: "user", Content: "hi"}},
+		Options: map[string]any{"seed": 1}}, func(r ollama.ChatResponse) error { final = r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 + 3 + 4 + 1 + 2; final.EvalCount != want { // seed 1: candidates of 2, 3, 4, 1 and 2 words
+		t.Errorf("eval_count %d, want %d (all candidates)", final.EvalCount, want)
+	}
+
+	// degraded_reason reaches Ollama clients too.
+	e.gen.degrade = true
+	w := e.do(t, "POST", "/api/chat", `{"model":"base:r1","stream":false,"messages":[{"role":"user","content":"hi"}]}`)
+	if resp := decode[ollamaChatResponse](t, w); !resp.Degraded || resp.DegradedReason != "scorer timed out" {
+		t.Errorf("degraded %v reason %q", resp.Degraded, resp.DegradedReason)
+	}
+
+	ps, err := client.ListRunning(ctx)
+	if err != nil || len(ps.Models) == 0 || time.Until(ps.Models[0].ExpiresAt) < 100*365*24*time.Hour {
+		t.Errorf("ps %+v %v: loaded models never expire, so expires_at should be far ahead (Ollama's keep_alive -1)", ps, err)
+	}
+	if v, err := client.Version(ctx); err != nil || !semverRE.MatchString(v) {
+		t.Errorf("version %q %v, want a semantic version", v, err)
+	}
+	if w := e.do(t, "HEAD", "/api/version", ""); w.Code != 200 {
+		t.Errorf("HEAD /api/version: %d", w.Code)
+	}
+}
+
+// semverRE is semver.org's suggested regular expression for a version (without a leading "v").
+var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
+
+func TestDefaultVersionIsSemver(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Version = "" })
+	if v := decode[map[string]string](t, e.do(t, "GET", "/api/version", ""))["version"]; !semverRE.MatchString(v) {
+		t.Errorf("default version %q", v)
 	}
 }

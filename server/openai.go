@@ -111,7 +111,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := api.ChatCompletionResponse{
 		ID: id, Object: api.ObjectChatCompletion, Created: created, Model: rt.model.Name,
-		Usage: usage(res), SystemFingerprint: s.cfg.Version, Extensions: ext(res),
+		Usage: usage(res), SystemFingerprint: "bestofn-" + s.cfg.Version, Extensions: ext(res),
 	}
 	for j := 0; j < pl.nChoices; j++ {
 		cand := &res.Candidates[j]
@@ -138,7 +138,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, c *call, id 
 			roleSent[choice] = true
 		}
 		return api.ChatCompletionChunk{ID: id, Object: api.ObjectChatCompletionChunk, Created: created,
-			Model: c.rt.model.Name, SystemFingerprint: s.cfg.Version, Extensions: api.Extensions{Variant: c.rt.variant},
+			Model: c.rt.model.Name, SystemFingerprint: "bestofn-" + s.cfg.Version, Extensions: api.Extensions{Variant: c.rt.variant},
 			Choices: []api.ChunkChoice{{Index: choice, Delta: d, FinishReason: finish}}}
 	}
 	res, streamed, err := s.run(r.Context(), c, func(choice int, text string) error {
@@ -220,7 +220,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	created := c.start.Unix()
 	resp := func(choices []api.CompletionChoice) api.CompletionResponse {
 		return api.CompletionResponse{ID: id, Object: api.ObjectTextCompletion, Created: created, Model: rt.model.Name,
-			SystemFingerprint: s.cfg.Version, Choices: choices, Extensions: api.Extensions{Variant: rt.variant}}
+			SystemFingerprint: "bestofn-" + s.cfg.Version, Choices: choices, Extensions: api.Extensions{Variant: rt.variant}}
 	}
 	ext := openaiExt(rt, req.ReturnCandidates)
 	echo := ""

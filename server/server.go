@@ -154,7 +154,8 @@ type Config struct {
 	ABLog *ABLog
 	// Seed seeds the source of seeds for requests that set none.
 	Seed uint64
-	// Version is reported by /api/version and as system_fingerprint; "" means "bestofn-dev".
+	// Version is bestofn's semantic version (e.g. "0.1.0"), reported by /api/version, whose clients parse it,
+	// and as system_fingerprint "bestofn-VERSION"; "" means "0.0.0-dev".
 	Version string
 	// UserHeader is the header holding the sticky A/B key when the body has no user; "" means
 	// "X-Bestofn-User".
@@ -205,7 +206,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	if s.cfg.Version == "" {
-		s.cfg.Version = "bestofn-dev"
+		s.cfg.Version = "0.0.0-dev"
 	}
 	if s.cfg.UserHeader == "" {
 		s.cfg.UserHeader = HeaderUser
@@ -289,6 +290,7 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/ps", s.handle(s.ollamaPs))
 		r.With(s.limitBody).Post("/show", s.handle(s.ollamaShow))
 		r.Get("/version", s.handle(s.ollamaVersion))
+		r.Head("/version", s.handle(s.ollamaVersion))
 	})
 	return r
 }

@@ -472,8 +472,7 @@ func TestOllamaErrors(t *testing.T) {
 	}{
 		{"bad json", "/api/chat", `{`, nil, 400, "invalid JSON"},
 		{"unknown model", "/api/chat", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`, nil, 404, `"nope" not found`},
-		{"empty messages", "/api/chat", `{"model":"base","messages":[]}`, nil, 400, "messages must not be empty"},
-		{"unknown option", "/api/chat", `{"model":"base","messages":[{"role":"user","content":"hi"}],"options":{"temprature":1}}`, nil, 400, `unknown option "temprature"`},
+		{"bad role", "/api/chat", `{"model":"base","messages":[{"role":"user","content":"hi"},{"role":"bot","content":"x"}]}`, nil, 400, "role"},
 		{"option type", "/api/generate", `{"model":"base","prompt":"x","options":{"top_k":"many"}}`, nil, 400, `"top_k" must be an integer`},
 		{"option fraction", "/api/generate", `{"model":"base","prompt":"x","options":{"seed":1.5}}`, nil, 400, `"seed" must be an integer`},
 		{"option range", "/api/generate", `{"model":"base","prompt":"x","options":{"temperature":9}}`, nil, 400, "temperature must be in"},

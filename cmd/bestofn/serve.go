@@ -332,7 +332,7 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 	scfg := server.Config{
 		Limits: server.Limits{MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxTokens: cfg.Limits.MaxTokens, MaxN: cfg.Limits.MaxN,
 			RequestTimeout: cfg.Limits.RequestTimeout, MaxConcurrent: cfg.Limits.MaxConcurrent},
-		Logger: logger, Metrics: metrics, Gatherer: reg, Seed: cfg.Seed, Version: "bestofn-0.1.0",
+		Logger: logger, Metrics: metrics, Gatherer: reg, Seed: cfg.Seed, Version: "0.1.0",
 	}
 	for _, m := range cfg.Models {
 		l, ok := gens[m.Generator]
