@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	ollama "github.com/ollama/ollama/api"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/openai/openai-go/shared"
 
 	"github.com/bestofn/bestofn/api"
+	"github.com/bestofn/bestofn/engine"
 )
 
 // TestChatAnswersTrimLeadingSpace checks that chat answers (OpenAI chat, Ollama chat and templated generate,
@@ -354,5 +357,69 @@ func TestDefaultVersionIsSemver(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Version = "" })
 	if v := decode[map[string]string](t, e.do(t, "GET", "/api/version", ""))["version"]; !semverRE.MatchString(v) {
 		t.Errorf("default version %q", v)
+	}
+}
+
+// TestCompletionStreamUsageAndOffsets checks streamed /v1/completions as OpenAI sends it and openai-go reads
+// it: with include_usage, usage comes in a last chunk of its own with no choices; and text_offset counts
+// characters (not bytes) from the start of the choice's text, past the echoed prompt, streamed or not.
+func TestCompletionStreamUsageAndOffsets(t *testing.T) {
+	e := newEnv(t, nil)
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	client := openai.NewClient(option.WithBaseURL(ts.URL+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	const prompt = "héllo, 世界"
+	params := openai.CompletionNewParams{Model: "raw", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(prompt)},
+		Seed: openai.Int(2), Echo: openai.Bool(true), Logprobs: openai.Int(1), N: openai.Int(2),
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}}
+	stream := client.Completions.NewStreaming(context.Background(), params)
+	var chunks []openai.Completion
+	for stream.Next() {
+		chunks = append(chunks, stream.Current())
+	}
+	if err := stream.Err(); err != nil || len(chunks) < 3 {
+		t.Fatalf("%d chunks, %v", len(chunks), err)
+	}
+	last := chunks[len(chunks)-1]
+	if len(last.Choices) != 0 || last.Usage.TotalTokens == 0 || last.Usage.CompletionTokens != 3+4 { // seed 2: candidates of 3 and 4 words
+		t.Errorf("last chunk %+v: want usage alone", last)
+	}
+	for _, ch := range chunks[:len(chunks)-1] {
+		if ch.Usage.TotalTokens != 0 || len(ch.Choices) != 1 {
+			t.Errorf("chunk %+v: usage or choices misplaced", ch)
+		}
+	}
+	var streamed []openai.CompletionChoiceLogprobs
+	for _, ch := range chunks {
+		for _, c := range ch.Choices {
+			if len(c.Logprobs.TextOffset) > 0 {
+				streamed = append(streamed, c.Logprobs)
+			}
+		}
+	}
+	comp, err := client.Completions.New(context.Background(), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runes := int64(utf8.RuneCountInString(prompt))
+	for j, lp := range append([]openai.CompletionChoiceLogprobs{comp.Choices[0].Logprobs}, streamed...) {
+		text := prompt
+		for i, off := range lp.TextOffset {
+			if want := int64(utf8.RuneCountInString(text)); off != want || i == 0 && off != runes {
+				t.Errorf("logprobs %d, token %d: text_offset %d, want %d characters", j, i, off, want)
+			}
+			text += lp.Tokens[i]
+		}
+	}
+	if len(streamed) != 2 {
+		t.Errorf("%d streamed choices carried logprobs, want 2", len(streamed))
+	}
+}
+
+func TestTextOffsetsSplitCharacters(t *testing.T) {
+	// "é" split over two byte tokens: the second starts inside the character, at its index.
+	lps := []engine.TokenLogprob{{Text: "a"}, {Text: "\xc3"}, {Text: "\xa9"}, {Text: "b"}}
+	if got := textOffsets("日", lps); fmt.Sprint(got) != "[1 2 2 3]" {
+		t.Errorf("offsets %v, want [1 2 2 3]", got)
 	}
 }

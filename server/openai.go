@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -239,7 +240,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 			fr := finishReason(cand.FinishReason)
 			ch := api.CompletionChoice{Index: j, Text: echo + cand.Text, FinishReason: &fr}
 			if pl.req.Logprobs {
-				ch.Logprobs = legacyLogprobs(cand.Logprobs, len(echo))
+				ch.Logprobs = legacyLogprobs(cand.Logprobs, echo)
 			}
 			out.Choices = append(out.Choices, ch)
 		}
@@ -270,16 +271,21 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 		fr := finishReason(cand.FinishReason)
 		last := resp([]api.CompletionChoice{{Index: j, Text: text(j, remainder(cand.Text, streamed[j])), FinishReason: &fr}})
 		if pl.req.Logprobs {
-			last.Choices[0].Logprobs = legacyLogprobs(cand.Logprobs, 0)
+			last.Choices[0].Logprobs = legacyLogprobs(cand.Logprobs, echo)
 		}
 		if j == pl.nChoices-1 {
 			last.Extensions = ext(res)
-			if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-				u := usage(res)
-				last.Usage = &u
-			}
 		}
 		if err := sw.send(last); err != nil {
+			return s.failStream(sw, r, err)
+		}
+	}
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		// As OpenAI sends it: a last chunk with usage and no choices.
+		u := usage(res)
+		final := resp([]api.CompletionChoice{})
+		final.Usage = &u
+		if err := sw.send(final); err != nil {
 			return s.failStream(sw, r, err)
 		}
 	}
@@ -375,8 +381,11 @@ func tokenLogprobs(lps []engine.TokenLogprob) []api.TokenLogprob {
 	return out
 }
 
-func legacyLogprobs(lps []engine.TokenLogprob, offset int) *api.CompletionLogprobs {
-	out := &api.CompletionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
+// legacyLogprobs are a completion choice's logprobs; text_offset is where each token starts in the choice's
+// text, after prefix (the echoed prompt).
+func legacyLogprobs(lps []engine.TokenLogprob, prefix string) *api.CompletionLogprobs {
+	out := &api.CompletionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{},
+		TextOffset: textOffsets(prefix, lps)}
 	for _, lp := range lps {
 		out.Tokens = append(out.Tokens, lp.Text)
 		out.TokenLogprobs = append(out.TokenLogprobs, float64(lp.Logprob))
@@ -385,8 +394,31 @@ func legacyLogprobs(lps []engine.TokenLogprob, offset int) *api.CompletionLogpro
 			top[t.Text] = float64(t.Logprob)
 		}
 		out.TopLogprobs = append(out.TopLogprobs, top)
-		out.TextOffset = append(out.TextOffset, offset)
-		offset += len(lp.Text)
 	}
 	return out
+}
+
+// textOffsets gives each token's offset in characters (as OpenAI and vLLM count them: code points of the
+// text, not bytes) from the start of prefix + the tokens' texts. A token that starts inside a character split
+// over byte tokens is at that character's index; an invalid byte counts as the one U+FFFD it decodes to.
+func textOffsets(prefix string, lps []engine.TokenLogprob) []int {
+	offsets := make([]int, len(lps))
+	n := utf8.RuneCountInString(prefix)
+	var tail []byte // the text's incomplete last character
+	for i, lp := range lps {
+		offsets[i] = n
+		tail = append(tail, lp.Text...)
+		k := len(tail)
+		for j := len(tail) - 1; j >= 0 && j >= len(tail)-utf8.UTFMax+1; j-- {
+			if utf8.RuneStart(tail[j]) {
+				if !utf8.FullRune(tail[j:]) {
+					k = j
+				}
+				break
+			}
+		}
+		n += utf8.RuneCount(tail[:k])
+		tail = append(tail[:0], tail[k:]...)
+	}
+	return offsets
 }
