@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -421,5 +424,53 @@ func TestTextOffsetsSplitCharacters(t *testing.T) {
 	lps := []engine.TokenLogprob{{Text: "a"}, {Text: "\xc3"}, {Text: "\xa9"}, {Text: "b"}}
 	if got := textOffsets("日", lps); fmt.Sprint(got) != "[1 2 2 3]" {
 		t.Errorf("offsets %v, want [1 2 2 3]", got)
+	}
+}
+
+// TestSlowBodyHoldsNoSlot checks that a client sending its body slowly takes no generation slot: with one
+// slot, a socket that sent half a body does not make other requests 429, and it is answered 408 once the
+// body-read timeout passes. A generation longer than that timeout is not cut by it.
+func TestSlowBodyHoldsNoSlot(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Limits.MaxConcurrent = 1
+		c.Limits.BodyReadTimeout = 300 * time.Millisecond
+	})
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"model":"raw","prompt":"x"}`
+	fmt.Fprintf(conn, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		len(body), body[:10])
+	time.Sleep(50 * time.Millisecond) // the server has read the headers and waits for the body
+	for i := 0; i < 3; i++ {
+		resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d beside a slow body: status %d, want 200", i, resp.StatusCode)
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(status, "408") {
+		t.Errorf("slow body: %q %v, want a 408 after the body-read timeout", status, err)
+	}
+
+	// A generation that outlasts the body-read timeout completes.
+	e.gen.release = make(chan struct{})
+	go func() { time.Sleep(600 * time.Millisecond); close(e.gen.release) }()
+	resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("long generation: status %d", resp.StatusCode)
 	}
 }

@@ -114,7 +114,12 @@ type Limits struct {
 	MaxN int
 	// RequestTimeout bounds each generation request (504 beyond); 0 means 10 minutes.
 	RequestTimeout time.Duration
-	// MaxConcurrent caps generation requests in flight; more get 429 with Retry-After. 0 means 64.
+	// BodyReadTimeout bounds the reading of a generation request's body (408 beyond), which is read and
+	// decoded before the request takes a slot of MaxConcurrent; 0 means 30 seconds. The http.Server's
+	// ReadHeaderTimeout bounds the headers.
+	BodyReadTimeout time.Duration
+	// MaxConcurrent caps generations in flight (a request holds a slot from the end of its validation to the
+	// end of its generation); more get 429 with Retry-After. 0 means 64.
 	MaxConcurrent int
 	// RetryAfter is the Retry-After hint of 429 answers; 0 means 1 second.
 	RetryAfter time.Duration
@@ -129,6 +134,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.RequestTimeout <= 0 {
 		l.RequestTimeout = 10 * time.Minute
+	}
+	if l.BodyReadTimeout <= 0 {
+		l.BodyReadTimeout = 30 * time.Second
 	}
 	if l.MaxConcurrent <= 0 {
 		l.MaxConcurrent = 64
@@ -274,8 +282,9 @@ func (s *Server) Handler() http.Handler {
 		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 	}
 
-	// Generation routes: bounded bodies, a deadline, and a cap on requests in flight.
-	gen := chi.Chain(s.limitBody, s.timeout, s.limitConcurrency)
+	// Generation routes: bounded bodies read in full under a deadline, then a deadline on the request. The cap
+	// on generations in flight is taken in run, once the request is decoded and valid.
+	gen := chi.Chain(s.limitBody, s.readBody, s.timeout)
 
 	r.Route("/v1", func(r chi.Router) {
 		r.With(gen...).Post("/chat/completions", s.handle(s.chatCompletions))
