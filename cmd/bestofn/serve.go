@@ -103,11 +103,12 @@ type variantConfig struct {
 }
 
 type limitsConfig struct {
-	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
-	MaxTokens      int           `yaml:"max_tokens"`
-	MaxN           int           `yaml:"max_n"`
-	RequestTimeout time.Duration `yaml:"request_timeout"`
-	MaxConcurrent  int           `yaml:"max_concurrent"`
+	MaxBodyBytes    int64         `yaml:"max_body_bytes"`
+	MaxTokens       int           `yaml:"max_tokens"`
+	MaxN            int           `yaml:"max_n"`
+	RequestTimeout  time.Duration `yaml:"request_timeout"`
+	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
+	MaxConcurrent   int           `yaml:"max_concurrent"`
 }
 
 // defaultModelPath and defaultRewardDir make `bestofn serve` work from the repo root with no flags.
@@ -367,8 +368,9 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 	}
 	scfg := server.Config{
 		Limits: server.Limits{MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxTokens: cfg.Limits.MaxTokens, MaxN: cfg.Limits.MaxN,
-			RequestTimeout: cfg.Limits.RequestTimeout, MaxConcurrent: cfg.Limits.MaxConcurrent},
-		Logger: logger, Metrics: metrics, Gatherer: reg, Seed: cfg.Seed, Version: "bestofn-0.1.0", Admin: cfg.admin,
+			RequestTimeout: cfg.Limits.RequestTimeout, BodyReadTimeout: cfg.Limits.BodyReadTimeout,
+			MaxConcurrent: cfg.Limits.MaxConcurrent},
+		Logger: logger, Metrics: metrics, Gatherer: reg, Seed: cfg.Seed, Version: "0.1.0", Admin: cfg.admin,
 	}
 	for _, m := range cfg.Models {
 		l, ok := gens[m.Generator]
