@@ -24,19 +24,28 @@ type StopMatcher struct {
 	stopped bool
 }
 
-// NewStopMatcher returns a matcher for the given stop strings. Empty, too many or too long stop strings are
-// an error. With no stop strings, Feed passes every piece through unchanged.
-func NewStopMatcher(stops []string) (*StopMatcher, error) {
+// CheckStops reports, as a *ParamError for "stop", empty, too many (more than MaxStopStrings) or too long
+// (more than MaxStopLen bytes) stop strings: what NewStopMatcher refuses.
+func CheckStops(stops []string) error {
 	if len(stops) > MaxStopStrings {
-		return nil, fmt.Errorf("sampler: %d stop strings (at most %d)", len(stops), MaxStopStrings)
+		return paramErr("stop", "at most %d stop strings, got %d", MaxStopStrings, len(stops))
 	}
 	for i, s := range stops {
 		if s == "" {
-			return nil, fmt.Errorf("sampler: stop string %d is empty", i)
+			return paramErr("stop", "stop string %d is empty", i)
 		}
 		if len(s) > MaxStopLen {
-			return nil, fmt.Errorf("sampler: stop string %d is %d bytes (at most %d)", i, len(s), MaxStopLen)
+			return paramErr("stop", "stop string %d is %d bytes (at most %d)", i, len(s), MaxStopLen)
 		}
+	}
+	return nil
+}
+
+// NewStopMatcher returns a matcher for the given stop strings; CheckStops says which it refuses. With no stop
+// strings, Feed passes every piece through unchanged.
+func NewStopMatcher(stops []string) (*StopMatcher, error) {
+	if err := CheckStops(stops); err != nil {
+		return nil, err
 	}
 	return &StopMatcher{stops: slices.Clone(stops)}, nil
 }

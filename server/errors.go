@@ -165,8 +165,9 @@ func decodeJSON(r *http.Request, v any) error {
 			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
 				Message: fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, syntax), Err: err}
 		case errors.As(err, &typ):
+			field := wireField(typ.Field)
 			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_type",
-				Param: typ.Field, Message: fmt.Sprintf("field %q must be of type %s, not JSON %s", typ.Field, typ.Type, typ.Value), Err: err}
+				Param: field, Message: fmt.Sprintf("field %q must be of type %s, not JSON %s", field, typ.Type, typ.Value), Err: err}
 		}
 		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
 			Message: "invalid request body: " + err.Error(), Err: err}
@@ -176,6 +177,19 @@ func decodeJSON(r *http.Request, v any) error {
 			Message: "request body holds more than one JSON value"}
 	}
 	return nil
+}
+
+// wireField turns the path of a json.UnmarshalTypeError into the request field's name: the names of embedded
+// Go structs (capitalized; every JSON key here is lower case) are dropped.
+func wireField(path string) string {
+	parts := strings.Split(path, ".")
+	out := parts[:0]
+	for _, p := range parts {
+		if p != "" && (p[0] < 'A' || p[0] > 'Z') {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ".")
 }
 
 // reqInfo carries what a handler learned about a request (its model and variant) back to handle, which counts

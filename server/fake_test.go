@@ -114,6 +114,8 @@ func (f *fakeGen) Generate(ctx context.Context, req engine.Request) (*engine.Res
 		if live {
 			req.OnEvent(engine.Event{Candidate: i, Done: true, FinishReason: engine.FinishStop})
 		}
+		// Mean logprob per token -(1 + (seed+i)%3): the candidates with (seed+i)%3 == 0 are the likeliest.
+		c.CumLogprob = -float64(1+(req.Sampling.Seed+uint64(i))%3) * float64(len(c.Tokens))
 		res.Candidates = append(res.Candidates, c)
 	}
 	if req.Rerank {

@@ -2,10 +2,9 @@ package trainjobs
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
-	"github.com/bestofn/bestofn/tokenizer"
+	"github.com/bestofn/bestofn/train"
 )
 
 // DefaultRewardTemplate joins prompt and response as HH-RLHF's dialogues are written; it is package reward's
@@ -119,40 +118,10 @@ func (p Preference) pairs(t rmTemplate, useMargin bool) ([]textPair, *RowError) 
 	return []textPair{tp}, nil
 }
 
-// rmEncoder tokenizes (prompt, response) exactly as package reward does when it scores: the template's
-// rendering tokenized with special-token parsing, BOS before it when the tokenizer adds one, and an input
-// longer than maxLen cut at the token boundary where the text before the response (minus trailing spaces)
-// ends, dropping prompt tokens from the left first, then response tokens from the end.
-type rmEncoder struct {
-	tok    *tokenizer.Tokenizer
-	t      rmTemplate
-	maxLen int
-}
-
-func (e rmEncoder) encode(prompt, response string) (ids []int32, truncated bool) {
-	var bos []int32
-	if e.tok.AddBOSDefault() && e.tok.BOS() >= 0 {
-		bos = []int32{e.tok.BOS()}
-	}
-	enc := func(s string) []int32 { return e.tok.Encode(s, false, true) }
-	prefix := e.t.prefix(prompt)
-	full := enc(prefix + response + e.t.after)
-	budget := e.maxLen - len(bos)
-	p, r := full, []int32(nil)
-	if truncated = len(full) > budget; truncated {
-		cut := len(strings.TrimRight(prefix, " "))
-		p = enc(prefix[:cut])
-		if len(p) <= len(full) && slices.Equal(full[:len(p)], p) {
-			r = full[len(p):]
-		} else {
-			r = enc(prefix[cut:] + response + e.t.after)
-		}
-		keep := max(0, budget-len(r))
-		p = p[len(p)-min(keep, len(p)):]
-		r = r[:min(len(r), budget-len(p))]
-	}
-	ids = make([]int32, 0, len(bos)+len(p)+len(r))
-	ids = append(ids, bos...)
-	ids = append(ids, p...)
-	return append(ids, r...), truncated
+// encodePair tokenizes one side of a pair with package train's reward encoder (which tokenizes and truncates
+// exactly as package reward does when it serves): the template's rendering, the response starting after the
+// prefix.
+func (t rmTemplate) encode(enc train.RewardEncoder, prompt, response string) ([]int32, bool) {
+	prefix := t.prefix(prompt)
+	return enc.EncodeText(prefix+response+t.after, len(prefix))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/bestofn/bestofn/export"
 	"github.com/bestofn/bestofn/reward"
 	"github.com/bestofn/bestofn/tokenizer"
+	"github.com/bestofn/bestofn/train"
 	"github.com/bestofn/bestofn/weights"
 )
 
@@ -81,10 +82,11 @@ func TestHHPairs(t *testing.T) {
 	}
 }
 
-// TestRMEncoderMatchesReward checks that the trainer's inputs are what package reward feeds the exported model
-// at serving time, on HH-RLHF pairs with a maximum length short enough to truncate most of them: the trainer
-// tokenizes with package tokenizer's SentencePiece from the GGUF, reward with the exported tokenizer.json.
-func TestRMEncoderMatchesReward(t *testing.T) {
+// TestEncodeMatchesReward checks that the trainer's inputs (package train's reward encoder over the template's
+// rendering) are what package reward feeds the exported model at serving time, on HH-RLHF pairs with a maximum
+// length short enough to truncate most of them: the trainer tokenizes with package tokenizer's SentencePiece
+// from the GGUF, reward with the exported tokenizer.json.
+func TestEncodeMatchesReward(t *testing.T) {
 	ck, err := weights.Open(stories260K)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +115,7 @@ func TestRMEncoderMatchesReward(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		enc := rmEncoder{tok: tok, t: tmpl, maxLen: maxLen}
+		enc := train.RewardEncoder{Tok: tok, MaxLen: maxLen}
 		truncated := 0
 		lines := hhLines(t)
 		for i, line := range lines[:400] {
@@ -123,7 +125,7 @@ func TestRMEncoderMatchesReward(t *testing.T) {
 				continue
 			}
 			for _, resp := range []string{pairs[0].chosen, pairs[0].rejected} {
-				got, gotTrunc := enc.encode(pairs[0].prompt, resp)
+				got, gotTrunc := tmpl.encode(enc, pairs[0].prompt, resp)
 				want, wantTrunc := rm.Encode(pairs[0].prompt, resp)
 				if !slices.Equal(got, want) || gotTrunc != wantTrunc {
 					t.Fatalf("max length %d, line %d: trainer %v (truncated %v), reward %v (truncated %v)",
