@@ -19,6 +19,7 @@ import (
 	"github.com/bestofn/bestofn/reward"
 	"github.com/bestofn/bestofn/teacher"
 	"github.com/bestofn/bestofn/teacher/teachertest"
+	"github.com/bestofn/bestofn/trainjobs"
 )
 
 // ratingProxy stands between the job and a real bestofn teacher. Rating requests (those with the rating system
@@ -200,7 +201,7 @@ func TestFeedback(t *testing.T) {
 		}
 	}
 	for _, line := range bytes.Split(bytes.TrimSpace(r.files["preferences.jsonl"]), []byte("\n")) {
-		if err := validatePreference(line); err != nil {
+		if _, err := trainjobs.ParsePreference(line); err != nil {
 			t.Errorf("preference row fails its own purpose: %v", err)
 		}
 	}
