@@ -109,12 +109,18 @@ const attnBlock = 64
 
 // attnProbs sets probs (r1-r0, r1), row stride r1, to rows r0..r1-1 of causal attention weights over keys
 // 0..r1-1: softmax(scale · q kᵀ) with row r seeing keys 0..r, the entries right of the diagonal zero.
+//
+// Each row is masked with -Inf right of the diagonal and the softmax runs over all r1 columns: whole vector
+// lengths instead of ragged ones, and e^-Inf is exactly 0.
 func attnProbs(p *kernels.Pool, probs, q, k []float32, r0, r1, hd, ldq, ldk int, scale float32) {
 	gemm.Sgemm(p, false, true, r1-r0, r1, hd, scale, q[r0*ldq:], ldq, k, ldk, 0, probs, r1)
+	inf := float32(math.Inf(-1))
 	for r := r0; r < r1; r++ {
 		row := probs[(r-r0)*r1 : (r-r0+1)*r1]
-		softmax(row[:r+1])
-		clear(row[r+1:])
+		for c := r + 1; c < r1; c++ {
+			row[c] = inf
+		}
+		softmax(row)
 	}
 }
 
