@@ -45,10 +45,11 @@ type serveConfig struct {
 	// Experiments split traffic between models.
 	Experiments []experimentConfig `yaml:"experiments"`
 	Limits      limitsConfig       `yaml:"limits"`
-	// ABLog, when Path is set, appends one JSON line per generation request.
+	// ABLog, when Path is set, appends one JSON line per generation request (off the request path, group-
+	// committed; see server.ABLog for what a crash can lose).
 	ABLog struct {
-		Path      string `yaml:"path"`
-		SyncEvery int    `yaml:"sync_every"` // fsync every k lines (and on shutdown); 0 means every line
+		Path  string `yaml:"path"`
+		Queue int    `yaml:"queue"` // records waiting for the writer before requests wait; 0 means 4096
 	} `yaml:"ab_log"`
 }
 
@@ -357,7 +358,7 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 		scfg.Experiments = append(scfg.Experiments, e)
 	}
 	if cfg.ABLog.Path != "" {
-		abl, err := server.OpenABLog(cfg.ABLog.Path, cfg.ABLog.SyncEvery)
+		abl, err := server.OpenABLog(cfg.ABLog.Path, server.ABLogOptions{QueueSize: cfg.ABLog.Queue, Logger: logger})
 		if err != nil {
 			closeAll()
 			return nil, nil, err
