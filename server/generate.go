@@ -44,6 +44,7 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 	req.ID = c.reqID
 	streamed := make([]strings.Builder, c.plan.nChoices)
 	trims := make([]answerTrimmer, c.plan.nChoices)
+	var firstText time.Time // when the first answer text went to the client
 
 	var res *engine.Result
 	byLogprob := !req.Rerank && req.N > c.plan.nChoices
@@ -57,6 +58,9 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 				}
 			}
 			streamed[choice].WriteString(text)
+			if firstText.IsZero() {
+				firstText = time.Now()
+			}
 			return live(choice, text)
 		})
 	}
@@ -78,7 +82,11 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 			res.Candidates[i].Text = strings.TrimLeftFunc(res.Candidates[i].Text, unicode.IsSpace)
 		}
 	}
-	s.metrics.observe(c.rt, res, time.Since(c.start).Seconds(), req.Rerank)
+	end := time.Now()
+	if firstText.IsZero() { // the answer goes out now, whole (or what is left of it)
+		firstText = end
+	}
+	s.metrics.observe(c.rt, res, end.Sub(c.start), firstText.Sub(c.start), req.Rerank)
 	s.logAB(c, res)
 	texts := make([]string, len(streamed))
 	for i := range streamed {

@@ -246,7 +246,7 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(prompt), prompt, lastUser(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: time.Now(), chat: true}
+	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: infoFrom(r.Context()).start, chat: true}
 
 	piece := func(text string) ollamaChatResponse {
 		return ollamaChatResponse{ChatResponse: ollama.ChatResponse{Model: rt.model.Name, CreatedAt: time.Now().UTC(),
@@ -316,7 +316,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(parts), parts, req.Prompt
-	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: time.Now(), chat: !req.Raw}
+	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: infoFrom(r.Context()).start, chat: !req.Raw}
 
 	piece := func(text string) ollamaGenerateResponse {
 		return ollamaGenerateResponse{GenerateResponse: ollama.GenerateResponse{Model: rt.model.Name,

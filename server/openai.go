@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"net/http"
-	"time"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -98,7 +97,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	}
 	pl.req.Prompt, pl.req.PromptParts = joinParts(prompt), prompt
 	pl.req.RewardPrompt = lastUser(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: time.Now(), chat: true}
+	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: infoFrom(r.Context()).start, chat: true}
 	id := fmt.Sprintf("chatcmpl-%016x", s.nextSeed())
 	created := c.start.Unix()
 	ext := openaiExt(rt, req.ReturnCandidates)
@@ -216,7 +215,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	if req.ParseSpecial {
 		pl.req.PromptParts = []engine.PromptPart{{Text: prompt, Special: true}}
 	}
-	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: time.Now()}
+	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: infoFrom(r.Context()).start}
 	id := fmt.Sprintf("cmpl-%016x", s.nextSeed())
 	created := c.start.Unix()
 	resp := func(choices []api.CompletionChoice) api.CompletionResponse {
