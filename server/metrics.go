@@ -61,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		return f.NewHistogramVec(prometheus.HistogramOpts{Name: metricPrefix + name, Help: help, Buckets: buckets}, mv)
 	}
 	m := &Metrics{
-		e2e:     hist("e2e_request_latency_seconds", "End-to-end latency of generation requests, from arrival to the full answer.", latencyBuckets),
+		e2e: hist("e2e_request_latency_seconds", "End-to-end latency of generation requests, from arrival to the full answer.", latencyBuckets),
 		ttft: hist("time_to_first_token_seconds", "Time from a request's arrival to the first answer text sent to the client "+
 			"(for a reranked request, after ranking; without streaming, when the answer is sent).", latencyBuckets),
 		engineTTFT: hist("engine_time_to_first_token_seconds", "Time from arrival in the engine's queue to its first sampled token.",
