@@ -41,13 +41,16 @@ func openaiParams(g *api.GenerationParams) (params, error) {
 
 // openaiExt builds the bestofn fields of a finished OpenAI response.
 func openaiExt(rt route, returnCandidates bool) func(*engine.Result) api.Extensions {
-	return func(res *engine.Result) api.Extensions {
-		e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
-		if returnCandidates {
-			e.Candidates = candidates(res)
-		}
-		return e
+	return func(res *engine.Result) api.Extensions { return resultExt(rt, res, returnCandidates) }
+}
+
+// resultExt is the bestofn fields of a finished response on either API, with every candidate when asked.
+func resultExt(rt route, res *engine.Result, withCandidates bool) api.Extensions {
+	e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
+	if withCandidates {
+		e.Candidates = candidates(res)
 	}
+	return e
 }
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
