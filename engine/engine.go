@@ -427,7 +427,11 @@ func (e *Engine) rank(ctx context.Context, j *job, res *Result) {
 		res.DegradedReason = reason
 		e.degraded.Add(1)
 	}
-	if e.scorer == nil {
+	scorer := j.req.Scorer
+	if scorer == nil {
+		scorer = e.scorer
+	}
+	if scorer == nil {
 		degrade("no scorer configured")
 		return
 	}
@@ -443,7 +447,7 @@ func (e *Engine) rank(ctx context.Context, j *job, res *Result) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.ScoreTimeout)
 	defer cancel()
-	scores, err := callScorer(sctx, e.scorer, prompt, texts)
+	scores, err := callScorer(sctx, scorer, prompt, texts)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		degrade(fmt.Sprintf("scorer timed out after %v", e.cfg.ScoreTimeout))

@@ -31,6 +31,9 @@ type Request struct {
 	N int
 	// Rerank asks the engine to score the candidates with its Scorer and rank them (the paper's "R1").
 	Rerank bool
+	// Scorer, when not nil, scores this request's candidates instead of the engine's Scorer, so a server can
+	// swap reward models while requests that started on the old one finish with it.
+	Scorer Scorer
 	// Sampling holds the decoding parameters. Candidate i uses seed Sampling.Seed + i.
 	Sampling SamplingParams
 	// MaxTokens bounds each candidate's length. 0 means as many as fit: at most DefaultMaxTokens (when set),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"time"
 )
@@ -224,13 +223,6 @@ type Config struct {
 	Owner string
 	// Logger receives the platform's logs; nil means slog.Default().
 	Logger *slog.Logger
-}
-
-// Store is the persistence the Service needs; see packages jobs/sqlitestore and jobs/pgstore, both checked by
-// the same conformance tests. Every method is one transaction.
-type Store interface {
-	io.Closer
-	// The method set is defined by the platform's implementation.
 }
 
 // itoa avoids strconv in this contract file.

@@ -38,6 +38,8 @@ type Pool struct {
 	asm   bool    // use the assembly kernels (CPU has AVX2, FMA and F16C)
 	mat   matJob  // MatMul's task, reused across calls
 	quant scratch // quantized activations, grown on demand
+
+	perWorker [][]float32 // Scratch's buffers, one per thread
 }
 
 // poolWorker is the sleep state of one worker goroutine: asleep is 1 while it waits on wake (or is about
@@ -56,7 +58,7 @@ func NewPool(threads int) *Pool {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	p := &Pool{threads: threads, asm: haveASM()}
+	p := &Pool{threads: threads, asm: haveASM(), perWorker: make([][]float32, threads)}
 	p.mat.p = p
 	p.workers = make([]poolWorker, threads-1)
 	for i := range p.workers {
@@ -64,6 +66,18 @@ func NewPool(threads int) *Pool {
 		go p.worker(i)
 	}
 	return p
+}
+
+// Scratch returns n float32s that belong to worker (0 <= worker < Threads(), as passed to Task.Run) until
+// its next Scratch call, for the scratch space of kernels in other packages (gemm's packing buffers). The
+// buffer is kept and grown on demand, so a kernel called repeatedly allocates nothing; its contents are
+// undefined. Each worker has its own, so tasks may call it from every worker at once.
+func (p *Pool) Scratch(worker, n int) []float32 {
+	s := &p.perWorker[worker]
+	if cap(*s) < n {
+		*s = make([]float32, n)
+	}
+	return (*s)[:n]
 }
 
 // Threads returns the number of threads the pool splits work across, the caller's included.

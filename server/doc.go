@@ -11,6 +11,7 @@
 //	POST /api/generate          Ollama generate (raw or templated; empty prompt = "load" answer)
 //	GET  /api/tags, GET /api/ps, POST /api/show, GET /api/version, HEAD / (heartbeat)
 //	GET  /healthz, /readyz (503 after BeginShutdown), /metrics
+//	     /admin/...                  Config.Admin when set (package admin's /admin/v1 API)
 //
 // Middleware: request id (echoed in X-Request-Id), real IP, slog request log, panic recovery; on generation
 // routes also a body size limit (413), a body-read deadline (408; the body is read whole before anything else)
@@ -28,6 +29,15 @@
 // X-Bestofn-Variant header and the body's "variant" field, labels every metric, and is written with the
 // prompt, answer and reward scores to the optional JSONL ABLog. A request naming a model directly is labelled
 // with the model's name as its variant.
+//
+// # Hot swap
+//
+// Swap replaces the generator (with its template and info) or the scorer of served models while the server
+// runs. A generation request pins its model's current generator and scorer when it is routed and releases them
+// when its handler returns, so requests in flight finish on what they started with; a generator or scorer that
+// no served model uses any more is closed (if it implements io.Closer) once its last request is done.
+// Model.Scorer, set per request as engine.Request.Scorer, is what makes the reward model swappable apart from
+// the engine.
 //
 // # Options at the edge
 //

@@ -199,6 +199,7 @@ func wireField(path string) string {
 type reqInfo struct {
 	model, variant, endpoint string
 	start                    time.Time
+	lease                    *lease // what the request pinned (swap.go)
 }
 
 type reqInfoKey struct{}
@@ -222,6 +223,7 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 		if err := h(w, r); err != nil {
 			status = s.writeError(w, r, err)
 		}
+		s.unpin(ri)
 		s.metrics.countRequest(ri, status)
 	}
 }

@@ -42,6 +42,7 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 	defer release()
 	req := c.plan.req
 	req.ID = c.reqID
+	req.Scorer = c.rt.model.Scorer
 	streamed := make([]strings.Builder, c.plan.nChoices)
 	trims := make([]answerTrimmer, c.plan.nChoices)
 	var firstText time.Time // when the first answer text went to the client

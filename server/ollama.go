@@ -382,10 +382,10 @@ func ollamaLogprobs(lps []engine.TokenLogprob) []ollama.Logprob {
 // modelFor returns the model that describes a name: the model itself, or an experiment's first variant.
 func (s *Server) modelFor(name string) (*Model, bool) {
 	if m, ok := s.models[name]; ok {
-		return m, true
+		return s.current(m), true
 	}
 	if x, ok := s.experiments[name]; ok {
-		return x.models[0], true
+		return s.current(x.models[0]), true
 	}
 	return nil, false
 }

@@ -24,6 +24,7 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, model, user strin
 	}
 	ri := infoFrom(r.Context())
 	ri.model, ri.variant = rt.label, rt.variant
+	rt.model = s.pin(ri, rt.model) // released by handle
 	w.Header().Set(HeaderVariant, rt.variant)
 	return rt, reqID, nil
 }

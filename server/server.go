@@ -64,6 +64,9 @@ type Model struct {
 	CanRerank bool
 	// Info describes the model on /api/tags and /api/show.
 	Info ModelInfo
+	// Scorer, when not nil, ranks this model's reranked requests instead of the generator's own scorer
+	// (engine.Request.Scorer); Swap replaces it.
+	Scorer engine.Scorer
 }
 
 // ModelInfo is what the server tells clients about a model. Zero fields are omitted.
@@ -168,6 +171,9 @@ type Config struct {
 	// UserHeader is the header holding the sticky A/B key when the body has no user; "" means
 	// "X-Bestofn-User".
 	UserHeader string
+	// Admin, when not nil, serves /admin/ (package admin's handler, or admin.Disabled()); nil leaves those
+	// paths to the 404 of unknown routes.
+	Admin http.Handler
 }
 
 // Header names.
@@ -193,6 +199,8 @@ type Server struct {
 
 	seedMu sync.Mutex
 	seeds  *rand.Rand
+
+	swap *swapState // hot swap (swap.go)
 }
 
 // New validates cfg and builds a Server.
@@ -260,6 +268,7 @@ func New(cfg Config) (*Server, error) {
 		s.names = append(s.names, e.Name)
 	}
 	s.sem = make(chan struct{}, s.limits.MaxConcurrent)
+	s.initSwap()
 	return s, nil
 }
 
@@ -280,6 +289,10 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	if s.cfg.Gatherer != nil {
 		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+
+	if s.cfg.Admin != nil {
+		r.Handle("/admin/*", s.cfg.Admin)
 	}
 
 	// Generation routes: bounded bodies read in full under a deadline, then a deadline on the request. The cap

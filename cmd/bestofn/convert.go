@@ -2,18 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protowire"
-
+	"github.com/bestofn/bestofn/export"
 	"github.com/bestofn/bestofn/weights"
 )
 
@@ -153,148 +150,10 @@ const (
 // (SentencePiece) tokenizer.ggml.* metadata. vocabSize, when positive, is the model's vocabulary size, which a
 // tokenizer.bin does not record.
 func addTokenizer(md *weights.Metadata, path string, vocabSize int) error {
-	data, err := os.ReadFile(path)
+	v, err := export.VocabFromFile(path, vocabSize)
 	if err != nil {
 		return err
 	}
-	var tokens []string
-	var scores []float32
-	var types []int32
-	if strings.HasSuffix(path, ".model") {
-		tokens, scores, types, err = parseSentencePiece(data)
-	} else {
-		tokens, scores, types, err = parseLlama2CTokenizer(data, vocabSize)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if vocabSize > 0 && len(tokens) != vocabSize {
-		return fmt.Errorf("%s: %d tokens, the model has %d", path, len(tokens), vocabSize)
-	}
-	md.Set("tokenizer.ggml.model", "llama")
-	md.Set("tokenizer.ggml.tokens", tokens)
-	md.Set("tokenizer.ggml.scores", scores)
-	md.Set("tokenizer.ggml.token_type", types)
-	md.Set("tokenizer.ggml.unknown_token_id", uint32(0))
-	md.Set("tokenizer.ggml.bos_token_id", uint32(1))
-	md.Set("tokenizer.ggml.eos_token_id", uint32(2))
+	v.SetMetadata(md)
 	return nil
-}
-
-// parseLlama2CTokenizer reads llama2.c's tokenizer.bin (int32 max_token_length, then per token float32 score,
-// int32 length, bytes), undoing its export's changes: spaces back to "▁", "\n<s>\n" and "\n</s>\n" back to
-// "<s>" and "</s>". Types follow SentencePiece: 0 unknown, 1 and 2 control, <0xNN> byte, the rest normal.
-func parseLlama2CTokenizer(data []byte, vocabSize int) ([]string, []float32, []int32, error) {
-	if vocabSize <= 0 {
-		return nil, nil, nil, errors.New("a tokenizer.bin needs the model's vocabulary size")
-	}
-	if len(data) < 4 || vocabSize > len(data)/8 {
-		return nil, nil, nil, fmt.Errorf("truncated tokenizer.bin for %d tokens", vocabSize)
-	}
-	pos := 4
-	tokens := make([]string, vocabSize)
-	scores := make([]float32, vocabSize)
-	types := make([]int32, vocabSize)
-	for i := range tokens {
-		if len(data)-pos < 8 {
-			return nil, nil, nil, fmt.Errorf("truncated at token %d", i)
-		}
-		scores[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[pos:]))
-		n := int(int32(binary.LittleEndian.Uint32(data[pos+4:])))
-		pos += 8
-		if n < 0 || n > len(data)-pos {
-			return nil, nil, nil, fmt.Errorf("token %d: bad length %d", i, n)
-		}
-		s := string(data[pos : pos+n])
-		pos += n
-		switch s {
-		case "\n<s>\n":
-			s = "<s>"
-		case "\n</s>\n":
-			s = "</s>"
-		}
-		tokens[i] = strings.ReplaceAll(s, " ", "▁")
-		types[i] = tokenType(i, tokens[i])
-	}
-	if pos != len(data) {
-		return nil, nil, nil, fmt.Errorf("%d bytes left after %d tokens: the vocabulary size does not match", len(data)-pos, vocabSize)
-	}
-	return tokens, scores, types, nil
-}
-
-// tokenType classifies token id with text s as SentencePiece LLaMA vocabularies do.
-func tokenType(id int, s string) int32 {
-	switch {
-	case id == 0:
-		return tokUnknown
-	case id == 1 || id == 2:
-		return tokControl
-	case len(s) == 6 && strings.HasPrefix(s, "<0x") && s[5] == '>':
-		return tokByte
-	}
-	return tokNormal
-}
-
-// parseSentencePiece reads the pieces of a SentencePiece ModelProto (field 1: repeated SentencePiece {piece = 1,
-// score = 2, type = 3}); its type enum (NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, BYTE 6, UNUSED 5) is
-// llama.cpp's token type numbering.
-func parseSentencePiece(data []byte) ([]string, []float32, []int32, error) {
-	var tokens []string
-	var scores []float32
-	var types []int32
-	for len(data) > 0 {
-		num, typ, n := protowire.ConsumeTag(data)
-		if n < 0 {
-			return nil, nil, nil, fmt.Errorf("bad tokenizer.model: %w", protowire.ParseError(n))
-		}
-		data = data[n:]
-		if num != 1 || typ != protowire.BytesType {
-			n = protowire.ConsumeFieldValue(num, typ, data)
-			if n < 0 {
-				return nil, nil, nil, fmt.Errorf("bad tokenizer.model: %w", protowire.ParseError(n))
-			}
-			data = data[n:]
-			continue
-		}
-		msg, n := protowire.ConsumeBytes(data)
-		if n < 0 {
-			return nil, nil, nil, fmt.Errorf("bad tokenizer.model: %w", protowire.ParseError(n))
-		}
-		data = data[n:]
-		piece, score, ptype := "", float32(0), tokNormal
-		for len(msg) > 0 {
-			fnum, ftyp, m := protowire.ConsumeTag(msg)
-			if m < 0 {
-				return nil, nil, nil, fmt.Errorf("bad piece: %w", protowire.ParseError(m))
-			}
-			msg = msg[m:]
-			switch {
-			case fnum == 1 && ftyp == protowire.BytesType:
-				var b []byte
-				b, m = protowire.ConsumeBytes(msg)
-				piece = string(b)
-			case fnum == 2 && ftyp == protowire.Fixed32Type:
-				var u uint32
-				u, m = protowire.ConsumeFixed32(msg)
-				score = math.Float32frombits(u)
-			case fnum == 3 && ftyp == protowire.VarintType:
-				var v uint64
-				v, m = protowire.ConsumeVarint(msg)
-				ptype = int32(v)
-			default:
-				m = protowire.ConsumeFieldValue(fnum, ftyp, msg)
-			}
-			if m < 0 {
-				return nil, nil, nil, fmt.Errorf("bad piece: %w", protowire.ParseError(m))
-			}
-			msg = msg[m:]
-		}
-		tokens = append(tokens, piece)
-		scores = append(scores, score)
-		types = append(types, ptype)
-	}
-	if len(tokens) == 0 {
-		return nil, nil, nil, errors.New("no pieces in tokenizer.model")
-	}
-	return tokens, scores, types, nil
 }

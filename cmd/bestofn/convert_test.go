@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/bestofn/bestofn/export"
 	"github.com/bestofn/bestofn/weights"
 )
 
@@ -159,7 +160,7 @@ func TestSentencePieceMatchesLlamaCpp(t *testing.T) {
 			t.Errorf("%s differs from llama.cpp's", k)
 		}
 	}
-	if _, _, _, err := parseSentencePiece([]byte{0x0a, 0xff}); err == nil {
+	if _, err := export.VocabFromSentencePiece([]byte{0x0a, 0xff}); err == nil {
 		t.Error("truncated protobuf: no error")
 	}
 }
