@@ -239,11 +239,13 @@ func TestUnsupportedFeaturesRefused(t *testing.T) {
 			t.Errorf("%s: status %d %s, want 400 naming %q before generating", c.body, w.Code, w.Body, c.param)
 		}
 	}
-	for _, c := range []struct{ body, contains string }{
-		{`{"model":"base","prompt":"x","format":{"type":"object"}}`, "format"},
-		{`{"model":"base","prompt":"x","format":"yaml"}`, "format"},
+	for _, c := range []struct{ path, body, contains string }{
+		{"/api/generate", `{"model":"base","prompt":"x","format":{"type":"object"}}`, "format"},
+		{"/api/generate", `{"model":"base","prompt":"x","format":"yaml"}`, "format"},
+		{"/api/generate", `{"model":"base","prompt":"x","think":true}`, "does not support thinking"},
+		{"/api/chat", `{"model":"base",` + msgs + `,"think":"high"}`, "does not support thinking"},
 	} {
-		w := e.do(t, "POST", "/api/generate", c.body)
+		w := e.do(t, "POST", c.path, c.body)
 		if msg := decode[map[string]string](t, w)["error"]; w.Code != 400 || !strings.Contains(msg, c.contains) {
 			t.Errorf("%s: status %d %q", c.body, w.Code, msg)
 		}

@@ -174,6 +174,11 @@ func loadReason(keepAlive *ollama.Duration) string {
 	return "load"
 }
 
+// notThinking is Ollama's answer to think for a model that does not think.
+func notThinking(rt route) error {
+	return badParam("think", "%q does not support thinking", rt.model.Name)
+}
+
 func unsupported(field, what string) error {
 	return badParam(field, "%s is not supported by bestofn", what)
 }
@@ -195,6 +200,9 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(req.Tools) > 0 {
 		return unsupported("tools", "tool calling")
+	}
+	if req.Think.Bool() || req.Think != nil && req.Think.IsString() {
+		return notThinking(rt)
 	}
 	jsonOut, err := ollamaFormat(req.Format)
 	if err != nil {
@@ -268,6 +276,8 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 		return unsupported("images", "images")
 	case len(req.Context) > 0:
 		return unsupported("context", "a token context")
+	case req.Think.Bool() || req.Think != nil && req.Think.IsString():
+		return notThinking(rt)
 	}
 	jsonOut, err := ollamaFormat(req.Format)
 	if err != nil {
