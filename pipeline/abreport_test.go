@@ -264,7 +264,7 @@ func TestABReportJob(t *testing.T) {
 // TestABLogFormat writes records with the server's own ABLog and reads them back here.
 func TestABLogFormat(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ab.jsonl")
-	l, err := server.OpenABLog(path, 1)
+	l, err := server.OpenABLog(path, server.ABLogOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"net/http"
-	"time"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -43,13 +42,16 @@ func openaiParams(g *api.GenerationParams) (params, error) {
 
 // openaiExt builds the bestofn fields of a finished OpenAI response.
 func openaiExt(rt route, returnCandidates bool) func(*engine.Result) api.Extensions {
-	return func(res *engine.Result) api.Extensions {
-		e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
-		if returnCandidates {
-			e.Candidates = candidates(res)
-		}
-		return e
+	return func(res *engine.Result) api.Extensions { return resultExt(rt, res, returnCandidates) }
+}
+
+// resultExt is the bestofn fields of a finished response on either API, with every candidate when asked.
+func resultExt(rt route, res *engine.Result, withCandidates bool) api.Extensions {
+	e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
+	if withCandidates {
+		e.Candidates = candidates(res)
 	}
+	return e
 }
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
@@ -99,7 +101,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	}
 	pl.req.Prompt, pl.req.PromptParts = joinParts(prompt), prompt
 	pl.req.RewardPrompt = lastUser(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: time.Now(), chat: true}
+	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: infoFrom(r.Context()).start, chat: true}
 	id := fmt.Sprintf("chatcmpl-%016x", s.nextSeed())
 	created := c.start.Unix()
 	ext := openaiExt(rt, req.ReturnCandidates)
@@ -217,7 +219,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	if req.ParseSpecial {
 		pl.req.PromptParts = []engine.PromptPart{{Text: prompt, Special: true}}
 	}
-	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: time.Now()}
+	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: infoFrom(r.Context()).start}
 	id := fmt.Sprintf("cmpl-%016x", s.nextSeed())
 	created := c.start.Unix()
 	resp := func(choices []api.CompletionChoice) api.CompletionResponse {
