@@ -258,8 +258,11 @@ type tasks struct {
 	swigluForward  taskFunc
 	swigluBackward taskFunc
 	crossEntropy   taskFunc
+	gradNorm       taskFunc
+	scaleGrads     taskFunc
+	zeroGrads      taskFunc
 	headScale      float32
-	headN          int
+	gradScale      float32
 }
 
 func (t *tasks) init(m *Model) {
@@ -268,6 +271,9 @@ func (t *tasks) init(m *Model) {
 	t.swigluForward = m.swigluForwardRows
 	t.swigluBackward = m.swigluBackwardRows
 	t.crossEntropy = m.crossEntropyRows
+	t.gradNorm = m.gradNormChunks
+	t.scaleGrads = m.scaleGradChunks
+	t.zeroGrads = m.zeroGradChunks
 }
 
 // taskFunc adapts a function to kernels.Task.
