@@ -72,7 +72,7 @@ func (m *Model) attnBackwardItems(lo, hi, worker int) {
 	group := cfg.NHeads / cfg.NKVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	qkv := a.layer(a.qkv, l, W)
-	dp := s.dp[worker*attnBlock*m.opts.MaxSeqLen : (worker+1)*attnBlock*m.opts.MaxSeqLen]
+	probs, dp := s.workerScratch(s.probs, worker), s.workerScratch(s.dp, worker)
 	for item := lo; item < hi; item++ {
 		sq, kh := item/cfg.NKVHeads, item%cfg.NKVHeads
 		start, t := b.starts[sq], b.seqLen(sq)
@@ -81,18 +81,18 @@ func (m *Model) attnBackwardItems(lo, hi, worker int) {
 		dk, dv := drows[Q+kh*hd:], drows[Q+KV+kh*hd:]
 		for gi := 0; gi < group; gi++ {
 			h := kh*group + gi
-			probs := a.probs[(l*cfg.NHeads+h)*a.capSq+b.sq[sq]:]
-			attentionBackward(m.workers[worker], drows[h*hd:], dk, dv, s.datt[start*Q+h*hd:], probs, rows[h*hd:], k, v, dp,
+			attentionBackward(m.workers[worker], drows[h*hd:], dk, dv, s.datt[start*Q+h*hd:], rows[h*hd:], k, v, probs, dp,
 				t, hd, W, W, W, Q, scale)
 		}
 	}
 }
 
 // swigluBackwardRows runs SwiGLU's backward pass over token rows [lo, hi) of layer tasks.layer.
-func (m *Model) swigluBackwardRows(lo, hi, _ int) {
+func (m *Model) swigluBackwardRows(lo, hi, worker int) {
 	a, s, H := &m.a, &m.s, m.cfg.HiddenDim
 	gateUp := a.layer(a.gateUp, m.tasks.layer, 2*H)
+	sil := s.workerScratch(s.sil, worker)
 	for i := lo; i < hi; i++ {
-		swigluBackward(s.dgateUp[i*2*H:(i+1)*2*H], s.dact[i*H:(i+1)*H], gateUp[i*2*H:(i+1)*2*H])
+		swigluBackward(s.dgateUp[i*2*H:(i+1)*2*H], s.dact[i*H:(i+1)*H], gateUp[i*2*H:(i+1)*2*H], sil, s.ones)
 	}
 }

@@ -8,8 +8,8 @@
 // (params.go), with their gradients in a second allocation of the same layout; the activations the backward
 // pass needs are kept per layer in a third (activations); nothing is allocated per step. forward.go reads top
 // to bottom like model's forward pass, and backward.go is the same pass read upwards, one function per
-// operation (ops.go), each accumulating its parameter gradients with +=. Matrix products go through sgemm
-// (row-major, C = alpha op(A) op(B) + beta C).
+// operation (ops.go), each accumulating its parameter gradients with +=. Matrix products go through
+// kernels/gemm.Sgemm (row-major, C = alpha op(A) op(B) + beta C), softmax rows through gemm's kernels.
 //
 // Layout and conventions are package model's: GGUF tensor names, the interleaved-pair rotary order of GGUF
 // q/k rows, [rows, cols] matrices whose rows are outputs. Tensors exposes the parameters under their GGUF

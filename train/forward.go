@@ -14,14 +14,12 @@ type batchPlan struct {
 	tokens []int32 // (max_tokens)
 	pos    []int32 // (max_tokens) each token's position in its sequence
 	starts []int   // (max_tokens+1) first token of each sequence; starts[nseq] = n
-	sq     []int   // (max_tokens+1) offset of each sequence's (len, len) attention block; sq[nseq] = Σ len²
 }
 
 func (b *batchPlan) init(maxTokens int) {
 	b.tokens = make([]int32, maxTokens)
 	b.pos = make([]int32, maxTokens)
 	b.starts = make([]int, maxTokens+1)
-	b.sq = make([]int, maxTokens+1)
 }
 
 // reset empties the plan.
@@ -50,7 +48,6 @@ func (b *batchPlan) add(m *Model, tokens []int32) error {
 	b.n += t
 	b.nseq++
 	b.starts[b.nseq] = b.n
-	b.sq[b.nseq] = b.sq[b.nseq-1] + t*t
 	return nil
 }
 
@@ -74,11 +71,6 @@ type activations struct {
 	out      []float32 // (max_tokens, dim) residual stream after the last layer
 	outNorm  []float32 // (max_tokens, dim) rmsnorm(out)·output_norm
 	outRstd  []float32 // (max_tokens)
-
-	// probs holds the attention weights: per layer and head, one (len, len) block per sequence, at
-	// (l·n_heads + h)·capSq + sq[s]. It grows to the largest Σ len² seen (never shrinks).
-	probs []float32
-	capSq int
 }
 
 func (a *activations) init(cfg model.Config, opts Options, qkvRows int) {
@@ -99,15 +91,6 @@ func (a *activations) init(cfg model.Config, opts Options, qkvRows int) {
 	a.outRstd = make([]float32, N)
 }
 
-// growProbs makes room for attention blocks totalling sq values per head and layer.
-func (a *activations) growProbs(cfg model.Config, sq int) {
-	if sq <= a.capSq {
-		return
-	}
-	a.capSq = sq
-	a.probs = make([]float32, cfg.NLayers*cfg.NHeads*sq)
-}
-
 // layer returns layer l's part of a buffer stacked over layers with width values per token.
 func (a *activations) layer(buf []float32, l, width int) []float32 {
 	return buf[l*a.maxN*width : (l+1)*a.maxN*width]
@@ -115,13 +98,17 @@ func (a *activations) layer(buf []float32, l, width int) []float32 {
 
 // scratch holds the gradients flowing down through one layer at a time, plus the heads' buffers.
 type scratch struct {
+	threads int
 	dresid  []float32 // (max_tokens, dim) gradient of the residual stream
 	dxb     []float32 // (max_tokens, dim) gradient of a norm's output (of the final norm, from the head)
 	dqkv    []float32 // (max_tokens, q_dim+2·kv_dim)
 	datt    []float32 // (max_tokens, q_dim)
 	dgateUp []float32 // (max_tokens, 2·hidden)
 	dact    []float32 // (max_tokens, hidden)
-	dp      []float32 // (threads, attnBlock·max_seq_len) attention backward's dP/dS per worker
+	probs   []float32 // (threads, attnBlock·max_seq_len) attention weights of one block, per worker
+	dp      []float32 // (threads, attnBlock·max_seq_len) attention backward's dP, then dS, per worker
+	sil     []float32 // (threads, hidden) silu(gate) of one row, per worker
+	ones    []float32 // (hidden) 1s
 
 	headRows   int       // rows of the language-model head per chunk
 	headX      []float32 // (headRows, dim) final-normed rows of the tokens that have a target
@@ -134,18 +121,31 @@ type scratch struct {
 	dscores    []float32 // (max_tokens) gradient of each sequence's score
 }
 
+// workerScratch returns worker's part of a per-worker buffer.
+func (s *scratch) workerScratch(buf []float32, worker int) []float32 {
+	n := len(buf) / s.threads
+	return buf[worker*n : (worker+1)*n]
+}
+
 // headChunk bounds the logits of one chunk of the language-model head (values).
-const headChunk = 4 << 20
+const headChunk = 16 << 20
 
 func (s *scratch) init(cfg model.Config, opts Options, qkvRows, threads int) {
 	N, D := opts.MaxTokens, cfg.Dim
+	s.threads = threads
 	s.dresid = make([]float32, N*D)
 	s.dxb = make([]float32, N*D)
 	s.dqkv = make([]float32, N*qkvRows)
 	s.datt = make([]float32, N*cfg.QDim())
 	s.dgateUp = make([]float32, N*2*cfg.HiddenDim)
 	s.dact = make([]float32, N*cfg.HiddenDim)
+	s.probs = make([]float32, threads*attnBlock*opts.MaxSeqLen)
 	s.dp = make([]float32, threads*attnBlock*opts.MaxSeqLen)
+	s.sil = make([]float32, threads*cfg.HiddenDim)
+	s.ones = make([]float32, cfg.HiddenDim)
+	for i := range s.ones {
+		s.ones[i] = 1
+	}
 	if opts.Head == HeadLM {
 		s.headRows = min(N, max(64, headChunk/cfg.VocabSize))
 		s.headX = make([]float32, s.headRows*D)
@@ -166,7 +166,6 @@ func (m *Model) forward() {
 	n := b.n
 	D, Q, W, H, L := cfg.Dim, cfg.QDim(), m.layout.qkvRows, cfg.HiddenDim, cfg.NLayers
 	half := cfg.HeadDim / 2
-	a.growProbs(*cfg, b.sq[b.nseq])
 
 	// Token embeddings into the residual stream of layer 0.
 	embeddingForward(a.resid, p.tokEmbd, b.tokens[:n], D)
@@ -228,6 +227,7 @@ func (m *Model) attnForwardItems(lo, hi, worker int) {
 	group := cfg.NHeads / cfg.NKVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	qkv, att := a.layer(a.qkv, l, W), a.layer(a.att, l, Q)
+	probs := m.s.workerScratch(m.s.probs, worker)
 	for item := lo; item < hi; item++ {
 		s, kh := item/cfg.NKVHeads, item%cfg.NKVHeads
 		start, t := b.starts[s], b.seqLen(s)
@@ -235,8 +235,7 @@ func (m *Model) attnForwardItems(lo, hi, worker int) {
 		k, v := rows[Q+kh*hd:], rows[Q+KV+kh*hd:]
 		for g := 0; g < group; g++ {
 			h := kh*group + g
-			probs := a.probs[(l*cfg.NHeads+h)*a.capSq+b.sq[s]:]
-			attentionForward(m.workers[worker], probs, att[start*Q+h*hd:], rows[h*hd:], k, v, t, hd, W, W, W, Q, scale)
+			attentionForward(m.workers[worker], att[start*Q+h*hd:], rows[h*hd:], k, v, probs, t, hd, W, W, W, Q, scale)
 		}
 	}
 }

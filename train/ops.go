@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/bestofn/bestofn/kernels"
+	"github.com/bestofn/bestofn/kernels/gemm"
 )
 
 // The operations of the forward pass and their backward passes. A backward function adds (+=) the
@@ -17,13 +18,13 @@ func matmulForward(p *kernels.Pool, out, x, w []float32, n, in, outDim int, accu
 	if accumulate {
 		beta = 1
 	}
-	sgemm(p, false, true, n, outDim, in, 1, x, in, w, in, beta, out, outDim)
+	gemm.Sgemm(p, false, true, n, outDim, in, 1, x, in, w, in, beta, out, outDim)
 }
 
 // matmulBackward adds dx (n, in) += dout · w and dw (outDim, in) += doutᵀ · x.
 func matmulBackward(p *kernels.Pool, dx, dw, dout, x, w []float32, n, in, outDim int) {
-	sgemm(p, false, false, n, in, outDim, 1, dout, outDim, w, in, 1, dx, in)
-	sgemm(p, true, false, outDim, in, n, 1, dout, outDim, x, in, 1, dw, in)
+	gemm.Sgemm(p, false, false, n, in, outDim, 1, dout, outDim, w, in, 1, dx, in)
+	gemm.Sgemm(p, true, false, outDim, in, n, 1, dout, outDim, x, in, 1, dw, in)
 }
 
 // embeddingForward sets row i of out (n, dim) to row tokens[i] of table (vocab, dim).
@@ -106,36 +107,51 @@ func ropeBackward(dx, cos, sin []float32) {
 // the keys up to its last row, so causal attention costs about half of the full square.
 const attnBlock = 64
 
+// attnProbs sets probs (r1-r0, r1), row stride r1, to rows r0..r1-1 of causal attention weights over keys
+// 0..r1-1: softmax(scale · q kᵀ) with row r seeing keys 0..r, the entries right of the diagonal zero.
+//
+// Each row is masked with -Inf right of the diagonal and the softmax runs over all r1 columns: whole vector
+// lengths instead of ragged ones, and e^-Inf is exactly 0.
+func attnProbs(p *kernels.Pool, probs, q, k []float32, r0, r1, hd, ldq, ldk int, scale float32) {
+	gemm.Sgemm(p, false, true, r1-r0, r1, hd, scale, q[r0*ldq:], ldq, k, ldk, 0, probs, r1)
+	inf := float32(math.Inf(-1))
+	for r := r0; r < r1; r++ {
+		row := probs[(r-r0)*r1 : (r-r0+1)*r1]
+		for c := r + 1; c < r1; c++ {
+			row[c] = inf
+		}
+		softmax(row)
+	}
+}
+
 // attentionForward is causal softmax attention of one query head over one sequence of t positions:
-// probs (t, t) = softmax(scale · q kᵀ) with row r seeing columns 0..r (entries right of the diagonal inside
-// a block are zeroed, others right of it are never read), then out (t, hd) = probs · v. q, k, v and out are
-// rows ldq, ldk, ldv, ldo apart. p runs the matrix products (a one-thread pool inside a parallel task).
-func attentionForward(p *kernels.Pool, probs, out, q, k, v []float32, t, hd, ldq, ldk, ldv, ldo int, scale float32) {
+// out (t, hd) = softmax(scale · q kᵀ, row r seeing keys 0..r) · v, one block of attnBlock query rows at a
+// time. q, k, v and out are rows ldq, ldk, ldv, ldo apart; probs is scratch of attnBlock·t values. The
+// weights are not kept: attentionBackward recomputes them block by block, as FlashAttention does, so memory
+// does not grow with t². p runs the matrix products (a one-thread pool inside a parallel task).
+func attentionForward(p *kernels.Pool, out, q, k, v, probs []float32, t, hd, ldq, ldk, ldv, ldo int, scale float32) {
 	for r0 := 0; r0 < t; r0 += attnBlock {
 		r1 := min(r0+attnBlock, t)
-		sgemm(p, false, true, r1-r0, r1, hd, scale, q[r0*ldq:], ldq, k, ldk, 0, probs[r0*t:], t)
-		for r := r0; r < r1; r++ {
-			row := probs[r*t : r*t+r1]
-			softmax(row[:r+1])
-			clear(row[r+1:])
-		}
-		sgemm(p, false, false, r1-r0, hd, r1, 1, probs[r0*t:], t, v, ldv, 0, out[r0*ldo:], ldo)
+		attnProbs(p, probs, q, k, r0, r1, hd, ldq, ldk, scale)
+		gemm.Sgemm(p, false, false, r1-r0, hd, r1, 1, probs, r1, v, ldv, 0, out[r0*ldo:], ldo)
 	}
 }
 
 // attentionBackward adds the gradients of q, k and v (rows ldq, ldk, ldv apart, like the inputs) given
-// the gradient dout of attentionForward's output and its probs. dp is scratch of attnBlock*t values.
+// the gradient dout of attentionForward's output. probs and dp are scratch of attnBlock·t values. Per block
+// of query rows, with P the block's weights (recomputed):
 //
 //	dP = dout vᵀ,  dv += Pᵀ dout,  dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale,  dq += dS k,  dk += dSᵀ q
-func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, probs, q, k, v, dp []float32,
+func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, q, k, v, probs, dp []float32,
 	t, hd, ldq, ldk, ldv, ldo int, scale float32) {
 	for r0 := 0; r0 < t; r0 += attnBlock {
 		r1 := min(r0+attnBlock, t)
 		rb := r1 - r0
-		sgemm(p, false, true, rb, r1, hd, 1, dout[r0*ldo:], ldo, v, ldv, 0, dp, r1)
-		sgemm(p, true, false, r1, hd, rb, 1, probs[r0*t:], t, dout[r0*ldo:], ldo, 1, dv, ldv)
+		attnProbs(p, probs, q, k, r0, r1, hd, ldq, ldk, scale)
+		gemm.Sgemm(p, false, true, rb, r1, hd, 1, dout[r0*ldo:], ldo, v, ldv, 0, dp, r1)
+		gemm.Sgemm(p, true, false, r1, hd, rb, 1, probs, r1, dout[r0*ldo:], ldo, 1, dv, ldv)
 		for r := r0; r < r1; r++ {
-			pr, dr := probs[r*t:r*t+r+1], dp[(r-r0)*r1:(r-r0+1)*r1]
+			pr, dr := probs[(r-r0)*r1:(r-r0)*r1+r+1], dp[(r-r0)*r1:(r-r0+1)*r1]
 			var sum float32
 			for c, pc := range pr {
 				sum += pc * dr[c]
@@ -145,8 +161,8 @@ func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, probs, q, k, v, dp []f
 			}
 			clear(dr[r+1:])
 		}
-		sgemm(p, false, false, rb, hd, r1, 1, dp, r1, k, ldk, 1, dq[r0*ldq:], ldq)
-		sgemm(p, true, false, r1, hd, rb, 1, dp, r1, q[r0*ldq:], ldq, 1, dk, ldk)
+		gemm.Sgemm(p, false, false, rb, hd, r1, 1, dp, r1, k, ldk, 1, dq[r0*ldq:], ldq)
+		gemm.Sgemm(p, true, false, r1, hd, rb, 1, dp, r1, q[r0*ldq:], ldq, 1, dk, ldk)
 	}
 }
 
@@ -158,59 +174,38 @@ func swigluForward(act, gateUp []float32) {
 	kernels.SwiGLU(act, gateUp[h:2*h])
 }
 
-// swigluBackward adds the gradient of gateUp's row given dact:
+// swigluBackward adds the gradient of gateUp's row given dact, with s the logistic sigmoid:
 //
-//	d_up += dact · silu(g),  d_gate += dact · up · s(g) · (1 + g·(1 − s(g))),  s the logistic sigmoid.
-func swigluBackward(dgateUp, dact, gateUp []float32) {
+//	d_up += dact · silu(g),  d_gate += dact · up · s(g) · (1 + g·(1 − s(g))) = dact · up · (s + silu(g)·(1 − s))
+//
+// silu(g) comes from kernels.SwiGLU (vectorized) into sil, with ones a row of 1s; s = silu(g)/g, or its
+// Taylor expansion 1/2 + g/4 where g is too small to divide by.
+func swigluBackward(dgateUp, dact, gateUp, sil, ones []float32) {
 	h := len(dact)
 	g, u := gateUp[:h], gateUp[h:2*h]
 	dg, du := dgateUp[:h], dgateUp[h:2*h]
+	sil = sil[:h]
+	copy(sil, g)
+	kernels.SwiGLU(sil, ones[:h])
 	for j, d := range dact {
-		s := 1 / (1 + kernels.Exp(-g[j]))
-		du[j] += d * g[j] * s
-		dg[j] += d * u[j] * s * (1 + g[j]*(1-s))
+		gj, sl := g[j], sil[j]
+		s := float32(0.5) + gj/4
+		if gj > 1e-3 || gj < -1e-3 {
+			s = sl / gj
+		}
+		du[j] += d * sl
+		dg[j] += d * u[j] * (s + sl*(1-s))
 	}
 }
 
-// crossEntropy returns -log softmax(logits)[target] for one row, in float64, and replaces logits by the
-// gradient of scale times that loss: scale · (softmax(logits) − onehot(target)).
+// crossEntropy returns -log softmax(logits)[target] for one row and replaces logits by the gradient of
+// scale times that loss: scale · (softmax(logits) − onehot(target)).
 func crossEntropy(logits []float32, target int32, scale float32) float64 {
-	mx := logits[0]
-	for _, v := range logits[1:] {
-		mx = max(mx, v)
-	}
-	lt := logits[target]
-	var sum float64
-	for i, v := range logits {
-		e := kernels.Exp(v - mx)
-		logits[i] = e
-		sum += float64(e)
-	}
-	inv := scale / float32(sum)
-	for i := range logits {
-		logits[i] *= inv
-	}
-	logits[target] -= scale
-	return math.Log(sum) + float64(mx) - float64(lt)
+	return gemm.SoftmaxCrossEntropy(logits, int(target), scale)
 }
 
 // softmax replaces x by exp(x − max x) / Σ.
-func softmax(x []float32) {
-	mx := x[0]
-	for _, v := range x[1:] {
-		mx = max(mx, v)
-	}
-	var sum float32
-	for i, v := range x {
-		e := kernels.Exp(v - mx)
-		x[i] = e
-		sum += e
-	}
-	inv := 1 / sum
-	for i := range x {
-		x[i] *= inv
-	}
-}
+func softmax(x []float32) { gemm.Softmax(x) }
 
 // add sets x += y.
 func add(x, y []float32) {

@@ -212,8 +212,8 @@ func TestGradAttention(t *testing.T) {
 		return s
 	}
 	x := f32(qkv)
-	probs, out := make([]float32, tl*tl), make([]float32, tl*hd)
-	attentionForward(nil, probs, out, x, x[hd:], x[2*hd:], tl, hd, ld, ld, ld, hd, float32(scale))
+	probs, out := make([]float32, attnBlock*tl), make([]float32, tl*hd)
+	attentionForward(nil, out, x, x[hd:], x[2*hd:], probs, tl, hd, ld, ld, ld, hd, float32(scale))
 	var got float64
 	for i := range out {
 		got += c[i] * float64(out[i])
@@ -223,7 +223,7 @@ func TestGradAttention(t *testing.T) {
 	}
 	dx := make([]float32, tl*ld)
 	dp := make([]float32, attnBlock*tl)
-	attentionBackward(nil, dx, dx[hd:], dx[2*hd:], f32(c), probs, x, x[hd:], x[2*hd:], dp, tl, hd, ld, ld, ld, hd,
+	attentionBackward(nil, dx, dx[hd:], dx[2*hd:], f32(c), x, x[hd:], x[2*hd:], probs, dp, tl, hd, ld, ld, ld, hd,
 		float32(scale))
 	compareGrad(t, "dq dk dv", dx, nil, numericGrad(ref, qkv), gradTol)
 }
@@ -232,6 +232,7 @@ func TestGradSwiGLU(t *testing.T) {
 	r := newRand(5)
 	h := 19 // not a multiple of 8: kernels.SwiGLU's vector and scalar paths both run
 	gu, c := r.f64(2*h, 2), r.f64(h, 1)
+	gu[3], gu[5] = 0, 4e-4 // the small-gate branch
 	ref := func() float64 {
 		var s float64
 		for j := 0; j < h; j++ {
@@ -250,7 +251,11 @@ func TestGradSwiGLU(t *testing.T) {
 		t.Fatalf("swiglu forward: %g, reference %g", got, ref())
 	}
 	d := make([]float32, 2*h)
-	swigluBackward(d, f32(c), f32(gu))
+	ones := make([]float32, h)
+	for i := range ones {
+		ones[i] = 1
+	}
+	swigluBackward(d, f32(c), f32(gu), make([]float32, h), ones)
 	compareGrad(t, "dgate dup", d, nil, numericGrad(ref, gu), gradTol)
 }
 

@@ -77,6 +77,9 @@ func loadBenchModel(o benchOptions) (*weights.Checkpoint, *model.Model, func(), 
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if rest, ok := trainBenchArgs(args); ok {
+		return runBenchTrain(ctx, rest, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o benchOptions
@@ -89,6 +92,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random prompt tokens")
 	fs.BoolVar(&o.FileLayout, "file-layout", false, "keep Q8_0 and Q4_0 weights in the file's layout (no interleaved copy)")
+	fs.Bool("train", false, "measure training speed instead (bench --train -h lists its flags)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
