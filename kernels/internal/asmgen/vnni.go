@@ -102,8 +102,10 @@ func outAddr(r, a int) string { return vnniAddr(4*r, "R12", "R10", "AX", a) }
 
 // vnni512 writes an AVX-512 VNNI kernel for typ ("Q8_0" or "Q4_0") and an mr x nr tile.
 //
-// Registers: Z(r*nr+a) integer sums of the group, Z(12+r*nr+a) float sums, Z24/Z25 weight vectors, Z26/Z27
-// weight scales (the 8 fp16 block scales twice, as float32), Z28/Z29 scratch, Z30 the nibble mask (Q4_0).
+// Registers: Z(r*nr+a) integer sums of the group, Z(12+r*nr+a) float sums, Z24/Z25 weight vectors, Z26..Z31
+// activation vectors (each loaded once and multiplied with the mr weight rows: loads, not the integer units,
+// would bound the loop with memory operands); after the integer sums, Z24/Z25 hold the weight scales (the 8
+// fp16 block scales twice, as float32) and Z26.. scratch.
 func (g *gen) vnni512(typ string, mr, nr int) {
 	name := fmt.Sprintf("vnni512%sM%dN%d", typ, mr, nr)
 	groupBytes := 272
@@ -117,10 +119,6 @@ func (g *gen) vnni512(typ string, mr, nr int) {
 		for a := range nr {
 			g.p("VPXORD Z%d, Z%d, Z%d", fa(r, a), fa(r, a), fa(r, a))
 		}
-	}
-	if typ == "Q4_0" {
-		g.p("MOVL $0x0f0f0f0f, DX")
-		g.p("VPBROADCASTD DX, Z30")
 	}
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
@@ -136,40 +134,47 @@ func (g *gen) vnni512(typ string, mr, nr int) {
 			g.p("VMOVDQU %s, Y%d", xrec(vnniCorr, a), ia(r, a))
 		}
 	}
-	if typ == "Q8_0" {
-		for i := range 4 {
-			for r := range mr {
-				g.p("VMOVDQU64 %s, Z%d", wrow(16+64*i, r), 24+r)
-			}
-			for r := range mr {
-				for a := range nr {
-					g.p("VPDPBUSD %s, Z%d, Z%d", xrec(64*i, a), 24+r, ia(r, a))
-				}
-			}
+	// dots multiplies activation vector off of each record with weight vector Z(24+r) of each row, the
+	// weight vector made by load(r).
+	dots := func(off int, load func(r int)) {
+		for a := range nr {
+			g.p("VMOVDQU64 %s, Z%d", xrec(off, a), 26+a)
 		}
-	} else {
-		for u := range 2 {
-			for r := range mr {
-				g.p("VMOVDQU64 %s, Z29", wrow(16+64*u, r))
-				g.p("VPANDD Z30, Z29, Z24")
-				g.p("VPSRLW $4, Z29, Z25")
-				g.p("VPANDD Z30, Z25, Z25")
-				for a := range nr {
-					g.p("VPDPBUSD %s, Z24, Z%d", xrec(64*u, a), ia(r, a))
-					g.p("VPDPBUSD %s, Z25, Z%d", xrec(128+64*u, a), ia(r, a))
-				}
+		for r := range mr {
+			load(r)
+			for a := range nr {
+				g.p("VPDPBUSD Z%d, Z%d, Z%d", 26+a, 24+r, ia(r, a))
 			}
 		}
 	}
+	if typ == "Q8_0" {
+		for i := range 4 {
+			dots(64*i, func(r int) { g.p("VMOVDQU64 %s, Z%d", wrow(16+64*i, r), 24+r) })
+		}
+	} else {
+		// Weight bytes 16+64u hold runs 2u and 2u+1: their low nibbles meet activation bytes 64u.., their high
+		// nibbles activation bytes 128+64u...
+		for u := range 2 {
+			dots(64*u, func(r int) {
+				g.p("VMOVDQU64 %s, Z%d", wrow(16+64*u, r), 24+r)
+				g.p("VPANDD.BCST vnniNibbles<>(SB), Z%d, Z%d", 24+r, 24+r)
+			})
+			dots(128+64*u, func(r int) {
+				g.p("VMOVDQU64 %s, Z%d", wrow(16+64*u, r), 24+r)
+				g.p("VPSRLW $4, Z%d, Z%d", 24+r, 24+r)
+				g.p("VPANDD.BCST vnniNibbles<>(SB), Z%d, Z%d", 24+r, 24+r)
+			})
+		}
+	}
 	for r := range mr {
-		g.p("VBROADCASTI32X4 %s, Y28", wrow(0, r))
-		g.p("VCVTPH2PS Y28, Z%d", 26+r)
+		g.p("VBROADCASTI32X4 %s, Y26", wrow(0, r))
+		g.p("VCVTPH2PS Y26, Z%d", 24+r)
 	}
 	for r := range mr {
 		for a := range nr {
 			g.p("VCVTDQ2PS Z%d, Z%d", ia(r, a), ia(r, a))
-			g.p("VMULPS %s, Z%d, Z28", xrec(vnniScales, a), 26+r)
-			g.p("VFMADD231PS Z28, Z%d, Z%d", ia(r, a), fa(r, a))
+			g.p("VMULPS %s, Z%d, Z%d", xrec(vnniScales, a), 24+r, 26+a)
+			g.p("VFMADD231PS Z%d, Z%d, Z%d", 26+a, ia(r, a), fa(r, a))
 		}
 	}
 	g.vnniFooter(name, groupBytes)
