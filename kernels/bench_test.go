@@ -10,30 +10,19 @@ import (
 	"github.com/bestofn/bestofn/weights"
 )
 
-// streamTask sums a large buffer, chunk by chunk, to measure the memory bandwidth MatMul can hope for.
-type streamTask struct {
-	buf  []float32
-	sums []float32
-}
-
-func (s *streamTask) Run(lo, hi, worker int) {
-	c := s.buf[lo<<16 : hi<<16]
-	s.sums[worker] += DotF32(c, c)
-}
-
-// BenchmarkStreamSum reads 512 MiB per iteration (the roofline for MatMul's GB/s).
+// BenchmarkStreamSum reads 512 MiB per iteration with ReadBandwidth (the roofline for MatMul's GB/s), on 1
+// and 2 threads.
 func BenchmarkStreamSum(b *testing.B) {
-	buf := make([]float32, 128<<20)
+	buf := make([]byte, 512<<20)
 	for i := range buf {
-		buf[i] = float32(i & 7)
+		buf[i] = byte(i)
 	}
 	for _, threads := range []int{1, 2} {
 		b.Run(fmt.Sprintf("t%d", threads), func(b *testing.B) {
 			p := NewPool(threads)
 			defer p.Close()
-			task := &streamTask{buf: buf, sums: make([]float32, threads)}
-			b.SetBytes(int64(len(buf) * 4))
-			loop(b, func() { p.Run(len(buf)>>16, 16, task) })
+			b.SetBytes(int64(len(buf)))
+			loop(b, func() { p.ReadBandwidth(buf) })
 		})
 	}
 }

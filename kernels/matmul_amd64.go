@@ -507,3 +507,9 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 //
 //go:noescape
 func swigluASM(gate, up *float32, n int)
+
+// streamReadASM reads n bytes at p (n a multiple of 256) and returns the XOR of their 8-byte words folded
+// to one (the read-bandwidth probe of ReadBandwidth).
+//
+//go:noescape
+func streamReadASM(p *byte, n int) uint64

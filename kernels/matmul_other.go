@@ -37,3 +37,5 @@ func quantQ8_0ASM(x *float32, q *int8, d, s *float32, nb int) {
 }
 
 func swigluASM(gate, up *float32, n int) { panic("kernels: no assembly on this architecture") }
+
+func streamReadASM(p *byte, n int) uint64 { panic("kernels: no assembly on this architecture") }

@@ -460,3 +460,35 @@ func TestQuantQ8_0ASM(t *testing.T) {
 		}
 	}
 }
+
+// TestReadBandwidth checks the bandwidth probe's assembly against the Go fold of the same buffer and that
+// ReadBandwidth reports a positive rate on every ISA (0 for a buffer under one chunk).
+func TestReadBandwidth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 52))
+	buf := make([]byte, 3*bandwidthChunk+100)
+	for i := range buf {
+		buf[i] = byte(rng.Uint32())
+	}
+	var want uint64
+	for i := 0; i+8 <= bandwidthChunk; i += 8 {
+		want ^= binary.LittleEndian.Uint64(buf[i:])
+	}
+	if haveASM() {
+		if got := streamReadASM(&buf[0], bandwidthChunk); got != want {
+			t.Fatalf("streamReadASM = %#x, want %#x", got, want)
+		}
+	}
+	for _, isa := range SupportedISAs() {
+		p, err := NewPoolISA(2, isa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bw := p.ReadBandwidth(buf); !(bw > 0) {
+			t.Errorf("%v: ReadBandwidth = %g", isa, bw)
+		}
+		if bw := p.ReadBandwidth(buf[:100]); bw != 0 {
+			t.Errorf("%v: ReadBandwidth of 100 bytes = %g, want 0", isa, bw)
+		}
+		p.Close()
+	}
+}
