@@ -94,13 +94,13 @@ func lastLevelCache() int64 {
 
 // BandwidthLimit is the decode speed as a share of what the read bandwidth allows.
 type BandwidthLimit struct {
-	Bandwidth1GBs  float64 `json:"read_bandwidth_1t_gbs"`
-	BandwidthGBs   float64 `json:"read_bandwidth_gbs"` // with the bench's thread count
-	BandwidthMiB   int     `json:"read_bandwidth_buffer_mib"`
-	BandwidthPass  int     `json:"read_bandwidth_passes"`
-	WeightBytes    int64   `json:"weight_bytes_per_token"`
-	LimitTokS      float64 `json:"limit_tok_s"`    // read bandwidth / weight bytes per token
-	ShareOfLimit   float64 `json:"share_of_limit"` // decode tok/s / limit
+	Bandwidth1GBs float64 `json:"read_bandwidth_1t_gbs"`
+	BandwidthGBs  float64 `json:"read_bandwidth_gbs"` // with the bench's thread count
+	BandwidthMiB  int     `json:"read_bandwidth_buffer_mib"`
+	BandwidthPass int     `json:"read_bandwidth_passes"`
+	WeightBytes   int64   `json:"weight_bytes_per_token"`
+	LimitTokS     float64 `json:"limit_tok_s"`    // read bandwidth / weight bytes per token
+	ShareOfLimit  float64 `json:"share_of_limit"` // decode tok/s / limit
 }
 
 // limit fills a BandwidthLimit from a probe and the measured decode speed.
