@@ -130,10 +130,10 @@ func New(cfg Config) (*Handler, error) {
 
 		r.Post("/jobs", h.handle(h.submitJob))
 		r.Get("/jobs", h.handle(h.listJobs))
-		r.Get("/jobs/{id}", h.handle(h.getJob))
+		r.Get("/jobs/{id}", h.handle(h.jobCall(cfg.Service.Job)))
 		r.Get("/jobs/{id}/events", h.handle(h.jobEvents))
-		r.Post("/jobs/{id}/cancel", h.handle(h.cancelJob))
-		r.Post("/jobs/{id}/retry", h.handle(h.retryJob))
+		r.Post("/jobs/{id}/cancel", h.handle(h.jobCall(cfg.Service.Cancel)))
+		r.Post("/jobs/{id}/retry", h.handle(h.jobCall(cfg.Service.Retry)))
 
 		r.Get("/models", h.handle(h.listModels))
 		r.Post("/models", h.handle(h.registerModel))

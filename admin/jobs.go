@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -59,31 +60,16 @@ func (h *Handler) listJobs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) error {
-	job, err := h.cfg.Service.Job(r.Context(), chi.URLParam(r, "id"))
-	if err != nil {
-		return err
+// jobCall answers with the job f returns for the {id} of the path: show, cancel, retry.
+func (h *Handler) jobCall(f func(ctx context.Context, id string) (jobs.Job, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		job, err := f(r.Context(), chi.URLParam(r, "id"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, job)
+		return nil
 	}
-	writeJSON(w, http.StatusOK, job)
-	return nil
-}
-
-func (h *Handler) cancelJob(w http.ResponseWriter, r *http.Request) error {
-	job, err := h.cfg.Service.Cancel(r.Context(), chi.URLParam(r, "id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, job)
-	return nil
-}
-
-func (h *Handler) retryJob(w http.ResponseWriter, r *http.Request) error {
-	job, err := h.cfg.Service.Retry(r.Context(), chi.URLParam(r, "id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, job)
-	return nil
 }
 
 // eventList is the body of GET .../events: OpenAI's list with has_more.

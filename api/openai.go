@@ -22,34 +22,27 @@ const (
 	ObjectList                = "list"
 )
 
-// ChatCompletionRequest is the body of POST /v1/chat/completions. Pointer fields are optional: nil means the
-// server's default.
-type ChatCompletionRequest struct {
+// GenerationParams are the fields that chat and legacy completion requests share. Pointer fields are
+// optional: nil means the server's default.
+type GenerationParams struct {
 	// Model names a served model or an A/B experiment (see GET /v1/models).
 	Model string `json:"model"`
-	// Messages is the conversation; it must not be empty.
-	Messages []ChatMessage `json:"messages"`
 	// Temperature in [0, 2]; 0 is greedy. nil means 1.
 	Temperature *float64 `json:"temperature,omitempty"`
 	// TopP in (0, 1]; nil means 1 (off).
 	TopP *float64 `json:"top_p,omitempty"`
 	// N is the number of choices to return; nil means 1.
 	N *int `json:"n,omitempty"`
-	// MaxTokens bounds each choice's length in tokens; MaxCompletionTokens is its newer name and wins when
-	// both are set. nil means the server's limit.
-	MaxTokens           *int `json:"max_tokens,omitempty"`
-	MaxCompletionTokens *int `json:"max_completion_tokens,omitempty"`
-	// Stop holds up to 4 strings that end a choice (a string or an array of strings on the wire).
+	// MaxTokens bounds each choice's length in tokens; nil means the server's limit, shrunk to what fits.
+	MaxTokens *int `json:"max_tokens,omitempty"`
+	// Stop holds up to 16 strings that end a choice (a string or an array of strings on the wire).
 	Stop StopList `json:"stop,omitempty"`
 	// Seed makes sampling reproducible; candidate i uses Seed+i. nil means a server-chosen seed.
 	Seed *int64 `json:"seed,omitempty"`
-	// Stream asks for server-sent events of ChatCompletionChunk, ended by "data: [DONE]".
+	// Stream asks for server-sent events, ended by "data: [DONE]".
 	Stream bool `json:"stream,omitempty"`
 	// StreamOptions.IncludeUsage adds a final chunk with usage and no choices.
 	StreamOptions *StreamOptions `json:"stream_options,omitempty"`
-	// Logprobs asks for the log-probability of each output token, TopLogprobs (0..20) for alternatives.
-	Logprobs    bool `json:"logprobs,omitempty"`
-	TopLogprobs *int `json:"top_logprobs,omitempty"`
 	// PresencePenalty and FrequencyPenalty in [-2, 2].
 	PresencePenalty  *float64 `json:"presence_penalty,omitempty"`
 	FrequencyPenalty *float64 `json:"frequency_penalty,omitempty"`
@@ -63,12 +56,53 @@ type ChatCompletionRequest struct {
 	MinP          *float64 `json:"min_p,omitempty"`
 	RepeatPenalty *float64 `json:"repeat_penalty,omitempty"`
 
-	// BestOf (extension) is the number of candidates to sample; nil means the model's default.
+	// BestOf is the number of candidates to sample; nil means the model's default. OpenAI defines it on
+	// /v1/completions only; bestofn takes it on both endpoints.
 	BestOf *int `json:"best_of,omitempty"`
 	// Rerank (extension) is RerankReward or RerankNone; "" means the model's default.
 	Rerank string `json:"rerank,omitempty"`
 	// ReturnCandidates (extension) returns all candidates with scores and ranks.
 	ReturnCandidates bool `json:"return_candidates,omitempty"`
+	// ResponseFormat {"type":"json_object"} constrains every candidate to one JSON object (JSON mode, by
+	// constrained sampling); "text" (or absent) is free text; "json_schema" is not supported (400).
+	ResponseFormat *ResponseFormat `json:"response_format,omitempty"`
+}
+
+// ResponseFormat is the response_format of a request.
+type ResponseFormat struct {
+	Type       string          `json:"type"`
+	JSONSchema json.RawMessage `json:"json_schema,omitempty"`
+}
+
+// Response format types.
+const (
+	FormatText       = "text"
+	FormatJSONObject = "json_object"
+	FormatJSONSchema = "json_schema"
+)
+
+// ChatCompletionRequest is the body of POST /v1/chat/completions.
+type ChatCompletionRequest struct {
+	GenerationParams
+	// Messages is the conversation; it must not be empty.
+	Messages []ChatMessage `json:"messages"`
+	// MaxCompletionTokens is the newer name of MaxTokens and wins when both are set.
+	MaxCompletionTokens *int `json:"max_completion_tokens,omitempty"`
+	// Logprobs asks for the log-probability of each output token, TopLogprobs (0..20) for alternatives;
+	// TopLogprobs > 0 needs Logprobs.
+	Logprobs    bool `json:"logprobs,omitempty"`
+	TopLogprobs *int `json:"top_logprobs,omitempty"`
+
+	// Fields bestofn does not support and refuses (400 naming the field) rather than ignore, because they
+	// change what the answer is: tool and function calling, audio, web search. tool_choice and function_call
+	// "none" (and "auto" without tools) are accepted, since they ask for plain text.
+	Tools            json.RawMessage `json:"tools,omitempty"`
+	ToolChoice       json.RawMessage `json:"tool_choice,omitempty"`
+	Functions        json.RawMessage `json:"functions,omitempty"`
+	FunctionCall     json.RawMessage `json:"function_call,omitempty"`
+	Audio            json.RawMessage `json:"audio,omitempty"`
+	Modalities       []string        `json:"modalities,omitempty"`
+	WebSearchOptions json.RawMessage `json:"web_search_options,omitempty"`
 }
 
 // StreamOptions are the options of a streamed response.
@@ -84,6 +118,8 @@ type ChatMessage struct {
 	Content Content `json:"content"`
 	// Name is an optional participant name; it is accepted and ignored.
 	Name string `json:"name,omitempty"`
+	// ToolCalls of an assistant message are refused on input (tool calling is not supported).
+	ToolCalls json.RawMessage `json:"tool_calls,omitempty"`
 }
 
 // Content is a message's text. It unmarshals from a JSON string, null, or an array of {"type":"text","text":...}
@@ -202,10 +238,13 @@ type Extensions struct {
 type Candidate struct {
 	// Index is the candidate's sampling index (it was sampled with seed+Index).
 	Index int `json:"index"`
-	// Rank is 1 for the best candidate when reranked; otherwise Index+1.
+	// Rank is 1 for the best candidate when the candidates were ranked (by the reward model, or by mean
+	// log-probability for best_of > n without reranking); otherwise Index+1.
 	Rank int `json:"rank"`
 	// Score is the reward model's score; absent when the candidate was not scored.
-	Score        *float64 `json:"score,omitempty"`
+	Score *float64 `json:"score,omitempty"`
+	// MeanLogprob is the mean log-probability of the candidate's tokens (absent for an empty candidate).
+	MeanLogprob  *float64 `json:"mean_logprob,omitempty"`
 	Text         string   `json:"text"`
 	FinishReason string   `json:"finish_reason"`
 	// Tokens is the candidate's length in tokens.
@@ -276,37 +315,18 @@ type ChatDelta struct {
 
 // CompletionRequest is the body of POST /v1/completions (legacy text completion; the prompt is not templated).
 type CompletionRequest struct {
-	Model string `json:"model"`
+	GenerationParams
 	// Prompt must hold exactly one prompt.
-	Prompt           Prompt             `json:"prompt"`
-	MaxTokens        *int               `json:"max_tokens,omitempty"`
-	Temperature      *float64           `json:"temperature,omitempty"`
-	TopP             *float64           `json:"top_p,omitempty"`
-	N                *int               `json:"n,omitempty"`
-	Stream           bool               `json:"stream,omitempty"`
-	StreamOptions    *StreamOptions     `json:"stream_options,omitempty"`
-	Stop             StopList           `json:"stop,omitempty"`
-	Seed             *int64             `json:"seed,omitempty"`
-	PresencePenalty  *float64           `json:"presence_penalty,omitempty"`
-	FrequencyPenalty *float64           `json:"frequency_penalty,omitempty"`
-	LogitBias        map[string]float64 `json:"logit_bias,omitempty"`
+	Prompt Prompt `json:"prompt"`
 	// Logprobs (0..5) asks for that many alternatives per token; nil means none.
 	Logprobs *int `json:"logprobs,omitempty"`
 	// Echo prepends the prompt to each choice's text.
-	Echo bool   `json:"echo,omitempty"`
-	User string `json:"user,omitempty"`
-
-	TopK          *int     `json:"top_k,omitempty"`
-	MinP          *float64 `json:"min_p,omitempty"`
-	RepeatPenalty *float64 `json:"repeat_penalty,omitempty"`
-
-	// BestOf is the number of candidates to sample; bestofn ranks them by reward (OpenAI: by logprob).
-	BestOf           *int   `json:"best_of,omitempty"`
-	Rerank           string `json:"rerank,omitempty"`
-	ReturnCandidates bool   `json:"return_candidates,omitempty"`
+	Echo bool `json:"echo,omitempty"`
 	// ParseSpecial (extension) tokenizes control-token text in the prompt ("</s>", "<|im_start|>") as those
 	// tokens; by default it is plain text.
 	ParseSpecial bool `json:"parse_special,omitempty"`
+	// Suffix (text after the insertion, for fill-in-the-middle) is not supported: a non-empty one is a 400.
+	Suffix string `json:"suffix,omitempty"`
 }
 
 // CompletionResponse is the body of a completion, and of each streamed completion event.

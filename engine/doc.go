@@ -12,8 +12,8 @@
 // stop string (found across token boundaries; neither it nor anything after it is emitted), MaxTokens or the
 // context length; its KV sequence is freed at once. A candidate's text is exactly what decoding prompt +
 // candidate adds after the prompt (its leading space included). With Rerank, the candidates' texts, without the
-// white space they start with, go to one Scorer.Score call (bounded by Config.ScoreTimeout, outside the
-// scheduler) and are sorted best first (stable: ties keep sampling order). A failing or late scorer does not
+// white space they start with, go to one Scorer.Score call (the request's Scorer if set, else the engine's;
+// bounded by Config.ScoreTimeout, outside the scheduler) and are sorted best first (stable: ties keep sampling order). A failing or late scorer does not
 // fail the request: the result is Degraded, with all candidates in sampling order.
 //
 // # The scheduler

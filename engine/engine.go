@@ -13,6 +13,9 @@ import (
 	"github.com/bestofn/bestofn/sampler"
 )
 
+// DefaultMaxN is the default bound of Request.N, the server's of n and best_of too.
+const DefaultMaxN = 16
+
 // Config tunes the scheduler. Zero fields take the defaults documented on each.
 type Config struct {
 	// MaxQueue bounds the requests waiting for admission; beyond it Generate fails at once with ErrQueueFull.
@@ -21,7 +24,7 @@ type Config struct {
 	// MaxActiveSeqs bounds the sequences decoded together (a best-of-N request holds N). 0 means 16. A request
 	// with N > MaxActiveSeqs is rejected with ErrBadRequest.
 	MaxActiveSeqs int
-	// MaxN bounds Request.N. 0 means 16.
+	// MaxN bounds Request.N. 0 means DefaultMaxN.
 	MaxN int
 	// MaxContext bounds prompt plus generated tokens of one request; 0 or more than the model's context length
 	// means the model's context length.
@@ -48,7 +51,7 @@ func (c Config) withDefaults(modelCtx int) Config {
 		c.MaxActiveSeqs = 16
 	}
 	if c.MaxN <= 0 {
-		c.MaxN = 16
+		c.MaxN = DefaultMaxN
 	}
 	if c.MaxContext <= 0 || c.MaxContext > modelCtx {
 		c.MaxContext = modelCtx
@@ -99,6 +102,9 @@ type Engine struct {
 	closed bool
 
 	blockTotal, blockSize int // the KV cache's geometry, fixed at New
+
+	jsonOnce  sync.Once
+	jsonVocab *sampler.JSONVocab // the vocabulary's token bytes for JSON mode, built by the first such request
 
 	wake chan struct{} // buffered 1: a new job or a cancellation
 	quit chan struct{} // closed by Close
@@ -227,8 +233,8 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 		return nil, fmt.Errorf("%w: n = %d, want 1..%d", ErrBadRequest, req.N, e.cfg.MaxN)
 	case n > e.cfg.MaxActiveSeqs:
 		return nil, fmt.Errorf("%w: n = %d exceeds the engine's %d active sequences", ErrBadRequest, n, e.cfg.MaxActiveSeqs)
-	case req.MaxTokens < 0:
-		return nil, fmt.Errorf("%w: max tokens %d is negative", ErrBadRequest, req.MaxTokens)
+	case req.MaxTokens < 0 || req.DefaultMaxTokens < 0:
+		return nil, fmt.Errorf("%w: max tokens %d (default %d) is negative", ErrBadRequest, req.MaxTokens, req.DefaultMaxTokens)
 	case req.TopLogprobs < 0 || req.TopLogprobs > 20:
 		return nil, fmt.Errorf("%w: top logprobs %d, want 0..20", ErrBadRequest, req.TopLogprobs)
 	}
@@ -262,6 +268,9 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 	maxGen := req.MaxTokens
 	if maxGen == 0 {
 		maxGen = min(ctxLen-p, fitTokens(p, n, e.blockSize, e.blockTotal))
+		if req.DefaultMaxTokens > 0 {
+			maxGen = min(maxGen, req.DefaultMaxTokens)
+		}
 		if maxGen < 1 {
 			return nil, fmt.Errorf("%w: a prompt of %d tokens leaves no room for %d candidates", ErrTooLarge, p, n)
 		}
@@ -279,9 +288,18 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 	if j.reserve > e.blockTotal {
 		return nil, fmt.Errorf("%w: %d blocks worst case, %d in the cache", ErrTooLarge, j.reserve, e.blockTotal)
 	}
+	var jsonVocab *sampler.JSONVocab
+	if req.Sampling.JSON {
+		if _, ok := e.voc.(idVocab); ok {
+			return nil, fmt.Errorf("%w: JSON mode needs an engine with a tokenizer", ErrBadRequest)
+		}
+		jsonVocab = e.jsonTable()
+	}
 	j.cands = make([]*cand, n)
 	for i := range j.cands {
-		smp, err := sampler.New(samplerParams(req, uint64(i)), e.be.vocabSize())
+		sp := samplerParams(req, uint64(i))
+		sp.JSON = jsonVocab
+		smp, err := sampler.New(sp, e.be.vocabSize())
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
@@ -294,6 +312,18 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 	return j, nil
 }
 
+// jsonTable returns the token bytes JSON mode needs, built once from the vocabulary.
+func (e *Engine) jsonTable() *sampler.JSONVocab {
+	e.jsonOnce.Do(func() {
+		pieces := make([]string, e.be.vocabSize())
+		for id := range pieces {
+			pieces[id] = e.voc.tokenPiece(int32(id))
+		}
+		e.jsonVocab = sampler.NewJSONVocab(pieces, e.voc.isEOG)
+	})
+	return e.jsonVocab
+}
+
 // worstBlocks is the most KV blocks a request can hold: the prompt's blocks once, plus for each candidate the
 // blocks past the shared full prompt blocks up to its maximum length (the last generated token is never
 // evaluated, so a candidate holds at most prompt+maxGen-1 positions).
@@ -303,10 +333,28 @@ func worstBlocks(prompt, maxGen, n, bs int) int {
 	return ceilDiv(prompt, bs) + n*own
 }
 
+// Validate checks sp as the engine will when it builds a request's samplers, for a vocabulary of vocabSize
+// tokens (0: the token ids of LogitBias are not checked); errors wrap *sampler.ParamError, which names the
+// parameter. A server calls it to refuse a request before it is queued.
+func (sp SamplingParams) Validate(vocabSize int) error {
+	p := sp.sampler(0)
+	if vocabSize <= 0 {
+		return p.Validate()
+	}
+	return p.ValidateFor(vocabSize)
+}
+
 // samplerParams converts a request's sampling parameters for candidate i (seed Seed+i).
 func samplerParams(req Request, i uint64) sampler.Params {
-	sp := req.Sampling
-	p := sampler.Params{
+	p := req.Sampling.sampler(i)
+	if req.Logprobs {
+		p.TopLogprobs = req.TopLogprobs
+	}
+	return p
+}
+
+func (sp SamplingParams) sampler(i uint64) sampler.Params {
+	return sampler.Params{
 		Temperature:      sp.Temperature,
 		TopK:             sp.TopK,
 		TopP:             sp.TopP,
@@ -318,10 +366,6 @@ func samplerParams(req Request, i uint64) sampler.Params {
 		LogitBias:        sp.LogitBias,
 		Seed:             sp.Seed + i,
 	}
-	if req.Logprobs {
-		p.TopLogprobs = req.TopLogprobs
-	}
-	return p
 }
 
 // fitTokens is the largest maxGen whose worstBlocks fits in total blocks (inverse of worstBlocks).

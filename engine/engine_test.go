@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -404,15 +405,16 @@ func TestConcurrentRequests(t *testing.T) {
 }
 
 func TestStopStringAcrossTokens(t *testing.T) {
-	e, _ := newFakeEngine(t, Config{}, nil)
+	e, be := newFakeEngine(t, Config{}, nil)
+	be.eogBias = -100 // no end-of-sequence: the reference runs its 60 one-character tokens
 	base := Request{Prompt: "stop test", MaxTokens: 60, Sampling: SamplingParams{Temperature: 1, Seed: 5}}
 	full, err := e.Generate(context.Background(), base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := full.Candidates[0].Text
-	if len(text) < 12 {
-		t.Skipf("reference text %q too short", text)
+	if len(full.Candidates[0].Tokens) != 60 || len(text) < 12 {
+		t.Fatalf("reference text %q of %d tokens, want 60", text, len(full.Candidates[0].Tokens))
 	}
 	stop := text[8:11] // three one-character tokens
 	req := base
@@ -521,6 +523,32 @@ func TestLogprobs(t *testing.T) {
 		// Greedy: the chosen token is the most likely one.
 		if lp.Top[0].Token != lp.Token || lp.Top[0].Logprob != lp.Logprob {
 			t.Errorf("greedy token %d is not the top alternative %+v", lp.Token, lp.Top[0])
+		}
+	}
+}
+
+// TestCumLogprob checks that every candidate carries the sum of its tokens' log-probabilities, whether or not
+// the request asked for them, as the per-token logprobs of the same run add up.
+func TestCumLogprob(t *testing.T) {
+	e, _ := newFakeEngine(t, Config{}, nil)
+	req := Request{Prompt: "lp", N: 3, MaxTokens: 12, Sampling: SamplingParams{Temperature: 1, Seed: 4}}
+	plain, err := e.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Logprobs = true
+	withLogprobs, err := e.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range withLogprobs.Candidates {
+		var sum float64
+		for _, lp := range c.Logprobs {
+			sum += float64(lp.Logprob)
+		}
+		if math.Abs(c.CumLogprob-sum) > 1e-4 || c.CumLogprob >= 0 || plain.Candidates[i].CumLogprob != c.CumLogprob {
+			t.Errorf("candidate %d: CumLogprob %v (without logprobs %v), sum of its logprobs %v", i, c.CumLogprob,
+				plain.Candidates[i].CumLogprob, sum)
 		}
 	}
 }
@@ -676,6 +704,19 @@ func TestMaxTokensZeroFitsBudget(t *testing.T) {
 	for _, c := range res.Candidates {
 		if c.FinishReason != FinishLength || len(c.Tokens) != fitTokens(4, 4, 4, 40) {
 			t.Errorf("candidate %d: %d tokens (%s), want %d (length)", c.Index, len(c.Tokens), c.FinishReason, fitTokens(4, 4, 4, 40))
+		}
+	}
+	// DefaultMaxTokens bounds the fit when it is smaller, and is no demand when it is larger.
+	for _, def := range []int{5, 1000} {
+		res, err := e.Generate(context.Background(), Request{Prompt: "abc", N: 4, DefaultMaxTokens: def, Sampling: SamplingParams{Temperature: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(def, fitTokens(4, 4, 4, 40))
+		for _, c := range res.Candidates {
+			if c.FinishReason != FinishLength || len(c.Tokens) != want {
+				t.Errorf("default %d: candidate %d: %d tokens (%s), want %d (length)", def, c.Index, len(c.Tokens), c.FinishReason, want)
+			}
 		}
 	}
 }

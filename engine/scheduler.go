@@ -69,6 +69,7 @@ func (j *job) result() *Result {
 			Tokens:       c.tokens,
 			FinishReason: c.finish,
 			Logprobs:     c.logprobs,
+			CumLogprob:   c.cumLP,
 		}
 	}
 	return res
@@ -89,7 +90,8 @@ type cand struct {
 	tokens   []int32
 	text     strings.Builder
 	logprobs []TokenLogprob
-	pending  int32 // the last sampled token, evaluated at the next step
+	cumLP    float64 // sum of the sampled tokens' logprobs
+	pending  int32   // the last sampled token, evaluated at the next step
 	finish   FinishReason
 	done     bool
 }
@@ -293,6 +295,7 @@ func (s *scheduler) sample(j *job, c *cand, row []float32) {
 	id, lp := c.sampler.Sample(row)
 	c.sampler.Accept(id)
 	c.tokens = append(c.tokens, id)
+	c.cumLP += float64(lp)
 	if j.firstToken.IsZero() {
 		j.firstToken = time.Now()
 	}

@@ -36,9 +36,11 @@ type Request struct {
 	Scorer Scorer
 	// Sampling holds the decoding parameters. Candidate i uses seed Sampling.Seed + i.
 	Sampling SamplingParams
-	// MaxTokens bounds each candidate's length; 0 means up to the context length, or less when N candidates
-	// of that length would not fit the engine's KV budget (then as many as fit).
+	// MaxTokens bounds each candidate's length. 0 means as many as fit: at most DefaultMaxTokens (when set),
+	// the room the prompt leaves in the context and, for N candidates, what the engine's KV budget holds.
 	MaxTokens int
+	// DefaultMaxTokens bounds a request with MaxTokens 0 (e.g. a server's default length); 0 means no bound.
+	DefaultMaxTokens int
 	// Stop lists strings that end a candidate; the stop string itself is not part of the text.
 	Stop []string
 	// Logprobs asks for the log-probability of each chosen token; TopLogprobs for that many alternatives too.
@@ -84,6 +86,9 @@ type SamplingParams struct {
 	FrequencyPenalty float32
 	LogitBias        map[int32]float32
 	Seed             uint64
+	// JSON constrains each candidate to one JSON object (OpenAI's response_format json_object, Ollama's
+	// format "json"; see sampler.Params.JSON). It needs an engine with a tokenizer.
+	JSON bool
 }
 
 // Event is one piece of streamed output.
@@ -124,6 +129,9 @@ type Candidate struct {
 	Tokens       []int32
 	FinishReason FinishReason
 	Logprobs     []TokenLogprob
+	// CumLogprob is the sum of the log-probabilities of Tokens (as vLLM's cumulative_logprob), whether or not
+	// the request asked for logprobs; CumLogprob / len(Tokens) ranks candidates by likelihood.
+	CumLogprob float64
 	// Score is the reward model's score; valid only when Scored.
 	Score  float32
 	Scored bool

@@ -17,6 +17,8 @@ type Bar struct {
 	Group string
 	// Percent is the relative score; Low and High its interval, in percent. NaN values are drawn as missing.
 	Percent, Low, High float64
+	// Note, when set, is printed under the group's name (e.g. "judged 78/80").
+	Note string
 }
 
 // Series is one group's values over the Fig. 6 buckets.
@@ -57,6 +59,9 @@ func RelativeScores(title, opponent string, bars []Bar) (Figure, error) {
 	top := 100.0
 	for i, b := range bars {
 		names[i] = b.Group
+		if b.Note != "" {
+			names[i] += "\n" + b.Note
+		}
 		vals[i] = finite(b.Percent)
 		if !math.IsNaN(b.Low) && !math.IsNaN(b.High) && !math.IsNaN(b.Percent) && !math.IsInf(b.High, 0) {
 			errs = append(errs, errBar{x: float64(i), y: b.Percent, low: b.Percent - b.Low, high: b.High - b.Percent})
@@ -118,7 +123,10 @@ func RougeBuckets(title string, buckets []string, series []Series) (Figure, erro
 	p.X.Label.Text = "reference length (words)"
 	p.Add(plotter.NewGrid())
 	p.Y.Label.Text = "ROUGE-L F"
-	w := vg.Points(math.Min(24, 120/float64(len(series))))
+	// One more unit on the right holds the legend; each bucket's bars fill 80% of its unit (the data area is
+	// about 80% of the figure's width).
+	units := float64(len(buckets)) + 1
+	w := vg.Length(math.Min(24, float64(width)*0.8/units*0.8/float64(len(series))))
 	top := 0.0
 	for i, s := range series {
 		if len(s.Values) != len(buckets) {
@@ -141,6 +149,7 @@ func RougeBuckets(title string, buckets []string, series []Series) (Figure, erro
 	}
 	p.Legend.Top = true
 	p.NominalX(buckets...)
+	p.X.Min, p.X.Max = -0.5, units-0.5
 	p.Y.Min = 0
 	p.Y.Max = math.Max(0.1, math.Ceil(top*1.25*10)/10)
 	return render(p)

@@ -53,15 +53,15 @@ func checkFigure(t *testing.T, f Figure, texts ...string) {
 
 func TestRelativeScores(t *testing.T) {
 	bars := []Bar{
-		{"B", 91, 88, 94}, {"R1", 94, 91, 97}, {"R2", 92, 89, 95}, {"R3", 90, 86, 93}, {"R4", 88, 85, 91},
-		{"R5", 85, 81, 88}, {"broken", math.NaN(), math.NaN(), math.NaN()},
+		{"B", 91, 88, 94, ""}, {"R1", 94, 91, 97, ""}, {"R2", 92, 89, 95, ""}, {"R3", 90, 86, 93, ""}, {"R4", 88, 85, 91, ""},
+		{"R5", 85, 81, 88, ""}, {"broken", math.NaN(), math.NaN(), math.NaN(), "judged 0/80"},
 	}
 	f, err := RelativeScores("Fig. 4: relative score (LLM judge)", "ChatGPT", bars)
 	if err != nil {
 		t.Fatal(err)
 	}
 	keep(t, "relative", f)
-	checkFigure(t, f, "R1", "R5", "94%", "n/a", "ChatGPT")
+	checkFigure(t, f, "R1", "R5", "94%", "n/a", "ChatGPT", "judged 0/80")
 	if _, err := RelativeScores("x", "y", nil); err == nil {
 		t.Error("no bars: no error")
 	}
@@ -69,7 +69,9 @@ func TestRelativeScores(t *testing.T) {
 
 func TestRougeBuckets(t *testing.T) {
 	f, err := RougeBuckets("Fig. 6: ROUGE-L", []string{"0-2", "3-5", "6-10", ">10"}, []Series{
-		{"B", []float64{0.2, 0.3, 0.35, 0.4}}, {"R1", []float64{0.25, 0.33, 0.38, 0.41}}, {"opponent", []float64{0.1, 0.2, 0.3, 0.4}},
+		{"B", []float64{0.2, 0.3, 0.35, 0.4}}, {"R1", []float64{0.25, 0.33, 0.38, 0.41}}, {"R2", []float64{0.24, 0.3, 0.36, 0.4}},
+		{"R3", []float64{0.22, 0.3, 0.35, 0.39}}, {"R4", []float64{0.2, 0.29, 0.33, 0.38}}, {"R5", []float64{0.19, 0.27, 0.31, 0.37}},
+		{"opponent", []float64{0.1, 0.2, 0.3, 0.4}},
 	})
 	if err != nil {
 		t.Fatal(err)

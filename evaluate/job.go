@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/bestofn/bestofn/jobs"
 )
@@ -58,6 +60,23 @@ func (Type) Validate(ctx context.Context, params json.RawMessage, files jobs.Fil
 		}
 		return nil
 	}
+	dirCheck := func(field string, ref *RewardModelRef) error {
+		if ref == nil || ref.Path == "" {
+			return nil
+		}
+		if st, err := os.Stat(filepath.Join(ref.Path, "config.json")); err != nil || st.IsDir() {
+			return paramErr(field+".path", "%q is not a reward model directory (no config.json)", ref.Path)
+		}
+		return nil
+	}
+	if err := dirCheck("judges.reward", p.Judges.Reward); err != nil {
+		return err
+	}
+	for i, g := range p.Groups {
+		if err := dirCheck(fmt.Sprintf("groups[%d].rank_reward_model", i), g.RankRewardModel); err != nil {
+			return err
+		}
+	}
 	if err := check("questions_file", p.QuestionsFile); err != nil {
 		return err
 	}
@@ -73,9 +92,13 @@ func (Type) Validate(ctx context.Context, params json.RawMessage, files jobs.Fil
 func (Type) Run(ctx context.Context, r *jobs.Run) error {
 	var p Params
 	if err := r.DecodeParams(&p); err != nil {
-		return fmt.Errorf("evaluate: invalid_input: %w", err)
+		return err // a *jobs.ParamError: recorded as invalid_input
 	}
 	_, err := run(ctx, p, runEnv{r})
+	var je *jobsError
+	if errors.As(err, &je) {
+		return &jobs.JobError{Code: je.code, Message: je.Error()}
+	}
 	return err
 }
 

@@ -20,6 +20,10 @@ func Markdown(rep *Report) string {
 		rep.Questions.Count, rep.Questions.Language, len(rep.Questions.Categories), rep.Opponent.Name)
 	fmt.Fprintf(&b, "Relative score = sum(group's scores) : sum(opponent's scores) over the questions the judge scored; "+
 		"95%% interval: %s, %d resamples, seed %d.\n", rep.Bootstrap.Method, rep.Bootstrap.Resamples, rep.Bootstrap.Seed)
+	b.WriteString("\n| system | answers from |\n|---|---|\n")
+	for _, s := range append(systemsOf(rep), rep.Opponent) {
+		fmt.Fprintf(&b, "| %s | %s |\n", s.Name, s.Source)
+	}
 	for _, j := range rep.Judges {
 		fmt.Fprintf(&b, "\n## Judge: %s\n\n", j)
 		b.WriteString("| group | sum : sum = relative | 95% CI | win / tie / loss | judged | parse failures | skipped | mean words |\n")
@@ -34,6 +38,11 @@ func Markdown(rep *Report) string {
 				jr.WinTieLoss.Win, jr.WinTieLoss.Tie, jr.WinTieLoss.Loss, jr.Judged, jr.ParseFailures, jr.Skipped, g.MeanWords)
 		}
 		fmt.Fprintf(&b, "\nOpponent %s: mean %.1f words.\n", rep.Opponent.Name, rep.Opponent.MeanWords)
+		for _, g := range rep.Groups {
+			if jr := g.Judges[j]; jr.OrderAgreement != nil {
+				fmt.Fprintf(&b, "%s: the two orders agree on the winner in %.0f%% of %d pairs read both ways.\n", g.Name, 100**jr.OrderAgreement, jr.BothOrders)
+			}
+		}
 		for _, g := range rep.Groups {
 			for _, fe := range g.Judges[j].FailureExamples {
 				fmt.Fprintf(&b, "\nParse failure (%s, question %s): %s. Judge wrote: %q\n", g.Name, fe.QuestionID, fe.Reason, clipText(fe.Text, 160))

@@ -3,6 +3,7 @@ package evaluate
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/bestofn/bestofn/jobs"
 )
@@ -54,12 +55,15 @@ type Group struct {
 	Baseline string `json:"baseline,omitempty"`
 }
 
-// Opponent is the reference system: an endpoint or a file of answers.
+// Opponent is the reference system: an endpoint, a file of answers, or one of the evaluated groups (e.g. the
+// baseline B of a ranked group, to compare R1..RK with one sample directly). A group that is the opponent is
+// not judged against itself.
 type Opponent struct {
-	// Name labels the opponent in reports; "" means "opponent".
+	// Name labels the opponent in reports; "" means the group's name, else "opponent".
 	Name        string    `json:"name,omitempty"`
 	Endpoint    *Endpoint `json:"endpoint,omitempty"`
 	AnswersFile string    `json:"answers_file,omitempty"`
+	Group       string    `json:"group,omitempty"`
 }
 
 // RewardModelRef names a reward model: a registered one (Name, Version 0 for the latest) or a directory on the
@@ -190,8 +194,22 @@ func (p *Params) check() ([]string, error) {
 			}
 		}
 	}
-	if (p.Opponent.Endpoint == nil) == (p.Opponent.AnswersFile == "") {
-		return nil, paramErr("opponent", "needs exactly one of endpoint and answers_file")
+	sources := 0
+	for _, set := range []bool{p.Opponent.Endpoint != nil, p.Opponent.AnswersFile != "", p.Opponent.Group != ""} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return nil, paramErr("opponent", "needs exactly one of endpoint, answers_file and group")
+	}
+	if g := p.Opponent.Group; g != "" {
+		if !seen[g] {
+			return nil, paramErr("opponent.group", "names no group (groups: %s)", strings.Join(names, ", "))
+		}
+		if len(names) == 1 {
+			return nil, paramErr("opponent.group", "is the only group: nothing is left to compare with it")
+		}
 	}
 	if p.Opponent.Endpoint != nil {
 		if err := p.Opponent.Endpoint.validate("opponent.endpoint"); err != nil {
@@ -239,6 +257,9 @@ func (r *RewardModelRef) check(field string) error {
 func (p *Params) opponentName() string {
 	if p.Opponent.Name != "" {
 		return p.Opponent.Name
+	}
+	if p.Opponent.Group != "" {
+		return p.Opponent.Group
 	}
 	return "opponent"
 }

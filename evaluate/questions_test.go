@@ -111,10 +111,14 @@ func TestValidateParams(t *testing.T) {
 		{`{"questions_file": "f", "groups": [{"name": "R", "k": 3, "endpoint": {"provider": "ollama", "base_url": "http://h:1", "model": "m"}}], "opponent": {"answers_file": "b"}, "judges": {"rules": {}}}`, "groups[0].endpoint"},
 		{`{"questions_file": "f", "groups": [{"name": "B", "endpoint": {"base_url": "ftp://x", "model": "m"}}], "opponent": {"answers_file": "b"}, "judges": {"rules": {}}}`, "groups[0].endpoint.base_url"},
 		{`{"questions_file": "f", "groups": [{"name": "B", "answers_file": "a"}], "opponent": {"answers_file": "b"}, "judges": {"reward": {}}}`, "judges.reward"},
+		{`{"questions_file": "f", "groups": [{"name": "B", "answers_file": "a"}], "opponent": {"answers_file": "b"}, "judges": {"reward": {"path": "/nonexistent"}}}`, "judges.reward.path"},
 		{`{"questions_file": "f", "language": "fr", "groups": [{"name": "B", "answers_file": "a"}], "opponent": {"answers_file": "b"}, "judges": {"rules": {}}}`, "language"},
 		{`{"questions_file": "f", "language": "zh", "groups": [{"name": "B", "answers_file": "a"}], "opponent": {"answers_file": "b"}, "judges": {"rules": {}}}`, "translator"},
 		{`{"questions_file": "f", "groups": [{"name": "B", "answers_file": "a", "k": 2}], "opponent": {"answers_file": "b"}, "judges": {"rules": {}}}`, "groups[0].endpoint"},
 		{`{"questions_file": "f", "surprise": 1}`, "surprise"},
+		{`{"questions_file": "f", "groups": [{"name": "B", "answers_file": "a"}, {"name": "C", "answers_file": "c"}], "opponent": {"group": "D"}, "judges": {"rules": {}}}`, "opponent.group"},
+		{`{"questions_file": "f", "groups": [{"name": "B", "answers_file": "a"}], "opponent": {"group": "B"}, "judges": {"rules": {}}}`, "opponent.group"},
+		{`{"questions_file": "f", "groups": [{"name": "B", "answers_file": "a"}], "opponent": {"group": "B", "answers_file": "c"}, "judges": {"rules": {}}}`, "opponent"},
 	}
 	for _, c := range bad {
 		err := (Type{}).Validate(t.Context(), json.RawMessage(c.params), nil)

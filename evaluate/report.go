@@ -56,6 +56,9 @@ type QuestionsInfo struct {
 // SystemInfo are statistics of one system's answers.
 type SystemInfo struct {
 	Name string `json:"name"`
+	// Source says where the answers came from, e.g. "llama-gpt4:r1 at http://host/v1, rank 1 of 5 (ranked by
+	// server)", "file file-abc".
+	Source string `json:"source"`
 	// Answers counts questions answered; Missing those without an answer.
 	Answers int `json:"answers"`
 	Missing int `json:"missing"`
@@ -88,6 +91,10 @@ type JudgeReport struct {
 	CI95       *evalstats.Interval  `json:"ci95"`
 	WinTieLoss evalstats.WinTieLoss `json:"win_tie_loss"`
 	ByCategory []evalstats.Category `json:"by_category"`
+	// OrderAgreement is, for the LLM judge in both orders, the share of pairs read in both orders whose two
+	// readings agree on the winner (or tie); BothOrders counts those pairs. A low agreement is position bias.
+	BothOrders     int      `json:"both_orders,omitempty"`
+	OrderAgreement *float64 `json:"order_agreement,omitempty"`
 	// FailureExamples are up to three parse failures with the judge's raw text.
 	FailureExamples []FailureExample `json:"failure_examples,omitempty"`
 }
@@ -136,7 +143,7 @@ func (ev *evaluation) buildReport(judges []judge.Judge) (*Report, error) {
 		if q.Reference != "" {
 			rep.Questions.WithReference++
 		}
-		if len(q.instructions) > 0 || (ev.p.Judges.Rules != nil && ev.p.Judges.Rules.FromText && len(rules.FromText(q.Text)) > 0) {
+		if len(ev.instructions(q)) > 0 {
 			rep.Questions.WithRules++
 		}
 	}
@@ -164,7 +171,7 @@ func (ev *evaluation) buildReport(judges []judge.Judge) (*Report, error) {
 }
 
 func (ev *evaluation) systemInfo(name, source string) SystemInfo {
-	si := SystemInfo{Name: name}
+	si := SystemInfo{Name: name, Source: ev.describe(source)}
 	var refs, preds []string
 	var acc rules.Accuracy
 	words, chars := 0, 0
@@ -181,11 +188,7 @@ func (ev *evaluation) systemInfo(name, source string) SystemInfo {
 			refs = append(refs, q.Reference)
 			preds = append(preds, a)
 		}
-		ins := q.instructions
-		if len(ins) == 0 && ev.p.Judges.Rules != nil && ev.p.Judges.Rules.FromText {
-			ins = rules.FromText(ev.question(q))
-		}
-		acc.Add(rules.Evaluate(ins, a))
+		acc.Add(rules.Evaluate(ev.instructions(q), a))
 	}
 	if si.Answers > 0 {
 		si.MeanWords = float64(words) / float64(si.Answers)
@@ -206,8 +209,47 @@ func (ev *evaluation) systemInfo(name, source string) SystemInfo {
 	return si
 }
 
+// describe says where a system's answers come from.
+func (ev *evaluation) describe(source string) string {
+	at := func(ep *Endpoint) string { return ep.Model + " at " + ep.BaseURL }
+	if source == "opponent" {
+		if g := ev.p.Opponent.Group; g != "" {
+			return "group " + g + ": " + ev.describe(g)
+		}
+		if ev.p.Opponent.Endpoint != nil {
+			return at(ev.p.Opponent.Endpoint)
+		}
+		return "file " + ev.p.Opponent.AnswersFile
+	}
+	for _, g := range ev.p.Groups {
+		switch {
+		case g.K == 0 && g.Name == source && g.Endpoint != nil:
+			return at(g.Endpoint)
+		case g.K == 0 && g.Name == source:
+			return "file " + g.AnswersFile
+		case g.K > 0 && (source == g.Baseline || isRank(source, g.Name, g.K)):
+			rankedBy := "server"
+			for _, q := range ev.qs {
+				if raw, ok := ev.answers.Get("ranked:" + g.Name + "/" + q.ID); ok {
+					var rec answerRecord
+					if json.Unmarshal(raw, &rec) == nil && rec.RankedBy != "" {
+						rankedBy = rec.RankedBy
+						break
+					}
+				}
+			}
+			if source == g.Baseline {
+				return fmt.Sprintf("%s, the first-sampled of %d candidates", at(g.Endpoint), g.K)
+			}
+			return fmt.Sprintf("%s, rank %s of %d (ranked by %s)", at(g.Endpoint), strings.TrimPrefix(source, g.Name), g.K, rankedBy)
+		}
+	}
+	return source
+}
+
 func (ev *evaluation) judgeReport(judgeName, group string) (*JudgeReport, error) {
 	jr := &JudgeReport{}
+	agree := 0
 	var model, opp []float64
 	var cats []string
 	for _, q := range ev.qs {
@@ -218,6 +260,12 @@ func (ev *evaluation) judgeReport(judgeName, group string) (*JudgeReport, error)
 		var row judgmentRow
 		if err := json.Unmarshal(raw, &row); err != nil {
 			return nil, fmt.Errorf("evaluate: judgment %s/%s/%s: %w", judgeName, group, q.ID, err)
+		}
+		if len(row.Orders) == 2 && row.Orders[0].OK && row.Orders[1].OK {
+			jr.BothOrders++
+			if sign(row.Orders[0].Model-row.Orders[0].Opponent) == sign(row.Orders[1].Model-row.Orders[1].Opponent) {
+				agree++
+			}
 		}
 		switch {
 		case row.OK:
@@ -250,7 +298,21 @@ func (ev *evaluation) judgeReport(judgeName, group string) (*JudgeReport, error)
 	if jr.Relative.N == 0 {
 		jr.Relative.Ratio = evalstats.Ratio(math.NaN())
 	}
+	if jr.BothOrders > 0 {
+		a := float64(agree) / float64(jr.BothOrders)
+		jr.OrderAgreement = &a
+	}
 	return jr, nil
+}
+
+func sign(v float64) int {
+	switch {
+	case v > 1e-9:
+		return 1
+	case v < -1e-9:
+		return -1
+	}
+	return 0
 }
 
 func clipText(s string, n int) string {
@@ -267,7 +329,8 @@ func (ev *evaluation) publish(ctx context.Context, rep *Report) error {
 		var bars []evalplot.Bar
 		for _, g := range rep.Groups {
 			jr := g.Judges[j]
-			b := evalplot.Bar{Group: g.Name, Percent: 100 * float64(jr.Relative.Ratio), Low: math.NaN(), High: math.NaN()}
+			b := evalplot.Bar{Group: g.Name, Percent: 100 * float64(jr.Relative.Ratio), Low: math.NaN(), High: math.NaN(),
+				Note: fmt.Sprintf("judged %d/%d", jr.Judged, rep.Questions.Count)}
 			if jr.CI95 != nil {
 				b.Low, b.High = 100*float64(jr.CI95.Low), 100*float64(jr.CI95.High)
 			}
@@ -365,7 +428,11 @@ func (ev *evaluation) dumpAnswers() []byte {
 			if g == "opponent" {
 				r.Group = ev.p.opponentName()
 			}
-			if c, ok := ev.rankedCandidate(g, q); ok {
+			src := g
+			if g == "opponent" && ev.p.Opponent.Group != "" {
+				src = ev.p.Opponent.Group
+			}
+			if c, ok := ev.rankedCandidate(src, q); ok {
 				r.Rank, r.Score = c.Rank, c.Score
 			}
 			enc.Encode(r)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bestofn/bestofn/judge"
 	"github.com/bestofn/bestofn/reward"
+	"github.com/bestofn/bestofn/rules"
 )
 
 // rowStore is the per-item output the evaluation resumes from (jobs.Output satisfies it).
@@ -104,7 +105,11 @@ func run(ctx context.Context, p Params, e env) (*Report, error) {
 	}
 	ev := &evaluation{p: p, env: e, files: map[string]map[string]string{}}
 	defer ev.close()
-	ev.groups = reportOrder(p, names)
+	for _, g := range reportOrder(p, names) {
+		if g != p.Opponent.Group {
+			ev.groups = append(ev.groups, g)
+		}
+	}
 	if ev.qs, err = ev.loadQuestions(ctx); err != nil {
 		return nil, err
 	}
@@ -264,8 +269,11 @@ func (ev *evaluation) translate(ctx context.Context) error {
 			ev.step()
 			return nil
 		}
-		zero := 0.0
-		text, raw, err := c.Chat(ctx, "", fmt.Sprintf(TranslatePrompt, q.Text), judge.ChatOptions{Temperature: zero, MaxTokens: 1024})
+		maxTokens := ep.MaxTokens
+		if maxTokens == 0 {
+			maxTokens = 1024
+		}
+		text, raw, err := c.Chat(ctx, "", fmt.Sprintf(TranslatePrompt, q.Text), judge.ChatOptions{Temperature: 0, MaxTokens: maxTokens})
 		if err != nil {
 			return fmt.Errorf("evaluate: translate question %s: %w", q.ID, err)
 		}
@@ -415,6 +423,9 @@ func rankCandidates(cs []candidate) {
 // answer returns a group's (or the opponent's) answer to a question, false when there is none.
 func (ev *evaluation) answer(group string, q Question) (string, bool) {
 	if group == "opponent" {
+		if g := ev.p.Opponent.Group; g != "" {
+			return ev.answer(g, q)
+		}
 		if m, ok := ev.files["opponent"]; ok {
 			a, ok := m[q.ID]
 			return a, ok
@@ -487,6 +498,18 @@ type namedClient struct {
 	c    *client
 }
 
+// instructions are a question's verifiable instructions: the row's, or with the rules judge's from_text those
+// stated in its (original, untranslated) words.
+func (ev *evaluation) instructions(q Question) []rules.Instruction {
+	if len(q.instructions) > 0 {
+		return q.instructions
+	}
+	if r := ev.p.Judges.Rules; r != nil && r.FromText {
+		return rules.FromText(q.Text)
+	}
+	return nil
+}
+
 // makeJudges builds the configured judges in a fixed order: llm, reward, rules.
 func (ev *evaluation) makeJudges(ctx context.Context) ([]judge.Judge, error) {
 	var js []judge.Judge
@@ -509,7 +532,7 @@ func (ev *evaluation) makeJudges(ctx context.Context) ([]judge.Judge, error) {
 		js = append(js, &judge.Reward{Scorer: m})
 	}
 	if r := ev.p.Judges.Rules; r != nil {
-		js = append(js, &judge.Rules{FromText: r.FromText})
+		js = append(js, &judge.Rules{}) // instructions come with each pair (see instructions)
 	}
 	return js, nil
 }
@@ -556,7 +579,7 @@ func (ev *evaluation) judgeAll(ctx context.Context, judges []judge.Judge) error 
 			v = judge.Verdict{Judge: it.j.Name(), Failure: "missing answer"}
 		} else {
 			var err error
-			v, err = it.j.Judge(ctx, judge.Pair{Question: ev.question(it.q), Model: model, Opponent: opp, Instructions: it.q.instructions})
+			v, err = it.j.Judge(ctx, judge.Pair{Question: ev.question(it.q), Model: model, Opponent: opp, Instructions: ev.instructions(it.q)})
 			if err != nil {
 				return fmt.Errorf("evaluate: judge %s, group %s, question %s: %w", it.j.Name(), it.group, it.q.ID, err)
 			}

@@ -21,5 +21,13 @@
 // # Stores
 //
 // Store is implemented by package jobs/sqlitestore (embedded, pure Go, WAL; the default) and jobs/pgstore
-// (PostgreSQL, several replicas sharing one queue; claims with FOR UPDATE SKIP LOCKED).
+// (PostgreSQL, several replicas sharing one queue; claims with FOR UPDATE SKIP LOCKED), both over the same SQL
+// (jobs/internal/sqlstore) and both checked by the conformance suite jobs/storetest. Package jobs/jobstore opens
+// the store a --store flag names.
+//
+// # Testing job types
+//
+// Package jobs/jobstest runs a Type end to end on a real SQLite store in a temporary directory and can crash
+// the Service in the middle of a job (Service.Kill) to check that the type resumes without duplicating work.
+// Count (type "count") is the built-in type for tests and demos.
 package jobs

@@ -38,11 +38,16 @@ func (c *countedType) Run(ctx context.Context, run *jobs.Run) error {
 	return out.Append("only", map[string]string{"job": run.Job().ID})
 }
 
-// TestTwoServicesOnePostgres runs N jobs on two Services (two replicas) sharing one PostgreSQL store: each job
-// runs exactly once, and both replicas take part.
-func TestTwoServicesOnePostgres(t *testing.T) {
+// TestPostgres runs Services on a PostgreSQL cluster the test starts.
+func TestPostgres(t *testing.T) {
 	pg := jobstest.StartPostgres(t)
-	dsn := pg.NewDatabase(t)
+	t.Run("TwoServicesOneStore", func(t *testing.T) { testTwoServicesOneStore(t, pg.NewDatabase(t)) })
+	t.Run("KillAndResume", func(t *testing.T) { testKillAndResumeOnPostgres(t, pg.NewDatabase(t)) })
+}
+
+// testTwoServicesOneStore runs N jobs on two Services (two replicas) sharing one PostgreSQL store: each job runs
+// exactly once, and both replicas take part.
+func testTwoServicesOneStore(t *testing.T, dsn string) {
 	dataDir := t.TempDir()
 	typ := &countedType{runs: map[string]int{}}
 	var services []*jobs.Service
@@ -97,11 +102,9 @@ func TestTwoServicesOnePostgres(t *testing.T) {
 	t.Logf("jobs per replica: %v", owners)
 }
 
-// TestKillAndResumeOnPostgres kills one replica in the middle of a job; the other reclaims the job once the
+// testKillAndResumeOnPostgres kills one replica in the middle of a job; the other reclaims the job once the
 // lease expires and finishes it with the same results as an uninterrupted run.
-func TestKillAndResumeOnPostgres(t *testing.T) {
-	pg := jobstest.StartPostgres(t)
-	dsn := pg.NewDatabase(t)
+func testKillAndResumeOnPostgres(t *testing.T, dsn string) {
 	dataDir := t.TempDir()
 	open := func(owner string) *jobs.Service {
 		st, err := pgstore.Open(context.Background(), dsn)

@@ -16,49 +16,34 @@ import (
 	"time"
 
 	"github.com/bestofn/bestofn/jobs"
-	"github.com/bestofn/bestofn/jobs/sqlitestore"
+	"github.com/bestofn/bestofn/jobs/jobstest"
 )
 
-// env is a data directory with a SQLite store, on which tests start Services.
+// env is a data directory with a SQLite store (and an idle Service), on which tests start Services.
 type env struct {
-	t     *testing.T
-	dir   string
-	store jobs.Store
+	*jobstest.Env
+	dir string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, sqlitestore.DefaultFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return &env{t: t, dir: dir, store: st}
-}
-
-// service starts a Service on the env with a short lease; edit adjusts its Config.
-func (e *env) service(edit func(*jobs.Config)) *jobs.Service {
-	e.t.Helper()
-	cfg := jobs.Config{
-		Store:    e.store,
-		DataDir:  e.dir,
+	e := jobstest.New(t, jobs.Config{
 		Types:    []jobs.Type{jobs.Count{}, copyType{}},
 		Lease:    800 * time.Millisecond,
 		Purposes: []jobs.Purpose{{Name: "instructions", ValidateLine: jobs.JSONObjectLine("instruction", "output")}},
-	}
-	if edit != nil {
-		edit(&cfg)
-	}
-	s, err := jobs.New(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { s.Close() })
-	return s
+		Workers:  -1,
+	})
+	return &env{Env: e, dir: e.Dir}
+}
+
+// service starts a Service on the env, with workers unless edit says otherwise.
+func (e *env) service(edit func(*jobs.Config)) *jobs.Service {
+	return e.Another(func(c *jobs.Config) {
+		c.Workers = 1
+		if edit != nil {
+			edit(c)
+		}
+	})
 }
 
 func waitJob(t *testing.T, s *jobs.Service, id string) jobs.Job {

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -193,4 +195,69 @@ func TestLeaseLost(t *testing.T) {
 		t.Errorf("%d rows, want 60", len(rows))
 	}
 	first.Close()
+}
+
+// republishType publishes "out.txt" on every attempt and, on the first, waits to be killed; the content is the
+// same on every attempt unless change is set.
+type republishType struct{ change bool }
+
+func (r republishType) Name() string {
+	if r.change {
+		return "republish-changed"
+	}
+	return "republish"
+}
+
+func (republishType) Validate(ctx context.Context, params json.RawMessage, files jobs.FileChecker) error {
+	return nil
+}
+
+func (r republishType) Run(ctx context.Context, run *jobs.Run) error {
+	content := "same"
+	if r.change {
+		content = "attempt " + strconv.Itoa(run.Job().Attempts)
+	}
+	if _, err := run.PublishFile(ctx, "out.txt", jobs.PurposeResults, strings.NewReader(content)); err != nil {
+		return err
+	}
+	if run.Job().Attempts == 1 {
+		run.Progress(1, 1, "files")
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func TestPublishIsIdempotentAcrossAttempts(t *testing.T) {
+	env := jobstest.New(t, jobs.Config{Types: []jobs.Type{republishType{}, republishType{change: true}}, Lease: 400 * time.Millisecond})
+	for _, typ := range []string{"republish", "republish-changed"} {
+		j := env.Submit(typ, `{}`)
+		first := env.WaitUntil(j.ID, func(j jobs.Job) bool { return j.Progress.Done == 1 && len(j.Outputs) == 1 })
+		env.Crash()
+		j = env.Wait(j.ID)
+		if j.Status != jobs.StatusSucceeded || len(j.Outputs) != 1 {
+			t.Fatalf("%s: %s, outputs %v", typ, j.Status, j.Outputs)
+		}
+		files, _ := env.Service.Files(context.Background(), jobs.PurposeResults)
+		var mine int
+		for _, f := range files {
+			if f.JobID == j.ID {
+				mine++
+			}
+		}
+		got := string(env.ReadFile(j.Outputs[0]))
+		switch typ {
+		case "republish":
+			if j.Outputs[0] != first.Outputs[0] || got != "same" || mine != 1 {
+				t.Errorf("same content republished: outputs %v then %v, %q, %d files", first.Outputs, j.Outputs, got, mine)
+			}
+		default:
+			if j.Outputs[0] == first.Outputs[0] || got != "attempt 2" || mine != 1 {
+				t.Errorf("new content republished: outputs %v then %v, %q, %d files", first.Outputs, j.Outputs, got, mine)
+			}
+			if _, err := os.Stat(filepath.Join(env.Dir, "files", first.Outputs[0])); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the replaced output's content is still there: %v", err)
+			}
+		}
+	}
 }

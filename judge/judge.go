@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/bestofn/bestofn/rules"
 )
@@ -134,7 +135,7 @@ func (j *LLM) Judge(ctx context.Context, p Pair) (Verdict, error) {
 		}
 	}
 	if ok == 0 {
-		v.Failure = fmt.Sprint(failures)
+		v.Failure = strings.Join(failures, "; ")
 		return v, nil
 	}
 	v.OK = true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -138,3 +139,13 @@ func ReadAnswers(r io.Reader) ([]AnswerRow, error) {
 
 // promptKey matches prompts across files: trimmed text.
 func promptKey(s string) string { return strings.TrimSpace(s) }
+
+// ReadABLogFile reads the A/B log at path (see ReadABLog).
+func ReadABLogFile(path string) (recs []ABRecord, skipped int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("pipeline: A/B log: %w", err)
+	}
+	defer f.Close()
+	return ReadABLog(f)
+}

@@ -189,6 +189,8 @@ func BuildABReport(ctx context.Context, cfg ABReportConfig) (*ABReport, error) {
 	if cfg.Progress != nil {
 		cfg.Progress(int(done.Load()), len(sel))
 	}
+	var failedMu sync.Mutex
+	failed := map[string]json.RawMessage{} // ratings whose request failed
 	judge := func(ctx context.Context, pi int) error {
 		i := pending[pi]
 		rec := cfg.Records[i]
@@ -196,7 +198,14 @@ func BuildABReport(ctx context.Context, cfg ABReportConfig) (*ABReport, error) {
 		if err != nil {
 			return err
 		}
-		if err := store.Append(strconv.Itoa(i), abRating{Record: i, Variant: rec.Variant, Score: set.Scores[0], Ratings: set}); err != nil {
+		rating := abRating{Record: i, Variant: rec.Variant, Score: set.Scores[0], Ratings: set}
+		if len(set.Judgments) > 0 && set.Judgments[0].Failure == "request" {
+			// Not stored: a resumed report asks again. This report counts the answer unjudged.
+			b, _ := json.Marshal(rating)
+			failedMu.Lock()
+			failed[strconv.Itoa(i)] = b
+			failedMu.Unlock()
+		} else if err := store.Append(strconv.Itoa(i), rating); err != nil {
 			return err
 		}
 		n := done.Add(1)
@@ -226,7 +235,10 @@ func BuildABReport(ctx context.Context, cfg ABReportConfig) (*ABReport, error) {
 	var latencies = map[string][]float64{}
 	for _, i := range sel {
 		rec := cfg.Records[i]
-		raw, _ := store.Get(strconv.Itoa(i))
+		raw, ok := store.Get(strconv.Itoa(i))
+		if !ok {
+			raw = failed[strconv.Itoa(i)]
+		}
 		var r abRating
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return nil, fmt.Errorf("pipeline: stored rating %d: %w", i, err)
@@ -264,6 +276,9 @@ func BuildABReport(ctx context.Context, cfg ABReportConfig) (*ABReport, error) {
 		if v.Unjudged > 0 {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d %s answers could not be judged (see the ratings for the raw judgments)", v.Unjudged, v.Variant))
 		}
+	}
+	if len(failed) > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d ratings failed on request errors (the job's events say why); resuming or retrying the report asks them again", len(failed)))
 	}
 	t, c := scores[cfg.Treatment], scores[cfg.Control]
 	if len(t) > 0 && len(c) > 0 {
@@ -638,8 +653,9 @@ type ABReportParams struct {
 	Judge   string          `json:"judge,omitempty"`
 	Teacher *teacher.Config `json:"teacher,omitempty"`
 	Scorer  *ScorerSpec     `json:"scorer,omitempty"`
-	// RatingTemperature of the teacher's ratings (nil: 0).
+	// RatingTemperature (nil: 0) and RatingMaxTokens (0: 256) of the teacher's ratings.
 	RatingTemperature *float64 `json:"rating_temperature,omitempty"`
+	RatingMaxTokens   int      `json:"rating_max_tokens,omitempty"`
 	// MetricsURL is the server to scrape for latency histograms; "" uses the log's latency fields, if any.
 	MetricsURL string `json:"metrics_url,omitempty"`
 	// Seed seeds the bootstrap.
@@ -655,8 +671,8 @@ func (p *ABReportParams) check() error {
 			return paramErr("since", "must be an RFC 3339 time: %v", err)
 		}
 	}
-	if p.Limit < 0 {
-		return paramErr("limit", "must be >= 0")
+	if p.Limit < 0 || p.RatingMaxTokens < 0 {
+		return paramErr("limit", "limit and rating_max_tokens must be >= 0")
 	}
 	if p.MetricsURL != "" {
 		if u, err := url.Parse(p.MetricsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
@@ -698,6 +714,41 @@ func (t abReportType) Run(ctx context.Context, run *jobs.Run) error {
 	return abReportJob(ctx, jobRun{run}, t.opts)
 }
 
+// ABReportFor is the A/B report the admin API's GET /admin/v1/ab/report returns: p as an ab-report job takes
+// it (its ab_log a path on the server), judged and returned at once instead of queued. The ratings are kept in
+// memory only.
+func ABReportFor(ctx context.Context, p ABReportParams, opts Options) (*ABReport, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	recs, skipped, err := ReadABLogFile(p.ABLog)
+	if err != nil {
+		return nil, err
+	}
+	cfg, closeRater, err := p.config(ctx, nil, opts, recs, skipped, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer closeRater()
+	return BuildABReport(ctx, cfg)
+}
+
+// config is the report's configuration from the params, with the rater opened (close it after).
+func (p ABReportParams) config(ctx context.Context, r runner, opts Options, recs []ABRecord, skipped int, events teacher.EventFunc) (ABReportConfig, func() error, error) {
+	cfg := ABReportConfig{Records: recs, Skipped: skipped, Model: p.Model, Treatment: p.Treatment, Control: p.Control,
+		Limit: p.Limit, MetricsURL: p.MetricsURL, Seed: p.Seed}
+	if p.Since != "" {
+		cfg.Since, _ = time.Parse(time.RFC3339, p.Since)
+	}
+	rater, closeRater, workers, err := openRater(ctx, r, RaterSpec{Judge: p.Judge, Teacher: p.Teacher, Scorer: p.Scorer,
+		RatingTemperature: p.RatingTemperature, RatingMaxTokens: p.RatingMaxTokens}, opts, events)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.Rater, cfg.Workers = rater, workers
+	return cfg, closeRater, nil
+}
+
 func abReportJob(ctx context.Context, r runner, opts Options) error {
 	var p ABReportParams
 	if err := decode(r.Job().Params, &p); err != nil {
@@ -712,26 +763,11 @@ func abReportJob(ctx context.Context, r runner, opts Options) error {
 	if err != nil {
 		return jobFailed("invalid_input", "ab_log: %v", err)
 	}
-	cfg := ABReportConfig{Records: recs, Skipped: skipped, Model: p.Model, Treatment: p.Treatment, Control: p.Control,
-		Limit: p.Limit, MetricsURL: p.MetricsURL, Seed: p.Seed, Workers: 1}
-	if p.Since != "" {
-		cfg.Since, _ = time.Parse(time.RFC3339, p.Since)
+	cfg, closeRater, err := p.config(ctx, r, opts, recs, skipped, jobEvents(r))
+	if err != nil {
+		return jobFailed("invalid_input", "%v", err)
 	}
-	if p.Judge == "scorer" {
-		s, closeFn, err := opts.openScorer(ctx, r, *p.Scorer)
-		if err != nil {
-			return jobFailed("invalid_input", "scorer: %v", err)
-		}
-		defer closeFn()
-		cfg.Rater = &ScorerRater{Scorer: s, Name: p.Scorer.Kind}
-	} else {
-		cl, err := newTeacher(r, "teacher", *p.Teacher)
-		if err != nil {
-			return err
-		}
-		cfg.Rater = &TeacherRater{Client: cl, Temperature: p.RatingTemperature}
-		cfg.Workers = cl.Concurrency()
-	}
+	defer closeRater()
 	if cfg.Ratings, err = r.Output("ratings"); err != nil {
 		return err
 	}
@@ -744,6 +780,10 @@ func abReportJob(ctx context.Context, r runner, opts Options) error {
 	if err != nil {
 		return err
 	}
+	fig, err := ABReportPlot(rep)
+	if err != nil {
+		return err
+	}
 	var ratings bytes.Buffer
 	for _, k := range cfg.Ratings.Keys() {
 		raw, _ := cfg.Ratings.Get(k)
@@ -753,7 +793,8 @@ func abReportJob(ctx context.Context, r runner, opts Options) error {
 	for _, f := range []struct {
 		name string
 		body []byte
-	}{{"report.json", append(js, '\n')}, {"report.md", []byte(ABReportMarkdown(rep))}, {"ratings.jsonl", ratings.Bytes()}} {
+	}{{"report.json", append(js, '\n')}, {"report.md", []byte(ABReportMarkdown(rep))}, {"report.svg", fig.SVG}, {"report.png", fig.PNG},
+		{"ratings.jsonl", ratings.Bytes()}} {
 		if _, err := r.PublishFile(ctx, f.name, "results", bytes.NewReader(f.body)); err != nil {
 			return fmt.Errorf("pipeline: publish %s: %w", f.name, err)
 		}

@@ -36,6 +36,8 @@ type SourceSpec struct {
 	Endpoint *teacher.Config `json:"endpoint,omitempty"`
 	// K is the candidates per prompt; 0 means the job's k.
 	K int `json:"k,omitempty"`
+	// Extra holds more body fields for the source's requests (kinds openai and bestofn).
+	Extra map[string]any `json:"extra,omitempty"`
 	// File is an answers file id, Path a path on the server (kind "file").
 	File string `json:"file,omitempty"`
 	Path string `json:"path,omitempty"`
@@ -115,6 +117,9 @@ func (p *FeedbackParams) check() error {
 			}
 			if s.Kind == SourceOllama {
 				s.Endpoint.Provider = teacher.ProviderOllama
+				if len(s.Extra) > 0 {
+					return paramErr(f+".extra", "extra body fields need the OpenAI API")
+				}
 			} else if s.Endpoint.Provider == teacher.ProviderOllama {
 				return paramErr(f+".endpoint.provider", "kind %q speaks the OpenAI API", s.Kind)
 			}
@@ -230,11 +235,14 @@ type FeedbackResult struct {
 	Candidates int `json:"candidates"`
 	Rated      int `json:"rated"`
 	// UnparseableRatings counts judgments whose text held no score; RatingRequestFailures those whose request
-	// failed; Unrated the candidates left without a score (kept in rating_failures.jsonl).
+	// failed; Unrated the candidates of rated prompts left without a score (kept in rating_failures.jsonl).
 	UnparseableRatings    int `json:"unparseable_ratings"`
 	RatingRequestFailures int `json:"rating_request_failures"`
 	Unrated               int `json:"unrated"`
-	// SourceFailures counts failed candidate requests.
+	// FailedPrompts counts prompts left out because a candidate or rating request failed (kept in
+	// failures.jsonl; a retry of the job asks them again); SourceFailures and RatingRequestFailures count
+	// those requests.
+	FailedPrompts  int `json:"failed_prompts"`
 	SourceFailures int `json:"source_failures"`
 	Comparisons    int `json:"comparisons"`
 	Pairs          int `json:"pairs"`
@@ -313,10 +321,12 @@ func openFileOrPath(ctx context.Context, r runner, ref string) (interface {
 	return os.Open(ref)
 }
 
-// feedbackPrompt is a prompt with the candidates that come from files and the log.
+// feedbackPrompt is a prompt with the candidates that come from the log and from answer files (by source
+// index).
 type feedbackPrompt struct {
 	in    Instruction
 	fixed []Candidate
+	files map[int][]Candidate
 }
 
 func feedback(ctx context.Context, r runner, opts Options) error {
@@ -328,9 +338,14 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 	if err != nil {
 		return err
 	}
-	rater, closeRater, workers, err := openRater(ctx, r, opts, p)
+	judge := "teacher"
+	if p.Rater == "scorer" {
+		judge = "scorer"
+	}
+	rater, closeRater, workers, err := openRater(ctx, r, RaterSpec{Judge: judge, Teacher: p.Teacher, Scorer: p.Scorer, Mode: p.Mode,
+		RatingTemperature: p.RatingTemperature, RatingMaxTokens: p.RatingMaxTokens}, opts, jobEvents(r))
 	if err != nil {
-		return err
+		return jobFailed("invalid_input", "%v", err)
 	}
 	defer closeRater()
 	clients := make([]*teacher.Client, len(p.Sources))
@@ -341,8 +356,15 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 		if clients[i], err = newTeacher(r, "sources."+strconv.Itoa(i)+".endpoint", *s.Endpoint); err != nil {
 			return err
 		}
+		if judge == "scorer" {
+			workers = max(workers, clients[i].Concurrency()) // a scorer is quick: the sources set the pace
+		}
 	}
 	items, err := r.Output("items")
+	if err != nil {
+		return err
+	}
+	failures, err := r.Output("failures")
 	if err != nil {
 		return err
 	}
@@ -364,8 +386,15 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if err := items.Append(strconv.Itoa(i), row); err != nil {
-			return err
+		// A prompt with a failed request is kept as a failure, not as done: the next attempt asks it again.
+		// (A rating that parsed to nothing is final: the rater answered.)
+		if requestFailed(row) {
+			err = appendFailure(failures, strconv.Itoa(i), row)
+		} else {
+			err = items.Append(strconv.Itoa(i), row)
+		}
+		if err != nil {
+			return fmt.Errorf("pipeline: store prompt %d: %w", i, err)
 		}
 		r.Progress(done.Add(1), int64(len(prompts)), "prompts")
 		return nil
@@ -373,7 +402,22 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 	if err := runPool(ctx, workers, len(pending), work); err != nil {
 		return err
 	}
-	return finishFeedback(ctx, r, p, rater, clients, len(prompts), items)
+	return finishFeedback(ctx, r, p, rater, clients, len(prompts), items, failures)
+}
+
+// requestFailed reports whether a candidate or rating request of the row failed.
+func requestFailed(row FeedbackRow) bool {
+	for _, c := range row.Calls {
+		if c.Kind != "" {
+			return true
+		}
+	}
+	for _, j := range row.Ratings.Judgments {
+		if j.Failure == "request" {
+			return true
+		}
+	}
+	return false
 }
 
 // loadFeedbackPrompts reads the prompts (input file, else the A/B log's prompts) and attaches the fixed
@@ -452,7 +496,10 @@ func loadFeedbackPrompts(ctx context.Context, r runner, p *FeedbackParams) ([]fe
 				continue
 			}
 			counts[i]++
-			prompts[i].fixed = append(prompts[i].fixed, Candidate{Source: s.Name, Response: a.Answer})
+			if prompts[i].files == nil {
+				prompts[i].files = map[int][]Candidate{}
+			}
+			prompts[i].files[si] = append(prompts[i].files[si], Candidate{Source: s.Name, Response: a.Answer})
 		}
 	}
 	if p.Limit > 0 && len(prompts) > p.Limit {
@@ -462,29 +509,6 @@ func loadFeedbackPrompts(ctx context.Context, r runner, p *FeedbackParams) ([]fe
 		return nil, jobFailed("invalid_input", "no prompts")
 	}
 	return prompts, nil
-}
-
-// openRater builds the job's rater and says how many prompts to work on at once.
-func openRater(ctx context.Context, r runner, opts Options, p FeedbackParams) (Rater, func() error, int, error) {
-	if p.Rater == "scorer" {
-		s, closeFn, err := opts.openScorer(ctx, r, *p.Scorer)
-		if err != nil {
-			return nil, nil, 0, jobFailed("invalid_input", "scorer: %v", err)
-		}
-		workers := 1
-		for _, src := range p.Sources {
-			if src.Endpoint != nil {
-				workers = max(workers, src.Endpoint.Concurrency, 4)
-			}
-		}
-		return &ScorerRater{Scorer: s, Name: p.Scorer.Kind}, closeFn, workers, nil
-	}
-	cl, err := newTeacher(r, "teacher", *p.Teacher)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	tr := &TeacherRater{Client: cl, Mode: p.Mode, Temperature: p.RatingTemperature, MaxTokens: p.RatingMaxTokens}
-	return tr, func() error { return nil }, cl.Concurrency(), nil
 }
 
 // feedbackItem makes and rates the candidates of prompt i.
@@ -497,10 +521,14 @@ func feedbackItem(ctx context.Context, p FeedbackParams, clients []*teacher.Clie
 	}
 	for si, s := range p.Sources {
 		if s.Kind == SourceFile {
+			row.Candidates = append(row.Candidates, fp.files[si]...)
 			continue
 		}
 		base := p.Seed + int64(i)*65536 + int64(si)*256
-		opts := teacher.Options{Temperature: p.Temperature, TopP: p.TopP, MaxTokens: p.MaxTokens}
+		opts := teacher.Options{Temperature: p.Temperature, TopP: p.TopP, MaxTokens: p.MaxTokens, Extra: map[string]any{}}
+		for k, v := range s.Extra {
+			opts.Extra[k] = v
+		}
 		record := func(seed int64, resp *teacher.Response, err error) bool {
 			call := SourceCall{Source: s.Name, Seed: ptr(seed)}
 			if err != nil {
@@ -514,7 +542,7 @@ func feedbackItem(ctx context.Context, p FeedbackParams, clients []*teacher.Clie
 		}
 		if s.Kind == SourceBestofn {
 			opts.Seed = ptr(base)
-			opts.Extra = map[string]any{"best_of": s.K, "return_candidates": true, "rerank": "none"}
+			opts.Extra["best_of"], opts.Extra["return_candidates"], opts.Extra["rerank"] = s.K, true, "none"
 			resp, err := clients[si].Chat(ctx, msgs, opts)
 			if ctx.Err() != nil {
 				return row, ctx.Err()
@@ -580,10 +608,18 @@ func bestofnCandidates(raw json.RawMessage) ([]string, error) {
 }
 
 // finishFeedback writes the outputs from the stored rows in prompt order.
-func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater, clients []*teacher.Client, n int, items RowStore) error {
+func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater, clients []*teacher.Client, n int, items, failures RowStore) error {
 	res := FeedbackResult{Prompts: n, BySource: map[string]SourceSummary{}, Rater: rater.Describe()}
 	sums := map[string]float64{}
-	var cmp, prefs, all, unrated bytes.Buffer
+	var cmp, prefs, all, unrated, failed bytes.Buffer
+	lastFailure := map[int]json.RawMessage{}
+	for _, k := range failures.Keys() {
+		raw, _ := failures.Get(k)
+		var row FeedbackRow
+		if json.Unmarshal(raw, &row) == nil {
+			lastFailure[row.Index] = raw
+		}
+	}
 	cost := func(u teacher.Usage, cl *teacher.Client) {
 		res.Usage.PromptTokens += u.PromptTokens
 		res.Usage.CompletionTokens += u.CompletionTokens
@@ -602,6 +638,23 @@ func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater
 	for i := range n {
 		raw, ok := items.Get(strconv.Itoa(i))
 		if !ok {
+			if fr, ok := lastFailure[i]; ok {
+				res.FailedPrompts++
+				failed.Write(fr)
+				failed.WriteByte('\n')
+				var row FeedbackRow
+				json.Unmarshal(fr, &row)
+				for _, c := range row.Calls {
+					if c.Kind != "" {
+						res.SourceFailures++
+					}
+				}
+				for _, j := range row.Ratings.Judgments {
+					if j.Failure == "request" {
+						res.RatingRequestFailures++
+					}
+				}
+			}
 			continue
 		}
 		var row FeedbackRow
@@ -666,8 +719,8 @@ func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater
 		}
 	}
 	if res.Rated == 0 {
-		return jobFailed("rating_failed", "no candidate was rated (%d candidates, %d unparseable ratings, %d failed rating requests)",
-			res.Candidates, res.UnparseableRatings, res.RatingRequestFailures)
+		return jobFailed("rating_failed", "no candidate was rated (%d candidates, %d failed candidate requests, %d unparseable ratings, %d failed rating requests; see the events and retry)",
+			res.Candidates, res.SourceFailures, res.UnparseableRatings, res.RatingRequestFailures)
 	}
 	for _, f := range []struct {
 		name, purpose string
@@ -677,6 +730,7 @@ func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater
 		{"preferences.jsonl", PurposePreferences, prefs.Bytes()},
 		{"items.jsonl", "results", all.Bytes()},
 		{"rating_failures.jsonl", "results", unrated.Bytes()},
+		{"failures.jsonl", "results", failed.Bytes()},
 	} {
 		if _, err := r.PublishFile(ctx, f.name, f.purpose, bytes.NewReader(f.body)); err != nil {
 			return fmt.Errorf("pipeline: publish %s: %w", f.name, err)

@@ -40,6 +40,9 @@ type GenerateParams struct {
 	Seed *int64 `json:"seed,omitempty"`
 	// Stop strings end an answer.
 	Stop []string `json:"stop,omitempty"`
+	// Extra holds more body fields for every answer request (OpenAI provider), e.g. {"best_of": 16} for a
+	// bestofn teacher that ranks many samples.
+	Extra map[string]any `json:"extra,omitempty"`
 }
 
 func (p *GenerateParams) check() error {
@@ -77,6 +80,9 @@ func (p *GenerateParams) check() error {
 	}
 	if p.MaxTokens == 0 {
 		p.MaxTokens = 512
+	}
+	if len(p.Extra) > 0 && p.Teacher.Provider == teacher.ProviderOllama {
+		return paramErr("extra", "extra body fields need the OpenAI provider")
 	}
 	return nil
 }
@@ -310,7 +316,7 @@ func generateData(ctx context.Context, r runner) error {
 				return err
 			}
 			msgs = append(msgs, teacher.Message{Role: "user", Content: prompt})
-			opts := teacher.Options{Temperature: p.Temperature, TopP: p.TopP, MaxTokens: p.MaxTokens, Stop: p.Stop}
+			opts := teacher.Options{Temperature: p.Temperature, TopP: p.TopP, MaxTokens: p.MaxTokens, Stop: p.Stop, Extra: p.Extra}
 			if p.Seed != nil {
 				opts.Seed = ptr(*p.Seed + int64(s))
 				row.Seed = opts.Seed

@@ -126,13 +126,15 @@ const sixInstructions = `{"instruction":"Write a story about a cat.","input":""}
 
 // TestGenerateData runs generate-data against a real bestofn server over its OpenAI API: the duplicate is
 // dropped, the teacher sees the Alpaca prompt with the paper's sampling defaults, rows come back in input order
-// with raw responses, and a second run with the same seed gives the same file.
+// with raw responses.
 func TestGenerateData(t *testing.T) {
 	srv := teachertest.Serve(t)
 	rec := &recorder{}
 	proxy := teachertest.NewProxy(t, srv.URL, rec.fault)
 	in := writeFile(t, "in.jsonl", sixInstructions)
-	params := GenerateParams{Teacher: &teacher.Config{BaseURL: proxy.URL + "/v1", Model: "llama-gpt4"}, InputPath: in, Seed: ptr(int64(11))}
+	// The paper's defaults (512 tokens) stay; a stop string keeps the stories short.
+	params := GenerateParams{Teacher: &teacher.Config{BaseURL: proxy.URL + "/v1", Model: "llama-gpt4"}, InputPath: in, Seed: ptr(int64(11)), Stop: []string{"."},
+		Extra: map[string]any{"user": "pipeline-test"}}
 	r := newFileRun(t, t.TempDir(), 1, params)
 	if err := generateData(context.Background(), r); err != nil {
 		t.Fatal(err)
@@ -170,6 +172,9 @@ func TestGenerateData(t *testing.T) {
 		t.Fatalf("teacher asked %d times, want 5", len(rec.bodies))
 	}
 	for _, b := range rec.bodies {
+		if b["user"] != "pipeline-test" {
+			t.Errorf("extra body field not sent: %v", b)
+		}
 		if b["temperature"] != 1.0 || b["top_p"] != 1.0 || b["max_tokens"] != 512.0 || b["seed"] == nil {
 			t.Errorf("sampling %v %v %v %v, want the paper's 1, 1, 512 and a seed", b["temperature"], b["top_p"], b["max_tokens"], b["seed"])
 		}
@@ -184,14 +189,6 @@ func TestGenerateData(t *testing.T) {
 	if r.purpose["alpaca_gpt4_data.jsonl"] != PurposeSFT {
 		t.Errorf("purposes %v", r.purpose)
 	}
-	// Same params, fresh job: the same file (the server samples deterministically for a seed).
-	r2 := newFileRun(t, t.TempDir(), 1, params)
-	if err := generateData(context.Background(), r2); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(r.files["alpaca_gpt4_data.json"], r2.files["alpaca_gpt4_data.json"]) {
-		t.Error("two runs with one seed gave different files")
-	}
 }
 
 // TestGenerateDataResume cancels a run mid-way (as a crash would stop it), starts the next attempt on the same
@@ -200,13 +197,14 @@ func TestGenerateData(t *testing.T) {
 func TestGenerateDataResume(t *testing.T) {
 	srv := teachertest.Serve(t)
 	var lines strings.Builder
-	for i := range 24 {
+	const total = 16
+	for i := range total {
 		lines.WriteString(`{"instruction":"Tell a story number ` + itoa(i) + `."}` + "\n")
 	}
 	in := writeFile(t, "in.jsonl", lines.String())
 	params := func(base string) GenerateParams {
 		return GenerateParams{Teacher: &teacher.Config{BaseURL: base + "/v1", Model: "llama-gpt4", Concurrency: 2}, InputPath: in,
-			Seed: ptr(int64(5)), MaxTokens: 48}
+			Seed: ptr(int64(5)), MaxTokens: 24}
 	}
 	ref := newFileRun(t, t.TempDir(), 1, params(srv.URL))
 	if err := generateData(context.Background(), ref); err != nil {
@@ -218,7 +216,7 @@ func TestGenerateDataResume(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var once sync.Once
 	proxy := teachertest.NewProxy(t, srv.URL, func(n int64, w http.ResponseWriter, r *http.Request) bool {
-		if n == 9 {
+		if n == 6 {
 			once.Do(cancel) // the "crash": the job's context ends while requests are in flight
 		}
 		return rec.fault(n, w, r)
@@ -236,7 +234,7 @@ func TestGenerateDataResume(t *testing.T) {
 		json.Unmarshal(raw, &row)
 		answered[row.Instruction] = true
 	}
-	if len(answered) == 0 || len(answered) >= 24 {
+	if len(answered) == 0 || len(answered) >= total {
 		t.Fatalf("%d answered before the interruption; want some, not all", len(answered))
 	}
 	before := len(rec.userTexts())
@@ -252,16 +250,16 @@ func TestGenerateDataResume(t *testing.T) {
 			}
 		}
 	}
-	if got := len(rec.userTexts()) - before; got != 24-len(answered) {
-		t.Errorf("resumed run asked %d times, want %d", got, 24-len(answered))
+	if got := len(rec.userTexts()) - before; got != total-len(answered) {
+		t.Errorf("resumed run asked %d times, want %d", got, total-len(answered))
 	}
 	if !bytes.Equal(second.files["alpaca_gpt4_data.json"], ref.files["alpaca_gpt4_data.json"]) {
 		t.Errorf("resumed file differs from the uninterrupted run's:\n%s\nvs\n%s", second.files["alpaca_gpt4_data.json"], ref.files["alpaca_gpt4_data.json"])
 	}
 	var data []alpacaRow
 	json.Unmarshal(second.files["alpaca_gpt4_data.json"], &data)
-	if len(data) != 24 {
-		t.Errorf("%d rows, want 24", len(data))
+	if len(data) != total {
+		t.Errorf("%d rows, want %d", len(data), total)
 	}
 }
 
@@ -347,7 +345,7 @@ func TestGenerateDataFailures(t *testing.T) {
 
 	bad := newFileRun(t, t.TempDir(), 1, GenerateParams{Teacher: &teacher.Config{BaseURL: srv.URL + "/v1", Model: "no-such-model"}, InputPath: in, MaxTokens: 8})
 	err := generateData(context.Background(), bad)
-	var ce *codedError
+	var ce *jobs.JobError
 	if !errors.As(err, &ce) || ce.Code != "teacher_failed" || !strings.Contains(ce.Message, "404") {
 		t.Errorf("all refused: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/bestofn/bestofn/jobs"
+	"github.com/bestofn/bestofn/trainjobs"
 )
 
 // File purposes of the pipeline's uploads and outputs (names agreed with the training job types).
@@ -16,12 +17,12 @@ const (
 	// PurposeComparisons: the paper's comparison rows {user_input, responses_and_scores: [{response, score,
 	// source}]}.
 	PurposeComparisons = "comparisons"
-	// PurposePreferences: TRL reward-training pairs {prompt?, chosen, rejected, margin?}.
-	PurposePreferences = "preferences"
-	// PurposeSFT: supervised fine-tuning rows, Alpaca {instruction, input?, output} or chat {messages}.
-	PurposeSFT = "sft"
-	// PurposeQuestions: evaluation question sets (Vicuna {question_id, text, category}, MT-Bench {turns}).
-	PurposeQuestions = "questions"
+	// PurposePreferences: TRL reward-training pairs {prompt?, chosen, rejected, margin?}, train-reward's input
+	// (the purpose is package trainjobs', which registers it).
+	PurposePreferences = trainjobs.PurposePreferences
+	// PurposeSFT: supervised fine-tuning rows, Alpaca {instruction, input?, output} or chat {messages}, sft's
+	// input (package trainjobs' purpose).
+	PurposeSFT = trainjobs.PurposeSFT
 	// PurposeABLog: a server's A/B log (server.ABRecord rows).
 	PurposeABLog = "ab-log"
 	// PurposeAnswers: answers to prompts, a feedback source {instruction|prompt|user_input, output|response}.
@@ -29,14 +30,12 @@ const (
 )
 
 // Purposes returns the upload purposes of the pipeline with their per-line checks, for cmd/bestofn to
-// register with the platform.
+// register with the platform. The job types also publish files of trainjobs' purposes (PurposePreferences,
+// PurposeSFT): register trainjobs.Purposes() too.
 func Purposes() []jobs.Purpose {
 	return []jobs.Purpose{
 		{Name: PurposeInstructions, Description: "instruction rows: Alpaca {instruction, input}, Self-Instruct {instruction, instances}, Vicuna {text}, MT-Bench {turns}, {prompt}", ValidateLine: validateInstruction},
 		{Name: PurposeComparisons, Description: "comparison rows {user_input, responses_and_scores: [{response, score, source}]}", ValidateLine: validateComparison},
-		{Name: PurposePreferences, Description: "preference pairs {prompt?, chosen, rejected, margin?}", ValidateLine: validatePreference},
-		{Name: PurposeSFT, Description: "fine-tuning rows: Alpaca {instruction, input?, output} or chat {messages: [{role, content}]}", ValidateLine: validateSFT},
-		{Name: PurposeQuestions, Description: "question sets: {question_id?, text, category?} or {question_id?, turns: [...], category?}", ValidateLine: validateQuestion},
 		{Name: PurposeABLog, Description: "A/B log rows of a bestofn server {request_id, variant, prompt, answer, ...}", ValidateLine: validateABLine},
 		{Name: PurposeAnswers, Description: "answers {instruction|prompt|user_input, input?, output|response, source?}", ValidateLine: validateAnswer},
 	}
@@ -72,71 +71,6 @@ func validateComparison(line []byte) error {
 		if rs.Score == nil {
 			return fmt.Errorf("responses_and_scores[%d]: \"score\" must be a number", i)
 		}
-	}
-	return nil
-}
-
-func validatePreference(line []byte) error {
-	var r struct {
-		Prompt   *string  `json:"prompt"`
-		Chosen   *string  `json:"chosen"`
-		Rejected *string  `json:"rejected"`
-		Margin   *float64 `json:"margin"`
-	}
-	if err := json.Unmarshal(line, &r); err != nil {
-		return fmt.Errorf("not a preference row: %v", err)
-	}
-	if r.Chosen == nil || r.Rejected == nil {
-		return errors.New(`"chosen" and "rejected" must be strings`)
-	}
-	if *r.Chosen == *r.Rejected {
-		return errors.New(`"chosen" and "rejected" are the same text`)
-	}
-	return nil
-}
-
-func validateSFT(line []byte) error {
-	var r struct {
-		Instruction *string `json:"instruction"`
-		Output      *string `json:"output"`
-		Messages    []struct {
-			Role    string `json:"role"`
-			Content string `json:"content"`
-		} `json:"messages"`
-	}
-	if err := json.Unmarshal(line, &r); err != nil {
-		return fmt.Errorf("not an SFT row: %v", err)
-	}
-	switch {
-	case r.Messages != nil:
-		if len(r.Messages) < 2 || r.Messages[len(r.Messages)-1].Role != "assistant" {
-			return errors.New(`"messages" must end with an assistant turn after at least one other`)
-		}
-		for i, m := range r.Messages {
-			if m.Role != "system" && m.Role != "user" && m.Role != "assistant" {
-				return fmt.Errorf("messages[%d]: role %q (want system, user or assistant)", i, m.Role)
-			}
-		}
-	case r.Instruction != nil && r.Output != nil:
-		if strings.TrimSpace(*r.Instruction) == "" {
-			return errors.New(`"instruction" is empty`)
-		}
-	default:
-		return errors.New(`want {instruction, input?, output} or {messages: [...]}`)
-	}
-	return nil
-}
-
-func validateQuestion(line []byte) error {
-	var r struct {
-		Text  *string  `json:"text"`
-		Turns []string `json:"turns"`
-	}
-	if err := json.Unmarshal(line, &r); err != nil {
-		return fmt.Errorf("not a question row: %v", err)
-	}
-	if (r.Text == nil || strings.TrimSpace(*r.Text) == "") && (len(r.Turns) == 0 || strings.TrimSpace(r.Turns[0]) == "") {
-		return errors.New(`want a non-empty "text" or "turns"`)
 	}
 	return nil
 }

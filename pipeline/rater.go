@@ -176,3 +176,51 @@ func (s *ScorerRater) Rate(ctx context.Context, prompt string, answers []string)
 	}
 	return set, nil
 }
+
+// RaterSpec names a rater in requests and flags: Judge "teacher" (Teacher rates 1-10 with Mode) or "scorer"
+// (Scorer scores).
+type RaterSpec struct {
+	Judge             string          `json:"judge,omitempty"`
+	Teacher           *teacher.Config `json:"teacher,omitempty"`
+	Scorer            *ScorerSpec     `json:"scorer,omitempty"`
+	Mode              string          `json:"mode,omitempty"`
+	RatingTemperature *float64        `json:"rating_temperature,omitempty"`
+	RatingMaxTokens   int             `json:"rating_max_tokens,omitempty"`
+}
+
+// OpenRater builds the rater a spec names (for the admin API's A/B report and the CLI); close releases a
+// scorer. workers is how many answers are worth rating at once. events, when not nil, receives the teacher's
+// pause and retry events.
+func OpenRater(ctx context.Context, spec RaterSpec, opts Options, events teacher.EventFunc) (r Rater, close func() error, workers int, err error) {
+	return openRater(ctx, nil, spec, opts, events)
+}
+
+// openRater is OpenRater with a job's runner, through which a registered reward model is found.
+func openRater(ctx context.Context, run runner, spec RaterSpec, opts Options, events teacher.EventFunc) (r Rater, close func() error, workers int, err error) {
+	switch spec.Judge {
+	case "", "teacher":
+		if err := checkTeacher("teacher", spec.Teacher); err != nil {
+			return nil, nil, 0, err
+		}
+		var topts []teacher.Option
+		if events != nil {
+			topts = append(topts, teacher.WithEvents(events))
+		}
+		cl, err := teacher.New(*spec.Teacher, topts...)
+		if err != nil {
+			return nil, nil, 0, teacherParamErr("teacher", err)
+		}
+		return &TeacherRater{Client: cl, Mode: spec.Mode, Temperature: spec.RatingTemperature, MaxTokens: spec.RatingMaxTokens},
+			func() error { return nil }, cl.Concurrency(), nil
+	case "scorer":
+		if spec.Scorer == nil || spec.Scorer.Kind == "" {
+			return nil, nil, 0, paramErr("scorer.kind", "is required with judge \"scorer\"")
+		}
+		s, closeFn, err := opts.openScorer(ctx, run, *spec.Scorer)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		return &ScorerRater{Scorer: s, Name: spec.Scorer.Kind}, closeFn, 1, nil
+	}
+	return nil, nil, 0, paramErr("judge", `must be "teacher" or "scorer", not %q`, spec.Judge)
+}

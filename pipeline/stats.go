@@ -57,10 +57,14 @@ const bootstrapRounds = 2000
 // BootstrapUnpairedCI is the 95% percentile bootstrap interval of WinRateUnpaired, resampling each group
 // with replacement, seeded.
 func BootstrapUnpairedCI(treatment, control []float64, seed uint64) [2]float64 {
+	return bootstrapUnpaired(treatment, control, seed, bootstrapRounds)
+}
+
+func bootstrapUnpaired(treatment, control []float64, seed uint64, rounds int) [2]float64 {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	t := make([]float64, len(treatment))
 	c := make([]float64, len(control))
-	vals := make([]float64, bootstrapRounds)
+	vals := make([]float64, rounds)
 	for b := range vals {
 		for i := range t {
 			t[i] = treatment[rng.IntN(len(treatment))]
@@ -76,8 +80,12 @@ func BootstrapUnpairedCI(treatment, control []float64, seed uint64) [2]float64 {
 // BootstrapMeanCI is the 95% percentile bootstrap interval of the mean of xs (e.g. per-prompt outcomes 1,
 // 0.5, 0 of paired comparisons), seeded.
 func BootstrapMeanCI(xs []float64, seed uint64) [2]float64 {
+	return bootstrapMean(xs, seed, bootstrapRounds)
+}
+
+func bootstrapMean(xs []float64, seed uint64, rounds int) [2]float64 {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	vals := make([]float64, bootstrapRounds)
+	vals := make([]float64, rounds)
 	for b := range vals {
 		s := 0.0
 		for range xs {

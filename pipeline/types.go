@@ -121,11 +121,14 @@ func checkTeacher(prefix string, c *teacher.Config) error {
 	return nil
 }
 
-// newTeacher builds the job's client, sending its pause/retry events to the job's log.
+// jobEvents sends a teacher client's pause and retry events to the job's log.
+func jobEvents(r runner) teacher.EventFunc {
+	return func(level, msg string, data map[string]any) { r.Event(level, msg, data) }
+}
+
+// newTeacher builds the job's client, sending its events to the job's log.
 func newTeacher(r runner, prefix string, c teacher.Config) (*teacher.Client, error) {
-	cl, err := teacher.New(c, teacher.WithEvents(func(level, msg string, data map[string]any) {
-		r.Event(level, msg, data)
-	}))
+	cl, err := teacher.New(c, teacher.WithEvents(jobEvents(r)))
 	if err != nil {
 		return nil, jobFailed("invalid_input", "%v", teacherParamErr(prefix, err))
 	}
@@ -168,10 +171,5 @@ func openRef(ctx context.Context, r runner, id, path string) (io.ReadCloser, err
 
 // jobFailed is the error a job ends with, with a stable code ("invalid_input", "teacher_failed").
 func jobFailed(code, format string, args ...any) error {
-	return &codedError{jobs.JobError{Code: code, Message: fmt.Sprintf(format, args...)}}
+	return &jobs.JobError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
-
-// codedError carries a jobs.JobError as an error.
-type codedError struct{ jobs.JobError }
-
-func (e *codedError) Error() string { return e.Code + ": " + e.Message }

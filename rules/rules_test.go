@@ -191,6 +191,11 @@ func TestFromText(t *testing.T) {
 		{"Answer in JSON with the keys name and age. No commas.",
 			[]string{`a JSON object with the keys "name", "age"`, "no commas"}},
 		{"How can I improve my time management skills?", nil},
+		{"Write no less than 30 words and not more than 3 sentences.", []string{"at least 30 words", "fewer than 4 sentences"}},
+		{"Write a short story about a dog whose name is Rex. Mention a kite. Use fewer than 40 words. End the story with \"The end.\"",
+			[]string{"fewer than 40 words", "names Rex", `mentions "kite"`, `ends with "The end."`}},
+		{"Begin your story with 'One sunny day' and do not mention cats. No more than 5 sentences.",
+			[]string{"fewer than 6 sentences", `does not use "cats"`, `starts with "One sunny day"`}},
 		{"Write a poem all in lowercase with a title in double angular brackets, like <<title>>. Add a P.S. at the end.",
 			[]string{"all lowercase", "a title in <<double angular brackets>>", "a postscript starting with P.S."}},
 	}

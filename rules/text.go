@@ -30,9 +30,9 @@ var (
 	atMostRe     = regexp.MustCompile(`(?i)\b(at most|no more than|not more than|up to|maximum of|max\.?)\s+` + numRe + `\s+(words|sentences)\b`)
 	atLeastRe    = regexp.MustCompile(`(?i)\b(at least|no fewer than|no less than|minimum of)\s+` + numRe + `\s+(words|sentences)\b`)
 	moreThanRe   = regexp.MustCompile(`(?i)\b(more than|over)\s+` + numRe + `\s+(words|sentences)\b`)
-	endsWithRe   = regexp.MustCompile(`(?i)\bend(?:s|ing)?\s+with\s+(?:the\s+(?:phrase|words?|sentence)\s+)?` + quoted)
-	startsWithRe = regexp.MustCompile(`(?i)\b(?:start|begin)(?:s|ning|ing)?\s+with\s+(?:the\s+(?:phrase|words?|sentence)\s+)?` + quoted)
-	namedRe      = regexp.MustCompile(`\b(?:named|called)\s+(\p{Lu}[\p{L}'-]*(?:\s+\p{Lu}[\p{L}'-]*)?)`)
+	endsWithRe   = regexp.MustCompile(`(?i)\b(?:end(?:s|ing)?|finish(?:es|ing)?)(?:\s+(?:the|your|this|each)\s+[\p{L}]+|\s+it)?\s+with\s+(?:the\s+(?:phrase|words?|sentence|line)\s+)?` + quoted)
+	startsWithRe = regexp.MustCompile(`(?i)\b(?:start|begin)(?:s|ning|ing)?(?:\s+(?:the|your|this|each)\s+[\p{L}]+|\s+it)?\s+with\s+(?:the\s+(?:phrase|words?|sentence|line)\s+)?` + quoted)
+	namedRe      = regexp.MustCompile(`\b(?:named|called|whose name is)\s+(\p{Lu}[\p{L}'-]*(?:\s+\p{Lu}[\p{L}'-]*)?)`)
 	mentionRe    = regexp.MustCompile(`(?i)\b(?:mentions?|mentioning|includes?|including|contains?|containing|features?|featuring|uses?\s+the\s+words?)\s+(?:the\s+words?\s+|the\s+keywords?\s+)?` +
 		`((?:` + quoted + `|(?:a|an|the|some)\s+[\p{L}-]+)(?:(?:\s*,\s*|\s+and\s+|\s*,\s*and\s+)(?:` + quoted + `|(?:a|an|the|some)\s+[\p{L}-]+))*)`)
 	forbidRe = regexp.MustCompile(`(?i)\b(?:do not|don't|never|without)\s+(?:use|using|mention|mentioning|say|saying|include|including)\s+(?:the\s+words?\s+|any\s+)?` +
@@ -70,7 +70,24 @@ func FromText(text string) []Instruction {
 			lengths[unit] = r
 		}
 	}
-	for _, m := range lessRe.FindAllStringSubmatch(text, -1) {
+	// "no more than" and "no less than" are atMostRe's and atLeastRe's, not the opposite limits.
+	unnegated := func(re *regexp.Regexp) [][]string {
+		var out [][]string
+		for _, ix := range re.FindAllStringSubmatchIndex(text, -1) {
+			if noNotRe.MatchString(text[:ix[0]]) {
+				continue
+			}
+			m := make([]string, len(ix)/2)
+			for k := range m {
+				if ix[2*k] >= 0 {
+					m[k] = text[ix[2*k]:ix[2*k+1]]
+				}
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	for _, m := range unnegated(lessRe) {
 		setLimit(strings.ToLower(m[3]), relation{n: parseNum(m[2])})
 	}
 	for _, m := range atMostRe.FindAllStringSubmatch(text, -1) {
@@ -79,7 +96,7 @@ func FromText(text string) []Instruction {
 	for _, m := range atLeastRe.FindAllStringSubmatch(text, -1) {
 		setLimit(strings.ToLower(m[3])+"+", relation{atLeast: true, n: parseNum(m[2])})
 	}
-	for _, m := range moreThanRe.FindAllStringSubmatch(text, -1) {
+	for _, m := range unnegated(moreThanRe) {
 		setLimit(strings.ToLower(m[3])+"+", relation{atLeast: true, n: parseNum(m[2]) + 1})
 	}
 	for _, unit := range []string{"words", "words+", "sentences", "sentences+"} {
@@ -155,6 +172,8 @@ func FromText(text string) []Instruction {
 	}
 	return out
 }
+
+var noNotRe = regexp.MustCompile(`(?i)\b(no|not)\s+$`)
 
 var negatedRe = regexp.MustCompile(`(?i)\b(not|n't|never|without)\s*$`)
 

@@ -57,34 +57,70 @@ type Params struct {
 	// TopLogprobs is how many of the most likely alternatives Sample records (see Sampler.TopLogprobs);
 	// at most MaxTopLogprobs.
 	TopLogprobs int
+	// JSON, when not nil, constrains the sequence to one JSON object (JSON mode): after bias and penalties,
+	// every token whose text would make the output so far invalid JSON gets -Inf, and end-of-generation
+	// tokens are allowed only once the object is closed (and are then the only choice). Tokens must be fed
+	// back with Accept. See MaxJSONDepth and MaxJSONSpace for its limits.
+	JSON *JSONVocab
 }
 
-// Validate reports the first parameter out of range, as an error prefixed "sampler:".
+// ParamError reports a parameter out of range. Param names it as the OpenAI and Ollama APIs spell it
+// ("min_p", "logit_bias", "stop"), so a server can point at the request field.
+type ParamError struct {
+	Param string
+	Msg   string
+}
+
+func (e *ParamError) Error() string { return "sampler: " + e.Msg }
+
+func paramErr(param, format string, args ...any) *ParamError {
+	return &ParamError{Param: param, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports the first parameter out of range as a *ParamError. It is what New checks, but for the
+// vocabulary (see ValidateFor).
 func (p Params) Validate() error {
 	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 	switch {
 	case !finite(p.Temperature) || p.Temperature < 0:
-		return fmt.Errorf("sampler: temperature %v must be finite and >= 0", p.Temperature)
+		return paramErr("temperature", "temperature %v must be finite and >= 0", p.Temperature)
 	case p.TopK < 0:
-		return fmt.Errorf("sampler: top_k %d must be >= 0", p.TopK)
+		return paramErr("top_k", "top_k %d must be >= 0", p.TopK)
 	case !finite(p.TopP) || p.TopP < 0 || p.TopP > 1:
-		return fmt.Errorf("sampler: top_p %v must be in (0, 1] (0 means 1)", p.TopP)
+		return paramErr("top_p", "top_p %v must be in (0, 1] (0 means 1)", p.TopP)
 	case !finite(p.MinP) || p.MinP < 0 || p.MinP >= 1:
-		return fmt.Errorf("sampler: min_p %v must be in [0, 1)", p.MinP)
+		return paramErr("min_p", "min_p %v must be in [0, 1)", p.MinP)
 	case !finite(p.RepeatPenalty) || p.RepeatPenalty < 0:
-		return fmt.Errorf("sampler: repeat_penalty %v must be finite and > 0 (0 means 1)", p.RepeatPenalty)
+		return paramErr("repeat_penalty", "repeat_penalty %v must be finite and > 0 (0 means 1)", p.RepeatPenalty)
 	case p.RepeatLastN < 0 || p.RepeatLastN > MaxRepeatLastN:
-		return fmt.Errorf("sampler: repeat_last_n %d must be in [0, %d]", p.RepeatLastN, MaxRepeatLastN)
+		return paramErr("repeat_last_n", "repeat_last_n %d must be in [0, %d]", p.RepeatLastN, MaxRepeatLastN)
 	case !finite(p.PresencePenalty) || math.Abs(float64(p.PresencePenalty)) > MaxAbsBias:
-		return fmt.Errorf("sampler: presence_penalty %v must be in [-%g, %g]", p.PresencePenalty, MaxAbsBias, MaxAbsBias)
+		return paramErr("presence_penalty", "presence_penalty %v must be in [-%g, %g]", p.PresencePenalty, MaxAbsBias, MaxAbsBias)
 	case !finite(p.FrequencyPenalty) || math.Abs(float64(p.FrequencyPenalty)) > MaxAbsBias:
-		return fmt.Errorf("sampler: frequency_penalty %v must be in [-%g, %g]", p.FrequencyPenalty, MaxAbsBias, MaxAbsBias)
+		return paramErr("frequency_penalty", "frequency_penalty %v must be in [-%g, %g]", p.FrequencyPenalty, MaxAbsBias, MaxAbsBias)
 	case p.TopLogprobs < 0 || p.TopLogprobs > MaxTopLogprobs:
-		return fmt.Errorf("sampler: top_logprobs %d must be in [0, %d]", p.TopLogprobs, MaxTopLogprobs)
+		return paramErr("top_logprobs", "top_logprobs %d must be in [0, %d]", p.TopLogprobs, MaxTopLogprobs)
 	}
 	for id, b := range p.LogitBias {
 		if !math.IsInf(float64(b), -1) && !(math.Abs(float64(b)) <= MaxAbsBias) {
-			return fmt.Errorf("sampler: logit_bias for token %d is %v (must be in [-%g, %g] or -Inf)", id, b, MaxAbsBias, MaxAbsBias)
+			return paramErr("logit_bias", "logit_bias for token %d is %v (must be in [-%g, %g] or -Inf)", id, b, MaxAbsBias, MaxAbsBias)
+		}
+	}
+	return nil
+}
+
+// ValidateFor is Validate plus the checks that need the vocabulary: every logit_bias token id must be in
+// [0, vocabSize). It is exactly what New checks of p.
+func (p Params) ValidateFor(vocabSize int) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if vocabSize <= 0 || vocabSize > MaxVocabSize {
+		return fmt.Errorf("%w: vocabulary size %d (want 1..%d)", ErrVocabSize, vocabSize, MaxVocabSize)
+	}
+	for id := range p.LogitBias {
+		if id < 0 || int(id) >= vocabSize {
+			return fmt.Errorf("%w: %w", ErrVocabSize, paramErr("logit_bias", "logit_bias token %d is not in the vocabulary of %d tokens", id, vocabSize))
 		}
 	}
 	return nil
@@ -109,7 +145,6 @@ type Sampler struct {
 	p         Params
 	vocab     int
 	rng       *rand.Rand
-	pcg       *rand.PCG
 	greedy    bool
 	penalize  bool
 	repeatPen float32
@@ -135,25 +170,21 @@ type Sampler struct {
 	stampGen uint32
 
 	top []Logprob // (TopLogprobs) alternatives of the last Sample, best first
+
+	json *jsonConstraint // JSON mode, or nil
 }
 
 // New returns a Sampler for a model with vocabSize logits per step. Every buffer is allocated here, sized by
 // vocabSize and the validated params; Sample allocates nothing.
 func New(p Params, vocabSize int) (*Sampler, error) {
-	if err := p.Validate(); err != nil {
+	if err := p.ValidateFor(vocabSize); err != nil {
 		return nil, err
-	}
-	if vocabSize <= 0 || vocabSize > MaxVocabSize {
-		return nil, fmt.Errorf("%w: vocabulary size %d (want 1..%d)", ErrVocabSize, vocabSize, MaxVocabSize)
 	}
 	if p.TopLogprobs > vocabSize {
 		p.TopLogprobs = vocabSize
 	}
 	s := &Sampler{p: p, vocab: vocabSize}
 	for id := range p.LogitBias {
-		if id < 0 || int(id) >= vocabSize {
-			return nil, fmt.Errorf("%w: logit_bias token %d (vocabulary size %d)", ErrVocabSize, id, vocabSize)
-		}
 		s.biasIDs = append(s.biasIDs, id)
 	}
 	slices.Sort(s.biasIDs)
@@ -183,31 +214,21 @@ func New(p Params, vocabSize int) (*Sampler, error) {
 	s.probs = make([]float64, vocabSize)
 	s.cand = make([]int32, vocabSize)
 	s.top = make([]Logprob, 0, p.TopLogprobs)
-	s.pcg = rand.NewPCG(p.Seed, pcgStream)
-	s.rng = rand.New(s.pcg)
+	s.rng = rand.New(rand.NewPCG(p.Seed, pcgStream))
+	if p.JSON != nil {
+		s.json = newJSONConstraint(p.JSON)
+	}
 	return s, nil
 }
 
-// Params returns the parameters the Sampler was built with.
-func (s *Sampler) Params() Params { return s.p }
-
-// Reset forgets the accepted tokens and reseeds the random source, so the Sampler can serve a new sequence
-// with the same parameters.
-func (s *Sampler) Reset(seed uint64) {
-	s.p.Seed = seed
-	s.pcg.Seed(seed, pcgStream)
-	for _, id := range s.distinct {
-		s.counts[id] = 0
-	}
-	s.distinct = s.distinct[:0]
-	s.ringLen, s.ringPos = 0, 0
-	s.top = s.top[:0]
-}
-
-// Accept records a token of the sequence for the penalties. Call it for each generated token (and, if
-// the prompt should count for the penalties, for each prompt token). Ids outside the vocabulary are
-// ignored. It allocates nothing once the set of distinct tokens stops growing.
+// Accept records a token of the sequence for the penalties and JSON mode. Call it for each generated token
+// (and, if the prompt should count for the penalties, for each prompt token: not in JSON mode, whose
+// object starts with the first generated token). Ids outside the vocabulary are ignored. It allocates
+// nothing once the set of distinct tokens stops growing.
 func (s *Sampler) Accept(id int32) {
+	if s.json != nil {
+		s.json.accept(id)
+	}
 	if !s.penalize || id < 0 || int(id) >= s.vocab {
 		return
 	}
@@ -231,7 +252,7 @@ func (s *Sampler) Accept(id int32) {
 
 // Sample picks the next token from logits (one row of VocabSize values, not modified) and returns it with
 // its log-probability under the raw model distribution. The pipeline follows llama.cpp's default chain:
-// logit bias, penalties, top-k, top-p, min-p, temperature, then one uniform draw from the seeded source,
+// logit bias, penalties, (JSON mode's mask), top-k, top-p, min-p, temperature, then one uniform draw from the seeded source,
 // inverted through the cumulative distribution of the kept tokens; at temperature 0 it returns the argmax
 // after bias and penalties (ties to the lowest id) and draws nothing. NaN logits count as -Inf; if no token
 // has a finite logit, token 0 is returned with logprob -Inf. A row shorter than VocabSize is a programming
@@ -256,7 +277,7 @@ func (s *Sampler) Sample(logits []float32) (int32, float32) {
 	}
 	// The raw distribution's normalizer: computed here when work is about to change (or for greedy, which
 	// needs no exponentials otherwise); else shared with the draw's exp pass when it covers the vocabulary.
-	modified := len(s.biasIDs) > 0 || s.penalize && len(s.distinct) > 0
+	modified := len(s.biasIDs) > 0 || s.penalize && len(s.distinct) > 0 || s.json != nil
 	var rawLSE float64
 	haveLSE := false
 	if modified || s.greedy {
@@ -268,6 +289,9 @@ func (s *Sampler) Sample(logits []float32) (int32, float32) {
 	}
 	if s.penalize {
 		s.applyPenalties(work)
+	}
+	if s.json != nil {
+		s.json.mask(work)
 	}
 
 	var id int32

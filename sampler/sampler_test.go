@@ -1,6 +1,7 @@
 package sampler
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -332,13 +333,6 @@ func TestPenaltiesHandComputed(t *testing.T) {
 		t.Errorf("window: %v, want %v", work, want)
 	}
 
-	// Reset forgets the history.
-	s.Reset(1)
-	work = []float32{8, 8, -8, 8}
-	s.applyPenalties(work)
-	if want := []float32{8, 8, -8, 8}; !slices.Equal(work, want) {
-		t.Errorf("after Reset: %v, want %v", work, want)
-	}
 }
 
 func TestGreedy(t *testing.T) {
@@ -415,20 +409,6 @@ func TestDeterminismBySeed(t *testing.T) {
 	if slices.Equal(a, c) {
 		t.Error("different seeds gave the same 300 tokens")
 	}
-	// Reset(seed) reproduces a fresh sampler.
-	s, _ := New(Params{Temperature: 0.9, TopK: 50, TopP: 0.95, MinP: 0.01, RepeatPenalty: 1.1, Seed: 77}, vocab)
-	for _, row := range rows[:10] {
-		id, _ := s.Sample(row)
-		s.Accept(id)
-	}
-	s.Reset(5)
-	for i, row := range rows {
-		id, _ := s.Sample(row)
-		s.Accept(id)
-		if id != a[i] {
-			t.Fatalf("after Reset(5), token %d = %d, want %d", i, id, a[i])
-		}
-	}
 }
 
 func TestLogprobsAreRaw(t *testing.T) {
@@ -494,35 +474,46 @@ func TestTopPMinPChiSquare(t *testing.T) {
 func TestNewValidation(t *testing.T) {
 	nan := float32(math.NaN())
 	bad := []struct {
-		name string
-		p    Params
-		v    int
+		name  string
+		p     Params
+		v     int
+		param string // the *ParamError's parameter; "" for a vocabulary error
 	}{
-		{"negative temperature", Params{Temperature: -1}, 10},
-		{"NaN temperature", Params{Temperature: nan}, 10},
-		{"negative top_k", Params{TopK: -1}, 10},
-		{"top_p > 1", Params{TopP: 1.5}, 10},
-		{"negative top_p", Params{TopP: -0.1}, 10},
-		{"min_p 1", Params{MinP: 1}, 10},
-		{"negative repeat penalty", Params{RepeatPenalty: -1}, 10},
-		{"huge repeat window", Params{RepeatLastN: MaxRepeatLastN + 1}, 10},
-		{"infinite presence", Params{PresencePenalty: float32(math.Inf(1))}, 10},
-		{"NaN frequency", Params{FrequencyPenalty: nan}, 10},
-		{"too many top logprobs", Params{TopLogprobs: MaxTopLogprobs + 1}, 10},
-		{"bias out of vocab", Params{LogitBias: map[int32]float32{10: 1}}, 10},
-		{"negative bias id", Params{LogitBias: map[int32]float32{-1: 1}}, 10},
-		{"NaN bias", Params{LogitBias: map[int32]float32{1: nan}}, 10},
-		{"+Inf bias", Params{LogitBias: map[int32]float32{1: float32(math.Inf(1))}}, 10},
-		{"huge bias", Params{LogitBias: map[int32]float32{1: 1e30}}, 10},
-		{"huge frequency penalty", Params{FrequencyPenalty: -1e7}, 10},
-		{"zero vocab", Params{}, 0},
-		{"huge vocab", Params{}, MaxVocabSize + 1},
+		{"negative temperature", Params{Temperature: -1}, 10, "temperature"},
+		{"NaN temperature", Params{Temperature: nan}, 10, "temperature"},
+		{"negative top_k", Params{TopK: -1}, 10, "top_k"},
+		{"top_p > 1", Params{TopP: 1.5}, 10, "top_p"},
+		{"negative top_p", Params{TopP: -0.1}, 10, "top_p"},
+		{"min_p 1", Params{MinP: 1}, 10, "min_p"},
+		{"negative repeat penalty", Params{RepeatPenalty: -1}, 10, "repeat_penalty"},
+		{"huge repeat window", Params{RepeatLastN: MaxRepeatLastN + 1}, 10, "repeat_last_n"},
+		{"infinite presence", Params{PresencePenalty: float32(math.Inf(1))}, 10, "presence_penalty"},
+		{"NaN frequency", Params{FrequencyPenalty: nan}, 10, "frequency_penalty"},
+		{"too many top logprobs", Params{TopLogprobs: MaxTopLogprobs + 1}, 10, "top_logprobs"},
+		{"bias out of vocab", Params{LogitBias: map[int32]float32{10: 1}}, 10, "logit_bias"},
+		{"negative bias id", Params{LogitBias: map[int32]float32{-1: 1}}, 10, "logit_bias"},
+		{"NaN bias", Params{LogitBias: map[int32]float32{1: nan}}, 10, "logit_bias"},
+		{"+Inf bias", Params{LogitBias: map[int32]float32{1: float32(math.Inf(1))}}, 10, "logit_bias"},
+		{"huge bias", Params{LogitBias: map[int32]float32{1: 1e30}}, 10, "logit_bias"},
+		{"huge frequency penalty", Params{FrequencyPenalty: -1e7}, 10, "frequency_penalty"},
+		{"zero vocab", Params{}, 0, ""},
+		{"huge vocab", Params{}, MaxVocabSize + 1, ""},
 	}
 	for _, c := range bad {
-		if _, err := New(c.p, c.v); err == nil {
+		_, err := New(c.p, c.v)
+		var pe *ParamError
+		switch {
+		case err == nil:
 			t.Errorf("%s: no error", c.name)
-		} else if !strings.HasPrefix(err.Error(), "sampler: ") {
+		case !strings.HasPrefix(err.Error(), "sampler: "):
 			t.Errorf("%s: error %q lacks the package prefix", c.name, err)
+		case c.param != "" && (!errors.As(err, &pe) || pe.Param != c.param):
+			t.Errorf("%s: error %v does not name %q", c.name, err, c.param)
+		case c.param == "" && !errors.Is(err, ErrVocabSize):
+			t.Errorf("%s: error %v is not ErrVocabSize", c.name, err)
+		}
+		if c.v == 10 && ((c.p.ValidateFor(10) == nil) != (err == nil)) {
+			t.Errorf("%s: ValidateFor disagrees with New", c.name)
 		}
 	}
 	good := []Params{{}, {Temperature: 1, TopP: 1}, {TopP: 0.5, MinP: 0.05, TopK: 40, RepeatPenalty: 1.1},

@@ -11,9 +11,13 @@
 //	POST /api/generate          Ollama generate (raw or templated; empty prompt = "load" answer)
 //	GET  /api/tags, GET /api/ps, POST /api/show, GET /api/version, HEAD / (heartbeat)
 //	GET  /healthz, /readyz (503 after BeginShutdown), /metrics
+//	     /admin/...                  Config.Admin when set (package admin's /admin/v1 API)
 //
 // Middleware: request id (echoed in X-Request-Id), real IP, slog request log, panic recovery; on generation
-// routes also a body size limit, a per-request deadline and a cap on requests in flight (429 with Retry-After).
+// routes also a body size limit (413), a body-read deadline (408; the body is read whole before anything else)
+// and a per-request deadline (504). A request takes one of Limits.MaxConcurrent generation slots only once it
+// is decoded and valid, for the time of its generation (429 with Retry-After when none is free), so a slow
+// client holds no slot.
 //
 // # Models, variants and experiments
 //
@@ -26,12 +30,22 @@
 // prompt, answer and reward scores to the optional JSONL ABLog. A request naming a model directly is labelled
 // with the model's name as its variant.
 //
+// # Hot swap
+//
+// Swap replaces the generator (with its template and info) or the scorer of served models while the server
+// runs. A generation request pins its model's current generator and scorer when it is routed and releases them
+// when its handler returns, so requests in flight finish on what they started with; a generator or scorer that
+// no served model uses any more is closed (if it implements io.Closer) once its last request is done.
+// Model.Scorer, set per request as engine.Request.Scorer, is what makes the reward model swappable apart from
+// the engine.
+//
 // # Options at the edge
 //
 // Both APIs' options (OpenAI's typed fields, Ollama's options map) are converted once into a typed
 // engine.Request and validated against Limits; out-of-range values are 400s naming the field. Unset max tokens
-// means Limits.MaxTokens, shrunk to the room the prompt leaves in the context. Unset seeds come from a source
-// seeded by Config.Seed.
+// (and Ollama's num_predict 0, -1 and -2) mean as many as fit: at most Limits.MaxTokens, the room the prompt
+// leaves in the context and what the engine's KV budget holds for the request's candidates
+// (engine.Request.DefaultMaxTokens). Unset seeds come from a source seeded by Config.Seed.
 //
 // # Streaming
 //
@@ -50,7 +64,9 @@
 // # Metrics
 //
 // NewMetrics registers, in vLLM's naming style: histograms bestofn:e2e_request_latency_seconds,
-// bestofn:time_to_first_token_seconds, bestofn:request_queue_time_seconds, bestofn:request_prefill_time_seconds,
+// bestofn:time_to_first_token_seconds (until the client gets the first answer text: for R1 after ranking, so
+// that the A/B comparison is the users'), bestofn:engine_time_to_first_token_seconds (the engine's first
+// sampled token), bestofn:request_queue_time_seconds, bestofn:request_prefill_time_seconds,
 // bestofn:request_decode_time_seconds, bestofn:reward_scoring_time_seconds,
 // bestofn:request_generation_tokens_per_candidate and bestofn:reward_score (labels model, variant; latency
 // buckets from 1 ms to 640 s); counters bestofn:requests_total (endpoint, model, variant, status),

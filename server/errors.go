@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -165,8 +166,9 @@ func decodeJSON(r *http.Request, v any) error {
 			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
 				Message: fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, syntax), Err: err}
 		case errors.As(err, &typ):
+			field := wireField(typ.Field)
 			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_type",
-				Param: typ.Field, Message: fmt.Sprintf("field %q must be of type %s, not JSON %s", typ.Field, typ.Type, typ.Value), Err: err}
+				Param: field, Message: fmt.Sprintf("field %q must be of type %s, not JSON %s", field, typ.Type, typ.Value), Err: err}
 		}
 		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
 			Message: "invalid request body: " + err.Error(), Err: err}
@@ -178,10 +180,25 @@ func decodeJSON(r *http.Request, v any) error {
 	return nil
 }
 
+// wireField turns the path of a json.UnmarshalTypeError into the request field's name: the names of embedded
+// Go structs (capitalized; every JSON key here is lower case) are dropped.
+func wireField(path string) string {
+	parts := strings.Split(path, ".")
+	out := parts[:0]
+	for _, p := range parts {
+		if p != "" && (p[0] < 'A' || p[0] > 'Z') {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ".")
+}
+
 // reqInfo carries what a handler learned about a request (its model and variant) back to handle, which counts
-// the request once with its final status.
+// the request once with its final status; start is when the handler began (the body already read), from which
+// latencies are measured.
 type reqInfo struct {
 	model, variant, endpoint string
+	start                    time.Time
 	lease                    *lease // what the request pinned (swap.go)
 }
 
@@ -200,7 +217,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // handle adapts a handlerFunc: errors go through writeError, and every request is counted by status.
 func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ri := &reqInfo{endpoint: routeLabel(r)}
+		ri := &reqInfo{endpoint: routeLabel(r), start: time.Now()}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 		status := http.StatusOK
 		if err := h(w, r); err != nil {

@@ -2,8 +2,9 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -29,42 +30,40 @@ type call struct {
 type liveFunc func(choice int, text string) error
 
 // run executes c on its model's generator and records its metrics and A/B record. With live set and no
-// reranking (or a single candidate, which scoring cannot reorder), text is streamed as the engine produces it;
-// with reranking of several candidates nothing can be streamed before the ranking is known. It returns the
-// result and the text already streamed per choice, so the caller can send what remains.
+// ranking, text is streamed as the engine produces it; when the candidates are ranked (by the reward model,
+// or by mean log-probability when there are more candidates than choices, as OpenAI's best_of) nothing can be
+// streamed before the ranking is known. It returns the result and the text already streamed per choice, so
+// the caller can send what remains.
 func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Result, []string, error) {
+	release, err := s.acquireSlot()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
 	req := c.plan.req
 	req.ID = c.reqID
 	req.Scorer = c.rt.model.Scorer
 	streamed := make([]strings.Builder, c.plan.nChoices)
 	trims := make([]answerTrimmer, c.plan.nChoices)
+	var firstText time.Time // when the first answer text went to the client
 
 	var res *engine.Result
-	var err error
-	for attempt := 0; attempt < 2; attempt++ {
-		if live == nil || req.Rerank && req.N > 1 {
-			res, err = c.rt.model.Generator.Generate(ctx, req)
-		} else {
-			res, err = s.runLive(ctx, c.rt.model.Generator, req, c.plan.nChoices, func(choice int, text string) error {
-				if c.chat {
-					if text = trims[choice].next(text); text == "" {
-						return nil
-					}
+	byLogprob := !req.Rerank && req.N > c.plan.nChoices
+	if live == nil || req.Rerank && req.N > 1 || byLogprob {
+		res, err = c.rt.model.Generator.Generate(ctx, req)
+	} else {
+		res, err = s.runLive(ctx, c.rt.model.Generator, req, c.plan.nChoices, func(choice int, text string) error {
+			if c.chat {
+				if text = trims[choice].next(text); text == "" {
+					return nil
 				}
-				streamed[choice].WriteString(text)
-				return live(choice, text)
-			})
-		}
-		// The server's default cap does not fit after this prompt: use the room that is left. (The engine
-		// refuses before generating anything, so nothing was streamed.)
-		var cle *engine.ContextLengthError
-		if attempt == 0 && c.plan.defaultMaxTokens && errors.As(err, &cle) {
-			if room := cle.ContextLen - cle.PromptTokens; room >= 1 && room < req.MaxTokens {
-				req.MaxTokens = room
-				continue
 			}
-		}
-		break
+			streamed[choice].WriteString(text)
+			if firstText.IsZero() {
+				firstText = time.Now()
+			}
+			return live(choice, text)
+		})
 	}
 	if err == nil && (res == nil || len(res.Candidates) < c.plan.nChoices) {
 		got := 0
@@ -76,12 +75,19 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 	if err != nil {
 		return nil, nil, err
 	}
+	if byLogprob {
+		rankByLogprob(res.Candidates)
+	}
 	if c.chat {
 		for i := range res.Candidates {
 			res.Candidates[i].Text = strings.TrimLeftFunc(res.Candidates[i].Text, unicode.IsSpace)
 		}
 	}
-	s.metrics.observe(c.rt, res, time.Since(c.start).Seconds(), req.Rerank)
+	end := time.Now()
+	if firstText.IsZero() { // the answer goes out now, whole (or what is left of it)
+		firstText = end
+	}
+	s.metrics.observe(c.rt, res, end.Sub(c.start), firstText.Sub(c.start), req.Rerank)
 	s.logAB(c, res)
 	texts := make([]string, len(streamed))
 	for i := range streamed {
@@ -132,6 +138,21 @@ func (s *Server) runLive(ctx context.Context, g Generator, req engine.Request, n
 		err = liveErr
 	}
 	return res, err
+}
+
+// rankByLogprob sorts candidates by mean log-probability per token, best first (stable: ties keep sampling
+// order; empty candidates last), and sets their ranks: OpenAI's choice among best_of candidates.
+func rankByLogprob(cands []engine.Candidate) {
+	mean := func(c *engine.Candidate) float64 {
+		if len(c.Tokens) == 0 || math.IsNaN(c.CumLogprob) {
+			return math.Inf(-1)
+		}
+		return c.CumLogprob / float64(len(c.Tokens))
+	}
+	sort.SliceStable(cands, func(a, b int) bool { return mean(&cands[a]) > mean(&cands[b]) })
+	for i := range cands {
+		cands[i].Rank = i + 1
+	}
 }
 
 // answerTrimmer drops the white space a streamed chat answer starts with, piece by piece.

@@ -3,7 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
-	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -29,6 +29,31 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, model, user strin
 	return rt, reqID, nil
 }
 
+// openaiParams are the generation options both OpenAI endpoints share.
+func openaiParams(g *api.GenerationParams) (params, error) {
+	json, err := jsonMode(g.ResponseFormat)
+	return params{
+		temperature: g.Temperature, topP: g.TopP, minP: g.MinP, repeatPenalty: g.RepeatPenalty,
+		presence: g.PresencePenalty, frequency: g.FrequencyPenalty, topK: g.TopK, seed: g.Seed,
+		maxTokens: g.MaxTokens, maxTokensName: "max_tokens", stop: g.Stop, logitBias: g.LogitBias,
+		n: g.N, bestOf: g.BestOf, rerank: g.Rerank, json: json,
+	}, err
+}
+
+// openaiExt builds the bestofn fields of a finished OpenAI response.
+func openaiExt(rt route, returnCandidates bool) func(*engine.Result) api.Extensions {
+	return func(res *engine.Result) api.Extensions { return resultExt(rt, res, returnCandidates) }
+}
+
+// resultExt is the bestofn fields of a finished response on either API, with every candidate when asked.
+func resultExt(rt route, res *engine.Result, withCandidates bool) api.Extensions {
+	e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
+	if withCandidates {
+		e.Candidates = candidates(res)
+	}
+	return e
+}
+
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	var req api.ChatCompletionRequest
 	if err := decodeJSON(r, &req); err != nil {
@@ -36,6 +61,9 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	}
 	rt, reqID, err := s.begin(w, r, req.Model, req.User)
 	if err != nil {
+		return err
+	}
+	if err := checkChatFeatures(&req); err != nil {
 		return err
 	}
 	msgs := make([]Message, len(req.Messages))
@@ -53,16 +81,18 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p := params{
-		temperature: req.Temperature, topP: req.TopP, minP: req.MinP, repeatPenalty: req.RepeatPenalty,
-		presence: req.PresencePenalty, frequency: req.FrequencyPenalty, topK: req.TopK, seed: req.Seed,
-		maxTokens: req.MaxTokens, maxTokensName: "max_tokens", stop: req.Stop, logitBias: req.LogitBias,
-		n: req.N, bestOf: req.BestOf, rerank: req.Rerank, logprobs: req.Logprobs,
+	p, err := openaiParams(&req.GenerationParams)
+	if err != nil {
+		return err
 	}
+	p.logprobs = req.Logprobs
 	if req.MaxCompletionTokens != nil {
 		p.maxTokens, p.maxTokensName = req.MaxCompletionTokens, "max_completion_tokens"
 	}
 	if req.TopLogprobs != nil {
+		if *req.TopLogprobs > 0 && !req.Logprobs {
+			return badParam("top_logprobs", "top_logprobs requires logprobs: true")
+		}
 		p.topLogprobs = *req.TopLogprobs
 	}
 	pl, err := s.toEngine(rt.model, p, openaiDefaults)
@@ -71,16 +101,10 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	}
 	pl.req.Prompt, pl.req.PromptParts = joinParts(prompt), prompt
 	pl.req.RewardPrompt = lastUser(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: time.Now(), chat: true}
+	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: infoFrom(r.Context()).start, chat: true}
 	id := fmt.Sprintf("chatcmpl-%016x", s.nextSeed())
 	created := c.start.Unix()
-	ext := func(res *engine.Result) api.Extensions {
-		e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
-		if req.ReturnCandidates {
-			e.Candidates = candidates(res)
-		}
-		return e
-	}
+	ext := openaiExt(rt, req.ReturnCandidates)
 
 	if req.Stream {
 		return s.streamChat(w, r, c, id, created, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, ext)
@@ -91,7 +115,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := api.ChatCompletionResponse{
 		ID: id, Object: api.ObjectChatCompletion, Created: created, Model: rt.model.Name,
-		Usage: usage(res), SystemFingerprint: s.cfg.Version, Extensions: ext(res),
+		Usage: usage(res), SystemFingerprint: "bestofn-" + s.cfg.Version, Extensions: ext(res),
 	}
 	for j := 0; j < pl.nChoices; j++ {
 		cand := &res.Candidates[j]
@@ -118,7 +142,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, c *call, id 
 			roleSent[choice] = true
 		}
 		return api.ChatCompletionChunk{ID: id, Object: api.ObjectChatCompletionChunk, Created: created,
-			Model: c.rt.model.Name, SystemFingerprint: s.cfg.Version, Extensions: api.Extensions{Variant: c.rt.variant},
+			Model: c.rt.model.Name, SystemFingerprint: "bestofn-" + s.cfg.Version, Extensions: api.Extensions{Variant: c.rt.variant},
 			Choices: []api.ChunkChoice{{Index: choice, Delta: d, FinishReason: finish}}}
 	}
 	res, streamed, err := s.run(r.Context(), c, func(choice int, text string) error {
@@ -173,11 +197,12 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Prompt) != 1 {
 		return badParam("prompt", "prompt must be one string (got %d prompts)", len(req.Prompt))
 	}
-	p := params{
-		temperature: req.Temperature, topP: req.TopP, minP: req.MinP, repeatPenalty: req.RepeatPenalty,
-		presence: req.PresencePenalty, frequency: req.FrequencyPenalty, topK: req.TopK, seed: req.Seed,
-		maxTokens: req.MaxTokens, maxTokensName: "max_tokens", stop: req.Stop, logitBias: req.LogitBias,
-		n: req.N, bestOf: req.BestOf, rerank: req.Rerank,
+	if req.Suffix != "" {
+		return unsupported("suffix", "fill-in-the-middle (suffix)")
+	}
+	p, err := openaiParams(&req.GenerationParams)
+	if err != nil {
+		return err
 	}
 	if req.Logprobs != nil {
 		if *req.Logprobs < 0 || *req.Logprobs > 5 {
@@ -194,20 +219,14 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	if req.ParseSpecial {
 		pl.req.PromptParts = []engine.PromptPart{{Text: prompt, Special: true}}
 	}
-	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: time.Now()}
+	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: infoFrom(r.Context()).start}
 	id := fmt.Sprintf("cmpl-%016x", s.nextSeed())
 	created := c.start.Unix()
 	resp := func(choices []api.CompletionChoice) api.CompletionResponse {
 		return api.CompletionResponse{ID: id, Object: api.ObjectTextCompletion, Created: created, Model: rt.model.Name,
-			SystemFingerprint: s.cfg.Version, Choices: choices, Extensions: api.Extensions{Variant: rt.variant}}
+			SystemFingerprint: "bestofn-" + s.cfg.Version, Choices: choices, Extensions: api.Extensions{Variant: rt.variant}}
 	}
-	ext := func(res *engine.Result) api.Extensions {
-		e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
-		if req.ReturnCandidates {
-			e.Candidates = candidates(res)
-		}
-		return e
-	}
+	ext := openaiExt(rt, req.ReturnCandidates)
 	echo := ""
 	if req.Echo {
 		echo = prompt
@@ -224,7 +243,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 			fr := finishReason(cand.FinishReason)
 			ch := api.CompletionChoice{Index: j, Text: echo + cand.Text, FinishReason: &fr}
 			if pl.req.Logprobs {
-				ch.Logprobs = legacyLogprobs(cand.Logprobs, len(echo))
+				ch.Logprobs = legacyLogprobs(cand.Logprobs, echo)
 			}
 			out.Choices = append(out.Choices, ch)
 		}
@@ -255,16 +274,21 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 		fr := finishReason(cand.FinishReason)
 		last := resp([]api.CompletionChoice{{Index: j, Text: text(j, remainder(cand.Text, streamed[j])), FinishReason: &fr}})
 		if pl.req.Logprobs {
-			last.Choices[0].Logprobs = legacyLogprobs(cand.Logprobs, 0)
+			last.Choices[0].Logprobs = legacyLogprobs(cand.Logprobs, echo)
 		}
 		if j == pl.nChoices-1 {
 			last.Extensions = ext(res)
-			if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-				u := usage(res)
-				last.Usage = &u
-			}
 		}
 		if err := sw.send(last); err != nil {
+			return s.failStream(sw, r, err)
+		}
+	}
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		// As OpenAI sends it: a last chunk with usage and no choices.
+		u := usage(res)
+		final := resp([]api.CompletionChoice{})
+		final.Usage = &u
+		if err := sw.send(final); err != nil {
 			return s.failStream(sw, r, err)
 		}
 	}
@@ -332,6 +356,10 @@ func candidates(res *engine.Result) []api.Candidate {
 			v := float64(c.Score)
 			out[i].Score = &v
 		}
+		if len(c.Tokens) > 0 {
+			v := c.CumLogprob / float64(len(c.Tokens))
+			out[i].MeanLogprob = &v
+		}
 	}
 	return out
 }
@@ -356,8 +384,11 @@ func tokenLogprobs(lps []engine.TokenLogprob) []api.TokenLogprob {
 	return out
 }
 
-func legacyLogprobs(lps []engine.TokenLogprob, offset int) *api.CompletionLogprobs {
-	out := &api.CompletionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
+// legacyLogprobs are a completion choice's logprobs; text_offset is where each token starts in the choice's
+// text, after prefix (the echoed prompt).
+func legacyLogprobs(lps []engine.TokenLogprob, prefix string) *api.CompletionLogprobs {
+	out := &api.CompletionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{},
+		TextOffset: textOffsets(prefix, lps)}
 	for _, lp := range lps {
 		out.Tokens = append(out.Tokens, lp.Text)
 		out.TokenLogprobs = append(out.TokenLogprobs, float64(lp.Logprob))
@@ -366,8 +397,31 @@ func legacyLogprobs(lps []engine.TokenLogprob, offset int) *api.CompletionLogpro
 			top[t.Text] = float64(t.Logprob)
 		}
 		out.TopLogprobs = append(out.TopLogprobs, top)
-		out.TextOffset = append(out.TextOffset, offset)
-		offset += len(lp.Text)
 	}
 	return out
+}
+
+// textOffsets gives each token's offset in characters (as OpenAI and vLLM count them: code points of the
+// text, not bytes) from the start of prefix + the tokens' texts. A token that starts inside a character split
+// over byte tokens is at that character's index; an invalid byte counts as the one U+FFFD it decodes to.
+func textOffsets(prefix string, lps []engine.TokenLogprob) []int {
+	offsets := make([]int, len(lps))
+	n := utf8.RuneCountInString(prefix)
+	var tail []byte // the text's incomplete last character
+	for i, lp := range lps {
+		offsets[i] = n
+		tail = append(tail, lp.Text...)
+		k := len(tail)
+		for j := len(tail) - 1; j >= 0 && j >= len(tail)-utf8.UTFMax+1; j-- {
+			if utf8.RuneStart(tail[j]) {
+				if !utf8.FullRune(tail[j:]) {
+					k = j
+				}
+				break
+			}
+		}
+		n += utf8.RuneCount(tail[:k])
+		tail = append(tail[:0], tail[k:]...)
+	}
+	return offsets
 }

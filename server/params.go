@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/bestofn/bestofn/api"
 	"github.com/bestofn/bestofn/engine"
+	"github.com/bestofn/bestofn/sampler"
 )
 
 // params are a request's generation options as either API states them, before validation. nil means unset.
@@ -15,29 +17,40 @@ import (
 type params struct {
 	temperature, topP, minP, repeatPenalty *float64
 	presence, frequency                    *float64
-	topK, repeatLastN                      *int
+	topK                                   *int
+	repeatLastN                            *int   // Ollama's meaning: -1 the whole context, 0 no repetition penalty
 	seed                                   *int64 // negative: server-chosen (Ollama's -1)
-	maxTokens                              *int   // negative: up to the context (Ollama's -1, -2)
+	maxTokens                              *int   // nil: as many as fit, at most Limits.MaxTokens
 	stop                                   []string
 	logitBias                              map[string]float64
 	n, bestOf                              *int
 	rerank                                 string
 	logprobs                               bool
 	topLogprobs                            int
+	json                                   bool // JSON mode
 
-	// names of the fields on the wire, for error messages.
+	// Names on the wire, for error messages: the prefix of option names ("options." on Ollama's API) and the
+	// field that set maxTokens.
+	prefix        string
 	maxTokensName string
 }
 
-func checkRange(name string, v *float64, lo, hi float64) error {
-	if v == nil {
-		return nil
-	}
-	if math.IsNaN(*v) || *v < lo || *v > hi {
-		return badParam(name, "%s must be in [%g, %g], got %g", name, lo, hi, *v)
-	}
-	return nil
+// API ranges of the sampling options (OpenAI's documented ones); the sampler's own limits are checked after
+// (engine.SamplingParams.Validate), so nothing the server accepts fails later.
+var apiRanges = []struct {
+	name   string
+	field  func(*params) *float64
+	lo, hi float64
+}{
+	{"temperature", func(p *params) *float64 { return p.temperature }, 0, 2},
+	{"top_p", func(p *params) *float64 { return p.topP }, 0, 1},
+	{"repeat_penalty", func(p *params) *float64 { return p.repeatPenalty }, 0, 10},
+	{"presence_penalty", func(p *params) *float64 { return p.presence }, -2, 2},
+	{"frequency_penalty", func(p *params) *float64 { return p.frequency }, -2, 2},
 }
+
+// maxLogitBias bounds logit_bias values, as OpenAI does.
+const maxLogitBias = 100
 
 func f32(v *float64, def float32) float32 {
 	if v == nil {
@@ -50,28 +63,17 @@ func f32(v *float64, def float32) float32 {
 type plan struct {
 	req      engine.Request
 	nChoices int
-	// defaultMaxTokens says req.MaxTokens is the server's cap, not the client's: when the prompt leaves less room
-	// than that in the context, the request is retried with what is left instead of failing.
-	defaultMaxTokens bool
 }
 
-// toEngine validates p against the server's limits and m's capabilities. def holds the API's defaults for
-// unset sampling fields (OpenAI and Ollama differ).
+// toEngine is the one validation layer: it checks p against the API ranges, the server's limits, m's
+// capabilities and the sampler's and engine's own limits (so a request the server accepts never fails
+// validation later), and converts it. Every error is a 400 naming the wire field. def holds the API's
+// defaults for unset sampling fields (OpenAI and Ollama differ).
 func (s *Server) toEngine(m *Model, p params, def engine.SamplingParams) (plan, error) {
-	for _, c := range []struct {
-		name   string
-		v      *float64
-		lo, hi float64
-	}{
-		{"temperature", p.temperature, 0, 2},
-		{"top_p", p.topP, 0, 1},
-		{"min_p", p.minP, 0, 1},
-		{"repeat_penalty", p.repeatPenalty, 0, 10},
-		{"presence_penalty", p.presence, -2, 2},
-		{"frequency_penalty", p.frequency, -2, 2},
-	} {
-		if err := checkRange(c.name, c.v, c.lo, c.hi); err != nil {
-			return plan{}, err
+	name := func(field string) string { return p.prefix + field }
+	for _, r := range apiRanges {
+		if v := r.field(&p); v != nil && (math.IsNaN(*v) || *v < r.lo || *v > r.hi) {
+			return plan{}, badParam(name(r.name), "%s must be in [%g, %g], got %g", r.name, r.lo, r.hi, *v)
 		}
 	}
 	sp := engine.SamplingParams{
@@ -83,34 +85,43 @@ func (s *Server) toEngine(m *Model, p params, def engine.SamplingParams) (plan, 
 		FrequencyPenalty: f32(p.frequency, def.FrequencyPenalty),
 		TopK:             def.TopK,
 		RepeatLastN:      def.RepeatLastN,
+		JSON:             p.json,
 	}
 	if p.topK != nil {
-		if *p.topK < 0 {
-			return plan{}, badParam("top_k", "top_k must be >= 0, got %d", *p.topK)
-		}
 		sp.TopK = *p.topK
 	}
 	if p.repeatLastN != nil {
-		if *p.repeatLastN < -1 || *p.repeatLastN > 1<<16 {
-			return plan{}, badParam("repeat_last_n", "repeat_last_n must be in [-1, 65536], got %d", *p.repeatLastN)
+		switch n := *p.repeatLastN; {
+		case n == -1: // the whole context
+			sp.RepeatLastN = sampler.MaxRepeatLastN
+			if c := m.Info.ContextLength; c > 0 && c < sampler.MaxRepeatLastN {
+				sp.RepeatLastN = c
+			}
+		case n == 0: // no repetition penalty
+			sp.RepeatPenalty = 1
+		default:
+			sp.RepeatLastN = n
 		}
-		sp.RepeatLastN = *p.repeatLastN
-	}
-	if len(p.logitBias) > 1024 {
-		return plan{}, badParam("logit_bias", "logit_bias has %d entries; at most 1024", len(p.logitBias))
 	}
 	if len(p.logitBias) > 0 {
 		sp.LogitBias = make(map[int32]float32, len(p.logitBias))
 		for k, v := range p.logitBias {
 			id, err := strconv.ParseInt(k, 10, 32)
-			if err != nil || id < 0 {
-				return plan{}, badParam("logit_bias", "logit_bias key %q is not a token id", k)
+			if err != nil {
+				return plan{}, badParam(name("logit_bias"), "logit_bias key %q is not a token id", k)
 			}
-			if math.IsNaN(v) || v < -100 || v > 100 {
-				return plan{}, badParam("logit_bias", "logit_bias value for token %s must be in [-100, 100], got %g", k, v)
+			if math.IsNaN(v) || v < -maxLogitBias || v > maxLogitBias {
+				return plan{}, badParam(name("logit_bias"), "logit_bias value for token %s must be in [-%d, %d], got %g", k, maxLogitBias, maxLogitBias, v)
 			}
 			sp.LogitBias[int32(id)] = float32(v)
 		}
+	}
+	if err := sp.Validate(m.Info.VocabSize); err != nil {
+		var pe *sampler.ParamError
+		if errors.As(err, &pe) {
+			return plan{}, badParam(name(pe.Param), "%s", pe.Msg)
+		}
+		return plan{}, badParam("", "%s", err.Error())
 	}
 	if p.seed != nil && *p.seed >= 0 {
 		sp.Seed = uint64(*p.seed)
@@ -118,45 +129,37 @@ func (s *Server) toEngine(m *Model, p params, def engine.SamplingParams) (plan, 
 		sp.Seed = s.nextSeed()
 	}
 
-	maxTokens := s.limits.MaxTokens
-	if p.maxTokens != nil && *p.maxTokens >= 0 {
-		name := p.maxTokensName
-		if name == "" {
-			name = "max_tokens"
-		}
+	maxTokens := 0 // as many as fit, at most the server's limit (DefaultMaxTokens)
+	if p.maxTokens != nil {
+		field := p.maxTokensName
 		if *p.maxTokens < 1 {
-			return plan{}, badParam(name, "%s must be >= 1, got %d", name, *p.maxTokens)
+			return plan{}, badParam(field, "%s must be >= 1, got %d", field, *p.maxTokens)
 		}
 		if s.limits.MaxTokens > 0 && *p.maxTokens > s.limits.MaxTokens {
-			return plan{}, badParam(name, "%s must be <= %d, got %d", name, s.limits.MaxTokens, *p.maxTokens)
+			return plan{}, badParam(field, "%s must be <= %d, got %d", field, s.limits.MaxTokens, *p.maxTokens)
 		}
 		maxTokens = *p.maxTokens
 	}
 
-	if len(p.stop) > s.limits.MaxStop {
-		return plan{}, badParam("stop", "at most %d stop strings, got %d", s.limits.MaxStop, len(p.stop))
-	}
-	for _, st := range p.stop {
-		if st == "" {
-			return plan{}, badParam("stop", "stop strings must not be empty")
-		}
+	if err := sampler.CheckStops(p.stop); err != nil {
+		return plan{}, badParam(name("stop"), "%s", err.(*sampler.ParamError).Msg)
 	}
 
 	n := 1
 	if p.n != nil {
 		n = *p.n
 		if n < 1 || n > s.limits.MaxN {
-			return plan{}, badParam("n", "n must be in [1, %d], got %d", s.limits.MaxN, n)
+			return plan{}, badParam(name("n"), "n must be in [1, %d], got %d", s.limits.MaxN, n)
 		}
 	}
 	bestOf := max(m.N, n)
 	if p.bestOf != nil {
 		bestOf = *p.bestOf
 		if bestOf < 1 || bestOf > s.limits.MaxN {
-			return plan{}, badParam("best_of", "best_of must be in [1, %d], got %d", s.limits.MaxN, bestOf)
+			return plan{}, badParam(name("best_of"), "best_of must be in [1, %d], got %d", s.limits.MaxN, bestOf)
 		}
 		if bestOf < n {
-			return plan{}, badParam("best_of", "best_of (%d) must be >= n (%d)", bestOf, n)
+			return plan{}, badParam(name("best_of"), "best_of (%d) must be >= n (%d)", bestOf, n)
 		}
 	}
 	rerank := m.Rerank
@@ -164,30 +167,30 @@ func (s *Server) toEngine(m *Model, p params, def engine.SamplingParams) (plan, 
 	case "":
 	case api.RerankReward:
 		if !m.CanRerank {
-			return plan{}, badParam("rerank", "model %q has no reward model; rerank must be %q", m.Name, api.RerankNone)
+			return plan{}, badParam(name("rerank"), "model %q has no reward model; rerank must be %q", m.Name, api.RerankNone)
 		}
 		rerank = true
 	case api.RerankNone:
 		rerank = false
 	default:
-		return plan{}, badParam("rerank", "rerank must be %q or %q, got %q", api.RerankReward, api.RerankNone, p.rerank)
+		return plan{}, badParam(name("rerank"), "rerank must be %q or %q, got %q", api.RerankReward, api.RerankNone, p.rerank)
 	}
-	if p.topLogprobs < 0 || p.topLogprobs > 20 {
-		return plan{}, badParam("top_logprobs", "top_logprobs must be in [0, 20], got %d", p.topLogprobs)
+	if p.topLogprobs < 0 || p.topLogprobs > sampler.MaxTopLogprobs {
+		return plan{}, badParam("top_logprobs", "top_logprobs must be in [0, %d], got %d", sampler.MaxTopLogprobs, p.topLogprobs)
 	}
-	return plan{
-		req: engine.Request{
-			N:           bestOf,
-			Rerank:      rerank,
-			Sampling:    sp,
-			MaxTokens:   maxTokens,
-			Stop:        p.stop,
-			Logprobs:    p.logprobs || p.topLogprobs > 0,
-			TopLogprobs: p.topLogprobs,
-		},
-		nChoices:         n,
-		defaultMaxTokens: maxTokens > 0 && (p.maxTokens == nil || *p.maxTokens < 0),
-	}, nil
+	req := engine.Request{
+		N:                bestOf,
+		Rerank:           rerank,
+		Sampling:         sp,
+		MaxTokens:        maxTokens,
+		DefaultMaxTokens: s.limits.MaxTokens,
+		Stop:             p.stop,
+		Logprobs:         p.logprobs,
+	}
+	if p.logprobs {
+		req.TopLogprobs = p.topLogprobs
+	}
+	return plan{req: req, nChoices: n}, nil
 }
 
 // joinParts is the text of a prompt's parts.

@@ -78,6 +78,7 @@ type ModelInfo struct {
 	ContextLength     int
 	Size              int64  // bytes of weights
 	Digest            string // e.g. "sha256:..."
+	VocabSize         int    // tokens of the vocabulary; when set, logit_bias ids are checked against it
 	ModifiedAt        time.Time
 	TemplateName      string         // chat template name
 	RewardModel       string         // reward model path or name
@@ -111,13 +112,17 @@ type Limits struct {
 	// MaxTokens caps max_tokens / num_predict and is the default when a request sets none; 0 means no cap
 	// beyond the context length.
 	MaxTokens int
-	// MaxN caps n and best_of; 0 means 16.
+	// MaxN caps n and best_of; 0 means engine.DefaultMaxN. The generators must accept as many candidates
+	// (engine.Config.MaxN and MaxActiveSeqs). Stop strings are bounded by package sampler's limits.
 	MaxN int
-	// MaxStop caps the number of stop strings; 0 means 16.
-	MaxStop int
 	// RequestTimeout bounds each generation request (504 beyond); 0 means 10 minutes.
 	RequestTimeout time.Duration
-	// MaxConcurrent caps generation requests in flight; more get 429 with Retry-After. 0 means 64.
+	// BodyReadTimeout bounds the reading of a generation request's body (408 beyond), which is read and
+	// decoded before the request takes a slot of MaxConcurrent; 0 means 30 seconds. The http.Server's
+	// ReadHeaderTimeout bounds the headers.
+	BodyReadTimeout time.Duration
+	// MaxConcurrent caps generations in flight (a request holds a slot from the end of its validation to the
+	// end of its generation); more get 429 with Retry-After. 0 means 64.
 	MaxConcurrent int
 	// RetryAfter is the Retry-After hint of 429 answers; 0 means 1 second.
 	RetryAfter time.Duration
@@ -128,13 +133,13 @@ func (l Limits) withDefaults() Limits {
 		l.MaxBodyBytes = 1 << 20
 	}
 	if l.MaxN <= 0 {
-		l.MaxN = 16
-	}
-	if l.MaxStop <= 0 {
-		l.MaxStop = 16
+		l.MaxN = engine.DefaultMaxN
 	}
 	if l.RequestTimeout <= 0 {
 		l.RequestTimeout = 10 * time.Minute
+	}
+	if l.BodyReadTimeout <= 0 {
+		l.BodyReadTimeout = 30 * time.Second
 	}
 	if l.MaxConcurrent <= 0 {
 		l.MaxConcurrent = 64
@@ -160,7 +165,8 @@ type Config struct {
 	ABLog *ABLog
 	// Seed seeds the source of seeds for requests that set none.
 	Seed uint64
-	// Version is reported by /api/version and as system_fingerprint; "" means "bestofn-dev".
+	// Version is bestofn's semantic version (e.g. "0.1.0"), reported by /api/version, whose clients parse it,
+	// and as system_fingerprint "bestofn-VERSION"; "" means "0.0.0-dev".
 	Version string
 	// UserHeader is the header holding the sticky A/B key when the body has no user; "" means
 	// "X-Bestofn-User".
@@ -216,7 +222,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	if s.cfg.Version == "" {
-		s.cfg.Version = "bestofn-dev"
+		s.cfg.Version = "0.0.0-dev"
 	}
 	if s.cfg.UserHeader == "" {
 		s.cfg.UserHeader = HeaderUser
@@ -289,8 +295,9 @@ func (s *Server) Handler() http.Handler {
 		r.Handle("/admin/*", s.cfg.Admin)
 	}
 
-	// Generation routes: bounded bodies, a deadline, and a cap on requests in flight.
-	gen := chi.Chain(s.limitBody, s.timeout, s.limitConcurrency)
+	// Generation routes: bounded bodies read in full under a deadline, then a deadline on the request. The cap
+	// on generations in flight is taken in run, once the request is decoded and valid.
+	gen := chi.Chain(s.limitBody, s.readBody, s.timeout)
 
 	r.Route("/v1", func(r chi.Router) {
 		r.With(gen...).Post("/chat/completions", s.handle(s.chatCompletions))
@@ -305,6 +312,7 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/ps", s.handle(s.ollamaPs))
 		r.With(s.limitBody).Post("/show", s.handle(s.ollamaShow))
 		r.Get("/version", s.handle(s.ollamaVersion))
+		r.Head("/version", s.handle(s.ollamaVersion))
 	})
 	return r
 }

@@ -95,7 +95,7 @@ func TestChatCompletionR1Ranked(t *testing.T) {
 	if resp.Usage.CompletionTokens <= len(strings.Fields(string(resp.Choices[0].Message.Content))) {
 		t.Errorf("usage should count all 5 candidates: %+v", resp.Usage)
 	}
-	// rerank none keeps sampling order and best_of overrides the model's N.
+	// rerank none ranks by mean logprob instead (candidate 2 for seed 1) and best_of overrides the model's N.
 	w = e.do(t, "POST", "/v1/chat/completions", `{"model":"base:r1","seed":1,"best_of":3,"rerank":"none","messages":[{"role":"user","content":"hi"}]}`)
 	if w.Code != 200 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
@@ -104,8 +104,8 @@ func TestChatCompletionR1Ranked(t *testing.T) {
 		t.Errorf("engine request N=%d rerank=%v", req.N, req.Rerank)
 	}
 	resp = decode[api.ChatCompletionResponse](t, w)
-	if got, want := string(resp.Choices[0].Message.Content), fakeText("", 1, 0); got != want {
-		t.Errorf("unranked choice %q, want %q", got, want)
+	if got, want := string(resp.Choices[0].Message.Content), fakeText("", 1, 2); got != want {
+		t.Errorf("choice %q, want the likeliest candidate %q", got, want)
 	}
 }
 
@@ -472,15 +472,14 @@ func TestOllamaErrors(t *testing.T) {
 	}{
 		{"bad json", "/api/chat", `{`, nil, 400, "invalid JSON"},
 		{"unknown model", "/api/chat", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`, nil, 404, `"nope" not found`},
-		{"empty messages", "/api/chat", `{"model":"base","messages":[]}`, nil, 400, "messages must not be empty"},
-		{"unknown option", "/api/chat", `{"model":"base","messages":[{"role":"user","content":"hi"}],"options":{"temprature":1}}`, nil, 400, `unknown option "temprature"`},
+		{"bad role", "/api/chat", `{"model":"base","messages":[{"role":"user","content":"hi"},{"role":"bot","content":"x"}]}`, nil, 400, "role"},
 		{"option type", "/api/generate", `{"model":"base","prompt":"x","options":{"top_k":"many"}}`, nil, 400, `"top_k" must be an integer`},
 		{"option fraction", "/api/generate", `{"model":"base","prompt":"x","options":{"seed":1.5}}`, nil, 400, `"seed" must be an integer`},
 		{"option range", "/api/generate", `{"model":"base","prompt":"x","options":{"temperature":9}}`, nil, 400, "temperature must be in"},
 		{"stop type", "/api/generate", `{"model":"base","prompt":"x","options":{"stop":[1]}}`, nil, 400, "array of strings"},
 		{"tools", "/api/chat", `{"model":"base","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function"}]}`, nil, 400, "not supported"},
 		{"images", "/api/generate", `{"model":"base","prompt":"x","images":["aGk="]}`, nil, 400, "not supported"},
-		{"format", "/api/generate", `{"model":"base","prompt":"x","format":"json"}`, nil, 400, "not supported"},
+		{"format", "/api/generate", `{"model":"base","prompt":"x","format":{"type":"object"}}`, nil, 400, "not supported"},
 		{"show unknown", "/api/show", `{"model":"nope"}`, nil, 404, "not found"},
 		{"queue full", "/api/generate", `{"model":"base","prompt":"x"}`, engine.ErrQueueFull, 429, "overloaded"},
 		{"context", "/api/chat", `{"model":"base","messages":[{"role":"user","content":"hi"}]}`, &engine.ContextLengthError{PromptTokens: 9, ContextLen: 4}, 400, "context length"},
@@ -658,37 +657,43 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-// ctxGen fails like the engine when prompt (10 tokens) plus MaxTokens exceed a context of 50.
-type ctxGen struct {
-	fakeGen
-	maxTokens []int
-}
-
-func (g *ctxGen) Generate(ctx context.Context, req engine.Request) (*engine.Result, error) {
-	g.maxTokens = append(g.maxTokens, req.MaxTokens)
-	if 10+req.MaxTokens > 50 {
-		return nil, &engine.ContextLengthError{PromptTokens: 10, MaxTokens: req.MaxTokens, ContextLen: 50}
-	}
-	return g.fakeGen.Generate(ctx, req)
-}
-
-// TestDefaultMaxTokensFitsContext checks that the server's default cap shrinks to the room the prompt leaves,
-// while a max_tokens the client set still fails.
-func TestDefaultMaxTokensFitsContext(t *testing.T) {
-	g := &ctxGen{}
-	e := newEnv(t, func(c *Config) { c.Models[0].Generator = g })
-	if w := e.do(t, "POST", "/v1/completions", `{"model":"base","prompt":"x"}`); w.Code != 200 {
-		t.Fatalf("default cap: %d %s", w.Code, w.Body)
-	}
-	if fmt.Sprint(g.maxTokens) != "[100 40]" {
-		t.Errorf("max tokens tried %v, want [100 40]", g.maxTokens)
-	}
-	g.maxTokens = nil
-	if w := e.do(t, "POST", "/v1/completions", `{"model":"base","prompt":"x","max_tokens":60}`); w.Code != 400 {
-		t.Errorf("explicit max_tokens beyond the context: %d", w.Code)
-	}
-	if fmt.Sprint(g.maxTokens) != "[60]" {
-		t.Errorf("max tokens tried %v, want [60]", g.maxTokens)
+// TestMaxTokens checks how each API's length field reaches the engine: unset (and Ollama's 0, -1 and -2) asks
+// for as many tokens as fit, bounded by the server's limit; a value is a demand, within the limit.
+func TestMaxTokens(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, c := range []struct {
+		path, body   string
+		status       int
+		maxTokens    int
+		defaultLimit int
+	}{
+		{"/v1/completions", `{"model":"base","prompt":"x"}`, 200, 0, 100},
+		{"/v1/completions", `{"model":"base","prompt":"x","max_tokens":60}`, 200, 60, 100},
+		{"/v1/chat/completions", `{"model":"base","max_completion_tokens":7,"max_tokens":9,"messages":[{"role":"user","content":"hi"}]}`, 200, 7, 100},
+		{"/v1/completions", `{"model":"base","prompt":"x","max_tokens":101}`, 400, 0, 0},
+		{"/v1/completions", `{"model":"base","prompt":"x","max_tokens":0}`, 400, 0, 0},
+		{"/v1/completions", `{"model":"base","prompt":"x","max_tokens":-5}`, 400, 0, 0},
+		{"/api/generate", `{"model":"base","prompt":"x","stream":false,"options":{"num_predict":7}}`, 200, 7, 100},
+		{"/api/generate", `{"model":"base","prompt":"x","stream":false,"options":{"num_predict":0}}`, 200, 0, 100},
+		{"/api/generate", `{"model":"base","prompt":"x","stream":false,"options":{"num_predict":-1}}`, 200, 0, 100},
+		{"/api/generate", `{"model":"base","prompt":"x","stream":false,"options":{"num_predict":-2}}`, 200, 0, 100},
+		{"/api/generate", `{"model":"base","prompt":"x","stream":false,"options":{"num_predict":101}}`, 400, 0, 0},
+	} {
+		calls := e.gen.calls()
+		w := e.do(t, "POST", c.path, c.body)
+		if w.Code != c.status {
+			t.Errorf("%s: status %d, want %d: %s", c.body, w.Code, c.status, w.Body)
+			continue
+		}
+		if c.status != 200 {
+			if e.gen.calls() != calls {
+				t.Errorf("%s: rejected after reaching the generator", c.body)
+			}
+			continue
+		}
+		if req := e.gen.last(); req.MaxTokens != c.maxTokens || req.DefaultMaxTokens != c.defaultLimit {
+			t.Errorf("%s: engine MaxTokens %d DefaultMaxTokens %d, want %d %d", c.body, req.MaxTokens, req.DefaultMaxTokens, c.maxTokens, c.defaultLimit)
+		}
 	}
 }
 

@@ -2,10 +2,9 @@ package trainjobs
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
-	"github.com/bestofn/bestofn/tokenizer"
+	"github.com/bestofn/bestofn/train"
 )
 
 // DefaultRewardTemplate joins prompt and response as HH-RLHF's dialogues are written; it is package reward's
@@ -119,40 +118,21 @@ func (p Preference) pairs(t rmTemplate, useMargin bool) ([]textPair, *RowError) 
 	return []textPair{tp}, nil
 }
 
-// rmEncoder tokenizes (prompt, response) exactly as package reward does when it scores: the template's
-// rendering tokenized with special-token parsing, BOS before it when the tokenizer adds one, and an input
-// longer than maxLen cut at the token boundary where the text before the response (minus trailing spaces)
-// ends, dropping prompt tokens from the left first, then response tokens from the end.
-type rmEncoder struct {
-	tok    *tokenizer.Tokenizer
-	t      rmTemplate
-	maxLen int
-}
-
-func (e rmEncoder) encode(prompt, response string) (ids []int32, truncated bool) {
-	var bos []int32
-	if e.tok.AddBOSDefault() && e.tok.BOS() >= 0 {
-		bos = []int32{e.tok.BOS()}
+// rewardEncoder returns the tokenization of (prompt, response) package reward uses when it serves the exported
+// model: package train's reward encoder (BOS, the template's rendering with special tokens parsed, prompt
+// tokens dropped from the left first when too long) over the template, and with appendEOS an EOS after it, for
+// which the truncation leaves room as reward's does for a tokenizer.json that appends one.
+func rewardEncoder(tok train.Tokenizer, t rmTemplate, maxLen int, appendEOS bool) func(prompt, response string) ([]int32, bool) {
+	enc := train.RewardEncoder{Tok: tok, MaxLen: maxLen}
+	if appendEOS {
+		enc.MaxLen--
 	}
-	enc := func(s string) []int32 { return e.tok.Encode(s, false, true) }
-	prefix := e.t.prefix(prompt)
-	full := enc(prefix + response + e.t.after)
-	budget := e.maxLen - len(bos)
-	p, r := full, []int32(nil)
-	if truncated = len(full) > budget; truncated {
-		cut := len(strings.TrimRight(prefix, " "))
-		p = enc(prefix[:cut])
-		if len(p) <= len(full) && slices.Equal(full[:len(p)], p) {
-			r = full[len(p):]
-		} else {
-			r = enc(prefix[cut:] + response + e.t.after)
+	return func(prompt, response string) ([]int32, bool) {
+		prefix := t.prefix(prompt)
+		ids, truncated := enc.EncodeText(prefix+response+t.after, len(prefix))
+		if appendEOS {
+			ids = append(ids, tok.EOS())
 		}
-		keep := max(0, budget-len(r))
-		p = p[len(p)-min(keep, len(p)):]
-		r = r[:min(len(r), budget-len(p))]
+		return ids, truncated
 	}
-	ids = make([]int32, 0, len(bos)+len(p)+len(r))
-	ids = append(ids, bos...)
-	ids = append(ids, p...)
-	return append(ids, r...), truncated
 }

@@ -20,7 +20,7 @@ const (
 	ReasonTemplateMismatch = "template_mismatch"   // an implicit-prompt row that does not follow the reward template
 	ReasonIdentical        = "identical_responses" // chosen and rejected are the same text: nothing to learn
 	ReasonNoScoreGap       = "no_score_difference" // a comparison row whose responses all have the same score
-	ReasonTooLong          = "too_long"            // the prompt alone leaves no room for the response
+	ReasonTooLong          = "prompt_too_long"     // an SFT prompt that leaves no room for the response in max_length
 )
 
 // RowError is a bad row of an input file: which file and line, the reason (one of the Reason constants) and what

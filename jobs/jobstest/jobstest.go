@@ -56,13 +56,19 @@ func New(t testing.TB, cfg jobs.Config) *Env {
 		cfg.Lease = time.Second
 	}
 	e := &Env{T: t, Dir: cfg.DataDir, Store: cfg.Store, cfg: cfg}
-	e.Service = e.start()
+	e.Service = e.Another(nil)
 	return e
 }
 
-func (e *Env) start() *jobs.Service {
+// Another starts another Service (a replica) on the same store and data directory, with the Config of New as
+// edit changes it (edit may be nil).
+func (e *Env) Another(edit func(*jobs.Config)) *jobs.Service {
 	e.T.Helper()
-	s, err := jobs.New(e.cfg)
+	cfg := e.cfg
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := jobs.New(cfg)
 	if err != nil {
 		e.T.Fatal(err)
 	}
@@ -166,7 +172,7 @@ func (e *Env) WaitUntil(id string, cond func(jobs.Job) bool) jobs.Job {
 func (e *Env) Crash() {
 	e.T.Helper()
 	e.Service.Kill()
-	e.Service = e.start()
+	e.Service = e.Another(nil)
 }
 
 // RunWithCrash submits a job, crashes the Service once the job satisfies when (e.g. its progress passed half),

@@ -62,13 +62,18 @@ func StartPostgres(t testing.TB) *Postgres {
 	if bin == "" {
 		t.Skip("PostgreSQL server binaries (initdb, postgres) not found: install postgresql or set BESTOFN_PG_BIN")
 	}
-	dir, err := os.MkdirTemp("", "bestofn-pg-")
+	root := os.Geteuid() == 0
+	base := "" // $TMPDIR; as root, /tmp, which the unprivileged user can reach whatever $TMPDIR is
+	if root {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "bestofn-pg-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
+	if root {
 		u, err := user.Lookup("nobody")
 		if err != nil {
 			t.Fatalf("postgres cannot run as root and there is no user nobody: %v", err)
@@ -116,6 +121,10 @@ func StartPostgres(t testing.TB) *Postgres {
 			<-exited
 		}
 		logFile.Close()
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
+			t.Logf("postgres log:\n%s", log)
+		}
 	})
 	pg := &Postgres{DSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
 	db, err := sql.Open("pgx", pg.DSN)

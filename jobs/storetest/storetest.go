@@ -4,9 +4,11 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,9 +59,24 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer st.Close()
 		if j, err := st.Job(context.Background(), "job-1"); err != nil || j.Type != "a" {
 			t.Errorf("after reopening: %+v %v", j, err)
+		}
+		// A database a newer build migrated is refused rather than misread.
+		db, ok := st.(interface{ DB() *sql.DB })
+		if !ok {
+			st.Close()
+			return
+		}
+		if _, err := db.DB().Exec(`UPDATE schema_version SET version = 99`); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if st, err := open(); err == nil || !strings.Contains(err.Error(), "newer") {
+			t.Errorf("opening a schema from the future: %v", err)
+			if err == nil {
+				st.Close()
+			}
 		}
 	})
 }

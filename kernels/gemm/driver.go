@@ -3,7 +3,8 @@ package gemm
 import "github.com/bestofn/bestofn/kernels"
 
 // kernelFunc is a micro-kernel: see kernel_amd64.go (and tileRef for the same loop in Go).
-type kernelFunc func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+type kernelFunc func(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32,
+	rows, cols int)
 
 // isa is one set of micro-kernels with the blocking that suits its caches.
 type isa struct {
@@ -14,6 +15,10 @@ type isa struct {
 	cBytes int // bytes of a C block (mc x nc) when k takes several blocks, to stay in L2 beside B
 
 	packed, rows kernelFunc // A packed k-major, or op(A) read in place from a row-major A
+	// masked kernels store partial tiles themselves; packedHalf and rowsHalf (nil for none) compute tiles of
+	// at most nr/2 columns.
+	masked               bool
+	packedHalf, rowsHalf kernelFunc
 
 	// packCopy and packTrans fill panels (see kernel_amd64.go); packTrans takes transCols columns a group.
 	packCopy  func(kc int, src *float32, lds int, dst *float32, w, width int)
@@ -30,10 +35,14 @@ type isa struct {
 	scaleF32    func(x *float32, n int, s float32)
 }
 
-// job is one Sgemm call split into blocks of C: mb x nb blocks of mc x nc, each a Task item. A block runs
-// through k in kc steps: it packs op(B)[kk0:kk0+kc, cols] into nr-column k-major panels (L2), then for each
-// mr-row panel of op(A) (read in place when A is row-major, else packed into an L1 panel) calls the kernel on
-// every B panel. Tiles cut by the matrix edge go through a scratch tile.
+// job is one Sgemm call split into blocks of C: mb x nb blocks of mc x nc. A block runs through k in kc
+// steps: it packs op(B)[kk0:kk0+kc, cols] into nr-column k-major panels (L2; whole panels of a row-major B are
+// read in place), then for each mr-row panel of op(A) (read in place when A is row-major, else packed into an
+// L1 panel) calls the kernel on every B panel.
+//
+// The Task items are the blocks, or, for a small C and a long k (split), chunks of the k blocks: each worker
+// then adds its chunks' products over all of C into its own partial C, and reduce sums the partials, so that
+// A and B are read once in all instead of once per block of C.
 type job struct {
 	s              *isa
 	transA, transB bool
@@ -44,98 +53,185 @@ type job struct {
 
 	mc, nc, kc int
 	mb, nb     int
+	nkb        int // k blocks
+	split      int // k chunks (Task items) when splitting k, else 0
 	pool       *kernels.Pool
-	buf        []float32 // scratch when pool is nil
+	buf        []float32   // scratch when pool is nil
+	partials   [][]float32 // per worker when splitting: its partial C (m x n), nil if it took no chunk
 }
 
 // plan picks the block sizes for threads workers: kc splits k evenly in blocks of at most kcMax; nc is as
 // wide as bBytes of packed B allow; mc splits m so that there are a few blocks per thread and, when k takes
-// several blocks (each pass reads and writes the C block again), so that the C block stays in L2 too.
+// several blocks (each pass reads and writes the C block again), so that the C block stays in L2 too. With
+// fewer blocks than 2 per thread and k of splitMinK or more, it splits k instead.
 func (j *job) plan(threads int) {
 	s := j.s
-	nkb := ceilDiv(j.k, s.kcMax)
-	j.kc = ceilDiv(j.k, nkb)
+	j.nkb = ceilDiv(j.k, s.kcMax)
+	j.kc = ceilDiv(j.k, j.nkb)
 	ncMax := max(s.nr, s.bBytes/(4*j.kc)/s.nr*s.nr)
 	j.nb = ceilDiv(j.n, ncMax)
 	j.nc = roundUp(ceilDiv(j.n, j.nb), s.nr)
 	j.nb = ceilDiv(j.n, j.nc)
 	mcMax := 4096
-	if nkb > 1 {
+	if j.nkb > 1 {
 		mcMax = max(s.mr, s.cBytes/(4*j.nc))
 	}
 	j.mb = ceilDiv(j.m, mcMax)
-	if threads > 1 {
+	if threads > 1 && j.mb*j.nb < 2*threads && j.k >= splitMinK {
+		j.split = min(j.nkb, 4*threads)
+		j.partials = make([][]float32, threads)
+	} else if threads > 1 {
 		j.mb = max(j.mb, min(ceilDiv(j.m, s.mr), ceilDiv(3*threads, j.nb)))
 	}
 	j.mc = roundUp(ceilDiv(j.m, j.mb), s.mr)
 	j.mb = ceilDiv(j.m, j.mc)
 }
 
-// scratchLen is the number of floats a worker needs: packed B, an A panel and an edge tile.
-func (j *job) scratchLen() int { return j.kc*j.nc + j.kc*j.s.mr + j.s.mr*j.s.nr }
+// splitMinK is the shortest k that plan splits: there the products of a chunk outweigh summing partial Cs.
+const splitMinK = 4096
+
+// tasks is the number of Task items.
+func (j *job) tasks() int {
+	if j.split > 0 {
+		return j.split
+	}
+	return j.mb * j.nb
+}
+
+// scratchLen is the number of floats a worker needs: packed B, an A panel, an edge tile, and when splitting
+// its partial C.
+func (j *job) scratchLen() int {
+	n := j.kc*j.nc + j.kc*j.s.mr + j.s.mr*j.s.nr
+	if j.split > 0 {
+		n += j.m * j.n
+	}
+	return n
+}
 
 func (j *job) Run(lo, hi, worker int) {
 	buf := j.buf
 	if j.pool != nil {
 		buf = j.pool.Scratch(worker, j.scratchLen())
 	}
+	if j.split == 0 {
+		for t := lo; t < hi; t++ {
+			j.block(t%j.mb, t/j.mb, 0, j.nkb, j.c, j.ldc, j.alpha, j.beta, buf)
+		}
+		return
+	}
+	part := buf[len(buf)-j.m*j.n:]
+	if j.partials[worker] == nil {
+		clear(part)
+		j.partials[worker] = part
+	}
 	for t := lo; t < hi; t++ {
-		j.block(t%j.mb, t/j.mb, buf)
+		kb0, kb1 := t*j.nkb/j.split, (t+1)*j.nkb/j.split
+		for jb := range j.nb {
+			for ib := range j.mb {
+				j.block(ib, jb, kb0, kb1, part, j.n, 1, 1, buf)
+			}
+		}
 	}
 }
 
-func (j *job) block(ib, jb int, buf []float32) {
+// reduce sets C = alpha*(sum of the partials) + beta*C (C not read when beta is 0), rows [lo, hi).
+type reduce struct{ *job }
+
+func (r reduce) Run(lo, hi, _ int) {
+	j := r.job
+	for i := lo; i < hi; i++ {
+		crow := j.c[i*j.ldc : i*j.ldc+j.n]
+		first := true
+		for _, part := range j.partials {
+			if part == nil {
+				continue
+			}
+			prow := part[i*j.n : (i+1)*j.n]
+			if first {
+				if j.beta == 0 {
+					for v, x := range prow {
+						crow[v] = j.alpha * x
+					}
+				} else {
+					for v, x := range prow {
+						crow[v] = j.alpha*x + j.beta*crow[v]
+					}
+				}
+				first = false
+				continue
+			}
+			for v, x := range prow {
+				crow[v] += j.alpha * x
+			}
+		}
+	}
+}
+
+// block computes the block (ib, jb) of out (row stride ldc) over k blocks [kb0, kb1): out = alpha*product +
+// beta*out for the first k block (out not read when beta is 0), then adds alpha*product.
+func (j *job) block(ib, jb, kb0, kb1 int, out []float32, ldc int, alpha, beta float32, buf []float32) {
 	s := j.s
 	mr, nr := s.mr, s.nr
 	i0, i1 := ib*j.mc, min(j.m, (ib+1)*j.mc)
 	j0, j1 := jb*j.nc, min(j.n, (jb+1)*j.nc)
 	bp := buf[:j.kc*j.nc]
 	ap := buf[j.kc*j.nc : j.kc*j.nc+j.kc*mr]
-	tile := buf[j.kc*j.nc+j.kc*mr:]
-	for k0 := 0; k0 < j.k; k0 += j.kc {
+	tile := buf[j.kc*j.nc+j.kc*mr : j.kc*j.nc+j.kc*mr+mr*nr]
+	for k0 := kb0 * j.kc; k0 < min(j.k, kb1*j.kc); k0 += j.kc {
 		kc := min(j.kc, j.k-k0)
-		beta := j.beta
-		if k0 > 0 {
-			beta = 1
-		}
 		j.packB(bp, k0, kc, j0, j1)
 		for i := i0; i < i1; i += mr {
 			rows := min(mr, i1-i)
-			kern, a, lda := s.rows, (*float32)(nil), 4*j.lda
+			kern, half, a, lda := s.rows, s.rowsHalf, (*float32)(nil), 4*j.lda
 			if !j.transA && rows == mr {
 				a = &j.a[i*j.lda+k0]
 			} else {
 				j.packA(ap, k0, kc, i, rows)
-				kern, a, lda = s.packed, &ap[0], 0
+				kern, half, a, lda = s.packed, s.packedHalf, &ap[0], 0
 			}
 			for jp, col := 0, j0; col < j1; jp, col = jp+1, col+nr {
 				cols := min(nr, j1-col)
-				b := &bp[jp*kc*nr]
-				if rows == mr && cols == nr {
-					kern(kc, a, lda, b, &j.c[i*j.ldc+col], 4*j.ldc, j.alpha, beta)
-					continue
+				b, ldb := &bp[jp*kc*nr], 4*nr
+				if !j.transB && cols == nr {
+					b, ldb = &j.b[k0*j.ldb+col], 4*j.ldb // in place (packB skipped it)
 				}
-				kern(kc, a, lda, b, &tile[0], 4*nr, 1, 0)
-				for r := range rows {
-					crow := j.c[(i+r)*j.ldc+col : (i+r)*j.ldc+col+cols]
-					trow := tile[r*nr : r*nr+cols]
-					if beta == 0 {
-						for v, t := range trow {
-							crow[v] = j.alpha * t
-						}
-					} else {
-						for v, t := range trow {
-							crow[v] = j.alpha*t + beta*crow[v]
-						}
-					}
+				c := &out[i*ldc+col]
+				switch {
+				case half != nil && cols <= nr/2:
+					half(kc, a, lda, b, ldb, c, 4*ldc, alpha, beta, rows, cols)
+				case s.masked || rows == mr && cols == nr:
+					kern(kc, a, lda, b, ldb, c, 4*ldc, alpha, beta, rows, cols)
+				default:
+					kern(kc, a, lda, b, ldb, &tile[0], 4*nr, 1, 0, mr, nr)
+					merge(tile, nr, out[i*ldc+col:], ldc, rows, cols, alpha, beta)
 				}
+			}
+		}
+		beta = 1
+	}
+}
+
+// merge sets c[r*ldc+v] = alpha*tile[r*nr+v] + beta*c[r*ldc+v] (beta 0: not read) for r < rows, v < cols:
+// the edge tiles of kernels that store only whole tiles.
+func merge(tile []float32, nr int, c []float32, ldc, rows, cols int, alpha, beta float32) {
+	for r := range rows {
+		crow := c[r*ldc : r*ldc+cols]
+		trow := tile[r*nr : r*nr+cols]
+		if beta == 0 {
+			for v, t := range trow {
+				crow[v] = alpha * t
+			}
+		} else {
+			for v, t := range trow {
+				crow[v] = alpha*t + beta*crow[v]
 			}
 		}
 	}
 }
 
 // packB writes op(B)[k0:k0+kc, j0:j1] into dst as panels of nr columns, each k-major (panel p, row kk,
-// column v at dst[p*kc*nr + kk*nr + v]), zero-padded past j1.
+// column v at dst[p*kc*nr + kk*nr + v]), zero-padded past j1. Whole panels of a row-major B are already
+// k-major: the kernels read them in place, and packB skips them.
 func (j *job) packB(dst []float32, k0, kc, j0, j1 int) {
 	s := j.s
 	nr := s.nr
@@ -143,7 +239,9 @@ func (j *job) packB(dst []float32, k0, kc, j0, j1 int) {
 		cols := min(nr, j1-col)
 		panel := dst[p*kc*nr : (p+1)*kc*nr]
 		if !j.transB {
-			s.packCopy(kc, &j.b[k0*j.ldb+col], 4*j.ldb, &panel[0], cols, nr)
+			if cols < nr {
+				s.packCopy(kc, &j.b[k0*j.ldb+col], 4*j.ldb, &panel[0], cols, nr)
+			}
 			continue
 		}
 		src := j.b[col*j.ldb+k0:]
@@ -202,7 +300,7 @@ func sgemmFast(s *isa, p *kernels.Pool, transA, transB bool, m, n, k int, alpha 
 	j := &job{s: s, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, b: b,
 		c: c, lda: lda, ldb: ldb, ldc: ldc, pool: p}
 	threads := 1
-	if p != nil && m*n*k >= parallelMin {
+	if p != nil && float64(m)*float64(n)*float64(k) >= parallelMin {
 		threads = p.Threads()
 	}
 	j.plan(threads)
@@ -210,10 +308,13 @@ func sgemmFast(s *isa, p *kernels.Pool, transA, transB bool, m, n, k int, alpha 
 		if p == nil {
 			j.buf = make([]float32, j.scratchLen())
 		}
-		j.Run(0, j.mb*j.nb, 0)
+		j.Run(0, j.tasks(), 0)
 		return
 	}
-	p.Run(j.mb*j.nb, 1, j)
+	p.Run(j.tasks(), 1, j)
+	if j.split > 0 {
+		p.Run(j.m, 0, reduce{j})
+	}
 }
 
 // parallelMin is the number of multiply-adds (m*n*k) below which Sgemm runs on the calling goroutine even when

@@ -9,25 +9,34 @@ import "golang.org/x/sys/cpu"
 // The micro-kernels compute one mr x nr tile of C (mr = 12, nr = 32 for AVX-512; 6 x 16 for AVX2), at c with
 // rows ldc bytes apart:
 //
-//	for r < mr, v < nr:
-//		acc := sum over kk < kc of A(r, kk) * b[kk*nr + v]
+//	for r < rows, v < cols:
+//		acc := sum over kk < kc of A(r, kk) * B(kk, v)
 //		if beta == 0 { C[r][v] = alpha*acc } else { C[r][v] = alpha*acc + beta*C[r][v] }
 //
-// with b a packed k-major panel of B. The Packed kernels read A packed the same way, A(r, kk) = a[kk*mr + r]
-// (lda unused); the Rows kernels read op(A) in place, A(r, kk) at byte offset r*lda + 4*kk from a. See
-// tileRef in the tests for the loop in Go.
+// with B(kk, v) at byte offset kk*ldb + 4*v from b: a packed k-major panel of B (ldb = 4*nr) or op(B) read in
+// place from a row-major B. The Packed kernels read A packed the same way, A(r, kk) = a[kk*mr + r]
+// (lda unused); the Rows kernels read op(A) in place, A(r, kk) at byte offset r*lda + 4*kk from a, all mr
+// rows of it. The AVX-512 kernels store rows x cols of the tile through masks (nothing else of C is read or
+// written), and their Half variants compute only the first 16 columns (cols <= 16); the AVX2 kernels store
+// the whole tile (rows = mr, cols = nr). See tileRef in the tests for the loop in Go.
 
 //go:noescape
-func sgemmAVX512Packed(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512Packed(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 //go:noescape
-func sgemmAVX512Rows(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512Rows(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 //go:noescape
-func sgemmAVX2Packed(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512PackedHalf(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 //go:noescape
-func sgemmAVX2Rows(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512RowsHalf(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
+
+//go:noescape
+func sgemmAVX2Packed(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
+
+//go:noescape
+func sgemmAVX2Rows(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)
 
 // fmaPeakAVX512 runs n iterations of 24 independent VFMADD231PS on ZMM registers (768 FLOPs each):
 //
@@ -93,7 +102,8 @@ func scaleF32AVX2(x *float32, n int, s float32)
 
 var (
 	avx512 = isa{name: "avx512", mr: 12, nr: 32, kcMax: 384, bBytes: 1 << 20, cBytes: 512 << 10,
-		packed: sgemmAVX512Packed, rows: sgemmAVX512Rows, packCopy: packCopyAVX512, packTrans: packTransAVX512,
+		packed: sgemmAVX512Packed, rows: sgemmAVX512Rows, masked: true,
+		packedHalf: sgemmAVX512PackedHalf, rowsHalf: sgemmAVX512RowsHalf, packCopy: packCopyAVX512, packTrans: packTransAVX512,
 		transCols: 16, peak: fmaPeakAVX512, peakFLOPs: 24 * 16 * 2,
 		rowVec: 32, maxF32: maxF32AVX512, expShiftSum: expShiftSumAVX512, scaleF32: scaleF32AVX512}
 	avx2 = isa{name: "avx2", mr: 6, nr: 16, kcMax: 256, bBytes: 256 << 10, cBytes: 128 << 10,
@@ -102,7 +112,8 @@ var (
 		rowVec: 16, maxF32: maxF32AVX2, expShiftSum: expShiftSumAVX2, scaleF32: scaleF32AVX2}
 )
 
-// supportedISAs lists the micro-kernel sets this CPU runs, widest first.
+// supportedISAs lists the micro-kernel sets this CPU runs, widest first. The AVX-512 code uses AVX-512F
+// instructions only (16-bit mask moves, no DQ or BW forms); the AVX2 code AVX2 and FMA.
 func supportedISAs() []*isa {
 	var s []*isa
 	if cpu.X86.HasAVX512F {

@@ -318,3 +318,41 @@ func FuzzSgemm(f *testing.F) {
 		pr.check(t, p, allPaths())
 	})
 }
+
+// TestSgemmSplitK covers the products whose k is split across workers (a small C, a long k), on 2 and 3
+// threads and all four transpositions, including beta 0 with NaN in C and beta 1.
+func TestSgemmSplitK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, threads := range []int{2, 3} {
+		p := kernels.NewPool(threads)
+		for i, tr := range transCases {
+			m, n, k := 5+7*i, 9+11*i, splitMinK+300*i
+			for _, s := range supportedISAs() {
+				j := &job{s: s, m: m, n: n, k: k}
+				if j.plan(threads); j.split == 0 {
+					t.Fatalf("%s %dx%dx%d on %d threads: k not split", s.name, m, n, k, threads)
+				}
+			}
+			for _, sc := range [][2]float32{{1, 0}, {-0.5, 1}} {
+				newProblem(rng, tr[0], tr[1], m, n, k, 1, sc[0], sc[1]).check(t, p, allPaths())
+			}
+		}
+		p.Close()
+	}
+}
+
+// TestSgemmAllocs checks that calls on a Pool reuse its scratch: at most the job record (and, when k is
+// split, the list of partial Cs) is allocated per call.
+func TestSgemmAllocs(t *testing.T) {
+	p := kernels.NewPool(2)
+	defer p.Close()
+	for _, sh := range [][3]int{{200, 300, 400}, {24, 40, splitMinK}, {30, 20, 10}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+		run := func() { Sgemm(p, false, false, m, n, k, 1, a, k, b, n, 0, c, n) }
+		run()
+		if allocs := testing.AllocsPerRun(5, run); allocs > 2 {
+			t.Errorf("%dx%dx%d: %v allocations per call", m, n, k, allocs)
+		}
+	}
+}

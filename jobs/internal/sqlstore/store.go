@@ -93,13 +93,37 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// scanner is what *sql.Row and *sql.Rows share.
+type scanner interface{ Scan(...any) error }
+
+// queryAll runs a query and scans every row; what names the rows in errors.
+func queryAll[T any](ctx context.Context, s *Store, what string, scan func(scanner) (T, error), stmt string, args ...any) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(stmt), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s store: %s: %w", s.d.Name, what, err)
+	}
+	defer rows.Close()
+	list := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s store: %s: %w", s.d.Name, what, err)
+		}
+		list = append(list, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s store: %s: %w", s.d.Name, what, err)
+	}
+	return list, nil
+}
+
 func notFound(what, id string) error { return fmt.Errorf("%w: %s %q", jobs.ErrNotFound, what, id) }
 
 // ---- files
 
 const fileCols = `id, filename, purpose, bytes, sha256, created_at, job_id`
 
-func scanFile(row interface{ Scan(...any) error }) (jobs.File, error) {
+func scanFile(row scanner) (jobs.File, error) {
 	f := jobs.File{Object: "file"}
 	err := row.Scan(&f.ID, &f.Filename, &f.Purpose, &f.Bytes, &f.SHA256, &f.CreatedAt, &f.JobID)
 	return f, err
@@ -129,20 +153,8 @@ func (s *Store) File(ctx context.Context, id string) (jobs.File, error) {
 }
 
 func (s *Store) Files(ctx context.Context, purpose string) ([]jobs.File, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+fileCols+` FROM files WHERE ($1 = '' OR purpose = $1) ORDER BY ord DESC`), purpose)
-	if err != nil {
-		return nil, fmt.Errorf("%s store: files: %w", s.d.Name, err)
-	}
-	defer rows.Close()
-	files := []jobs.File{}
-	for rows.Next() {
-		f, err := scanFile(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s store: files: %w", s.d.Name, err)
-		}
-		files = append(files, f)
-	}
-	return files, rows.Err()
+	return queryAll(ctx, s, "files", scanFile,
+		`SELECT `+fileCols+` FROM files WHERE ($1 = '' OR purpose = $1) ORDER BY ord DESC`, purpose)
 }
 
 func (s *Store) DeleteFile(ctx context.Context, id string) error {
@@ -181,7 +193,7 @@ func (s *Store) DeleteFile(ctx context.Context, id string) error {
 const jobCols = `id, type, status, params, created_at, started_at, finished_at, progress, metrics, result, outputs,
 	error, attempts, cancel_requested`
 
-func scanJob(row interface{ Scan(...any) error }) (jobs.Job, error) {
+func scanJob(row scanner) (jobs.Job, error) {
 	j := jobs.Job{Object: "job"}
 	var (
 		params, progress, metrics, outputs string
@@ -279,21 +291,8 @@ func (s *Store) getJob(ctx context.Context, q querier, id string) (jobs.Job, err
 func (s *Store) Job(ctx context.Context, id string) (jobs.Job, error) { return s.getJob(ctx, s.db, id) }
 
 func (s *Store) Jobs(ctx context.Context, f jobs.JobFilter) ([]jobs.Job, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+jobCols+` FROM jobs WHERE ($1 = '' OR type = $1)
-		AND ($2 = '' OR status = $2) ORDER BY ord DESC`), f.Type, string(f.Status))
-	if err != nil {
-		return nil, fmt.Errorf("%s store: jobs: %w", s.d.Name, err)
-	}
-	defer rows.Close()
-	list := []jobs.Job{}
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s store: jobs: %w", s.d.Name, err)
-		}
-		list = append(list, j)
-	}
-	return list, rows.Err()
+	return queryAll(ctx, s, "jobs", scanJob, `SELECT `+jobCols+` FROM jobs WHERE ($1 = '' OR type = $1)
+		AND ($2 = '' OR status = $2) ORDER BY ord DESC`, f.Type, string(f.Status))
 }
 
 // addEvents appends events to a job's log with the next sequence numbers.
@@ -336,24 +335,15 @@ func (s *Store) Events(ctx context.Context, id string, after int64, limit int) (
 		stmt += ` LIMIT $3`
 		args = append(args, limit)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(stmt), args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s store: events of %s: %w", s.d.Name, id, err)
-	}
-	defer rows.Close()
-	events := []jobs.Event{}
-	for rows.Next() {
+	return queryAll(ctx, s, "events of "+id, func(row scanner) (jobs.Event, error) {
 		e := jobs.Event{JobID: id}
 		var data sql.NullString
-		if err := rows.Scan(&e.Seq, &e.CreatedAt, &e.Level, &e.Message, &data); err != nil {
-			return nil, fmt.Errorf("%s store: events of %s: %w", s.d.Name, id, err)
-		}
+		err := row.Scan(&e.Seq, &e.CreatedAt, &e.Level, &e.Message, &data)
 		if data.Valid {
 			e.Data = json.RawMessage(data.String)
 		}
-		events = append(events, e)
-	}
-	return events, rows.Err()
+		return e, err
+	}, stmt, args...)
 }
 
 func (s *Store) CancelJob(ctx context.Context, id string, now time.Time) (jobs.Job, error) {
@@ -633,7 +623,7 @@ func remove(list []string, s string) []string {
 
 const modelCols = `name, version, kind, file_id, job_id, sha256, created_at, metadata`
 
-func scanModel(row interface{ Scan(...any) error }) (jobs.ModelVersion, error) {
+func scanModel(row scanner) (jobs.ModelVersion, error) {
 	var v jobs.ModelVersion
 	var kind string
 	var metadata sql.NullString
@@ -707,20 +697,7 @@ func (s *Store) ModelVersion(ctx context.Context, name string, version int) (job
 }
 
 func (s *Store) ModelVersions(ctx context.Context) ([]jobs.ModelVersion, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+modelCols+` FROM models ORDER BY name, version`)
-	if err != nil {
-		return nil, fmt.Errorf("%s store: models: %w", s.d.Name, err)
-	}
-	defer rows.Close()
-	list := []jobs.ModelVersion{}
-	for rows.Next() {
-		v, err := scanModel(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s store: models: %w", s.d.Name, err)
-		}
-		list = append(list, v)
-	}
-	return list, rows.Err()
+	return queryAll(ctx, s, "models", scanModel, `SELECT `+modelCols+` FROM models ORDER BY name, version`)
 }
 
 func (s *Store) AddActivation(ctx context.Context, a jobs.Activation) error {
@@ -733,22 +710,12 @@ func (s *Store) AddActivation(ctx context.Context, a jobs.Activation) error {
 }
 
 func (s *Store) Activations(ctx context.Context) ([]jobs.Activation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT model, version, serve_as, activated_at FROM activations ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("%s store: activations: %w", s.d.Name, err)
-	}
-	defer rows.Close()
-	list := []jobs.Activation{}
-	for rows.Next() {
+	return queryAll(ctx, s, "activations", func(row scanner) (jobs.Activation, error) {
 		var a jobs.Activation
 		var serveAs string
-		if err := rows.Scan(&a.Model, &a.Version, &serveAs, &a.ActivatedAt); err != nil {
-			return nil, fmt.Errorf("%s store: activations: %w", s.d.Name, err)
+		if err := row.Scan(&a.Model, &a.Version, &serveAs, &a.ActivatedAt); err != nil {
+			return a, err
 		}
-		if err := json.Unmarshal([]byte(serveAs), &a.ServeAs); err != nil {
-			return nil, fmt.Errorf("%s store: activation of %s: %w", s.d.Name, a.Model, err)
-		}
-		list = append(list, a)
-	}
-	return list, rows.Err()
+		return a, json.Unmarshal([]byte(serveAs), &a.ServeAs)
+	}, `SELECT model, version, serve_as, activated_at FROM activations ORDER BY id`)
 }

@@ -40,18 +40,36 @@ func (g *gen) vecConst(name string, v uint32) {
 	fmt.Fprintf(&g.Buffer, "GLOBL %s<>(SB), RODATA|NOPTR, $64\n", name)
 }
 
+// masks sets lo and hi to the lane masks of the first CX (at most 32) floats over two ZMM vectors, through
+// the scratch register tmp, with AVX-512F's 16-bit mask moves.
+func (g *gen) masks(tmp, lo, hi string) {
+	g.p("MOVQ $1, %s", tmp)
+	g.p("SHLQ CX, %s", tmp)
+	g.p("DECQ %s", tmp)
+	g.p("KMOVW %s, %s", tmp, lo)
+	g.p("SHRQ $16, %s", tmp)
+	g.p("KMOVW %s, %s", tmp, hi)
+}
+
 func (g *gen) p(format string, args ...any) { fmt.Fprintf(&g.Buffer, "\t"+format+"\n", args...) }
 func (g *gen) label(l string)               { fmt.Fprintf(&g.Buffer, "%s:\n", l) }
 
-func (s isa) nv() int          { return s.nr / s.vec }
-func (s isa) acc(r, v int) int { return r*s.nv() + v }
-func (s isa) bReg(v int) int   { return s.mr*s.nv() + v }
+func (s isa) nv() int { return s.nr / s.vec }
+
+// tile is a kernel's register tile: s.mr rows of nv vectors (s.nv(), or 1 for the half-width kernels).
+type tile struct {
+	isa
+	nv int
+}
+
+func (t tile) acc(r, v int) int { return r*t.nv + v }
+func (t tile) bReg(v int) int   { return t.mr*t.nv + v }
 
 // bcastReg is the register row r's A value is broadcast into: the registers left after the accumulators and
 // the B vectors, in turn, so consecutive broadcasts do not wait on one register.
-func (s isa) bcastReg(r int) int {
-	first := s.mr*s.nv() + s.nv()
-	return first + r%(s.nregs-first)
+func (t tile) bcastReg(r int) int {
+	first := t.mr*t.nv + t.nv
+	return first + r%(t.nregs-first)
 }
 
 func (s isa) r(i int) string { return fmt.Sprintf("%s%d", s.reg, i) }
@@ -92,22 +110,25 @@ func (s isa) aAddr(rows bool, r, kk int) string {
 // unroll is how many k steps one iteration of the main loop takes.
 const unroll = 4
 
-// kernel writes sgemm<ISA><Packed|Rows>: C tile (mr x nr at c, rows ldc bytes apart) = alpha*sum over kk < kc
-// of A(r, kk)*B(kk, v) + beta*C, with B packed k-major (B(kk, v) at b + 4*(kk*nr + v)) and beta 0 not reading C.
-func (g *gen) kernel(s isa, rows bool) {
-	variant := "Packed"
-	if rows {
-		variant = "Rows"
+// kernel writes sgemm<ISA><Packed|Rows>[Half]: C tile (mr x nr at c, rows ldc bytes apart) = alpha*sum over
+// kk < kc of A(r, kk)*B(kk, v) + beta*C, with B k-major (B(kk, v) at b + kk*ldb + 4*v: a packed panel, or
+// op(B) read in place) and beta 0 not reading C. The AVX-512 kernels store (and read) only rows x cols of the tile, through masks; the Half ones
+// compute the first 16 columns only (cols <= 16). The AVX2 kernels take full tiles (rows, cols unused).
+func (g *gen) kernel(s isa, rows bool, nv int) {
+	t := tile{s, nv}
+	name := "sgemm" + s.name + map[bool]string{false: "Packed", true: "Rows"}[rows]
+	if nv < s.nv() {
+		name += "Half"
 	}
-	name := "sgemm" + s.name + variant
-	fmt.Fprintf(&g.Buffer, "\n// func %s(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)\n", name)
-	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
+	masked := s.reg == "Z"
+	fmt.Fprintf(&g.Buffer, "\n// func %s(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, rows, cols int)\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
 	g.p("MOVQ kc+0(FP), CX")
 	g.p("MOVQ a+8(FP), SI")
 	g.p("MOVQ lda+16(FP), R8")
 	g.p("MOVQ b+24(FP), BX")
-	g.p("MOVQ c+32(FP), DX")
-	g.p("MOVQ ldc+40(FP), R10")
+	g.p("MOVQ c+40(FP), DX")
+	g.p("MOVQ ldc+48(FP), R10")
 	if rows {
 		g.p("LEAQ (R8)(R8*2), R9")
 		g.p("LEAQ (SI)(R8*4), DI")
@@ -118,28 +139,32 @@ func (g *gen) kernel(s isa, rows bool) {
 		}
 	}
 	for r := range s.mr {
-		for v := range s.nv() {
-			a := s.acc(r, v)
+		for v := range nv {
+			a := t.acc(r, v)
 			g.p("VXORPS %s, %s, %s", s.r(a), s.r(a), s.r(a))
 		}
 	}
 	// Fetch the C tile while the products run; its rows are written at the end.
 	g.p("MOVQ DX, R12")
 	for range s.mr {
-		for off := 0; off < 4*s.nr; off += s.cacheLn {
+		for off := 0; off < 4*nv*s.vec; off += s.cacheLn {
 			g.p("PREFETCHT0 %d(R12)", off)
 		}
 		g.p("ADDQ R10, R12")
 	}
+	// B row kk of a 4-step iteration at BX + kk*ldb: R12 = ldb, R13 = 3*ldb.
+	g.p("MOVQ ldb+32(FP), R12")
+	g.p("LEAQ (R12)(R12*2), R13")
+	bRow := []string{"(BX)", "(BX)(R12*1)", "(BX)(R12*2)", "(BX)(R13*1)"}
 	step := func(kk int) {
-		for v := range s.nv() {
-			g.p("VMOVUPS %d(BX), %s", 4*(kk*s.nr+v*s.vec), s.r(s.bReg(v)))
+		for v := range nv {
+			g.p("VMOVUPS %d%s, %s", 4*v*s.vec, bRow[kk], s.r(t.bReg(v)))
 		}
 		for r := range s.mr {
-			bc := s.bcastReg(r)
+			bc := t.bcastReg(r)
 			g.p("VBROADCASTSS %s, %s", s.aAddr(rows, r, kk), s.r(bc))
-			for v := range s.nv() {
-				g.p("VFMADD231PS %s, %s, %s", s.r(s.bReg(v)), s.r(bc), s.r(s.acc(r, v)))
+			for v := range nv {
+				g.p("VFMADD231PS %s, %s, %s", s.r(t.bReg(v)), s.r(bc), s.r(t.acc(r, v)))
 			}
 		}
 	}
@@ -153,7 +178,11 @@ func (g *gen) kernel(s isa, rows bool) {
 		} else {
 			g.p("ADDQ $%d, SI", 4*steps*s.mr)
 		}
-		g.p("ADDQ $%d, BX", 4*steps*s.nr)
+		if steps == unroll { // bRow covers 4 steps
+			g.p("LEAQ (BX)(R12*4), BX")
+		} else {
+			g.p("ADDQ R12, BX")
+		}
 	}
 	g.p("CMPQ CX, $%d", unroll)
 	g.p("JLT %s_tail", name)
@@ -175,32 +204,57 @@ func (g *gen) kernel(s isa, rows bool) {
 	g.p("JNZ %s_tail1", name)
 
 	g.label(name + "_done")
-	alpha, beta := s.bcastReg(0), s.bcastReg(1)
-	g.p("VBROADCASTSS alpha+48(FP), %s", s.r(alpha))
-	g.p("MOVL beta+52(FP), AX")
+	alpha, beta, tmp := t.bcastReg(0), t.bcastReg(1), t.bcastReg(2)
+	g.p("VBROADCASTSS alpha+56(FP), %s", s.r(alpha))
+	if masked {
+		// K1, K2: the cols stored lanes of the two vectors; R13 counts the rows left to store.
+		// (AVX-512F only: 16-bit mask moves, the shift count in CX, free after the loop.)
+		g.p("MOVQ cols+72(FP), CX")
+		g.masks("R12", "K1", "K2")
+		g.p("MOVQ rows+64(FP), R13")
+	}
+	mask := func(v int) string { return fmt.Sprintf("K%d, ", v+1) }
+	rowEnd := func() {
+		g.p("ADDQ R10, DX")
+		if masked {
+			g.p("DECQ R13")
+			g.p("JZ %s_end", name)
+		}
+	}
+	g.p("MOVL beta+60(FP), AX")
 	g.p("ANDL $0x7fffffff, AX") // beta = ±0: C is not read
 	g.p("JZ %s_store", name)
-	g.p("VBROADCASTSS beta+52(FP), %s", s.r(beta))
+	g.p("VBROADCASTSS beta+60(FP), %s", s.r(beta))
 	for r := range s.mr {
-		for v := range s.nv() {
-			a := s.r(s.acc(r, v))
+		for v := range nv {
+			a := s.r(t.acc(r, v))
 			g.p("VMULPS %s, %s, %s", s.r(alpha), a, a)
-			g.p("VFMADD231PS %d(DX), %s, %s", 4*v*s.vec, s.r(beta), a)
-			g.p("VMOVUPS %s, %d(DX)", a, 4*v*s.vec)
+			if masked {
+				g.p("VMOVUPS.Z %d(DX), %s%s", 4*v*s.vec, mask(v), s.r(tmp))
+				g.p("VFMADD231PS %s, %s, %s", s.r(tmp), s.r(beta), a)
+				g.p("VMOVUPS %s, %s%d(DX)", a, mask(v), 4*v*s.vec)
+			} else {
+				g.p("VFMADD231PS %d(DX), %s, %s", 4*v*s.vec, s.r(beta), a)
+				g.p("VMOVUPS %s, %d(DX)", a, 4*v*s.vec)
+			}
 		}
-		g.p("ADDQ R10, DX")
+		rowEnd()
 	}
-	g.p("VZEROUPPER")
-	g.p("RET")
+	g.p("JMP %s_end", name)
 	g.label(name + "_store")
 	for r := range s.mr {
-		for v := range s.nv() {
-			a := s.r(s.acc(r, v))
+		for v := range nv {
+			a := s.r(t.acc(r, v))
 			g.p("VMULPS %s, %s, %s", s.r(alpha), a, a)
-			g.p("VMOVUPS %s, %d(DX)", a, 4*v*s.vec)
+			if masked {
+				g.p("VMOVUPS %s, %s%d(DX)", a, mask(v), 4*v*s.vec)
+			} else {
+				g.p("VMOVUPS %s, %d(DX)", a, 4*v*s.vec)
+			}
 		}
-		g.p("ADDQ R10, DX")
+		rowEnd()
 	}
+	g.label(name + "_end")
 	g.p("VZEROUPPER")
 	g.p("RET")
 }
@@ -238,7 +292,6 @@ func (g *gen) packCopy(s isa) {
 	name := "packCopy" + s.name
 	fmt.Fprintf(&g.Buffer, "\n// func %s(kc int, src *float32, lds int, dst *float32, w, width int)\n", name)
 	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
-	g.p("MOVQ kc+0(FP), CX")
 	g.p("MOVQ src+8(FP), SI")
 	g.p("MOVQ lds+16(FP), R8")
 	g.p("MOVQ dst+24(FP), DI")
@@ -247,24 +300,22 @@ func (g *gen) packCopy(s isa) {
 	g.p("LEAQ (BX*4), R9") // dst row bytes
 	if s.reg == "Z" {
 		// K1/K2: the w loaded lanes of the two vectors; K3/K4: the width stored lanes.
-		g.p("MOVQ $1, DX")
-		g.p("SHLXQ AX, DX, DX")
-		g.p("DECQ DX")
-		g.p("KMOVQ DX, K1")
-		g.p("KSHIFTRQ $16, K1, K2")
-		g.p("MOVQ $1, DX")
-		g.p("SHLXQ BX, DX, DX")
-		g.p("DECQ DX")
-		g.p("KMOVQ DX, K3")
-		g.p("KSHIFTRQ $16, K3, K4")
+		g.p("MOVQ AX, CX")
+		g.masks("DX", "K1", "K2")
+		g.p("MOVQ BX, CX")
+		g.masks("DX", "K3", "K4")
+		g.p("MOVQ kc+0(FP), CX")
 		g.p("TESTQ CX, CX")
 		g.p("JZ %s_done", name)
+		g.p("CMPQ BX, $%d", s.vec)
+		g.p("JLE %s_one", name)
 		g.label(name + "_loop")
 		g.p("VMOVUPS.Z (SI), K1, Z0")
 		g.p("VMOVUPS.Z 64(SI), K2, Z1")
 		g.p("VMOVUPS Z0, K3, (DI)")
 		g.p("VMOVUPS Z1, K4, 64(DI)")
 	} else {
+		g.p("MOVQ kc+0(FP), CX")
 		// Y12/Y13: the w loaded lanes of the two vectors; Y14/Y15: the width stored lanes, from maskTable.
 		g.p("LEAQ maskTable<>(SB), DX")
 		for i, reg := range []struct{ n, off string }{{"AX", "0"}, {"AX", "8"}, {"BX", "0"}, {"BX", "8"}} {
@@ -285,6 +336,8 @@ func (g *gen) packCopy(s isa) {
 		}
 		g.p("TESTQ CX, CX")
 		g.p("JZ %s_done", name)
+		g.p("CMPQ BX, $%d", s.vec)
+		g.p("JLE %s_one", name)
 		g.label(name + "_loop")
 		g.p("VMASKMOVPS (SI), Y12, Y0")
 		g.p("VMASKMOVPS 32(SI), Y13, Y1")
@@ -295,6 +348,20 @@ func (g *gen) packCopy(s isa) {
 	g.p("ADDQ R9, DI")
 	g.p("DECQ CX")
 	g.p("JNZ %s_loop", name)
+	g.p("JMP %s_done", name)
+	// Rows of at most one vector (the A panels): one masked load and store each.
+	g.label(name + "_one")
+	if s.reg == "Z" {
+		g.p("VMOVUPS.Z (SI), K1, Z0")
+		g.p("VMOVUPS Z0, K3, (DI)")
+	} else {
+		g.p("VMASKMOVPS (SI), Y12, Y0")
+		g.p("VMASKMOVPS Y0, Y14, (DI)")
+	}
+	g.p("ADDQ R8, SI")
+	g.p("ADDQ R9, DI")
+	g.p("DECQ CX")
+	g.p("JNZ %s_one", name)
 	g.label(name + "_done")
 	g.p("VZEROUPPER")
 	g.p("RET")
@@ -408,7 +475,7 @@ func (g *gen) rowOps(s isa) {
 	w := 4 * s.vec          // bytes per vector
 	hsum := func(acc int) { // reduce R(acc) to its lane 0 (X<acc>), using R(acc+1)
 		if s.reg == "Z" {
-			g.p("VEXTRACTF32X8 $1, Z%d, Y%d", acc, acc+1)
+			g.p("VEXTRACTF64X4 $1, Z%d, Y%d", acc, acc+1)
 			g.p("VADDPS Y%d, Y%d, Y%d", acc+1, acc, acc)
 		}
 		g.p("VEXTRACTF128 $1, Y%d, X%d", acc, acc+1)
@@ -435,7 +502,7 @@ func (g *gen) rowOps(s isa) {
 	g.label(name + "_done")
 	g.p("VMAXPS %s, %s, %s", R(1), R(0), R(0))
 	if s.reg == "Z" {
-		g.p("VEXTRACTF32X8 $1, Z0, Y1")
+		g.p("VEXTRACTF64X4 $1, Z0, Y1")
 		g.p("VMAXPS Y1, Y0, Y0")
 	}
 	g.p("VEXTRACTF128 $1, Y0, X1")
@@ -557,8 +624,12 @@ func generate() []byte {
 		if s.mr*s.nv()+s.nv()+2 > s.nregs {
 			log.Fatalf("%s: %dx%d tile does not fit %d registers", s.name, s.mr, s.nr, s.nregs)
 		}
-		g.kernel(s, false)
-		g.kernel(s, true)
+		g.kernel(s, false, s.nv())
+		g.kernel(s, true, s.nv())
+		if s.reg == "Z" {
+			g.kernel(s, false, 1)
+			g.kernel(s, true, 1)
+		}
 		g.peak(s)
 		g.packCopy(s)
 		g.packTrans(s)
