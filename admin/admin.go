@@ -84,6 +84,10 @@ type Config struct {
 	MaxUploadBytes int64
 	// Logger receives internal error causes; nil means slog.Default().
 	Logger *slog.Logger
+	// Done, when closed (the server is shutting down), ends the open event streams: they never end by
+	// themselves while a job runs, and would hold a graceful shutdown for its whole timeout. A client resumes
+	// on the restarted server with Last-Event-ID. nil means never.
+	Done <-chan struct{}
 }
 
 // Prefix is where Handler's routes live.
