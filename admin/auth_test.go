@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -32,6 +33,20 @@ func TestAuthSchemeIsCaseInsensitive(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 401 {
 			t.Errorf("Authorization %q: status %d, want 401", hdr, resp.StatusCode)
+		}
+	}
+}
+
+// A JSON body that is not an object is a 400 in the API's words, not Go's ("type admin.SubmitRequest").
+func TestBodyNotAnObject(t *testing.T) {
+	e := newTestEnv(t, testToken, 1<<20)
+	for _, path := range []string{"/admin/v1/jobs", "/admin/v1/models", "/admin/v1/models/m/activate"} {
+		for _, body := range []string{`[]`, `"x"`, `5`} {
+			code, b := e.call(t, "POST", path, "application/json", strings.NewReader(body), testToken)
+			wantError(t, path+" "+body, code, b, 400, "-")
+			if !strings.Contains(string(b), "JSON object") || strings.Contains(string(b), "admin.") {
+				t.Errorf("%s %s: %s", path, body, b)
+			}
 		}
 	}
 }
