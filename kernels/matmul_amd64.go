@@ -412,15 +412,9 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 		if m.Cols%64 != 0 {
 			return false
 		}
+		row := floatRow(j.isa, m.Type)
 		for r := lo; r < hi; r++ {
-			switch m.Type {
-			case weights.TypeF32:
-				dotF32T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
-			case weights.TypeF16:
-				dotF16T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
-			default:
-				dotBF16T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
-			}
+			row(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
 		}
 		return true
 	case weights.TypeQ8_0, weights.TypeQ4_0:
@@ -444,6 +438,32 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 		return true
 	}
 	return false
+}
+
+// floatRow returns the single-row kernel of float type typ (F32, F16 or BF16) for isa: the AVX-512 one on
+// ISAAVX512VNNI, a 256-bit one with a longer prefetch distance on ISAAVXVNNI, else AVX2's.
+func floatRow(isa ISA, typ weights.Type) func(n int, w *byte, x *float32, xstride int, res *float32) {
+	switch {
+	case isa == ISAAVX512VNNI && typ == weights.TypeF32:
+		return dotF32Z1
+	case isa == ISAAVX512VNNI && typ == weights.TypeF16:
+		return dotF16Z1
+	case isa == ISAAVX512VNNI:
+		return dotBF16Z1
+	case isa == ISAAVXVNNI && typ == weights.TypeF32:
+		return dotF32Y1
+	case isa == ISAAVXVNNI && typ == weights.TypeF16:
+		return dotF16Y1
+	case isa == ISAAVXVNNI:
+		return dotBF16Y1
+	}
+	switch typ {
+	case weights.TypeF32:
+		return dotF32T1
+	case weights.TypeF16:
+		return dotF16T1
+	}
+	return dotBF16T1
 }
 
 // tileASM runs the assembly kernel for w's type on activation rows b..b+t-1, if there is one.

@@ -171,8 +171,8 @@ func TestMatMulReference(t *testing.T) {
 	}
 }
 
-// TestASMMatchesGo checks the assembly against the Go kernels on the same quantized activations, so only the
-// float summation order differs, for every batch size 1..9 (tiles of 1..5 rows).
+// TestASMMatchesGo checks the assembly of every ISA this CPU runs against the Go kernels on the same quantized
+// activations, so only the float summation order differs, for every batch size 1..9 (tiles of 1..5 rows).
 func TestASMMatchesGo(t *testing.T) {
 	if !haveASM() {
 		t.Skip("no AVX2/FMA/F16C")
@@ -189,14 +189,19 @@ func TestASMMatchesGo(t *testing.T) {
 			x := randomVec(rng, batch*cols)
 			p.setISA(ISAGo)
 			slow := runMatMul(t, p, m, x, batch)
-			p.setISA(ISAAVX2)
-			fast := runMatMul(t, p, m, x, batch)
 			_, tol := reference(t, m, x, batch)
-			for i := range slow {
-				// tol includes activation quantization, which both paths share; the float rounding part is
-				// what may differ, bounded well below it.
-				if d := math.Abs(float64(slow[i] - fast[i])); d > 1e-5*math.Abs(float64(slow[i]))+tol[i]/100 {
-					t.Fatalf("%v %dx%d batch %d: asm out[%d] = %g, go %g", typ, rows, cols, batch, i, fast[i], slow[i])
+			for _, isa := range SupportedISAs() {
+				if isa == ISAGo {
+					continue
+				}
+				p.setISA(isa)
+				fast := runMatMul(t, p, m, x, batch)
+				for i := range slow {
+					// tol includes activation quantization, which both paths share; the float rounding part is
+					// what may differ, bounded well below it.
+					if d := math.Abs(float64(slow[i] - fast[i])); d > 1e-5*math.Abs(float64(slow[i]))+tol[i]/100 {
+						t.Fatalf("%v %dx%d batch %d: %v out[%d] = %g, go %g", typ, rows, cols, batch, isa, i, fast[i], slow[i])
+					}
 				}
 			}
 		}

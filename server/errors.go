@@ -165,6 +165,9 @@ func decodeJSON(r *http.Request, v any) error {
 		case errors.As(err, &syntax):
 			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
 				Message: fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, syntax), Err: err}
+		case errors.As(err, &typ) && typ.Field == "":
+			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
+				Message: "the request body must be a JSON object, not JSON " + typ.Value, Err: err}
 		case errors.As(err, &typ):
 			field := wireField(typ.Field)
 			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_type",

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"unicode/utf8"
 
@@ -14,6 +15,10 @@ import (
 
 // openaiDefaults are OpenAI's defaults for unset sampling fields.
 var openaiDefaults = engine.SamplingParams{Temperature: 1, TopP: 1}
+
+// responseID is a new response id: prefix and 64 bits from the process's randomly seeded source, not from the
+// seeds of requests (--seed), so that a restarted server or another replica never repeats the ids of another.
+func responseID(prefix string) string { return fmt.Sprintf("%s%016x", prefix, rand.Uint64()) }
 
 // begin resolves the model of a generation request and records its labels.
 func (s *Server) begin(w http.ResponseWriter, r *http.Request, model, user string) (route, string, error) {
@@ -102,7 +107,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	pl.req.Prompt, pl.req.PromptParts = joinParts(prompt), prompt
 	pl.req.RewardPrompt = lastUser(msgs)
 	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: infoFrom(r.Context()).start, chat: true}
-	id := fmt.Sprintf("chatcmpl-%016x", s.nextSeed())
+	id := responseID("chatcmpl-")
 	created := c.start.Unix()
 	ext := openaiExt(rt, req.ReturnCandidates)
 
@@ -220,7 +225,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 		pl.req.PromptParts = []engine.PromptPart{{Text: prompt, Special: true}}
 	}
 	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: infoFrom(r.Context()).start}
-	id := fmt.Sprintf("cmpl-%016x", s.nextSeed())
+	id := responseID("cmpl-")
 	created := c.start.Unix()
 	resp := func(choices []api.CompletionChoice) api.CompletionResponse {
 		return api.CompletionResponse{ID: id, Object: api.ObjectTextCompletion, Created: created, Model: rt.model.Name,

@@ -169,7 +169,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// Greedy decode, one token per Forward call, as a single-user generation does. With the bandwidth probe,
 	// a pass of it runs before the first step and after every probeEvery steps, outside the decode timing.
-	const probeEvery = 16
+	const probeEvery = 4
 	step := model.Batch{Tokens: make([]int32, 1), Seqs: []model.SeqID{seq}}
 	var decode time.Duration
 	var decodeCPU float64
@@ -185,8 +185,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := m.Forward(cache, step, logits); err != nil {
 			return err
 		}
-		decode += time.Since(t1)
+		d := time.Since(t1)
+		decode += d
 		decodeCPU += cpuSeconds() - c1
+		if probe != nil {
+			probe.step(d)
+		}
 	}
 	decodeS := decode.Seconds()
 

@@ -12,22 +12,48 @@ import (
 )
 
 // bandwidthProbe measures the machine's read bandwidth during `bestofn bench`: passes over a buffer much
-// larger than the last-level cache, with 1 thread and with the bench's thread count, run between blocks of
-// decode steps so that both see the same load on a shared machine.
+// larger than the last-level cache, with 1 thread and with the bench's thread count, run between decode steps
+// so that both see the same load on a shared machine. The buffer is read a quarter at a time (each quarter
+// as large as the cache at least), the 1-thread and the N-thread pass of one probe on different quarters,
+// so that every pass reads memory that has left the cache since it was last read.
 type bandwidthProbe struct {
-	buf          []byte
-	one, all     *kernels.Pool
-	bytes        float64 // bytes read per pass
-	time1, timeT time.Duration
-	passes       int
+	buf        []byte
+	one, all   *kernels.Pool
+	stats      [2]passStats // 1 thread, all threads
+	passes     int
+	decodeBest time.Duration // the fastest decode step seen (see step)
 }
+
+// passStats sums the passes of one thread count.
+type passStats struct {
+	bytes float64
+	time  time.Duration
+	best  float64 // the highest rate of one pass, bytes per second
+}
+
+func (s *passStats) add(bytes int, d time.Duration) {
+	s.bytes += float64(bytes)
+	s.time += d
+	s.best = max(s.best, float64(bytes)/d.Seconds())
+}
+
+// rate is the mean bandwidth over all passes, bytes per second.
+func (s *passStats) rate() float64 {
+	if s.time <= 0 {
+		return 0
+	}
+	return s.bytes / s.time.Seconds()
+}
+
+// probeQuarters is the number of parts of the buffer a pass reads one of.
+const probeQuarters = 4
 
 // newBandwidthProbe allocates the buffer (mib MiB, or 0 for max(1 GiB, 4 x the last-level cache)) and
 // touches its pages, so that page faults are not timed.
 func newBandwidthProbe(mib, threads int, isa kernels.ISA) (*bandwidthProbe, error) {
 	size := int64(mib) << 20
 	if mib == 0 {
-		size = max(1<<30, 4*lastLevelCache())
+		size = max(1<<30, probeQuarters*lastLevelCache())
 	}
 	one, err := kernels.NewPoolISA(1, isa)
 	if err != nil {
@@ -45,25 +71,29 @@ func newBandwidthProbe(mib, threads int, isa kernels.ISA) (*bandwidthProbe, erro
 	return p, nil
 }
 
-// pass reads the buffer once with 1 thread and once with all.
+// quarter returns part k (mod probeQuarters) of the buffer.
+func (p *bandwidthProbe) quarter(k int) []byte {
+	q := len(p.buf) / probeQuarters
+	k %= probeQuarters
+	return p.buf[k*q : (k+1)*q]
+}
+
+// pass reads one quarter of the buffer with 1 thread and another with all.
 func (p *bandwidthProbe) pass() {
-	t0 := time.Now()
-	p.one.ReadBandwidth(p.buf)
-	t1 := time.Now()
-	p.all.ReadBandwidth(p.buf)
-	p.time1 += t1.Sub(t0)
-	p.timeT += time.Since(t1)
-	p.bytes = float64(len(p.buf) &^ (1<<20 - 1))
+	for i, pool := range []*kernels.Pool{p.one, p.all} {
+		b := p.quarter(p.passes + 2*i)
+		t0 := time.Now()
+		pool.ReadBandwidth(b)
+		p.stats[i].add(len(b)&^(1<<20-1), time.Since(t0))
+	}
 	p.passes++
 }
 
-// rates returns the mean read bandwidth over all passes with 1 thread and with all, in bytes per second.
-func (p *bandwidthProbe) rates() (one, all float64) {
-	if p.passes == 0 {
-		return 0, 0
+// step records the time of one decode step.
+func (p *bandwidthProbe) step(d time.Duration) {
+	if p.decodeBest == 0 || d < p.decodeBest {
+		p.decodeBest = d
 	}
-	n := p.bytes * float64(p.passes)
-	return n / p.time1.Seconds(), n / p.timeT.Seconds()
 }
 
 func (p *bandwidthProbe) close() { p.one.Close(); p.all.Close() }
@@ -101,23 +131,32 @@ type BandwidthLimit struct {
 	WeightBytes   int64   `json:"weight_bytes_per_token"`
 	LimitTokS     float64 `json:"limit_tok_s"`    // read bandwidth / weight bytes per token
 	ShareOfLimit  float64 `json:"share_of_limit"` // decode tok/s / limit
+	// The best figures compare the fastest decode step with the fastest N-thread pass: on a machine shared
+	// with other jobs, the closest to what an idle machine gives; on an idle one, close to the means.
+	BestBandwidthGBs float64 `json:"read_bandwidth_best_gbs"`
+	BestDecodeTokS   float64 `json:"decode_best_tok_s"`
+	BestShare        float64 `json:"share_of_limit_best"`
 }
 
-// limit fills a BandwidthLimit from a probe and the measured decode speed.
+// limit fills a BandwidthLimit from the probe and the measured decode speed.
 func (p *bandwidthProbe) limit(weightBytes int64, decodeTokS float64) BandwidthLimit {
-	one, all := p.rates()
-	r := BandwidthLimit{Bandwidth1GBs: one / 1e9, BandwidthGBs: all / 1e9, BandwidthMiB: len(p.buf) >> 20,
-		BandwidthPass: p.passes, WeightBytes: weightBytes}
+	all := p.stats[1].rate()
+	r := BandwidthLimit{Bandwidth1GBs: p.stats[0].rate() / 1e9, BandwidthGBs: all / 1e9, BandwidthMiB: len(p.buf) >> 20,
+		BandwidthPass: p.passes, WeightBytes: weightBytes, BestBandwidthGBs: p.stats[1].best / 1e9}
+	if p.decodeBest > 0 {
+		r.BestDecodeTokS = 1 / p.decodeBest.Seconds()
+	}
 	if all > 0 && weightBytes > 0 {
 		r.LimitTokS = all / float64(weightBytes)
 		r.ShareOfLimit = decodeTokS / r.LimitTokS
+		r.BestShare = r.BestDecodeTokS * float64(weightBytes) / p.stats[1].best
 	}
 	return r
 }
 
 func (r BandwidthLimit) String() string {
-	return fmt.Sprintf("read bandwidth %.1f GB/s (1 thread %.1f GB/s; %d passes over %d MiB between decode steps); "+
-		"%.3f GB of weights per token: limit %.2f tok/s, decode at %.2f of it",
+	return fmt.Sprintf("read bandwidth %.1f GB/s (1 thread %.1f GB/s; %d passes over quarters of %d MiB between decode steps); "+
+		"%.3f GB of weights per token: limit %.2f tok/s, decode at %.2f of it (best step and pass: %.2f)",
 		r.BandwidthGBs, r.Bandwidth1GBs, r.BandwidthPass, r.BandwidthMiB, float64(r.WeightBytes)/1e9, r.LimitTokS,
-		r.ShareOfLimit)
+		r.ShareOfLimit, r.BestShare)
 }

@@ -28,7 +28,7 @@ func TestBenchBandwidth(t *testing.T) {
 			t.Fatalf("%v: report %+v", isa, res)
 		}
 		l := res.BandwidthLimit
-		if l.BandwidthPass != 2 || l.BandwidthMiB != 8 || !(l.BandwidthGBs > 0) || !(l.Bandwidth1GBs > 0) ||
+		if l.BandwidthPass != 5 || l.BandwidthMiB != 8 || !(l.BestShare > 0) || !(l.BandwidthGBs > 0) || !(l.Bandwidth1GBs > 0) ||
 			l.WeightBytes < 1_000_000 || l.WeightBytes > 1_100_000 {
 			t.Errorf("%v: limit %+v", isa, *l)
 		}

@@ -159,7 +159,8 @@ func openPlatform(ctx context.Context, pf *platformFlags, mainAddr string, cfg s
 	}
 	p.act = newActivator(cfg, logger)
 	if enabled {
-		h, err := admin.New(admin.Config{Service: p.svc, Activator: p.act, Token: token, MaxUploadBytes: pf.maxUpload, Logger: logger})
+		h, err := admin.New(admin.Config{Service: p.svc, Activator: p.act, Token: token, MaxUploadBytes: pf.maxUpload, Logger: logger,
+			Done: ctx.Done()})
 		if err != nil {
 			p.close()
 			return nil, err
