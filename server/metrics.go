@@ -32,7 +32,8 @@ type EngineStats struct {
 }
 
 // Metrics are the server's Prometheus metrics. Histograms and counters are labelled by model (the requested
-// model or experiment name) and variant; the engine gauges by engine name.
+// model or experiment name) and variant, histograms also by backend (ModelInfo.Backend: the remote backend
+// that generated, or "local"); the engine gauges by engine name, the backend gauges by backend.
 type Metrics struct {
 	e2e          *prometheus.HistogramVec
 	ttft         *prometheus.HistogramVec
@@ -48,7 +49,8 @@ type Metrics struct {
 	degraded     *prometheus.CounterVec
 	inFlight     prometheus.Gauge
 
-	engines *engineCollector
+	engines  *engineCollector
+	backends *backendCollector
 }
 
 // NewMetrics creates the server's metrics and registers them on reg.
@@ -56,7 +58,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	mv := []string{"model", "variant"}
 	hist := func(name, help string, buckets []float64) *prometheus.HistogramVec {
-		return f.NewHistogramVec(prometheus.HistogramOpts{Name: metricPrefix + name, Help: help, Buckets: buckets}, mv)
+		return f.NewHistogramVec(prometheus.HistogramOpts{Name: metricPrefix + name, Help: help, Buckets: buckets},
+			[]string{"model", "variant", "backend"})
 	}
 	m := &Metrics{
 		e2e:     hist("e2e_request_latency_seconds", "End-to-end latency of generation requests, from arrival to the full answer.", latencyBuckets),
@@ -78,9 +81,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests whose reranking failed and fell back to sampling order."}, mv),
 		inFlight: f.NewGauge(prometheus.GaugeOpts{Name: metricPrefix + "http_requests_in_flight",
 			Help: "Generation requests being served."}),
-		engines: newEngineCollector(),
+		engines:  newEngineCollector(),
+		backends: newBackendCollector(),
 	}
-	reg.MustRegister(m.engines)
+	reg.MustRegister(m.engines, m.backends)
 	return m
 }
 
@@ -97,7 +101,7 @@ func (m *Metrics) countRequest(ri *reqInfo, status int) {
 
 // observe records a finished generation.
 func (m *Metrics) observe(rt route, res *engine.Result, e2eSeconds float64, reranked bool) {
-	l := prometheus.Labels{"model": rt.label, "variant": rt.variant}
+	l := prometheus.Labels{"model": rt.label, "variant": rt.variant, "backend": backendLabel(rt.model)}
 	m.e2e.With(l).Observe(e2eSeconds)
 	t := res.Timings
 	if t.FirstToken > 0 {
@@ -109,15 +113,17 @@ func (m *Metrics) observe(rt route, res *engine.Result, e2eSeconds float64, rera
 	if reranked {
 		m.scoring.With(l).Observe(t.Scoring.Seconds())
 	}
-	m.promptTokens.With(l).Add(float64(res.PromptTokens))
+	cl := prometheus.Labels{"model": rt.label, "variant": rt.variant}
+	m.promptTokens.With(cl).Add(float64(res.PromptTokens))
 	gen := 0
-	for _, c := range res.Candidates {
-		m.candTokens.With(l).Observe(float64(len(c.Tokens)))
-		gen += len(c.Tokens)
+	for i := range res.Candidates {
+		n := res.Candidates[i].NumTokens()
+		m.candTokens.With(l).Observe(float64(n))
+		gen += n
 	}
-	m.genTokens.With(l).Add(float64(gen))
+	m.genTokens.With(cl).Add(float64(gen))
 	if res.Degraded {
-		m.degraded.With(l).Inc()
+		m.degraded.With(cl).Inc()
 	}
 	if len(res.Candidates) > 0 && res.Candidates[0].Scored {
 		m.score.With(l).Observe(float64(res.Candidates[0].Score))

@@ -221,6 +221,7 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(prompt), prompt, lastUser(msgs)
+	pl.req.Messages = engineMessages(msgs)
 	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: time.Now(), chat: true}
 
 	piece := func(text string) ollamaChatResponse {
@@ -265,8 +266,8 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 	// A raw prompt is the client's own rendering of a template (Ollama's meaning of raw), so its control-token
 	// text is parsed; otherwise the template renders the prompt in parts.
 	parts := []engine.PromptPart{{Text: req.Prompt, Special: true}}
+	var msgs []Message
 	if !req.Raw {
-		var msgs []Message
 		if req.System != "" {
 			msgs = append(msgs, Message{Role: "system", Content: req.System})
 		}
@@ -285,6 +286,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(parts), parts, req.Prompt
+	pl.req.Messages = engineMessages(msgs)
 	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: time.Now(), chat: !req.Raw}
 
 	piece := func(text string) ollamaGenerateResponse {
@@ -334,7 +336,7 @@ func ollamaMetrics(c *call, res *engine.Result) ollama.Metrics {
 		TotalDuration:      time.Since(c.start),
 		PromptEvalCount:    res.PromptTokens,
 		PromptEvalDuration: res.Timings.Prefill,
-		EvalCount:          len(res.Candidates[0].Tokens),
+		EvalCount:          res.Candidates[0].NumTokens(),
 		EvalDuration:       res.Timings.Decode,
 	}
 }
