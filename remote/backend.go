@@ -114,6 +114,9 @@ func (b *backend) do(ctx context.Context, send func(ctx context.Context) error) 
 		return queued, nil
 	}
 	if ctx.Err() != nil {
+		if errors.Is(err, ctx.Err()) {
+			return queued, fmt.Errorf("remote: backend %q: %w", b.name, err)
+		}
 		return queued, fmt.Errorf("remote: backend %q: %w (%v)", b.name, ctx.Err(), err)
 	}
 	return queued, b.publicError(err)
@@ -127,9 +130,9 @@ func (b *backend) backendError(err error) error {
 type verdict int
 
 const (
-	healthy  verdict = iota // it answered
-	failing                 // it is down, broken or too slow
-	neutral                 // the request says nothing about the backend (cancelled by the client, rejected as invalid, 429)
+	healthy verdict = iota // it answered
+	failing                // it is down, broken or too slow
+	neutral                // the request says nothing about the backend (cancelled by the client, rejected as invalid, 429)
 )
 
 // failure is an error of a request to a backend, classified.
@@ -208,6 +211,9 @@ func (b *backend) publicError(err error) error {
 		case s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusUnauthorized && s != http.StatusForbidden && s != http.StatusNotFound:
 			return fmt.Errorf("%w: backend %q rejected the request: %s", engine.ErrBadRequest, b.name, f.msg)
 		}
+	}
+	if errors.As(err, &f) {
+		return &engine.BackendError{Backend: b.name, Message: f.msg, Err: f.err}
 	}
 	return &engine.BackendError{Backend: b.name, Message: describe(err), Err: err}
 }

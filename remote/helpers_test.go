@@ -130,3 +130,6 @@ func directOllamaChat(t *testing.T, root string, seed int64) string {
 	}
 	return out
 }
+
+// rewardOpts loads the reward model on its default runtime.
+func rewardOpts() reward.Options { return reward.Options{} }
