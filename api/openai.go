@@ -63,7 +63,23 @@ type GenerationParams struct {
 	Rerank string `json:"rerank,omitempty"`
 	// ReturnCandidates (extension) returns all candidates with scores and ranks.
 	ReturnCandidates bool `json:"return_candidates,omitempty"`
+	// ResponseFormat {"type":"json_object"} constrains every candidate to one JSON object (JSON mode, by
+	// constrained sampling); "text" (or absent) is free text; "json_schema" is not supported (400).
+	ResponseFormat *ResponseFormat `json:"response_format,omitempty"`
 }
+
+// ResponseFormat is the response_format of a request.
+type ResponseFormat struct {
+	Type       string          `json:"type"`
+	JSONSchema json.RawMessage `json:"json_schema,omitempty"`
+}
+
+// Response format types.
+const (
+	FormatText       = "text"
+	FormatJSONObject = "json_object"
+	FormatJSONSchema = "json_schema"
+)
 
 // ChatCompletionRequest is the body of POST /v1/chat/completions.
 type ChatCompletionRequest struct {
@@ -72,9 +88,21 @@ type ChatCompletionRequest struct {
 	Messages []ChatMessage `json:"messages"`
 	// MaxCompletionTokens is the newer name of MaxTokens and wins when both are set.
 	MaxCompletionTokens *int `json:"max_completion_tokens,omitempty"`
-	// Logprobs asks for the log-probability of each output token, TopLogprobs (0..20) for alternatives.
+	// Logprobs asks for the log-probability of each output token, TopLogprobs (0..20) for alternatives;
+	// TopLogprobs > 0 needs Logprobs.
 	Logprobs    bool `json:"logprobs,omitempty"`
 	TopLogprobs *int `json:"top_logprobs,omitempty"`
+
+	// Fields bestofn does not support and refuses (400 naming the field) rather than ignore, because they
+	// change what the answer is: tool and function calling, audio, web search. tool_choice and function_call
+	// "none" (and "auto" without tools) are accepted, since they ask for plain text.
+	Tools            json.RawMessage `json:"tools,omitempty"`
+	ToolChoice       json.RawMessage `json:"tool_choice,omitempty"`
+	Functions        json.RawMessage `json:"functions,omitempty"`
+	FunctionCall     json.RawMessage `json:"function_call,omitempty"`
+	Audio            json.RawMessage `json:"audio,omitempty"`
+	Modalities       []string        `json:"modalities,omitempty"`
+	WebSearchOptions json.RawMessage `json:"web_search_options,omitempty"`
 }
 
 // StreamOptions are the options of a streamed response.
@@ -90,6 +118,8 @@ type ChatMessage struct {
 	Content Content `json:"content"`
 	// Name is an optional participant name; it is accepted and ignored.
 	Name string `json:"name,omitempty"`
+	// ToolCalls of an assistant message are refused on input (tool calling is not supported).
+	ToolCalls json.RawMessage `json:"tool_calls,omitempty"`
 }
 
 // Content is a message's text. It unmarshals from a JSON string, null, or an array of {"type":"text","text":...}
@@ -295,6 +325,8 @@ type CompletionRequest struct {
 	// ParseSpecial (extension) tokenizes control-token text in the prompt ("</s>", "<|im_start|>") as those
 	// tokens; by default it is plain text.
 	ParseSpecial bool `json:"parse_special,omitempty"`
+	// Suffix (text after the insertion, for fill-in-the-middle) is not supported: a non-empty one is a 400.
+	Suffix string `json:"suffix,omitempty"`
 }
 
 // CompletionResponse is the body of a completion, and of each streamed completion event.

@@ -100,6 +100,9 @@ type Engine struct {
 
 	blockTotal, blockSize int // the KV cache's geometry, fixed at New
 
+	jsonOnce  sync.Once
+	jsonVocab *sampler.JSONVocab // the vocabulary's token bytes for JSON mode, built by the first such request
+
 	wake chan struct{} // buffered 1: a new job or a cancellation
 	quit chan struct{} // closed by Close
 	done chan struct{} // closed when the scheduler exits
@@ -282,9 +285,18 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 	if j.reserve > e.blockTotal {
 		return nil, fmt.Errorf("%w: %d blocks worst case, %d in the cache", ErrTooLarge, j.reserve, e.blockTotal)
 	}
+	var jsonVocab *sampler.JSONVocab
+	if req.Sampling.JSON {
+		if _, ok := e.voc.(idVocab); ok {
+			return nil, fmt.Errorf("%w: JSON mode needs an engine with a tokenizer", ErrBadRequest)
+		}
+		jsonVocab = e.jsonTable()
+	}
 	j.cands = make([]*cand, n)
 	for i := range j.cands {
-		smp, err := sampler.New(samplerParams(req, uint64(i)), e.be.vocabSize())
+		sp := samplerParams(req, uint64(i))
+		sp.JSON = jsonVocab
+		smp, err := sampler.New(sp, e.be.vocabSize())
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
@@ -295,6 +307,18 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 		j.cands[i] = &cand{index: i, seq: -1, sampler: smp, dec: e.voc.newDecoder(prompt), stop: stop}
 	}
 	return j, nil
+}
+
+// jsonTable returns the token bytes JSON mode needs, built once from the vocabulary.
+func (e *Engine) jsonTable() *sampler.JSONVocab {
+	e.jsonOnce.Do(func() {
+		pieces := make([]string, e.be.vocabSize())
+		for id := range pieces {
+			pieces[id] = e.voc.tokenPiece(int32(id))
+		}
+		e.jsonVocab = sampler.NewJSONVocab(pieces, e.voc.isEOG)
+	})
+	return e.jsonVocab
 }
 
 // worstBlocks is the most KV blocks a request can hold: the prompt's blocks once, plus for each candidate the

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -354,4 +355,46 @@ func TestRealPromptControlText(t *testing.T) {
 	if got := count(Request{PromptParts: parts}); got != want {
 		t.Errorf("parts %+v: %d tokens, want %d", parts, got, want)
 	}
+}
+
+// TestRealJSONMode checks JSON mode on the real model: every candidate that ends by itself is one JSON object
+// (encoding/json is the reference), and the streamed text is the candidate's text.
+func TestRealJSONMode(t *testing.T) {
+	m, tok := loadStories(t)
+	e, err := New(m, tok, nil, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	// A story model writes long strings: nudge the tokens of `"` and `}` so that some candidates close.
+	bias := map[int32]float32{}
+	for _, id := range tok.Encode(`"}`, false, false) {
+		bias[id] = 3
+	}
+	req := Request{Prompt: "Once upon a time", N: 8, MaxTokens: 200, StreamCandidates: true,
+		Sampling: SamplingParams{Temperature: 1, Seed: 1, JSON: true, LogitBias: bias}}
+	streamed := make([]strings.Builder, req.N)
+	req.OnEvent = func(ev Event) { streamed[ev.Candidate].WriteString(ev.Text) }
+	res, err := e.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := 0
+	for _, c := range res.Candidates {
+		if streamed[c.Index].String() != c.Text {
+			t.Errorf("candidate %d streamed %q, text %q", c.Index, streamed[c.Index].String(), c.Text)
+		}
+		if c.FinishReason != FinishStop {
+			continue
+		}
+		closed++
+		var v map[string]any
+		if err := json.Unmarshal([]byte(c.Text), &v); err != nil {
+			t.Errorf("candidate %d ended as %q, not a JSON object: %v", c.Index, c.Text, err)
+		}
+	}
+	if closed == 0 {
+		t.Errorf("no candidate closed its object in %d tokens: %q", req.MaxTokens, res.Candidates[0].Text)
+	}
+	t.Logf("%d of %d closed; e.g. %q", closed, req.N, res.Candidates[0].Text)
 }

@@ -104,6 +104,9 @@ type SamplingParams struct {
 	FrequencyPenalty float32
 	LogitBias        map[int32]float32
 	Seed             uint64
+	// JSON constrains each candidate to one JSON object (OpenAI's response_format json_object, Ollama's
+	// format "json"; see sampler.Params.JSON). It needs an engine with a tokenizer.
+	JSON bool
 }
 
 // Event is one piece of streamed output.

@@ -23,9 +23,8 @@ const (
 
 // ONNX AttributeProto.AttributeType values.
 const (
-	attrFloat = 1
-	attrInt   = 2
-	attrInts  = 7
+	attrInt  = 2
+	attrInts = 7
 )
 
 // onnxOpset is the default-domain opset the graphs are written for: 17 keeps the axes of ReduceMean and ReduceMax
@@ -39,44 +38,37 @@ const onnxIRVersion = 8
 // writers do not produce.
 const maxProtoBytes = math.MaxInt32
 
+// Field encoders: a tag and its value.
+func bytesField(b []byte, num protowire.Number, v []byte) []byte {
+	return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+}
+
+func stringField(b []byte, num protowire.Number, v string) []byte {
+	return protowire.AppendString(protowire.AppendTag(b, num, protowire.BytesType), v)
+}
+
+func varintField(b []byte, num protowire.Number, v uint64) []byte {
+	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), v)
+}
+
+// packedInts encodes integers as a packed repeated field's payload.
+func packedInts[T int | int64](vs []T) []byte {
+	var b []byte
+	for _, v := range vs {
+		b = protowire.AppendVarint(b, uint64(v))
+	}
+	return b
+}
+
 // attribute is one encoded AttributeProto.
 type attribute []byte
 
 func intAttr(name string, v int64) attribute {
-	var b []byte
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendString(b, name)
-	b = protowire.AppendTag(b, 3, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(v))
-	b = protowire.AppendTag(b, 20, protowire.VarintType)
-	b = protowire.AppendVarint(b, attrInt)
-	return b
-}
-
-func floatAttr(name string, v float32) attribute {
-	var b []byte
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendString(b, name)
-	b = protowire.AppendTag(b, 2, protowire.Fixed32Type)
-	b = protowire.AppendFixed32(b, math.Float32bits(v))
-	b = protowire.AppendTag(b, 20, protowire.VarintType)
-	b = protowire.AppendVarint(b, attrFloat)
-	return b
+	return varintField(varintField(stringField(nil, 1, name), 3, uint64(v)), 20, attrInt)
 }
 
 func intsAttr(name string, vs ...int64) attribute {
-	var b []byte
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendString(b, name)
-	var packed []byte
-	for _, v := range vs {
-		packed = protowire.AppendVarint(packed, uint64(v))
-	}
-	b = protowire.AppendTag(b, 8, protowire.BytesType)
-	b = protowire.AppendBytes(b, packed)
-	b = protowire.AppendTag(b, 20, protowire.VarintType)
-	b = protowire.AppendVarint(b, attrInts)
-	return b
+	return varintField(bytesField(stringField(nil, 1, name), 8, packedInts(vs)), 20, attrInts)
 }
 
 // onnxGraph collects the nodes, initializers, inputs and outputs of one GraphProto. Values are named by the
@@ -86,7 +78,7 @@ type onnxGraph struct {
 	inits   [][]byte // encoded TensorProto
 	inputs  [][]byte // encoded ValueInfoProto
 	outputs [][]byte // encoded ValueInfoProto
-	size    int      // bytes of initializer data so far
+	size    int      // bytes of initializers so far
 	next    int      // counter for value names
 	consts  map[string]string
 }
@@ -104,40 +96,23 @@ func (g *onnxGraph) op(opType string, inputs []string, attrs ...attribute) strin
 func (g *onnxGraph) opTo(out, opType string, inputs []string, attrs ...attribute) string {
 	var b []byte
 	for _, in := range inputs {
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendString(b, in)
+		b = stringField(b, 1, in)
 	}
-	b = protowire.AppendTag(b, 2, protowire.BytesType)
-	b = protowire.AppendString(b, out)
-	b = protowire.AppendTag(b, 3, protowire.BytesType)
-	b = protowire.AppendString(b, out)
-	b = protowire.AppendTag(b, 4, protowire.BytesType)
-	b = protowire.AppendString(b, opType)
+	b = stringField(stringField(stringField(b, 2, out), 3, out), 4, opType)
 	for _, a := range attrs {
-		b = protowire.AppendTag(b, 5, protowire.BytesType)
-		b = protowire.AppendBytes(b, a)
+		b = bytesField(b, 5, a)
 	}
 	g.nodes = append(g.nodes, b)
 	return out
 }
 
-// tensor adds an initializer with raw little-endian data and returns its name.
+// tensor adds an initializer with raw little-endian data (dims nil: a scalar) and returns its name.
 func (g *onnxGraph) tensor(name string, dataType int, dims []int, raw []byte) string {
 	var b []byte
-	var packed []byte
-	for _, d := range dims {
-		packed = protowire.AppendVarint(packed, uint64(d))
-	}
 	if len(dims) > 0 {
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendBytes(b, packed)
+		b = bytesField(b, 1, packedInts(dims))
 	}
-	b = protowire.AppendTag(b, 2, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(dataType))
-	b = protowire.AppendTag(b, 8, protowire.BytesType)
-	b = protowire.AppendString(b, name)
-	b = protowire.AppendTag(b, 9, protowire.BytesType)
-	b = protowire.AppendBytes(b, raw)
+	b = bytesField(stringField(varintField(b, 2, uint64(dataType)), 8, name), 9, raw)
 	g.inits = append(g.inits, b)
 	g.size += len(b)
 	return name
@@ -164,46 +139,44 @@ func (g *onnxGraph) matrix(rows, cols int, data []float32) string {
 	return g.floats("weight_"+strconv.Itoa(g.next), []int{rows, cols}, data)
 }
 
-// int64s adds an int64 initializer; dims nil makes a scalar.
-func (g *onnxGraph) int64s(name string, dims []int, data ...int64) string {
-	raw := make([]byte, 8*len(data))
-	for i, v := range data {
+// shared returns the initializer made for key, making it with add under a fresh name the first time: constants
+// (shapes, axes, scalars) are stored once however many nodes use them.
+func (g *onnxGraph) shared(key string, add func(name string) string) string {
+	if name, ok := g.consts[key]; ok {
+		return name
+	}
+	name := add("const_" + strconv.Itoa(len(g.consts)))
+	g.consts[key] = name
+	return name
+}
+
+// constInts returns an int64 vector initializer holding vs (shapes, axes, slice bounds).
+func (g *onnxGraph) constInts(vs ...int64) string {
+	return g.shared(fmt.Sprint("ints", vs), func(name string) string {
+		return g.tensor(name, onnxInt64, []int{len(vs)}, int64Bytes(vs))
+	})
+}
+
+// constInt returns an int64 scalar initializer.
+func (g *onnxGraph) constInt(v int64) string {
+	return g.shared(fmt.Sprint("int", v), func(name string) string {
+		return g.tensor(name, onnxInt64, nil, int64Bytes([]int64{v}))
+	})
+}
+
+// constFloat returns a float32 scalar initializer.
+func (g *onnxGraph) constFloat(v float32) string {
+	return g.shared(fmt.Sprint("float", math.Float32bits(v)), func(name string) string {
+		return g.floats(name, nil, []float32{v})
+	})
+}
+
+func int64Bytes(vs []int64) []byte {
+	raw := make([]byte, 8*len(vs))
+	for i, v := range vs {
 		binary.LittleEndian.PutUint64(raw[8*i:], uint64(v))
 	}
-	return g.tensor(name, onnxInt64, dims, raw)
-}
-
-// constInts returns a shared int64 vector initializer holding vs (shapes, axes, slice bounds).
-func (g *onnxGraph) constInts(vs ...int64) string {
-	key := fmt.Sprint("i", vs)
-	if name, ok := g.consts[key]; ok {
-		return name
-	}
-	name := "const_" + strconv.Itoa(len(g.consts))
-	g.consts[key] = name
-	return g.int64s(name, []int{len(vs)}, vs...)
-}
-
-// constInt returns a shared int64 scalar initializer.
-func (g *onnxGraph) constInt(v int64) string {
-	key := fmt.Sprint("s", v)
-	if name, ok := g.consts[key]; ok {
-		return name
-	}
-	name := "const_" + strconv.Itoa(len(g.consts))
-	g.consts[key] = name
-	return g.int64s(name, nil, v)
-}
-
-// constFloat returns a shared float32 scalar initializer.
-func (g *onnxGraph) constFloat(v float32) string {
-	key := fmt.Sprint("f", math.Float32bits(v))
-	if name, ok := g.consts[key]; ok {
-		return name
-	}
-	name := "const_" + strconv.Itoa(len(g.consts))
-	g.consts[key] = name
-	return g.floats(name, nil, []float32{v})
+	return raw
 }
 
 // valueInfo encodes a ValueInfoProto of a tensor whose dims are numbers or, where dims[i] < 0, the symbolic name
@@ -213,29 +186,14 @@ func valueInfo(name string, elemType int, dims []int64, params []string) []byte 
 	for i, d := range dims {
 		var dim []byte
 		if d >= 0 {
-			dim = protowire.AppendTag(dim, 1, protowire.VarintType)
-			dim = protowire.AppendVarint(dim, uint64(d))
+			dim = varintField(nil, 1, uint64(d))
 		} else {
-			dim = protowire.AppendTag(dim, 2, protowire.BytesType)
-			dim = protowire.AppendString(dim, params[i])
+			dim = stringField(nil, 2, params[i])
 		}
-		shape = protowire.AppendTag(shape, 1, protowire.BytesType)
-		shape = protowire.AppendBytes(shape, dim)
+		shape = bytesField(shape, 1, dim)
 	}
-	var tensorType []byte
-	tensorType = protowire.AppendTag(tensorType, 1, protowire.VarintType)
-	tensorType = protowire.AppendVarint(tensorType, uint64(elemType))
-	tensorType = protowire.AppendTag(tensorType, 2, protowire.BytesType)
-	tensorType = protowire.AppendBytes(tensorType, shape)
-	var typ []byte
-	typ = protowire.AppendTag(typ, 1, protowire.BytesType)
-	typ = protowire.AppendBytes(typ, tensorType)
-	var b []byte
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendString(b, name)
-	b = protowire.AppendTag(b, 2, protowire.BytesType)
-	b = protowire.AppendBytes(b, typ)
-	return b
+	tensorType := bytesField(varintField(nil, 1, uint64(elemType)), 2, shape)
+	return bytesField(stringField(nil, 1, name), 2, bytesField(nil, 1, tensorType))
 }
 
 func (g *onnxGraph) input(name string, elemType int, dims []int64, params []string) {
@@ -246,54 +204,32 @@ func (g *onnxGraph) output(name string, elemType int, dims []int64, params []str
 	g.outputs = append(g.outputs, valueInfo(name, elemType, dims, params))
 }
 
-// model encodes the ModelProto holding the graph, with metadata_props from props (in key order given).
-func (g *onnxGraph) model(name, producer string, props [][2]string) ([]byte, error) {
-	var gb []byte
-	for _, n := range g.nodes {
-		gb = protowire.AppendTag(gb, 1, protowire.BytesType)
-		gb = protowire.AppendBytes(gb, n)
+// model encodes the ModelProto holding the graph.
+func (g *onnxGraph) model(name, producer string) ([]byte, error) {
+	total := g.size
+	for _, part := range [][][]byte{g.nodes, g.inputs, g.outputs} {
+		for _, m := range part {
+			total += len(m) + 8
+		}
 	}
-	gb = protowire.AppendTag(gb, 2, protowire.BytesType)
-	gb = protowire.AppendString(gb, name)
-	total := len(gb) + g.size + 16*len(g.inits)
-	if total > maxProtoBytes {
+	if total+16*len(g.inits) > maxProtoBytes {
 		return nil, fmt.Errorf("export: onnx graph of %d bytes is over protobuf's 2 GiB limit", total)
 	}
+	gb := make([]byte, 0, total+16*len(g.inits)+len(name)+16)
+	for _, n := range g.nodes {
+		gb = bytesField(gb, 1, n)
+	}
+	gb = stringField(gb, 2, name)
 	for _, t := range g.inits {
-		gb = protowire.AppendTag(gb, 5, protowire.BytesType)
-		gb = protowire.AppendBytes(gb, t)
+		gb = bytesField(gb, 5, t)
 	}
 	for _, v := range g.inputs {
-		gb = protowire.AppendTag(gb, 11, protowire.BytesType)
-		gb = protowire.AppendBytes(gb, v)
+		gb = bytesField(gb, 11, v)
 	}
 	for _, v := range g.outputs {
-		gb = protowire.AppendTag(gb, 12, protowire.BytesType)
-		gb = protowire.AppendBytes(gb, v)
+		gb = bytesField(gb, 12, v)
 	}
-
-	var b []byte
-	b = protowire.AppendTag(b, 1, protowire.VarintType)
-	b = protowire.AppendVarint(b, onnxIRVersion)
-	b = protowire.AppendTag(b, 2, protowire.BytesType)
-	b = protowire.AppendString(b, producer)
-	var opset []byte
-	opset = protowire.AppendTag(opset, 1, protowire.BytesType)
-	opset = protowire.AppendString(opset, "")
-	opset = protowire.AppendTag(opset, 2, protowire.VarintType)
-	opset = protowire.AppendVarint(opset, onnxOpset)
-	b = protowire.AppendTag(b, 8, protowire.BytesType)
-	b = protowire.AppendBytes(b, opset)
-	for _, kv := range props {
-		var e []byte
-		e = protowire.AppendTag(e, 1, protowire.BytesType)
-		e = protowire.AppendString(e, kv[0])
-		e = protowire.AppendTag(e, 2, protowire.BytesType)
-		e = protowire.AppendString(e, kv[1])
-		b = protowire.AppendTag(b, 14, protowire.BytesType)
-		b = protowire.AppendBytes(b, e)
-	}
-	b = protowire.AppendTag(b, 7, protowire.BytesType)
-	b = protowire.AppendBytes(b, gb)
-	return b, nil
+	b := stringField(varintField(nil, 1, onnxIRVersion), 2, producer)
+	b = bytesField(b, 8, varintField(stringField(nil, 1, ""), 2, onnxOpset)) // opset_import: the default domain
+	return bytesField(b, 7, gb), nil
 }

@@ -58,7 +58,7 @@ func WriteRewardModel(dir string, rm RewardModel) error {
 	if err != nil {
 		return err
 	}
-	onnx, err := g.model("bestofn-reward", "bestofn", nil)
+	onnx, err := g.model("bestofn-reward", "bestofn")
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func WriteRewardONNX(out io.Writer, w *Weights, head Head, maxPositions int) err
 	if err != nil {
 		return err
 	}
-	b, err := g.model("bestofn-reward", "bestofn", nil)
+	b, err := g.model("bestofn-reward", "bestofn")
 	if err != nil {
 		return err
 	}

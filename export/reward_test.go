@@ -81,6 +81,27 @@ func lastLogits(t *testing.T, m *model.Model, ids []int32) []float32 {
 	return logits
 }
 
+// scoreBatch loads the reward model in dir and scores the candidates in one batch (padded to the longest);
+// it returns the scores and the token ids each input was.
+func scoreBatch(t *testing.T, dir string, opts reward.Options, prompt string, candidates []string) ([]float32, [][]int32) {
+	t.Helper()
+	opts.BatchSize = len(candidates)
+	rm, err := reward.Load(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Close()
+	scores, err := rm.Score(context.Background(), prompt, candidates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([][]int32, len(candidates))
+	for i, c := range candidates {
+		ids[i], _ = rm.Encode(prompt, c)
+	}
+	return scores, ids
+}
+
 // outputRowHead returns row j of the output matrix (the tied embedding when there is none) as a head: the
 // reward model's score is then model.Forward's logit j at the last position.
 func outputRowHead(t *testing.T, w *Weights, j int) Head {
@@ -133,29 +154,20 @@ func TestRewardONNXMatchesForward(t *testing.T) {
 				t.Fatal(err)
 			}
 			forEachRuntime(t, func(t *testing.T, opts reward.Options) {
-				opts.BatchSize = len(candidates)
-				rm, err := reward.Load(dir, opts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer rm.Close()
-				got, err := rm.ScoreDetails(context.Background(), prompt, candidates)
-				if err != nil {
-					t.Fatal(err)
-				}
-				lo, hi := got[0].Score, got[0].Score
+				got, inputs := scoreBatch(t, dir, opts, prompt, candidates)
+				lo, hi := got[0], got[0]
 				for i, cand := range candidates {
-					lo, hi = min(lo, got[i].Score), max(hi, got[i].Score)
-					ids, _ := rm.Encode(prompt, cand)
+					lo, hi = min(lo, got[i]), max(hi, got[i])
+					ids := inputs[i]
 					// The trainer feeds BOS and the rendered template, tokenized by package tokenizer.
 					text := strings.NewReplacer("{prompt}", prompt, "{response}", cand).Replace(reward.DefaultTemplate)
 					if fed := spm.Encode(text, true, false); !slices.Equal(ids, fed) {
 						t.Errorf("candidate %d: reward model sees %v, the trainer feeds %v", i, ids, fed)
 					}
 					want := lastLogits(t, m, ids)[c.j]
-					if d := math.Abs(float64(got[i].Score - want)); !(d <= scoreTolerance) {
+					if d := math.Abs(float64(got[i] - want)); !(d <= scoreTolerance) {
 						t.Errorf("candidate %d (%d tokens): score %.6f, model.Forward's logit %d is %.6f (off by %.2g)",
-							i, len(ids), got[i].Score, c.j, want, d)
+							i, len(ids), got[i], c.j, want, d)
 					}
 				}
 				if hi-lo < 0.1 {

@@ -87,6 +87,32 @@ func appendStrings(out []string, v any) []string {
 	return out
 }
 
+// exportedTokenizer returns the GGUF's tokenizer as package tokenizer reads it, and the tokenizer.json TokenizerJSON
+// writes for it as package reward reads it (tokenizer.ParseHFJSON).
+func exportedTokenizer(t *testing.T, path string) (spm, hf *tokenizer.Tokenizer) {
+	t.Helper()
+	ck, err := weights.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	if spm, err = tokenizer.FromMetadata(ck.Metadata); err != nil {
+		t.Fatal(err)
+	}
+	vocab, err := VocabFromMetadata(ck.Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := vocab.TokenizerJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hf, err = tokenizer.ParseHFJSON(js); err != nil {
+		t.Fatal(err)
+	}
+	return spm, hf
+}
+
 // TestTokenizerJSONMatchesSentencePiece writes tokenizer.json for the stories260K 512-token vocabulary and the
 // LLaMA-2 32K one (llama.cpp's conversion of Meta's tokenizer.model) and checks that it tokenizes every text of
 // ../shared as package tokenizer does from the GGUF vocabulary, which llama.cpp's own test files check: the HF
@@ -95,27 +121,7 @@ func TestTokenizerJSONMatchesSentencePiece(t *testing.T) {
 	texts := sharedTexts(t)
 	for _, path := range []string{stories260K, llamaSPM32K} {
 		t.Run(path[strings.LastIndexByte(path, '/')+1:], func(t *testing.T) {
-			ck, err := weights.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ck.Close()
-			spm, err := tokenizer.FromMetadata(ck.Metadata)
-			if err != nil {
-				t.Fatal(err)
-			}
-			vocab, err := VocabFromMetadata(ck.Metadata)
-			if err != nil {
-				t.Fatal(err)
-			}
-			js, err := vocab.TokenizerJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			hf, err := tokenizer.ParseHFJSON(js)
-			if err != nil {
-				t.Fatal(err)
-			}
+			spm, hf := exportedTokenizer(t, path)
 			if hf.BOS() != spm.BOS() || !hf.AddBOSDefault() || hf.VocabSize() != spm.VocabSize() {
 				t.Fatalf("tokenizer.json: BOS %d (added %v), %d tokens; the GGUF vocabulary: BOS %d, %d tokens",
 					hf.BOS(), hf.AddBOSDefault(), hf.VocabSize(), spm.BOS(), spm.VocabSize())
@@ -143,23 +149,7 @@ func TestTokenizerJSONMatchesSentencePiece(t *testing.T) {
 // TestTokenizerJSONMatchesLlamaCpp checks the exported LLaMA-2 tokenizer.json against the ids llama.cpp produces
 // for its own tokenizer test strings (no BOS, as test-tokenizer-0 runs them).
 func TestTokenizerJSONMatchesLlamaCpp(t *testing.T) {
-	ck, err := weights.Open(llamaSPM32K)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	vocab, err := VocabFromMetadata(ck.Metadata)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := vocab.TokenizerJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hf, err := tokenizer.ParseHFJSON(js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, hf := exportedTokenizer(t, llamaSPM32K)
 	inp, err := os.ReadFile(llamaSPM32K + ".inp")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package export
 
 import (
-	"context"
 	"math"
 	"testing"
 
@@ -76,20 +75,7 @@ func TestRewardONNXMatchesTrain(t *testing.T) {
 				t.Fatal(err)
 			}
 			forEachRuntime(t, func(t *testing.T, opts reward.Options) {
-				opts.BatchSize = len(candidates)
-				rm, err := reward.Load(dir, opts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer rm.Close()
-				got, err := rm.Score(context.Background(), prompt, candidates)
-				if err != nil {
-					t.Fatal(err)
-				}
-				seqs := make([][]int32, len(candidates))
-				for i, cand := range candidates {
-					seqs[i], _ = rm.Encode(prompt, cand)
-				}
+				got, seqs := scoreBatch(t, dir, opts, prompt, candidates)
 				want := make([]float32, len(seqs))
 				if err := c.m.Scores(seqs, want); err != nil {
 					t.Fatal(err)
@@ -98,10 +84,10 @@ func TestRewardONNXMatchesTrain(t *testing.T) {
 				for i := range want {
 					lo, hi = min(lo, want[i]), max(hi, want[i])
 					if d := math.Abs(float64(got[i] - want[i])); !(d <= scoreTolerance) {
-						t.Errorf("candidate %d (%d tokens): %s scores %.6f, train %.6f (off by %.2g)", i, len(seqs[i]), rm.Runtime(), got[i], want[i], d)
+						t.Errorf("candidate %d (%d tokens): %s scores %.6f, train %.6f (off by %.2g)", i, len(seqs[i]), opts.Runtime, got[i], want[i], d)
 					}
 				}
-				t.Logf("train scores %v, %s %v", want, rm.Runtime(), got)
+				t.Logf("train scores %v, %s %v", want, opts.Runtime, got)
 				if hi-lo < 0.05 {
 					t.Errorf("train's scores %v barely differ: the comparison says little", want)
 				}

@@ -24,7 +24,7 @@ func lockFile(f *os.File, timeout time.Duration) error {
 			return fmt.Errorf("lock %s: %w", f.Name(), err)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s is still in use by another worker after %s", f.Name(), timeout)
+			return fmt.Errorf("%w: %s, after waiting %s", errOutputBusy, f.Name(), timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -13,6 +13,10 @@ import (
 	"time"
 )
 
+// errOutputBusy says that another worker (one that lost its lease but still runs) holds an output file: the
+// attempt gives the job back to the queue rather than failing it.
+var errOutputBusy = errors.New("jobs: output still in use by another worker")
+
 // outputFile is an Output stored as JSON lines {"key": ..., "row": ...} in one file, appended with O_APPEND and
 // fsynced per row. Rows are read back from the file (only their offsets are kept in memory).
 type outputFile struct {

@@ -100,6 +100,14 @@ func (rs *runState) heartbeat(stop <-chan struct{}) {
 			return
 		case err != nil:
 			rs.s.log.Warn("jobs: heartbeat", "job", rs.claim.Job.ID, "err", err)
+			rs.writeMu.Lock()
+			expired := time.Since(rs.lastWrite) > lease
+			rs.writeMu.Unlock()
+			if expired { // no renewal got through for a whole lease: another worker may own the job by now
+				rs.lost.Store(true)
+				rs.cancel(fmt.Errorf("%w: no heartbeat got through for %s: %v", ErrLeaseLost, lease, err))
+				return
+			}
 		}
 	}
 }

@@ -95,6 +95,9 @@ func (s *Service) runClaim(ctx context.Context, c *Claim, token string) {
 		rs.finish(StatusSucceeded, nil)
 	case errors.Is(cause, errCancelRequested):
 		rs.finish(StatusCancelled, nil)
+	case errors.Is(err, errOutputBusy):
+		rs.event("warn", "an output is still held by the job's previous worker; giving the job back to the queue", nil)
+		rs.finish(StatusQueued, nil)
 	case jobCtx.Err() != nil: // shutdown
 		if r, ok := typ.(Resumer); ok && !r.Resumable() {
 			rs.finish(StatusFailed, &JobError{Code: "interrupted", Message: "the server shut down while the job ran, and job type " +

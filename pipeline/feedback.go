@@ -665,8 +665,8 @@ func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater
 		}
 	}
 	if res.Rated == 0 {
-		return jobFailed("rating_failed", "no candidate was rated (%d candidates, %d unparseable ratings, %d failed rating requests)",
-			res.Candidates, res.UnparseableRatings, res.RatingRequestFailures)
+		return jobFailed("rating_failed", "no candidate was rated (%d candidates, %d failed candidate requests, %d unparseable ratings, %d failed rating requests; see the events and retry)",
+			res.Candidates, res.SourceFailures, res.UnparseableRatings, res.RatingRequestFailures)
 	}
 	for _, f := range []struct {
 		name, purpose string

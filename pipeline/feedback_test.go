@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"math"
 	"net/http"
@@ -22,14 +21,15 @@ import (
 )
 
 // ratingProxy stands between the job and a real bestofn teacher. Rating requests (those with the rating system
-// message) are forwarded, and the story the server answers is replaced by a rater's text picked by a hash of the
-// request: real-looking outputs, some without a usable score. It remembers which text each answer got.
+// message) are forwarded, and the story the server answers is replaced by the next of a list of rater's texts:
+// real-looking outputs, some without a usable score. It remembers which text each answer got.
 type ratingProxy struct {
 	target string
 	single []string // texts for one-answer ratings
 	pair   []string // texts for pair ratings
 
 	mu    sync.Mutex
+	n     int
 	given map[string][]string // answer text (single) or "a\x00b" (pair) -> rater texts given
 }
 
@@ -59,10 +59,9 @@ func (p *ratingProxy) fault(n int64, w http.ResponseWriter, r *http.Request) boo
 	} else {
 		key = between(user, "[The Start of Assistant's Answer]\n", "\n[The End of Assistant's Answer]")
 	}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	text := texts[int(h.Sum32())%len(texts)]
 	p.mu.Lock()
+	text := texts[p.n%len(texts)]
+	p.n++
 	p.given[key] = append(p.given[key], text)
 	p.mu.Unlock()
 	cc["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)["content"] = text
@@ -89,16 +88,15 @@ var singleTexts = []string{
 	"评分：9分", "Rating: 3", "7 8\nHard to say.", "**Score:** 5",
 }
 
-// TestFeedback: three prompts, candidates from a served bestofn model (one best_of request per prompt), the
-// same server's Ollama API sampled twice, and an answers file; the teacher (a real server whose text a proxy
+// TestFeedback: two prompts, candidates from a served bestofn model (one best_of request per prompt), the
+// same server's Ollama API, and an answers file; the teacher (a real server whose text a proxy
 // replaces with real-looking ratings) rates each alone. Scores in the comparison rows are the parsed ratings;
 // unparseable ones are counted and kept with their raw text; pairs follow from the scores.
 func TestFeedback(t *testing.T) {
 	srv := teachertest.Serve(t)
 	rp := &ratingProxy{target: srv.URL, single: singleTexts, given: map[string][]string{}}
 	judge := teachertest.NewProxy(t, srv.URL, rp.fault)
-	prompts := writeFile(t, "prompts.jsonl", `{"instruction":"Tell me a story about a cat."}
-{"instruction":"Summarize the text.","input":"Tom had a red ball."}
+	prompts := writeFile(t, "prompts.jsonl", `{"instruction":"Summarize the text.","input":"Tom had a red ball."}
 {"instruction":"Name a color."}
 `)
 	answers := writeFile(t, "answers.jsonl", `{"instruction":"Name a color.","output":"Blue."}
@@ -106,7 +104,7 @@ func TestFeedback(t *testing.T) {
 {"instruction":"Not one of the prompts.","output":"ignored"}
 `)
 	params := FeedbackParams{
-		InputPath: prompts, K: 2, MaxTokens: 24, Seed: 3,
+		InputPath: prompts, K: 1, MaxTokens: 16, Seed: 3,
 		Sources: []SourceSpec{
 			{Name: "sft", Kind: SourceBestofn, K: 3, Endpoint: &teacher.Config{BaseURL: srv.URL + "/v1", Model: "llama-gpt4"}},
 			{Name: "ollama", Kind: SourceOllama, Endpoint: &teacher.Config{BaseURL: srv.URL, Model: "llama-gpt4"}},
@@ -122,7 +120,7 @@ func TestFeedback(t *testing.T) {
 	var res FeedbackResult
 	json.Unmarshal(r.result, &res)
 	items := lines[FeedbackRow](t, r.files["items.jsonl"])
-	if len(items) != 3 || res.Prompts != 3 || res.Candidates != 3*5+2 {
+	if len(items) != 2 || res.Prompts != 2 || res.Candidates != 2*4+2 {
 		t.Fatalf("result %+v", res)
 	}
 	wantUnparsed := 0
@@ -144,7 +142,7 @@ func TestFeedback(t *testing.T) {
 				t.Errorf("%q rated %q: score %v, want %v", c.Response, got[0], c.Score, v)
 			}
 		}
-		if bySource["sft"] != 3 || bySource["ollama"] != 2 {
+		if bySource["sft"] != 3 || bySource["ollama"] != 1 || bySource["gpt4"] != 1 {
 			t.Errorf("prompt %d candidates by source %v", row.Index, bySource)
 		}
 		var bestofnCalls int
@@ -165,8 +163,8 @@ func TestFeedback(t *testing.T) {
 			}
 		}
 	}
-	if items[2].Candidates[len(items[2].Candidates)-1].Response != "Blue." || items[1].UserInput != "Summarize the text.\n\nTom had a red ball." {
-		t.Errorf("file answers not attached: %+v", items[2].Candidates)
+	if items[1].Candidates[len(items[1].Candidates)-1].Response != "Blue." || items[0].UserInput != "Summarize the text.\n\nTom had a red ball." {
+		t.Errorf("file answers not attached: %+v", items[1].Candidates)
 	}
 	if res.UnparseableRatings != wantUnparsed || res.Unrated != wantUnparsed || res.Rated != res.Candidates-wantUnparsed || wantUnparsed == 0 {
 		t.Errorf("unparseable %d (want %d), unrated %d, rated %d", res.UnparseableRatings, wantUnparsed, res.Unrated, res.Rated)

@@ -18,6 +18,11 @@
 // Sample and Accept allocate nothing: every buffer is sized at New from the vocabulary size. Top-k and top-p
 // use quickselect (top-p by probability mass), never a sort of the vocabulary.
 //
+// JSON mode (Params.JSON) constrains a sequence to one JSON object: after bias and penalties, a pushdown
+// automaton over bytes (RFC 8259, UTF-8 checked, white space bounded as llama.cpp's JSON grammar bounds it)
+// masks every token whose text would make the output invalid, and end-of-generation tokens come only once the
+// object is closed. JSONVocab holds each token's bytes, built once per vocabulary.
+//
 // StopMatcher holds back streamed text that could still become a stop string and cuts the output where the
 // first stop string completes; Stopper adds stop token ids and the token limit.
 package sampler

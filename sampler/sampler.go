@@ -57,6 +57,11 @@ type Params struct {
 	// TopLogprobs is how many of the most likely alternatives Sample records (see Sampler.TopLogprobs);
 	// at most MaxTopLogprobs.
 	TopLogprobs int
+	// JSON, when not nil, constrains the sequence to one JSON object (JSON mode): after bias and penalties,
+	// every token whose text would make the output so far invalid JSON gets -Inf, and end-of-generation
+	// tokens are allowed only once the object is closed (and are then the only choice). Tokens must be fed
+	// back with Accept. See MaxJSONDepth and MaxJSONSpace for its limits.
+	JSON *JSONVocab
 }
 
 // ParamError reports a parameter out of range. Param names it as the OpenAI and Ollama APIs spell it
@@ -166,6 +171,8 @@ type Sampler struct {
 	stampGen uint32
 
 	top []Logprob // (TopLogprobs) alternatives of the last Sample, best first
+
+	json *jsonConstraint // JSON mode, or nil
 }
 
 // New returns a Sampler for a model with vocabSize logits per step. Every buffer is allocated here, sized by
@@ -210,6 +217,9 @@ func New(p Params, vocabSize int) (*Sampler, error) {
 	s.top = make([]Logprob, 0, p.TopLogprobs)
 	s.pcg = rand.NewPCG(p.Seed, pcgStream)
 	s.rng = rand.New(s.pcg)
+	if p.JSON != nil {
+		s.json = newJSONConstraint(p.JSON)
+	}
 	return s, nil
 }
 
@@ -229,10 +239,14 @@ func (s *Sampler) Reset(seed uint64) {
 	s.top = s.top[:0]
 }
 
-// Accept records a token of the sequence for the penalties. Call it for each generated token (and, if
-// the prompt should count for the penalties, for each prompt token). Ids outside the vocabulary are
-// ignored. It allocates nothing once the set of distinct tokens stops growing.
+// Accept records a token of the sequence for the penalties and JSON mode. Call it for each generated token
+// (and, if the prompt should count for the penalties, for each prompt token: not in JSON mode, whose
+// object starts with the first generated token). Ids outside the vocabulary are ignored. It allocates
+// nothing once the set of distinct tokens stops growing.
 func (s *Sampler) Accept(id int32) {
+	if s.json != nil {
+		s.json.accept(id)
+	}
 	if !s.penalize || id < 0 || int(id) >= s.vocab {
 		return
 	}
@@ -256,7 +270,7 @@ func (s *Sampler) Accept(id int32) {
 
 // Sample picks the next token from logits (one row of VocabSize values, not modified) and returns it with
 // its log-probability under the raw model distribution. The pipeline follows llama.cpp's default chain:
-// logit bias, penalties, top-k, top-p, min-p, temperature, then one uniform draw from the seeded source,
+// logit bias, penalties, (JSON mode's mask), top-k, top-p, min-p, temperature, then one uniform draw from the seeded source,
 // inverted through the cumulative distribution of the kept tokens; at temperature 0 it returns the argmax
 // after bias and penalties (ties to the lowest id) and draws nothing. NaN logits count as -Inf; if no token
 // has a finite logit, token 0 is returned with logprob -Inf. A row shorter than VocabSize is a programming
@@ -281,7 +295,7 @@ func (s *Sampler) Sample(logits []float32) (int32, float32) {
 	}
 	// The raw distribution's normalizer: computed here when work is about to change (or for greedy, which
 	// needs no exponentials otherwise); else shared with the draw's exp pass when it covers the vocabulary.
-	modified := len(s.biasIDs) > 0 || s.penalize && len(s.distinct) > 0
+	modified := len(s.biasIDs) > 0 || s.penalize && len(s.distinct) > 0 || s.json != nil
 	var rawLSE float64
 	haveLSE := false
 	if modified || s.greedy {
@@ -293,6 +307,9 @@ func (s *Sampler) Sample(logits []float32) (int32, float32) {
 	}
 	if s.penalize {
 		s.applyPenalties(work)
+	}
+	if s.json != nil {
+		s.json.mask(work)
 	}
 
 	var id int32

@@ -1,16 +1,29 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
+
+	ollama "github.com/ollama/ollama/api"
 
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
+	"github.com/openai/openai-go/shared"
 
 	"github.com/bestofn/bestofn/api"
+	"github.com/bestofn/bestofn/engine"
 )
 
 // TestChatAnswersTrimLeadingSpace checks that chat answers (OpenAI chat, Ollama chat and templated generate,
@@ -195,5 +208,269 @@ func TestValidationAtTheEdge(t *testing.T) {
 	}
 	if w := e.do(t, "POST", "/api/generate", gen(`"repeat_last_n":0,"repeat_penalty":1.3`)); w.Code != 200 || e.gen.last().Sampling.RepeatPenalty != 1 {
 		t.Errorf("repeat_last_n 0: status %d, repeat penalty %v: %s", w.Code, e.gen.last().Sampling.RepeatPenalty, w.Body)
+	}
+}
+
+// TestUnsupportedFeaturesRefused checks that request fields that would change the answer and that bestofn
+// does not implement are 400s naming the field, on both APIs, while JSON mode reaches the engine.
+func TestUnsupportedFeaturesRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	msgs := `"messages":[{"role":"user","content":"hi"}]`
+	for _, c := range []struct{ path, body, param string }{
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"tools":[{"type":"function","function":{"name":"f"}}]}`, "tools"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"tool_choice":"required"}`, "tool_choice"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"tool_choice":{"type":"function","function":{"name":"f"}}}`, "tool_choice"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"functions":[{"name":"f"}]}`, "functions"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"function_call":{"name":"f"}}`, "function_call"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}}}`, "response_format"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"response_format":{"type":"yaml"}}`, "response_format"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"audio":{"voice":"alloy","format":"mp3"},"modalities":["text","audio"]}`, "audio"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"modalities":["audio"]}`, "modalities"},
+		{"/v1/chat/completions", `{"model":"base",` + msgs + `,"web_search_options":{"search_context_size":"low"}}`, "web_search_options"},
+		{"/v1/chat/completions", `{"model":"base","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":null,"tool_calls":[{"id":"1"}]},{"role":"user","content":"x"}]}`, "messages[1].tool_calls"},
+		{"/v1/completions", `{"model":"base","prompt":"x","suffix":"y"}`, "suffix"},
+		{"/v1/completions", `{"model":"base","prompt":"x","response_format":{"type":"json_schema"}}`, "response_format"},
+	} {
+		calls := e.gen.calls()
+		w := e.do(t, "POST", c.path, c.body)
+		er := decode[api.ErrorResponse](t, w)
+		if w.Code != 400 || er.Error.Param == nil || *er.Error.Param != c.param || e.gen.calls() != calls {
+			t.Errorf("%s: status %d %s, want 400 naming %q before generating", c.body, w.Code, w.Body, c.param)
+		}
+	}
+	for _, c := range []struct{ body, contains string }{
+		{`{"model":"base","prompt":"x","format":{"type":"object"}}`, "format"},
+		{`{"model":"base","prompt":"x","format":"yaml"}`, "format"},
+	} {
+		w := e.do(t, "POST", "/api/generate", c.body)
+		if msg := decode[map[string]string](t, w)["error"]; w.Code != 400 || !strings.Contains(msg, c.contains) {
+			t.Errorf("%s: status %d %q", c.body, w.Code, msg)
+		}
+	}
+	// Plain text choices are fine; JSON mode reaches the engine, from openai-go's own encoding and Ollama's.
+	for _, body := range []string{`{"model":"base",` + msgs + `,"tool_choice":"none","function_call":"auto","modalities":["text"],"response_format":{"type":"text"}}`} {
+		if w := e.do(t, "POST", "/v1/chat/completions", body); w.Code != 200 || e.gen.last().Sampling.JSON {
+			t.Errorf("%s: status %d (JSON %v): %s", body, w.Code, e.gen.last().Sampling.JSON, w.Body)
+		}
+	}
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	client := openai.NewClient(option.WithBaseURL(ts.URL+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	jsonObject := shared.ResponseFormatJSONObjectParam{}
+	_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "base",
+		Messages:       []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &jsonObject}})
+	if err != nil || !e.gen.last().Sampling.JSON {
+		t.Errorf("response_format json_object from openai-go: %v, JSON %v", err, e.gen.last().Sampling.JSON)
+	}
+	if w := e.do(t, "POST", "/api/chat", `{"model":"base",`+msgs+`,"format":"json","stream":false}`); w.Code != 200 || !e.gen.last().Sampling.JSON {
+		t.Errorf("ollama format json: status %d, JSON %v", w.Code, e.gen.last().Sampling.JSON)
+	}
+}
+
+// TestOllamaV0174Behaviour checks, with Ollama's own client, what Ollama v0.17.4 (server/routes.go,
+// api/types.go) does and bestofn did differently: load and unload requests, unknown options, the eval rate of
+// best-of-N, degraded_reason, /api/ps expiry and a semantic version.
+func TestOllamaV0174Behaviour(t *testing.T) {
+	var logs strings.Builder
+	e := newEnv(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		c.Version = "0.3.1"
+	})
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	u, _ := url.Parse(ts.URL)
+	client := ollama.NewClient(u, ts.Client())
+	ctx := context.Background()
+
+	zero := &ollama.Duration{Duration: 0}
+	for _, c := range []struct {
+		keepAlive *ollama.Duration
+		want      string
+	}{{nil, "load"}, {&ollama.Duration{Duration: time.Minute}, "load"}, {zero, "unload"}} {
+		var chat ollama.ChatResponse
+		if err := client.Chat(ctx, &ollama.ChatRequest{Model: "base", KeepAlive: c.keepAlive}, func(r ollama.ChatResponse) error {
+			chat = r
+			return nil
+		}); err != nil || !chat.Done || chat.DoneReason != c.want || chat.Message.Role != "assistant" {
+			t.Errorf("chat without messages, keep_alive %v: %+v %v, want done_reason %q", c.keepAlive, chat, err, c.want)
+		}
+		var gen ollama.GenerateResponse
+		if err := client.Generate(ctx, &ollama.GenerateRequest{Model: "base", System: "sys", KeepAlive: c.keepAlive}, func(r ollama.GenerateResponse) error {
+			gen = r
+			return nil
+		}); err != nil || !gen.Done || gen.DoneReason != c.want {
+			t.Errorf("generate without a prompt, keep_alive %v: %+v %v, want done_reason %q", c.keepAlive, gen, err, c.want)
+		}
+	}
+	if e.gen.calls() != 0 {
+		t.Errorf("load requests generated %d times", e.gen.calls())
+	}
+
+	// Unknown options are ignored with a warning; a wrong type is still an error.
+	var text string
+	err := client.Generate(ctx, &ollama.GenerateRequest{Model: "base", Prompt: "x", Options: map[string]any{"temprature": 0.1, "seed": 1}},
+		func(r ollama.GenerateResponse) error { text += r.Response; return nil })
+	if err != nil || text != fakeText("", 1, 0) || !strings.Contains(logs.String(), "temprature") {
+		t.Errorf("unknown option: %q %v; log %q", text, err, logs.String())
+	}
+	if err := client.Generate(ctx, &ollama.GenerateRequest{Model: "base", Prompt: "x", Options: map[string]any{"top_k": "many"}},
+		func(ollama.GenerateResponse) error { return nil }); err == nil {
+		t.Error("option of the wrong type accepted")
+	}
+	// raw mode cannot take a system prompt (Ollama's 400).
+	if err := client.Generate(ctx, &ollama.GenerateRequest{Model: "base", Prompt: "x", Raw: true, System: "s"},
+		func(ollama.GenerateResponse) error { return nil }); err == nil {
+		t.Error("raw with system accepted")
+	}
+
+	// Best of 5: eval_count counts every candidate's tokens, which eval_duration covers.
+	var final ollama.ChatResponse
+	if err := client.Chat(ctx, &ollama.ChatRequest{Model: "base:r1", Messages: []ollama.Message{{Role: "user", Content: "hi"}},
+		Options: map[string]any{"seed": 1}}, func(r ollama.ChatResponse) error { final = r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 + 3 + 4 + 1 + 2; final.EvalCount != want { // seed 1: candidates of 2, 3, 4, 1 and 2 words
+		t.Errorf("eval_count %d, want %d (all candidates)", final.EvalCount, want)
+	}
+
+	// degraded_reason reaches Ollama clients too.
+	e.gen.degrade = true
+	w := e.do(t, "POST", "/api/chat", `{"model":"base:r1","stream":false,"messages":[{"role":"user","content":"hi"}]}`)
+	if resp := decode[ollamaChatResponse](t, w); !resp.Degraded || resp.DegradedReason != "scorer timed out" {
+		t.Errorf("degraded %v reason %q", resp.Degraded, resp.DegradedReason)
+	}
+
+	ps, err := client.ListRunning(ctx)
+	if err != nil || len(ps.Models) == 0 || time.Until(ps.Models[0].ExpiresAt) < 100*365*24*time.Hour {
+		t.Errorf("ps %+v %v: loaded models never expire, so expires_at should be far ahead (Ollama's keep_alive -1)", ps, err)
+	}
+	if v, err := client.Version(ctx); err != nil || !semverRE.MatchString(v) {
+		t.Errorf("version %q %v, want a semantic version", v, err)
+	}
+	if w := e.do(t, "HEAD", "/api/version", ""); w.Code != 200 {
+		t.Errorf("HEAD /api/version: %d", w.Code)
+	}
+}
+
+// semverRE is semver.org's suggested regular expression for a version (without a leading "v").
+var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
+
+func TestDefaultVersionIsSemver(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Version = "" })
+	if v := decode[map[string]string](t, e.do(t, "GET", "/api/version", ""))["version"]; !semverRE.MatchString(v) {
+		t.Errorf("default version %q", v)
+	}
+}
+
+// TestCompletionStreamUsageAndOffsets checks streamed /v1/completions as OpenAI sends it and openai-go reads
+// it: with include_usage, usage comes in a last chunk of its own with no choices; and text_offset counts
+// characters (not bytes) from the start of the choice's text, past the echoed prompt, streamed or not.
+func TestCompletionStreamUsageAndOffsets(t *testing.T) {
+	e := newEnv(t, nil)
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	client := openai.NewClient(option.WithBaseURL(ts.URL+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	const prompt = "héllo, 世界"
+	params := openai.CompletionNewParams{Model: "raw", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(prompt)},
+		Seed: openai.Int(2), Echo: openai.Bool(true), Logprobs: openai.Int(1), N: openai.Int(2),
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}}
+	stream := client.Completions.NewStreaming(context.Background(), params)
+	var chunks []openai.Completion
+	for stream.Next() {
+		chunks = append(chunks, stream.Current())
+	}
+	if err := stream.Err(); err != nil || len(chunks) < 3 {
+		t.Fatalf("%d chunks, %v", len(chunks), err)
+	}
+	last := chunks[len(chunks)-1]
+	if len(last.Choices) != 0 || last.Usage.TotalTokens == 0 || last.Usage.CompletionTokens != 3+4 { // seed 2: candidates of 3 and 4 words
+		t.Errorf("last chunk %+v: want usage alone", last)
+	}
+	for _, ch := range chunks[:len(chunks)-1] {
+		if ch.Usage.TotalTokens != 0 || len(ch.Choices) != 1 {
+			t.Errorf("chunk %+v: usage or choices misplaced", ch)
+		}
+	}
+	var streamed []openai.CompletionChoiceLogprobs
+	for _, ch := range chunks {
+		for _, c := range ch.Choices {
+			if len(c.Logprobs.TextOffset) > 0 {
+				streamed = append(streamed, c.Logprobs)
+			}
+		}
+	}
+	comp, err := client.Completions.New(context.Background(), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runes := int64(utf8.RuneCountInString(prompt))
+	for j, lp := range append([]openai.CompletionChoiceLogprobs{comp.Choices[0].Logprobs}, streamed...) {
+		text := prompt
+		for i, off := range lp.TextOffset {
+			if want := int64(utf8.RuneCountInString(text)); off != want || i == 0 && off != runes {
+				t.Errorf("logprobs %d, token %d: text_offset %d, want %d characters", j, i, off, want)
+			}
+			text += lp.Tokens[i]
+		}
+	}
+	if len(streamed) != 2 {
+		t.Errorf("%d streamed choices carried logprobs, want 2", len(streamed))
+	}
+}
+
+func TestTextOffsetsSplitCharacters(t *testing.T) {
+	// "é" split over two byte tokens: the second starts inside the character, at its index.
+	lps := []engine.TokenLogprob{{Text: "a"}, {Text: "\xc3"}, {Text: "\xa9"}, {Text: "b"}}
+	if got := textOffsets("日", lps); fmt.Sprint(got) != "[1 2 2 3]" {
+		t.Errorf("offsets %v, want [1 2 2 3]", got)
+	}
+}
+
+// TestSlowBodyHoldsNoSlot checks that a client sending its body slowly takes no generation slot: with one
+// slot, a socket that sent half a body does not make other requests 429, and it is answered 408 once the
+// body-read timeout passes. A generation longer than that timeout is not cut by it.
+func TestSlowBodyHoldsNoSlot(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Limits.MaxConcurrent = 1
+		c.Limits.BodyReadTimeout = 300 * time.Millisecond
+	})
+	ts := httptest.NewServer(e.h)
+	defer ts.Close()
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"model":"raw","prompt":"x"}`
+	fmt.Fprintf(conn, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		len(body), body[:10])
+	time.Sleep(50 * time.Millisecond) // the server has read the headers and waits for the body
+	for i := 0; i < 3; i++ {
+		resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d beside a slow body: status %d, want 200", i, resp.StatusCode)
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(status, "408") {
+		t.Errorf("slow body: %q %v, want a 408 after the body-read timeout", status, err)
+	}
+
+	// A generation that outlasts the body-read timeout completes.
+	e.gen.release = make(chan struct{})
+	go func() { time.Sleep(600 * time.Millisecond); close(e.gen.release) }()
+	resp, err := http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("long generation: status %d", resp.StatusCode)
 	}
 }

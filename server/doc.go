@@ -14,7 +14,10 @@
 //	     /admin/...                  Config.Admin when set (package admin's /admin/v1 API)
 //
 // Middleware: request id (echoed in X-Request-Id), real IP, slog request log, panic recovery; on generation
-// routes also a body size limit, a per-request deadline and a cap on requests in flight (429 with Retry-After).
+// routes also a body size limit (413), a body-read deadline (408; the body is read whole before anything else)
+// and a per-request deadline (504). A request takes one of Limits.MaxConcurrent generation slots only once it
+// is decoded and valid, for the time of its generation (429 with Retry-After when none is free), so a slow
+// client holds no slot.
 //
 // # Models, variants and experiments
 //

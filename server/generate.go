@@ -35,6 +35,11 @@ type liveFunc func(choice int, text string) error
 // streamed before the ranking is known. It returns the result and the text already streamed per choice, so
 // the caller can send what remains.
 func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Result, []string, error) {
+	release, err := s.acquireSlot()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
 	req := c.plan.req
 	req.ID = c.reqID
 	req.Scorer = c.rt.model.Scorer
@@ -42,7 +47,6 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 	trims := make([]answerTrimmer, c.plan.nChoices)
 
 	var res *engine.Result
-	var err error
 	byLogprob := !req.Rerank && req.N > c.plan.nChoices
 	if live == nil || req.Rerank && req.N > 1 || byLogprob {
 		res, err = c.rt.model.Generator.Generate(ctx, req)

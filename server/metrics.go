@@ -80,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		degraded: f.NewCounterVec(prometheus.CounterOpts{Name: metricPrefix + "degraded_reranks_total",
 			Help: "Requests whose reranking failed and fell back to sampling order."}, mv),
 		inFlight: f.NewGauge(prometheus.GaugeOpts{Name: metricPrefix + "http_requests_in_flight",
-			Help: "Generation requests being served."}),
+			Help: "Generation requests holding a concurrency slot (generating)."}),
 		engines:  newEngineCollector(),
 		backends: newBackendCollector(),
 	}

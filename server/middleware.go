@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -84,26 +87,52 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 	})
 }
 
+// readBody reads the whole body (bounded by limitBody) within Limits.BodyReadTimeout, before the handler
+// decodes it and long before the request takes a generation slot, so a client that sends its body slowly
+// holds nothing but its connection. Beyond the timeout it answers 408.
+func (s *Server) readBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		deadline := rc.SetReadDeadline(time.Now().Add(s.limits.BodyReadTimeout)) == nil
+		body, err := io.ReadAll(r.Body)
+		var ne net.Error
+		switch {
+		case err == nil && deadline:
+			_ = rc.SetReadDeadline(time.Time{}) // the generation may take long; reading is over
+		case errors.As(err, &ne) && ne.Timeout():
+			// The deadline stays, so that net/http's drain of the rest of the body fails at once too.
+			w.Header().Set("Connection", "close")
+			err = &httpError{Status: http.StatusRequestTimeout, Type: api.ErrorTypeTimeout, Code: "body_timeout",
+				Message: fmt.Sprintf("the request body did not arrive within %s", s.limits.BodyReadTimeout), Err: err}
+		case err != nil && !errors.As(err, new(*http.MaxBytesError)):
+			err = &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_body",
+				Message: "the request body could not be read", Err: err}
+		}
+		if err != nil {
+			status := s.writeError(w, r, err)
+			s.metrics.countRequest(&reqInfo{endpoint: routeLabel(r)}, status)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
 // errTooManyInFlight is the 429 of the concurrency limit.
 var errTooManyInFlight = errors.New("server: too many requests in flight")
 
-// limitConcurrency answers 429 with Retry-After when Limits.MaxConcurrent generation requests are in flight.
-func (s *Server) limitConcurrency(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			s.writeError(w, r, &httpError{Status: http.StatusTooManyRequests, Type: api.ErrorTypeRateLimit,
-				Code: "rate_limit_exceeded", Message: fmt.Sprintf("more than %d requests in flight; retry later", s.limits.MaxConcurrent),
-				Err: errTooManyInFlight})
-			s.metrics.countRequest(&reqInfo{endpoint: routeLabel(r)}, http.StatusTooManyRequests)
-			return
-		}
-		s.metrics.inFlight.Inc()
-		defer func() {
-			s.metrics.inFlight.Dec()
-			<-s.sem
-		}()
-		next.ServeHTTP(w, r)
-	})
+// acquireSlot takes one of Limits.MaxConcurrent generation slots, or fails with a 429 (Retry-After). Call
+// release when the generation is over.
+func (s *Server) acquireSlot() (release func(), err error) {
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		return nil, &httpError{Status: http.StatusTooManyRequests, Type: api.ErrorTypeRateLimit, Code: "rate_limit_exceeded",
+			Message: fmt.Sprintf("more than %d requests in flight; retry later", s.limits.MaxConcurrent), Err: errTooManyInFlight}
+	}
+	s.metrics.inFlight.Inc()
+	return func() {
+		s.metrics.inFlight.Dec()
+		<-s.sem
+	}, nil
 }

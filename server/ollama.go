@@ -45,9 +45,11 @@ func optInt(key string, v any) (int64, error) {
 	return int64(f), nil
 }
 
-// ollamaParams converts Ollama's untyped options, once, into params. Unknown options are an error; the options
-// Ollama has but bestofn does not implement are ignored.
-func ollamaParams(opts map[string]any) (params, error) {
+// ollamaParams converts Ollama's untyped options, once, into params. Options Ollama has but bestofn does not
+// implement are ignored, and so are unknown ones, which it returns for a warning (Ollama's Options.FromMap
+// logs "invalid option provided"); a value of the wrong type is an error.
+func ollamaParams(opts map[string]any) (params, []string, error) {
+	var unknown []string
 	p := params{prefix: "options.", maxTokensName: "options.num_predict"}
 	keys := make([]string, 0, len(opts))
 	for k := range opts {
@@ -77,7 +79,7 @@ func ollamaParams(opts map[string]any) (params, error) {
 		case "top_k", "repeat_last_n", "num_predict", "best_of":
 			if i, err = optInt(k, v); err == nil {
 				if i > math.MaxInt32 || i < math.MinInt32 {
-					return p, badParam("options."+k, "option %q is out of range", k)
+					return p, nil, badParam("options."+k, "option %q is out of range", k)
 				}
 				n := int(i)
 				switch k {
@@ -105,12 +107,12 @@ func ollamaParams(opts map[string]any) (params, error) {
 				for _, e := range s {
 					str, ok := e.(string)
 					if !ok {
-						return p, badParam("options.stop", "option \"stop\" must be an array of strings")
+						return p, nil, badParam("options.stop", "option \"stop\" must be an array of strings")
 					}
 					p.stop = append(p.stop, str)
 				}
 			default:
-				return p, badParam("options.stop", "option \"stop\" must be an array of strings")
+				return p, nil, badParam("options.stop", "option \"stop\" must be an array of strings")
 			}
 		case "rerank":
 			switch s := v.(type) {
@@ -122,23 +124,25 @@ func ollamaParams(opts map[string]any) (params, error) {
 			case string:
 				p.rerank = s
 			default:
-				return p, badParam("options.rerank", "option \"rerank\" must be \"reward\", \"none\" or a boolean")
+				return p, nil, badParam("options.rerank", "option \"rerank\" must be \"reward\", \"none\" or a boolean")
 			}
 		default:
-			return p, badParam("options."+k, "unknown option %q", k)
+			unknown = append(unknown, k)
 		}
 		if err != nil {
-			return p, err
+			return p, nil, err
 		}
 	}
-	return p, nil
+	return p, unknown, nil
 }
 
-// ollamaExt holds bestofn's extensions of Ollama's responses; Ollama clients ignore them.
+// ollamaExt holds bestofn's extensions of Ollama's responses (those of api.Extensions); Ollama clients
+// ignore them.
 type ollamaExt struct {
-	Variant    string          `json:"variant,omitempty"`
-	Candidates []api.Candidate `json:"candidates,omitempty"`
-	Degraded   bool            `json:"degraded,omitempty"`
+	Variant        string          `json:"variant,omitempty"`
+	Candidates     []api.Candidate `json:"candidates,omitempty"`
+	Degraded       bool            `json:"degraded,omitempty"`
+	DegradedReason string          `json:"degraded_reason,omitempty"`
 }
 
 // ollamaChatResponse is Ollama's chat response with bestofn's extensions.
@@ -165,11 +169,21 @@ type ollamaEnd struct {
 func newOllamaEnd(c *call, res *engine.Result) ollamaEnd {
 	cand := &res.Candidates[0]
 	end := ollamaEnd{reason: finishReason(cand.FinishReason), metrics: ollamaMetrics(c, res),
-		logprobs: ollamaLogprobs(cand.Logprobs), ext: ollamaExt{Variant: c.rt.variant, Degraded: res.Degraded}}
+		logprobs: ollamaLogprobs(cand.Logprobs), ext: ollamaExt{Variant: c.rt.variant, Degraded: res.Degraded,
+			DegradedReason: res.DegradedReason}}
 	if c.rt.model.N > 1 || c.plan.req.N > 1 {
 		end.ext.Candidates = candidates(res)
 	}
 	return end
+}
+
+// loadReason answers Ollama's load and unload requests (no messages, or no prompt): "unload" with keep_alive
+// 0, else "load". bestofn's models are loaded at start and stay loaded, so both are acknowledged at once.
+func loadReason(keepAlive *ollama.Duration) string {
+	if keepAlive != nil && keepAlive.Duration == 0 {
+		return "unload"
+	}
+	return "load"
 }
 
 func unsupported(field, what string) error {
@@ -194,8 +208,16 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Tools) > 0 {
 		return unsupported("tools", "tool calling")
 	}
-	if hasFormat(req.Format) {
-		return unsupported("format", "structured output (format)")
+	jsonOut, err := ollamaFormat(req.Format)
+	if err != nil {
+		return err
+	}
+	if len(req.Messages) == 0 {
+		reason := loadReason(req.KeepAlive)
+		writeJSON(w, http.StatusOK, ollamaChatResponse{ChatResponse: ollama.ChatResponse{Model: rt.model.Name,
+			CreatedAt: time.Now().UTC(), Message: ollama.Message{Role: "assistant"}, Done: true, DoneReason: reason},
+			ollamaExt: ollamaExt{Variant: rt.variant}})
+		return nil
 	}
 	msgs := make([]Message, len(req.Messages))
 	for i, m := range req.Messages {
@@ -211,11 +233,14 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := ollamaParams(req.Options)
+	p, unknown, err := ollamaParams(req.Options)
 	if err != nil {
 		return err
 	}
-	p.logprobs, p.topLogprobs = req.Logprobs, req.TopLogprobs
+	if len(unknown) > 0 {
+		s.log.Warn("invalid options provided, ignored", "request_id", reqID, "options", unknown)
+	}
+	p.logprobs, p.topLogprobs, p.json = req.Logprobs, req.TopLogprobs, jsonOut
 	pl, err := s.toEngine(rt.model, p, ollamaDefaults)
 	if err != nil {
 		return err
@@ -246,6 +271,8 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	switch {
+	case req.Raw && (req.Template != "" || req.System != "" || len(req.Context) > 0):
+		return badParam("raw", "raw mode does not support template, system, or context")
 	case req.Template != "":
 		return unsupported("template", "a template override")
 	case req.Suffix != "":
@@ -254,13 +281,14 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 		return unsupported("images", "images")
 	case len(req.Context) > 0:
 		return unsupported("context", "a token context")
-	case hasFormat(req.Format):
-		return unsupported("format", "structured output (format)")
 	}
-	if req.Prompt == "" && req.System == "" {
-		// Ollama's "load the model" request: answer done at once.
+	jsonOut, err := ollamaFormat(req.Format)
+	if err != nil {
+		return err
+	}
+	if req.Prompt == "" {
 		writeJSON(w, http.StatusOK, ollamaGenerateResponse{GenerateResponse: ollama.GenerateResponse{Model: rt.model.Name,
-			CreatedAt: time.Now().UTC(), Done: true, DoneReason: "load"}, ollamaExt: ollamaExt{Variant: rt.variant}})
+			CreatedAt: time.Now().UTC(), Done: true, DoneReason: loadReason(req.KeepAlive)}, ollamaExt: ollamaExt{Variant: rt.variant}})
 		return nil
 	}
 	// A raw prompt is the client's own rendering of a template (Ollama's meaning of raw), so its control-token
@@ -276,11 +304,14 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	p, err := ollamaParams(req.Options)
+	p, unknown, err := ollamaParams(req.Options)
 	if err != nil {
 		return err
 	}
-	p.logprobs, p.topLogprobs = req.Logprobs, req.TopLogprobs
+	if len(unknown) > 0 {
+		s.log.Warn("invalid options provided, ignored", "request_id", reqID, "options", unknown)
+	}
+	p.logprobs, p.topLogprobs, p.json = req.Logprobs, req.TopLogprobs, jsonOut
 	pl, err := s.toEngine(rt.model, p, ollamaDefaults)
 	if err != nil {
 		return err
@@ -331,12 +362,19 @@ func ollamaRespond[T any](s *Server, w http.ResponseWriter, r *http.Request, c *
 	return nil
 }
 
+// ollamaMetrics are a response's counts and timings. EvalCount counts the tokens of every candidate, all of
+// which EvalDuration spent decoding, so that the rate clients show (eval_count / eval_duration) is the rate
+// of the work done; the answer's own length is its candidate's "tokens" in the candidates extension.
 func ollamaMetrics(c *call, res *engine.Result) ollama.Metrics {
+	evals := 0
+	for _, cand := range res.Candidates {
+		evals += cand.NumTokens()
+	}
 	return ollama.Metrics{
 		TotalDuration:      time.Since(c.start),
 		PromptEvalCount:    res.PromptTokens,
 		PromptEvalDuration: res.Timings.Prefill,
-		EvalCount:          res.Candidates[0].NumTokens(),
+		EvalCount:          evals,
 		EvalDuration:       res.Timings.Decode,
 	}
 }
@@ -391,13 +429,16 @@ func (s *Server) ollamaTags(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// ollamaPs lists the loaded models: all of them, loaded at startup and kept until shutdown.
+// ollamaPs lists the loaded models: all of them, loaded at startup and kept until shutdown. Their expiry is
+// what Ollama reports for keep_alive -1 (forever): now plus the longest duration, which its CLI shows as
+// "Forever".
 func (s *Server) ollamaPs(w http.ResponseWriter, r *http.Request) error {
 	out := ollama.ProcessResponse{Models: []ollama.ProcessModelResponse{}}
+	forever := time.Now().Add(time.Duration(math.MaxInt64)).UTC()
 	for _, name := range s.names {
 		m, _ := s.modelFor(name)
 		out.Models = append(out.Models, ollama.ProcessModelResponse{Name: name, Model: name, Size: m.Info.Size,
-			Digest: m.Info.Digest, Details: ollamaDetails(m), ContextLength: m.Info.ContextLength})
+			Digest: m.Info.Digest, Details: ollamaDetails(m), ContextLength: m.Info.ContextLength, ExpiresAt: forever})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -31,13 +32,14 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, model, user strin
 }
 
 // openaiParams are the generation options both OpenAI endpoints share.
-func openaiParams(g *api.GenerationParams) params {
+func openaiParams(g *api.GenerationParams) (params, error) {
+	json, err := jsonMode(g.ResponseFormat)
 	return params{
 		temperature: g.Temperature, topP: g.TopP, minP: g.MinP, repeatPenalty: g.RepeatPenalty,
 		presence: g.PresencePenalty, frequency: g.FrequencyPenalty, topK: g.TopK, seed: g.Seed,
 		maxTokens: g.MaxTokens, maxTokensName: "max_tokens", stop: g.Stop, logitBias: g.LogitBias,
-		n: g.N, bestOf: g.BestOf, rerank: g.Rerank,
-	}
+		n: g.N, bestOf: g.BestOf, rerank: g.Rerank, json: json,
+	}, err
 }
 
 // openaiExt builds the bestofn fields of a finished OpenAI response.
@@ -60,6 +62,9 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkChatFeatures(&req); err != nil {
+		return err
+	}
 	msgs := make([]Message, len(req.Messages))
 	for i, m := range req.Messages {
 		role := m.Role
@@ -75,7 +80,10 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p := openaiParams(&req.GenerationParams)
+	p, err := openaiParams(&req.GenerationParams)
+	if err != nil {
+		return err
+	}
 	p.logprobs = req.Logprobs
 	if req.MaxCompletionTokens != nil {
 		p.maxTokens, p.maxTokensName = req.MaxCompletionTokens, "max_completion_tokens"
@@ -107,7 +115,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := api.ChatCompletionResponse{
 		ID: id, Object: api.ObjectChatCompletion, Created: created, Model: rt.model.Name,
-		Usage: usage(res), SystemFingerprint: s.cfg.Version, Extensions: ext(res),
+		Usage: usage(res), SystemFingerprint: "bestofn-" + s.cfg.Version, Extensions: ext(res),
 	}
 	for j := 0; j < pl.nChoices; j++ {
 		cand := &res.Candidates[j]
@@ -134,7 +142,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, c *call, id 
 			roleSent[choice] = true
 		}
 		return api.ChatCompletionChunk{ID: id, Object: api.ObjectChatCompletionChunk, Created: created,
-			Model: c.rt.model.Name, SystemFingerprint: s.cfg.Version, Extensions: api.Extensions{Variant: c.rt.variant},
+			Model: c.rt.model.Name, SystemFingerprint: "bestofn-" + s.cfg.Version, Extensions: api.Extensions{Variant: c.rt.variant},
 			Choices: []api.ChunkChoice{{Index: choice, Delta: d, FinishReason: finish}}}
 	}
 	res, streamed, err := s.run(r.Context(), c, func(choice int, text string) error {
@@ -189,7 +197,13 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Prompt) != 1 {
 		return badParam("prompt", "prompt must be one string (got %d prompts)", len(req.Prompt))
 	}
-	p := openaiParams(&req.GenerationParams)
+	if req.Suffix != "" {
+		return unsupported("suffix", "fill-in-the-middle (suffix)")
+	}
+	p, err := openaiParams(&req.GenerationParams)
+	if err != nil {
+		return err
+	}
 	if req.Logprobs != nil {
 		if *req.Logprobs < 0 || *req.Logprobs > 5 {
 			return badParam("logprobs", "logprobs must be in [0, 5], got %d", *req.Logprobs)
@@ -210,7 +224,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	created := c.start.Unix()
 	resp := func(choices []api.CompletionChoice) api.CompletionResponse {
 		return api.CompletionResponse{ID: id, Object: api.ObjectTextCompletion, Created: created, Model: rt.model.Name,
-			SystemFingerprint: s.cfg.Version, Choices: choices, Extensions: api.Extensions{Variant: rt.variant}}
+			SystemFingerprint: "bestofn-" + s.cfg.Version, Choices: choices, Extensions: api.Extensions{Variant: rt.variant}}
 	}
 	ext := openaiExt(rt, req.ReturnCandidates)
 	echo := ""
@@ -229,7 +243,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 			fr := finishReason(cand.FinishReason)
 			ch := api.CompletionChoice{Index: j, Text: echo + cand.Text, FinishReason: &fr}
 			if pl.req.Logprobs {
-				ch.Logprobs = legacyLogprobs(cand.Logprobs, len(echo))
+				ch.Logprobs = legacyLogprobs(cand.Logprobs, echo)
 			}
 			out.Choices = append(out.Choices, ch)
 		}
@@ -260,16 +274,21 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 		fr := finishReason(cand.FinishReason)
 		last := resp([]api.CompletionChoice{{Index: j, Text: text(j, remainder(cand.Text, streamed[j])), FinishReason: &fr}})
 		if pl.req.Logprobs {
-			last.Choices[0].Logprobs = legacyLogprobs(cand.Logprobs, 0)
+			last.Choices[0].Logprobs = legacyLogprobs(cand.Logprobs, echo)
 		}
 		if j == pl.nChoices-1 {
 			last.Extensions = ext(res)
-			if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-				u := usage(res)
-				last.Usage = &u
-			}
 		}
 		if err := sw.send(last); err != nil {
+			return s.failStream(sw, r, err)
+		}
+	}
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		// As OpenAI sends it: a last chunk with usage and no choices.
+		u := usage(res)
+		final := resp([]api.CompletionChoice{})
+		final.Usage = &u
+		if err := sw.send(final); err != nil {
 			return s.failStream(sw, r, err)
 		}
 	}
@@ -365,8 +384,11 @@ func tokenLogprobs(lps []engine.TokenLogprob) []api.TokenLogprob {
 	return out
 }
 
-func legacyLogprobs(lps []engine.TokenLogprob, offset int) *api.CompletionLogprobs {
-	out := &api.CompletionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
+// legacyLogprobs are a completion choice's logprobs; text_offset is where each token starts in the choice's
+// text, after prefix (the echoed prompt).
+func legacyLogprobs(lps []engine.TokenLogprob, prefix string) *api.CompletionLogprobs {
+	out := &api.CompletionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{},
+		TextOffset: textOffsets(prefix, lps)}
 	for _, lp := range lps {
 		out.Tokens = append(out.Tokens, lp.Text)
 		out.TokenLogprobs = append(out.TokenLogprobs, float64(lp.Logprob))
@@ -375,8 +397,31 @@ func legacyLogprobs(lps []engine.TokenLogprob, offset int) *api.CompletionLogpro
 			top[t.Text] = float64(t.Logprob)
 		}
 		out.TopLogprobs = append(out.TopLogprobs, top)
-		out.TextOffset = append(out.TextOffset, offset)
-		offset += len(lp.Text)
 	}
 	return out
+}
+
+// textOffsets gives each token's offset in characters (as OpenAI and vLLM count them: code points of the
+// text, not bytes) from the start of prefix + the tokens' texts. A token that starts inside a character split
+// over byte tokens is at that character's index; an invalid byte counts as the one U+FFFD it decodes to.
+func textOffsets(prefix string, lps []engine.TokenLogprob) []int {
+	offsets := make([]int, len(lps))
+	n := utf8.RuneCountInString(prefix)
+	var tail []byte // the text's incomplete last character
+	for i, lp := range lps {
+		offsets[i] = n
+		tail = append(tail, lp.Text...)
+		k := len(tail)
+		for j := len(tail) - 1; j >= 0 && j >= len(tail)-utf8.UTFMax+1; j-- {
+			if utf8.RuneStart(tail[j]) {
+				if !utf8.FullRune(tail[j:]) {
+					k = j
+				}
+				break
+			}
+		}
+		n += utf8.RuneCount(tail[:k])
+		tail = append(tail[:0], tail[k:]...)
+	}
+	return offsets
 }

@@ -27,6 +27,7 @@ type params struct {
 	rerank                                 string
 	logprobs                               bool
 	topLogprobs                            int
+	json                                   bool // JSON mode
 
 	// Names on the wire, for error messages: the prefix of option names ("options." on Ollama's API) and the
 	// field that set maxTokens.
@@ -84,6 +85,7 @@ func (s *Server) toEngine(m *Model, p params, def engine.SamplingParams) (plan, 
 		FrequencyPenalty: f32(p.frequency, def.FrequencyPenalty),
 		TopK:             def.TopK,
 		RepeatLastN:      def.RepeatLastN,
+		JSON:             p.json,
 	}
 	if p.topK != nil {
 		sp.TopK = *p.topK

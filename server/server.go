@@ -119,7 +119,12 @@ type Limits struct {
 	MaxN int
 	// RequestTimeout bounds each generation request (504 beyond); 0 means 10 minutes.
 	RequestTimeout time.Duration
-	// MaxConcurrent caps generation requests in flight; more get 429 with Retry-After. 0 means 64.
+	// BodyReadTimeout bounds the reading of a generation request's body (408 beyond), which is read and
+	// decoded before the request takes a slot of MaxConcurrent; 0 means 30 seconds. The http.Server's
+	// ReadHeaderTimeout bounds the headers.
+	BodyReadTimeout time.Duration
+	// MaxConcurrent caps generations in flight (a request holds a slot from the end of its validation to the
+	// end of its generation); more get 429 with Retry-After. 0 means 64.
 	MaxConcurrent int
 	// RetryAfter is the Retry-After hint of 429 answers; 0 means 1 second.
 	RetryAfter time.Duration
@@ -134,6 +139,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.RequestTimeout <= 0 {
 		l.RequestTimeout = 10 * time.Minute
+	}
+	if l.BodyReadTimeout <= 0 {
+		l.BodyReadTimeout = 30 * time.Second
 	}
 	if l.MaxConcurrent <= 0 {
 		l.MaxConcurrent = 64
@@ -159,7 +167,8 @@ type Config struct {
 	ABLog *ABLog
 	// Seed seeds the source of seeds for requests that set none.
 	Seed uint64
-	// Version is reported by /api/version and as system_fingerprint; "" means "bestofn-dev".
+	// Version is bestofn's semantic version (e.g. "0.1.0"), reported by /api/version, whose clients parse it,
+	// and as system_fingerprint "bestofn-VERSION"; "" means "0.0.0-dev".
 	Version string
 	// UserHeader is the header holding the sticky A/B key when the body has no user; "" means
 	// "X-Bestofn-User".
@@ -215,7 +224,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	if s.cfg.Version == "" {
-		s.cfg.Version = "bestofn-dev"
+		s.cfg.Version = "0.0.0-dev"
 	}
 	if s.cfg.UserHeader == "" {
 		s.cfg.UserHeader = HeaderUser
@@ -290,8 +299,9 @@ func (s *Server) Handler() http.Handler {
 		r.Handle("/admin/*", s.cfg.Admin)
 	}
 
-	// Generation routes: bounded bodies, a deadline, and a cap on requests in flight.
-	gen := chi.Chain(s.limitBody, s.timeout, s.limitConcurrency)
+	// Generation routes: bounded bodies read in full under a deadline, then a deadline on the request. The cap
+	// on generations in flight is taken in run, once the request is decoded and valid.
+	gen := chi.Chain(s.limitBody, s.readBody, s.timeout)
 
 	r.Route("/v1", func(r chi.Router) {
 		r.With(gen...).Post("/chat/completions", s.handle(s.chatCompletions))
@@ -306,6 +316,7 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/ps", s.handle(s.ollamaPs))
 		r.With(s.limitBody).Post("/show", s.handle(s.ollamaShow))
 		r.Get("/version", s.handle(s.ollamaVersion))
+		r.Head("/version", s.handle(s.ollamaVersion))
 	})
 	return r
 }

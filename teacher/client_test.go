@@ -93,6 +93,7 @@ func TestExtraFields(t *testing.T) {
 // TestRateLimitRetryAfter puts a proxy answering 429 with Retry-After: 1 in front of the server for the first
 // two requests: the call succeeds on the third attempt, after waiting about 2 s, without pausing.
 func TestRateLimitRetryAfter(t *testing.T) {
+	t.Parallel() // mostly waiting
 	srv := teachertest.Serve(t)
 	for name := range configs(srv.URL) {
 		t.Run(name, func(t *testing.T) {
@@ -126,6 +127,7 @@ func TestRateLimitRetryAfter(t *testing.T) {
 // TestLongRateLimitPauses: a Retry-After longer than pause_after_s pauses the whole client: an event says so,
 // a request started during the pause is not sent before it ends, and both succeed after it.
 func TestLongRateLimitPauses(t *testing.T) {
+	t.Parallel() // mostly waiting
 	srv := teachertest.Serve(t)
 	var mu sync.Mutex
 	var sent []time.Time
@@ -186,6 +188,7 @@ func TestLongRateLimitPauses(t *testing.T) {
 // TestDroppedConnection: a proxy that cuts the first two answers in half (full Content-Length, half the body,
 // then closes) makes both clients retry, and the third attempt's answer is the server's.
 func TestDroppedConnection(t *testing.T) {
+	t.Parallel() // mostly waiting
 	srv := teachertest.Serve(t)
 	for name := range configs(srv.URL) {
 		t.Run(name, func(t *testing.T) {
@@ -252,6 +255,7 @@ func TestPermanent(t *testing.T) {
 // TestTimeout: a proxy slower than timeout_s gives a transient timeout; the caller's cancellation ends a call
 // at once with the context's error.
 func TestTimeout(t *testing.T) {
+	t.Parallel() // mostly waiting
 	srv := teachertest.Serve(t)
 	proxy := teachertest.NewProxy(t, srv.URL, func(n int64, w http.ResponseWriter, r *http.Request) bool {
 		select {
@@ -315,6 +319,7 @@ func TestAPIKey(t *testing.T) {
 
 // TestRequestsPerMinute: 120 requests per minute (2 per second, burst 2): five requests take at least 1.5 s.
 func TestRequestsPerMinute(t *testing.T) {
+	t.Parallel() // mostly waiting
 	srv := teachertest.Serve(t)
 	cfg := configs(srv.URL)[teacher.ProviderOpenAI]
 	cfg.RequestsPerMinute = 120
@@ -358,5 +363,36 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); !errors.As(err, &ce) || ce.Field != field {
 			t.Errorf("%s: %v", field, err)
 		}
+	}
+}
+
+// TestRepeated429Pauses: 429s without Retry-After are waited out with backoff; the third in a row pauses the
+// client (one pause, then success).
+func TestRepeated429Pauses(t *testing.T) {
+	t.Parallel() // mostly waiting
+	srv := teachertest.Serve(t)
+	proxy := teachertest.NewProxy(t, srv.URL, teachertest.TooManyRequests(3, ""))
+	var mu sync.Mutex
+	var events []string
+	c, err := teacher.New(configs(proxy.URL)[teacher.ProviderOllama], teacher.WithEvents(func(level, msg string, _ map[string]any) {
+		mu.Lock()
+		events = append(events, msg)
+		mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Chat(context.Background(), teacher.User("hi"), greedy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := c.Stats()
+	if r.Attempts != 4 || st.RateLimited != 3 || st.Pauses != 1 || st.Failed != 0 {
+		t.Errorf("attempts %d, stats %+v", r.Attempts, st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 2 || !strings.Contains(events[0], "paused") || !strings.Contains(events[1], "resumed") {
+		t.Errorf("events %q", events)
 	}
 }

@@ -1,9 +1,12 @@
 package teacher
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/bestofn/bestofn/teacher/teachertest"
 )
 
 func TestRetryAfterHeader(t *testing.T) {
@@ -58,5 +61,37 @@ func TestKindOfStatus(t *testing.T) {
 		if got := kindOfStatus(code); got != want {
 			t.Errorf("%d: %v, want %v", code, got, want)
 		}
+	}
+}
+
+// TestTokensPerMinute: the token bucket holds a minute's tokens and refills at TPM/60 per second; each request
+// takes its estimate (len(prompt)/4 + 4 + max_tokens) before it is sent, so a third request of 210 tokens
+// against 600 per minute waits until 630 tokens have accrued: 3 s after the client was made.
+func TestTokensPerMinute(t *testing.T) {
+	t.Parallel() // mostly waiting
+	srv := teachertest.Serve(t)
+	start := time.Now()
+	c, err := New(Config{BaseURL: srv.URL + "/v1", Model: "llama-gpt4", TokensPerMinute: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.tokLimit.Burst() != 600 || float64(c.tokLimit.Limit()) != 10 {
+		t.Fatalf("bucket %d tokens at %v/s", c.tokLimit.Burst(), c.tokLimit.Limit())
+	}
+	msgs := User("hi")
+	opts := Options{MaxTokens: 206, Stop: []string{"."}}
+	if est := estimateTokens(msgs, opts); est != 210 {
+		t.Fatalf("estimate %d", est)
+	}
+	for i := range 3 {
+		if _, err := c.Chat(context.Background(), msgs, opts); err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(start); i < 2 && el > 2500*time.Millisecond {
+			t.Logf("slow machine: request %d done after %v", i, el)
+		}
+	}
+	if el := time.Since(start); el < 2900*time.Millisecond {
+		t.Errorf("three requests of 210 tokens at 600 per minute done after %v, want at least 3 s", el)
 	}
 }

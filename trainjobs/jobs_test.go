@@ -310,3 +310,56 @@ func TestValidate(t *testing.T) {
 
 // sha256Of hashes a stored file.
 func sha256Of(env *jobstest.Env, id string) [32]byte { return sha256.Sum256(env.ReadFile(id)) }
+
+// TestBaseModels starts training from each kind of base: a registered generator by name, a model trained from
+// scratch with an uploaded tokenizer (llama.cpp's GGUF of the LLaMA-2 32K vocabulary, and llama2.c's
+// tok512.bin, which a llama2.c base needs), and a llama2.c checkpoint.
+func TestBaseModels(t *testing.T) {
+	env := newEnv(t, Options{})
+	gguf := uploadFile(env, stories260K, jobs.PurposeModel)
+	if _, err := env.Service.RegisterModel(context.Background(), jobs.ModelSpec{Name: "stories", Kind: jobs.KindGenerator, FileID: gguf.ID}); err != nil {
+		t.Fatal(err)
+	}
+	bin := uploadFile(env, "../../shared/models/stories260K/stories260K.bin", jobs.PurposeResults)
+	tok512 := uploadFile(env, "../../shared/models/stories260K/tok512.bin", jobs.PurposeResults)
+	spm32k := uploadFile(env, "../../shared/tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf", jobs.PurposeResults)
+	data := env.Upload("hh.jsonl", PurposePreferences, hhSlice(t, 8))
+	tiny := map[string]any{"dim": 16, "layers": 1, "heads": 2, "context_length": 64}
+	for _, c := range []struct {
+		name  string
+		base  map[string]any
+		vocab int
+	}{
+		{"registered", map[string]any{"base_model": "stories"}, 512},
+		{"scratch-32k", map[string]any{"base_model": "scratch", "scratch": tiny, "tokenizer_file": spm32k.ID}, 32000},
+		{"scratch-512", map[string]any{"base_model": "scratch", "scratch": tiny, "tokenizer_file": gguf.ID}, 512},
+		{"llama2c", map[string]any{"base_file": bin.ID, "tokenizer_file": tok512.ID}, 512},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := map[string]any{"training_files": []string{data.ID}, "epochs": 1, "batch_size": 4, "max_length": 64,
+				"eval_fraction": 0, "model_name": "rm-" + c.name}
+			for k, v := range c.base {
+				p[k] = v
+			}
+			j := env.Run(TypeReward, p)
+			res := jobResult[RewardResult](t, j)
+			dir, _, err := env.Service.ModelPath(context.Background(), "rm-"+c.name, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg struct {
+				Vocab  int `json:"vocab_size"`
+				MaxPos int `json:"max_position_embeddings"`
+			}
+			js, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+			if err := json.Unmarshal(js, &cfg); err != nil || cfg.Vocab != c.vocab || cfg.MaxPos != 64 || res.Pairs != 8 {
+				t.Errorf("config %s (%v), result %s", js, err, j.Result)
+			}
+		})
+	}
+	// A llama2.c base without a tokenizer: a clear error.
+	j := env.Wait(env.Submit(TypeReward, map[string]any{"base_file": bin.ID, "training_files": []string{data.ID}}).ID)
+	if j.Status != jobs.StatusFailed || j.Error == nil || !strings.Contains(j.Error.Message, "tokenizer_file") {
+		t.Errorf("llama2.c base without a tokenizer: %s %+v", j.Status, j.Error)
+	}
+}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -12,6 +15,7 @@ import (
 	ollama "github.com/ollama/ollama/api"
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
+	"github.com/openai/openai-go/shared"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bestofn/bestofn/chat"
@@ -242,5 +246,81 @@ func TestAPIMaxNReachesTheEngine(t *testing.T) {
 	}
 	if n := strings.Count(resp.JSON.ExtraFields["candidates"].Raw(), `"index"`); n != 20 {
 		t.Errorf("%d candidates, want 20", n)
+	}
+}
+
+// jsonPrefix says whether text is a JSON object or the start of one, by encoding/json's tokenizer: it must
+// read tokens up to the end without a syntax error.
+func jsonPrefix(text string) error {
+	dec := json.NewDecoder(strings.NewReader(text))
+	first := true
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d, ok := tok.(json.Delim); first && (!ok || d != '{') {
+			return fmt.Errorf("starts with %v, not an object", tok)
+		}
+		first = false
+	}
+}
+
+// TestAPIJSONMode checks response_format json_object (openai-go) and format "json" (Ollama's client) on the
+// real model: every answer that ends by itself is one JSON object and every cut one a JSON prefix, by
+// encoding/json.
+func TestAPIJSONMode(t *testing.T) {
+	tok, err := tokenizer.Load(serveTestModel)
+	if err != nil {
+		t.Skip("shared model missing: ", err)
+	}
+	ts := startTemplateServer(t, "alpaca", func(c *serveConfig) { c.Limits.MaxTokens = 200 })
+	// A story model writes long strings: nudge the tokens of `"` and `}` so that some answers close.
+	bias := map[string]int64{}
+	for _, id := range tok.Encode(`"}`, false, false) {
+		bias[fmt.Sprint(id)] = 4
+	}
+	jsonObject := shared.ResponseFormatJSONObjectParam{}
+	client := newClient(ts)
+	resp, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "llama-gpt4",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Describe a cat in JSON.")}, N: openai.Int(8),
+		Seed: openai.Int(3), LogitBias: bias, ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &jsonObject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := 0
+	for i, ch := range resp.Choices {
+		if ch.FinishReason == "stop" {
+			closed++
+			var v map[string]any
+			if err := json.Unmarshal([]byte(ch.Message.Content), &v); err != nil {
+				t.Errorf("choice %d ended as %q: %v", i, ch.Message.Content, err)
+			}
+		} else if err := jsonPrefix(ch.Message.Content); err != nil {
+			t.Errorf("choice %d, cut at the length limit, is not a JSON prefix: %q: %v", i, ch.Message.Content, err)
+		}
+	}
+	if closed == 0 {
+		t.Errorf("no choice closed its object: %q", resp.Choices[0].Message.Content)
+	}
+
+	u, _ := url.Parse(ts.URL)
+	var text string
+	var final ollama.ChatResponse
+	err = ollama.NewClient(u, ts.Client()).Chat(context.Background(), &ollama.ChatRequest{Model: "llama-gpt4", Format: json.RawMessage(`"json"`),
+		Messages: []ollama.Message{{Role: "user", Content: "Describe a cat in JSON."}}, Options: map[string]any{"seed": 2, "num_predict": 60}},
+		func(r ollama.ChatResponse) error {
+			text += r.Message.Content
+			final = r
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jsonPrefix(text); err != nil || final.DoneReason == "stop" && !json.Valid([]byte(text)) || text == "" {
+		t.Errorf("ollama format json: %q (%s): %v", text, final.DoneReason, err)
 	}
 }

@@ -1,5 +1,5 @@
 // Command bestofn serves instruction-tuned LLaMA-family models with reward-model reranking, and holds the tools
-// around it: tokenize, generate, bench, synth, convert, score.
+// around it: tokenize, generate, bench, synth, convert, score, and the admin CLI (job, files, models).
 package main
 
 import (
@@ -30,6 +30,9 @@ func commands() []command {
 		{"convert", "convert a llama2.c or safetensors checkpoint to GGUF", runConvert},
 		{"synth", "write a GGUF LLaMA with random weights for speed runs", runSynth},
 		{"ab", "A/B experiment tools: ab report (win rate and latency cost from the A/B log)", runAB},
+		{"job", "submit, list, show, follow, cancel, retry jobs on a server; run one in-process", runSubcommands("job", jobCommands())},
+		{"files", "upload, list, show, download, delete files on a server", runSubcommands("files", fileCommands())},
+		{"models", "register, list and activate (hot swap) models on a server", runSubcommands("models", modelCommands())},
 	}
 }
 

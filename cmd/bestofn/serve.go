@@ -50,6 +50,12 @@ type serveConfig struct {
 		Path      string `yaml:"path"`
 		SyncEvery int    `yaml:"sync_every"` // fsync every k lines (and on shutdown); 0 means every line
 	} `yaml:"ab_log"`
+
+	// admin serves /admin on the main listener when not nil (set by runServe, not the file; see platform.go).
+	admin http.Handler
+	// onMetrics, when not nil, receives the server's metrics once they exist (the hot swap watches the
+	// engines it loads).
+	onMetrics func(*server.Metrics)
 }
 
 type generatorConfig struct {
@@ -97,11 +103,12 @@ type variantConfig struct {
 }
 
 type limitsConfig struct {
-	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
-	MaxTokens      int           `yaml:"max_tokens"`
-	MaxN           int           `yaml:"max_n"`
-	RequestTimeout time.Duration `yaml:"request_timeout"`
-	MaxConcurrent  int           `yaml:"max_concurrent"`
+	MaxBodyBytes    int64         `yaml:"max_body_bytes"`
+	MaxTokens       int           `yaml:"max_tokens"`
+	MaxN            int           `yaml:"max_n"`
+	RequestTimeout  time.Duration `yaml:"request_timeout"`
+	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
+	MaxConcurrent   int           `yaml:"max_concurrent"`
 }
 
 // defaultModelPath and defaultRewardDir make `bestofn serve` work from the repo root with no flags.
@@ -133,6 +140,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&lim.MaxN, "max-n", 16, "largest n / best_of")
 	fs.DurationVar(&lim.RequestTimeout, "timeout", 10*time.Minute, "deadline of each generation request")
 	fs.IntVar(&lim.MaxConcurrent, "max-concurrent", 64, "generation requests in flight before answering 429")
+	pf := addPlatformFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -180,11 +188,30 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	plat, err := openPlatform(ctx, pf, cfg.Addr, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer plat.close()
+	if plat.adminAddr == "" {
+		cfg.admin = plat.admin
+	}
+	if plat.act != nil {
+		cfg.onMetrics = plat.act.setMetrics
+	}
 	srv, closeAll, err := buildServer(cfg, logger, reg)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
+	if err := plat.start(ctx, srv); err != nil {
+		return err
+	}
+	stopAdmin, err := plat.serveAdmin(ctx, stdout, logger)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -284,7 +311,11 @@ func overrideLimits(dst *limitsConfig, flags limitsConfig, set map[string]bool, 
 
 // loaded is one loaded generator with what must be closed, in order.
 type loaded struct {
-	eng      *engine.Engine
+	eng *engine.Engine
+	// gen serves eng and closes it with its model and checkpoint, once (by a hot swap that retires it, or at
+	// shutdown); scorer, when the generator has a reward model, closes that once too.
+	gen      *closingGenerator
+	scorer   *closingScorer
 	tmpl     server.Template
 	info     server.ModelInfo
 	canScore bool
@@ -303,6 +334,9 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 		}
 	}
 	metrics := server.NewMetrics(reg)
+	if cfg.onMetrics != nil {
+		cfg.onMetrics(metrics)
+	}
 	gens := map[string]*loaded{}
 	for _, g := range cfg.Generators {
 		if g.Name == "" {
@@ -315,6 +349,9 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 		}
 		l, err := loadGenerator(g, cfg.Threads, cfg.Limits.MaxN, logger)
 		if l != nil {
+			if l.scorer != nil {
+				closers = append(closers, l.scorer.Close)
+			}
 			closers = append(closers, l.closers...)
 		}
 		if err != nil {
@@ -331,8 +368,9 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 	}
 	scfg := server.Config{
 		Limits: server.Limits{MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxTokens: cfg.Limits.MaxTokens, MaxN: cfg.Limits.MaxN,
-			RequestTimeout: cfg.Limits.RequestTimeout, MaxConcurrent: cfg.Limits.MaxConcurrent},
-		Logger: logger, Metrics: metrics, Gatherer: reg, Seed: cfg.Seed, Version: "bestofn-0.1.0",
+			RequestTimeout: cfg.Limits.RequestTimeout, BodyReadTimeout: cfg.Limits.BodyReadTimeout,
+			MaxConcurrent: cfg.Limits.MaxConcurrent},
+		Logger: logger, Metrics: metrics, Gatherer: reg, Seed: cfg.Seed, Version: "0.1.0", Admin: cfg.admin,
 	}
 	for _, m := range cfg.Models {
 		l, ok := gens[m.Generator]
@@ -344,8 +382,12 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 			closeAll()
 			return nil, nil, fmt.Errorf("config: model %q reranks but generator %q has no reward_model", m.Name, m.Generator)
 		}
-		scfg.Models = append(scfg.Models, server.Model{Name: m.Name, Generator: l.eng, Template: l.tmpl, N: m.N,
-			Rerank: m.Rerank, CanRerank: l.canScore, Info: l.info})
+		sm := server.Model{Name: m.Name, Generator: l.gen, Template: l.tmpl, N: m.N,
+			Rerank: m.Rerank, CanRerank: l.canScore, Info: l.info}
+		if l.scorer != nil {
+			sm.Scorer = l.scorer // per request, so that a hot swap of the reward model can drain the old one
+		}
+		scfg.Models = append(scfg.Models, sm)
 	}
 	for _, x := range cfg.Experiments {
 		e := server.Experiment{Name: x.Name}
@@ -372,7 +414,8 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 }
 
 // loadGenerator loads one generator whose engine runs up to maxN candidates per request (the server's limit;
-// 0 means engine.DefaultMaxN). On error the returned loaded (if any) holds what must still be closed.
+// 0 means engine.DefaultMaxN). On error the returned loaded (if any) holds what must still be closed: its
+// closers and its scorer.
 func loadGenerator(g generatorConfig, threads, maxN int, logger *slog.Logger) (*loaded, error) {
 	l := &loaded{}
 	start := time.Now()
@@ -417,7 +460,7 @@ func loadGenerator(g generatorConfig, threads, maxN int, logger *slog.Logger) (*
 		if err != nil {
 			return l, err
 		}
-		l.closers = append(l.closers, rm.Close)
+		l.scorer = &closingScorer{Model: rm} // closed on its own: see loaded
 		scorer, l.canScore = rm, true
 	}
 	// The server's max_n is the engine's, and a request of max_n candidates must fit the decode batch.
@@ -435,6 +478,8 @@ func loadGenerator(g generatorConfig, threads, maxN int, logger *slog.Logger) (*
 	}
 	l.closers = append(l.closers, func() error { eng.Close(); return nil })
 	l.eng = eng
+	l.gen = &closingGenerator{Engine: eng, closers: l.closers}
+	l.closers = []func() error{l.gen.Close}
 	l.info = modelInfo(ck, m.Config(), g, t.Name())
 	l.info.VocabSize = m.Config().VocabSize
 	logger.Info("generator loaded", "generator", g.Name, "model", g.Model, "params", l.info.ParameterSize,

@@ -300,7 +300,7 @@ func sgemmFast(s *isa, p *kernels.Pool, transA, transB bool, m, n, k int, alpha 
 	j := &job{s: s, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, b: b,
 		c: c, lda: lda, ldb: ldb, ldc: ldc, pool: p}
 	threads := 1
-	if p != nil && m*n*k >= parallelMin {
+	if p != nil && float64(m)*float64(n)*float64(k) >= parallelMin {
 		threads = p.Threads()
 	}
 	j.plan(threads)

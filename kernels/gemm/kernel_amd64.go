@@ -112,7 +112,8 @@ var (
 		rowVec: 16, maxF32: maxF32AVX2, expShiftSum: expShiftSumAVX2, scaleF32: scaleF32AVX2}
 )
 
-// supportedISAs lists the micro-kernel sets this CPU runs, widest first.
+// supportedISAs lists the micro-kernel sets this CPU runs, widest first. The AVX-512 code uses AVX-512F
+// instructions only (16-bit mask moves, no DQ or BW forms); the AVX2 code AVX2 and FMA.
 func supportedISAs() []*isa {
 	var s []*isa
 	if cpu.X86.HasAVX512F {

@@ -433,12 +433,13 @@ sgemmAVX512Packed_tail1:
 	JNZ sgemmAVX512Packed_tail1
 sgemmAVX512Packed_done:
 	VBROADCASTSS alpha+56(FP), Z26
-	MOVQ cols+72(FP), AX
+	MOVQ cols+72(FP), CX
 	MOVQ $1, R12
-	SHLXQ AX, R12, R12
+	SHLQ CX, R12
 	DECQ R12
-	KMOVQ R12, K1
-	KSHIFTRQ $16, K1, K2
+	KMOVW R12, K1
+	SHRQ $16, R12
+	KMOVW R12, K2
 	MOVQ rows+64(FP), R13
 	MOVL beta+60(FP), AX
 	ANDL $0x7fffffff, AX
@@ -954,12 +955,13 @@ sgemmAVX512Rows_tail1:
 	JNZ sgemmAVX512Rows_tail1
 sgemmAVX512Rows_done:
 	VBROADCASTSS alpha+56(FP), Z26
-	MOVQ cols+72(FP), AX
+	MOVQ cols+72(FP), CX
 	MOVQ $1, R12
-	SHLXQ AX, R12, R12
+	SHLQ CX, R12
 	DECQ R12
-	KMOVQ R12, K1
-	KSHIFTRQ $16, K1, K2
+	KMOVW R12, K1
+	SHRQ $16, R12
+	KMOVW R12, K2
 	MOVQ rows+64(FP), R13
 	MOVL beta+60(FP), AX
 	ANDL $0x7fffffff, AX
@@ -1377,12 +1379,13 @@ sgemmAVX512PackedHalf_tail1:
 	JNZ sgemmAVX512PackedHalf_tail1
 sgemmAVX512PackedHalf_done:
 	VBROADCASTSS alpha+56(FP), Z13
-	MOVQ cols+72(FP), AX
+	MOVQ cols+72(FP), CX
 	MOVQ $1, R12
-	SHLXQ AX, R12, R12
+	SHLQ CX, R12
 	DECQ R12
-	KMOVQ R12, K1
-	KSHIFTRQ $16, K1, K2
+	KMOVW R12, K1
+	SHRQ $16, R12
+	KMOVW R12, K2
 	MOVQ rows+64(FP), R13
 	MOVL beta+60(FP), AX
 	ANDL $0x7fffffff, AX
@@ -1737,12 +1740,13 @@ sgemmAVX512RowsHalf_tail1:
 	JNZ sgemmAVX512RowsHalf_tail1
 sgemmAVX512RowsHalf_done:
 	VBROADCASTSS alpha+56(FP), Z13
-	MOVQ cols+72(FP), AX
+	MOVQ cols+72(FP), CX
 	MOVQ $1, R12
-	SHLXQ AX, R12, R12
+	SHLQ CX, R12
 	DECQ R12
-	KMOVQ R12, K1
-	KSHIFTRQ $16, K1, K2
+	KMOVW R12, K1
+	SHRQ $16, R12
+	KMOVW R12, K2
 	MOVQ rows+64(FP), R13
 	MOVL beta+60(FP), AX
 	ANDL $0x7fffffff, AX
@@ -1962,23 +1966,27 @@ fmaPeakAVX512_done:
 
 // func packCopyAVX512(kc int, src *float32, lds int, dst *float32, w, width int)
 TEXT ·packCopyAVX512(SB), NOSPLIT, $0-48
-	MOVQ kc+0(FP), CX
 	MOVQ src+8(FP), SI
 	MOVQ lds+16(FP), R8
 	MOVQ dst+24(FP), DI
 	MOVQ w+32(FP), AX
 	MOVQ width+40(FP), BX
 	LEAQ (BX*4), R9
+	MOVQ AX, CX
 	MOVQ $1, DX
-	SHLXQ AX, DX, DX
+	SHLQ CX, DX
 	DECQ DX
-	KMOVQ DX, K1
-	KSHIFTRQ $16, K1, K2
+	KMOVW DX, K1
+	SHRQ $16, DX
+	KMOVW DX, K2
+	MOVQ BX, CX
 	MOVQ $1, DX
-	SHLXQ BX, DX, DX
+	SHLQ CX, DX
 	DECQ DX
-	KMOVQ DX, K3
-	KSHIFTRQ $16, K3, K4
+	KMOVW DX, K3
+	SHRQ $16, DX
+	KMOVW DX, K4
+	MOVQ kc+0(FP), CX
 	TESTQ CX, CX
 	JZ packCopyAVX512_done
 packCopyAVX512_loop:
@@ -2255,7 +2263,7 @@ maxF32AVX512_loop:
 	JNZ maxF32AVX512_loop
 maxF32AVX512_done:
 	VMAXPS Z1, Z0, Z0
-	VEXTRACTF32X8 $1, Z0, Y1
+	VEXTRACTF64X4 $1, Z0, Y1
 	VMAXPS Y1, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VMAXPS X1, X0, X0
@@ -2337,7 +2345,7 @@ expShiftSumAVX512_loop:
 	JNZ expShiftSumAVX512_loop
 expShiftSumAVX512_done:
 	VADDPS Z1, Z0, Z0
-	VEXTRACTF32X8 $1, Z0, Y1
+	VEXTRACTF64X4 $1, Z0, Y1
 	VADDPS Y1, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS X1, X0, X0
@@ -2885,13 +2893,13 @@ fmaPeakAVX2_done:
 
 // func packCopyAVX2(kc int, src *float32, lds int, dst *float32, w, width int)
 TEXT ·packCopyAVX2(SB), NOSPLIT, $0-48
-	MOVQ kc+0(FP), CX
 	MOVQ src+8(FP), SI
 	MOVQ lds+16(FP), R8
 	MOVQ dst+24(FP), DI
 	MOVQ w+32(FP), AX
 	MOVQ width+40(FP), BX
 	LEAQ (BX*4), R9
+	MOVQ kc+0(FP), CX
 	LEAQ maskTable<>(SB), DX
 	MOVQ AX, R10
 	CMPQ R10, $0

@@ -340,3 +340,19 @@ func TestSgemmSplitK(t *testing.T) {
 		p.Close()
 	}
 }
+
+// TestSgemmAllocs checks that calls on a Pool reuse its scratch: at most the job record (and, when k is
+// split, the list of partial Cs) is allocated per call.
+func TestSgemmAllocs(t *testing.T) {
+	p := kernels.NewPool(2)
+	defer p.Close()
+	for _, sh := range [][3]int{{200, 300, 400}, {24, 40, splitMinK}, {30, 20, 10}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+		run := func() { Sgemm(p, false, false, m, n, k, 1, a, k, b, n, 0, c, n) }
+		run()
+		if allocs := testing.AllocsPerRun(5, run); allocs > 2 {
+			t.Errorf("%dx%dx%d: %v allocations per call", m, n, k, allocs)
+		}
+	}
+}

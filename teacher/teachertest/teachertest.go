@@ -56,7 +56,19 @@ var build struct {
 	err  error
 }
 
-// Binary builds cmd/bestofn once per test binary and returns its path.
+// Main runs a package's tests and then removes the binary Binary built: call it from TestMain,
+//
+//	func TestMain(m *testing.M) { os.Exit(teachertest.Main(m)) }
+func Main(m *testing.M) int {
+	code := m.Run()
+	if build.path != "" {
+		os.RemoveAll(filepath.Dir(build.path))
+	}
+	return code
+}
+
+// Binary builds cmd/bestofn once per test binary (in a temporary directory that Main removes) and returns its
+// path.
 func Binary(t testing.TB) string {
 	t.Helper()
 	build.once.Do(func() {

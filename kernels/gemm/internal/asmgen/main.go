@@ -40,6 +40,17 @@ func (g *gen) vecConst(name string, v uint32) {
 	fmt.Fprintf(&g.Buffer, "GLOBL %s<>(SB), RODATA|NOPTR, $64\n", name)
 }
 
+// masks sets lo and hi to the lane masks of the first CX (at most 32) floats over two ZMM vectors, through
+// the scratch register tmp, with AVX-512F's 16-bit mask moves.
+func (g *gen) masks(tmp, lo, hi string) {
+	g.p("MOVQ $1, %s", tmp)
+	g.p("SHLQ CX, %s", tmp)
+	g.p("DECQ %s", tmp)
+	g.p("KMOVW %s, %s", tmp, lo)
+	g.p("SHRQ $16, %s", tmp)
+	g.p("KMOVW %s, %s", tmp, hi)
+}
+
 func (g *gen) p(format string, args ...any) { fmt.Fprintf(&g.Buffer, "\t"+format+"\n", args...) }
 func (g *gen) label(l string)               { fmt.Fprintf(&g.Buffer, "%s:\n", l) }
 
@@ -197,12 +208,9 @@ func (g *gen) kernel(s isa, rows bool, nv int) {
 	g.p("VBROADCASTSS alpha+56(FP), %s", s.r(alpha))
 	if masked {
 		// K1, K2: the cols stored lanes of the two vectors; R13 counts the rows left to store.
-		g.p("MOVQ cols+72(FP), AX")
-		g.p("MOVQ $1, R12")
-		g.p("SHLXQ AX, R12, R12")
-		g.p("DECQ R12")
-		g.p("KMOVQ R12, K1")
-		g.p("KSHIFTRQ $16, K1, K2")
+		// (AVX-512F only: 16-bit mask moves, the shift count in CX, free after the loop.)
+		g.p("MOVQ cols+72(FP), CX")
+		g.masks("R12", "K1", "K2")
 		g.p("MOVQ rows+64(FP), R13")
 	}
 	mask := func(v int) string { return fmt.Sprintf("K%d, ", v+1) }
@@ -284,7 +292,6 @@ func (g *gen) packCopy(s isa) {
 	name := "packCopy" + s.name
 	fmt.Fprintf(&g.Buffer, "\n// func %s(kc int, src *float32, lds int, dst *float32, w, width int)\n", name)
 	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
-	g.p("MOVQ kc+0(FP), CX")
 	g.p("MOVQ src+8(FP), SI")
 	g.p("MOVQ lds+16(FP), R8")
 	g.p("MOVQ dst+24(FP), DI")
@@ -293,16 +300,11 @@ func (g *gen) packCopy(s isa) {
 	g.p("LEAQ (BX*4), R9") // dst row bytes
 	if s.reg == "Z" {
 		// K1/K2: the w loaded lanes of the two vectors; K3/K4: the width stored lanes.
-		g.p("MOVQ $1, DX")
-		g.p("SHLXQ AX, DX, DX")
-		g.p("DECQ DX")
-		g.p("KMOVQ DX, K1")
-		g.p("KSHIFTRQ $16, K1, K2")
-		g.p("MOVQ $1, DX")
-		g.p("SHLXQ BX, DX, DX")
-		g.p("DECQ DX")
-		g.p("KMOVQ DX, K3")
-		g.p("KSHIFTRQ $16, K3, K4")
+		g.p("MOVQ AX, CX")
+		g.masks("DX", "K1", "K2")
+		g.p("MOVQ BX, CX")
+		g.masks("DX", "K3", "K4")
+		g.p("MOVQ kc+0(FP), CX")
 		g.p("TESTQ CX, CX")
 		g.p("JZ %s_done", name)
 		g.label(name + "_loop")
@@ -311,6 +313,7 @@ func (g *gen) packCopy(s isa) {
 		g.p("VMOVUPS Z0, K3, (DI)")
 		g.p("VMOVUPS Z1, K4, 64(DI)")
 	} else {
+		g.p("MOVQ kc+0(FP), CX")
 		// Y12/Y13: the w loaded lanes of the two vectors; Y14/Y15: the width stored lanes, from maskTable.
 		g.p("LEAQ maskTable<>(SB), DX")
 		for i, reg := range []struct{ n, off string }{{"AX", "0"}, {"AX", "8"}, {"BX", "0"}, {"BX", "8"}} {
@@ -454,7 +457,7 @@ func (g *gen) rowOps(s isa) {
 	w := 4 * s.vec          // bytes per vector
 	hsum := func(acc int) { // reduce R(acc) to its lane 0 (X<acc>), using R(acc+1)
 		if s.reg == "Z" {
-			g.p("VEXTRACTF32X8 $1, Z%d, Y%d", acc, acc+1)
+			g.p("VEXTRACTF64X4 $1, Z%d, Y%d", acc, acc+1)
 			g.p("VADDPS Y%d, Y%d, Y%d", acc+1, acc, acc)
 		}
 		g.p("VEXTRACTF128 $1, Y%d, X%d", acc, acc+1)
@@ -481,7 +484,7 @@ func (g *gen) rowOps(s isa) {
 	g.label(name + "_done")
 	g.p("VMAXPS %s, %s, %s", R(1), R(0), R(0))
 	if s.reg == "Z" {
-		g.p("VEXTRACTF32X8 $1, Z0, Y1")
+		g.p("VEXTRACTF64X4 $1, Z0, Y1")
 		g.p("VMAXPS Y1, Y0, Y0")
 	}
 	g.p("VEXTRACTF128 $1, Y0, X1")
