@@ -73,6 +73,10 @@ func (p *ollamaProtocol) stream(ctx context.Context, q *query, r *reply, piece f
 		return err
 	}
 	stream := true
+	var format json.RawMessage
+	if req.Sampling.JSON {
+		format = json.RawMessage(`"json"`)
+	}
 	c := r.choice(0)
 	lc := &lineState{}
 	ctx = context.WithValue(ctx, lineStateKey{}, lc)
@@ -105,7 +109,7 @@ func (p *ollamaProtocol) stream(ctx context.Context, q *query, r *reply, piece f
 	}
 	if req.Messages != nil {
 		cr := &ollama.ChatRequest{Model: p.model, Stream: &stream, Options: opts, Logprobs: req.Logprobs,
-			TopLogprobs: req.TopLogprobs}
+			TopLogprobs: req.TopLogprobs, Format: format}
 		for _, m := range req.Messages {
 			cr.Messages = append(cr.Messages, ollama.Message{Role: m.Role, Content: m.Content})
 		}
@@ -115,7 +119,7 @@ func (p *ollamaProtocol) stream(ctx context.Context, q *query, r *reply, piece f
 		})
 	} else {
 		gr := &ollama.GenerateRequest{Model: p.model, Prompt: promptText(req), Raw: true, Stream: &stream, Options: opts,
-			Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs}
+			Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs, Format: format}
 		err = p.client.Generate(ctx, gr, func(resp ollama.GenerateResponse) error {
 			add(resp.Response, resp.Logprobs, resp.Metrics, resp.Done, resp.DoneReason)
 			return nil

@@ -34,8 +34,9 @@ func (p *openaiProtocol) hasN() bool { return true }
 
 // samplingFields are the sampling parameters the OpenAI API lacks, as the engines that accept them spell them
 // (vLLM: top_k, min_p, repetition_penalty; llama.cpp and bestofn: top_k, min_p, repeat_penalty,
-// repeat_last_n). Engines ignore fields they do not know; unset ones are not sent.
-func samplingFields(sp engine.SamplingParams) []option.RequestOption {
+// repeat_last_n), and JSON mode. Engines ignore fields they do not know; unset ones are not sent.
+func samplingFields(req *engine.Request) []option.RequestOption {
+	sp := req.Sampling
 	var ro []option.RequestOption
 	if sp.TopK > 0 {
 		ro = append(ro, option.WithJSONSet("top_k", sp.TopK))
@@ -51,6 +52,10 @@ func samplingFields(sp engine.SamplingParams) []option.RequestOption {
 		ro = append(ro, option.WithJSONSet("repetition_penalty", sp.RepeatPenalty),
 			option.WithJSONSet("repeat_penalty", sp.RepeatPenalty), option.WithJSONSet("repeat_last_n", last))
 	}
+	if req.Sampling.JSON {
+		// JSON mode as OpenAI spells it (vLLM, llama.cpp's server and bestofn accept it).
+		ro = append(ro, option.WithJSONSet("response_format", map[string]string{"type": "json_object"}))
+	}
 	if len(sp.LogitBias) > 0 {
 		// openai-go types logit_bias as integers; engines take floats.
 		bias := make(map[string]float32, len(sp.LogitBias))
@@ -65,7 +70,7 @@ func samplingFields(sp engine.SamplingParams) []option.RequestOption {
 func (p *openaiProtocol) stream(ctx context.Context, q *query, r *reply, piece func(int, string)) error {
 	req := q.req
 	sp := req.Sampling
-	ro := samplingFields(sp)
+	ro := samplingFields(req)
 	if req.Messages != nil {
 		return p.streamChat(ctx, q, r, piece, ro)
 	}
