@@ -13,7 +13,7 @@
 // is fanned out from then on; Ollama has no n and is always fanned out. Every sampling parameter of the
 // request is sent explicitly (the backend's defaults do not leak in): temperature, top_p, seed, max_tokens,
 // stop, penalties, and top_k, min_p, repetition/repeat_penalty as the engines that accept them spell them.
-// Seeds are sent as non-negative 64-bit integers (llama.cpp keeps 32 bits of them).
+// Seeds are sent modulo 2^53, the integers every JSON parser reads exactly (llama.cpp keeps 32 bits of them).
 //
 // Chat requests (engine.Request.Messages, which the server fills for a generator that reports
 // AppliesChatTemplate) go to the backend's chat endpoint, so the backend applies its model's own template;

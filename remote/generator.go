@@ -363,9 +363,9 @@ func maxTokens(req *engine.Request) int {
 	return req.DefaultMaxTokens
 }
 
-// seedOf is candidate seed s as sent: engines read seeds as signed 64-bit integers (vLLM, Ollama) or fewer
-// bits, so the top bit is dropped.
-func seedOf(s uint64) int64 { return int64(s & math.MaxInt64) }
+// seedOf is candidate seed s as sent: modulo 2^53, the integers every JSON parser reads exactly (Ollama and
+// bestofn decode options as float64; llama.cpp then keeps 32 bits of a seed).
+func seedOf(s uint64) int64 { return int64(s & (1<<53 - 1)) }
 
 // promptText is the text a completion request continues.
 func promptText(req *engine.Request) string {
