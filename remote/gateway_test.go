@@ -439,5 +439,3 @@ func histogram(t *testing.T, reg *prometheus.Registry, family string, labels map
 	}
 	return count, sum
 }
-
-
