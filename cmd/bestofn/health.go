@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -14,7 +15,11 @@ import (
 func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	u := fs.String("url", "http://127.0.0.1:8080/readyz", "URL to check")
+	def := os.Getenv("BESTOFN_HEALTH_URL")
+	if def == "" {
+		def = "http://127.0.0.1:8080/readyz"
+	}
+	u := fs.String("url", def, "URL to check (default: $BESTOFN_HEALTH_URL, else http://127.0.0.1:8080/readyz)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	quiet := fs.Bool("q", false, "print nothing on success")
 	if err := fs.Parse(args); err != nil {
