@@ -82,3 +82,32 @@ func TestBackendRejection(t *testing.T) {
 		t.Errorf("a rejected request counted as a failure: %+v", st)
 	}
 }
+
+// TestBestOfByLikelihood: best_of > n without reranking ranks the backend's candidates by mean log-probability
+// (OpenAI's best_of), from logprobs the gateway asks the backend for without returning them.
+func TestBestOfByLikelihood(t *testing.T) {
+	srv := startRemote(t)
+	g, _ := newGenerator(t, remote.Config{URL: srv.URL + "/v1"})
+	gw := newGateway(t, g, nil, server.Limits{})
+	status, body := post(t, gw.URL+"/v1/chat/completions", chatBody("m", map[string]any{"best_of": 4, "return_candidates": true}))
+	if status != http.StatusOK {
+		t.Fatalf("status %d, body %v", status, body)
+	}
+	cands, _ := body["candidates"].([]any)
+	if len(cands) != 4 {
+		t.Fatalf("%d candidates", len(cands))
+	}
+	prev := math.Inf(1)
+	for k, c := range cands {
+		c := c.(map[string]any)
+		ml, ok := c["mean_logprob"].(float64)
+		if !ok || ml > prev || c["rank"].(float64) != float64(k+1) {
+			t.Errorf("rank %d: %v", k+1, c)
+		}
+		prev = ml
+	}
+	choice := body["choices"].([]any)[0].(map[string]any)
+	if choice["message"].(map[string]any)["content"] != cands[0].(map[string]any)["text"] || choice["logprobs"] != nil {
+		t.Errorf("choice %v, best candidate %v", choice, cands[0])
+	}
+}

@@ -32,11 +32,13 @@ type protocol interface {
 	hasN() bool
 }
 
-// query is one request to the backend: n choices of req, the first seeded seed.
+// query is one request to the backend: n choices of req, the first seeded seed; logprobs asks for token
+// log-probabilities (req.Logprobs, or to rank unranked candidates by likelihood: see Generate).
 type query struct {
-	req  *engine.Request
-	n    int
-	seed uint64
+	req      *engine.Request
+	n        int
+	seed     uint64
+	logprobs bool
 }
 
 // reply is what came back for one query.
@@ -158,6 +160,9 @@ func (g *Generator) Generate(ctx context.Context, req engine.Request) (*engine.R
 		}
 	}
 
+	// Unranked candidates may be ranked by likelihood (the server does for best_of > n): ask for logprobs, so
+	// that each candidate has a cumulative log-probability; they are dropped from the result unless asked for.
+	logprobs := req.Logprobs || !req.Rerank && n > 1
 	results := make([]*reply, n) // the reply holding candidate i
 	errs := make([]error, n)
 	var queued time.Duration
@@ -167,7 +172,7 @@ func (g *Generator) Generate(ctx context.Context, req engine.Request) (*engine.R
 		r := newReply()
 		q, err := g.be.do(ctx, func(ctx context.Context) error {
 			r.sent = time.Now()
-			return g.proto.stream(ctx, &query{req: &req, n: n, seed: req.Sampling.Seed}, r, func(c int, text string) {
+			return g.proto.stream(ctx, &query{req: &req, n: n, seed: req.Sampling.Seed, logprobs: logprobs}, r, func(c int, text string) {
 				if c < n {
 					emit(engine.Event{Candidate: c, Text: text})
 				}
@@ -221,7 +226,7 @@ func (g *Generator) Generate(ctx context.Context, req engine.Request) (*engine.R
 				r := newReply()
 				q, err := g.be.do(ctx, func(ctx context.Context) error {
 					r.sent = time.Now()
-					return g.proto.stream(ctx, &query{req: &req, n: 1, seed: req.Sampling.Seed + uint64(i)}, r, func(c int, text string) {
+					return g.proto.stream(ctx, &query{req: &req, n: 1, seed: req.Sampling.Seed + uint64(i), logprobs: logprobs}, r, func(c int, text string) {
 						if c == 0 {
 							emit(engine.Event{Candidate: i, Text: text})
 						}

@@ -108,7 +108,7 @@ func (p *ollamaProtocol) stream(ctx context.Context, q *query, r *reply, piece f
 		}
 	}
 	if req.Messages != nil {
-		cr := &ollama.ChatRequest{Model: p.model, Stream: &stream, Options: opts, Logprobs: req.Logprobs,
+		cr := &ollama.ChatRequest{Model: p.model, Stream: &stream, Options: opts, Logprobs: q.logprobs,
 			TopLogprobs: req.TopLogprobs, Format: format}
 		for _, m := range req.Messages {
 			cr.Messages = append(cr.Messages, ollama.Message{Role: m.Role, Content: m.Content})
@@ -119,7 +119,7 @@ func (p *ollamaProtocol) stream(ctx context.Context, q *query, r *reply, piece f
 		})
 	} else {
 		gr := &ollama.GenerateRequest{Model: p.model, Prompt: promptText(req), Raw: true, Stream: &stream, Options: opts,
-			Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs, Format: format}
+			Logprobs: q.logprobs, TopLogprobs: req.TopLogprobs, Format: format}
 		err = p.client.Generate(ctx, gr, func(resp ollama.GenerateResponse) error {
 			add(resp.Response, resp.Logprobs, resp.Metrics, resp.Done, resp.DoneReason)
 			return nil

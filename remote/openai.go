@@ -97,7 +97,7 @@ func (p *openaiProtocol) stream(ctx context.Context, q *query, r *reply, piece f
 	if sp.FrequencyPenalty != 0 {
 		params.FrequencyPenalty = openai.Float(float64(sp.FrequencyPenalty))
 	}
-	if req.Logprobs {
+	if q.logprobs {
 		params.Logprobs = openai.Int(int64(req.TopLogprobs))
 	}
 	s := p.compl.NewStreaming(ctx, params, ro...)
@@ -173,7 +173,7 @@ func (p *openaiProtocol) streamChat(ctx context.Context, q *query, r *reply, pie
 	if sp.FrequencyPenalty != 0 {
 		params.FrequencyPenalty = openai.Float(float64(sp.FrequencyPenalty))
 	}
-	if req.Logprobs {
+	if q.logprobs {
 		params.Logprobs = openai.Bool(true)
 		if req.TopLogprobs > 0 {
 			params.TopLogprobs = openai.Int(int64(req.TopLogprobs))

@@ -34,7 +34,7 @@ git ls-files -co --exclude-standard -z >"$list"
 printf '%s\0' "$ort" >>"$list"
 shared=()
 if [ -d ../shared/models/stories260K ]; then
-  shared=(--transform 's,^\.\./shared/,_shared/,' ../shared/models/stories260K)
+  shared=(-C .. --transform 's,^shared/,_shared/,' shared/models/stories260K)
 else
   echo "build-image: ../shared/models/stories260K is missing: the image will need --model"
 fi
