@@ -5,7 +5,7 @@
 //
 //	go test -tags dockerimage -run TestImage -timeout 60m -v ./cmd/bestofn
 //
-// BESTOFN_IMAGE=TAG checks an image already built instead. Containers run with --network host and listen on
+// BESTOFN_IMAGE=TAG checks an image already built instead (and runs the compose check, TestImageCompose). Containers run with --network host and listen on
 // 127.0.0.1 only.
 
 package main
@@ -56,18 +56,27 @@ func runContainer(t *testing.T, image string, args ...string) (string, string) {
 		"-e", "BESTOFN_HEALTH_URL=" + url + "/readyz", image, "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
 	docker(t, full...)
 	t.Cleanup(func() { exec.Command("docker", "rm", "-f", name).Run() })
+	waitReady(t, url, func() string {
+		logs, _ := exec.Command("docker", "logs", name).CombinedOutput()
+		return string(logs)
+	})
+	return name, url
+}
+
+// waitReady waits up to 2 minutes for url's /readyz to answer 200; logs tells why not.
+func waitReady(t *testing.T, url string, logs func() string) {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		resp, err := http.Get(url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return name, url
+				return
 			}
 		}
 		if time.Now().After(deadline) {
-			logs, _ := exec.Command("docker", "logs", name).CombinedOutput()
-			t.Fatalf("container %s not ready:\n%s", name, logs)
+			t.Fatalf("%s not ready:\n%s", url, logs())
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -212,6 +221,51 @@ func TestImage(t *testing.T) {
 		if c.Text != want[c.Index] || c.Score == nil {
 			t.Errorf("gateway candidate %d: %q (score %v), want %q", c.Index, c.Text, c.Score, want[c.Index])
 		}
+	}
+}
+
+// TestImageCompose runs deploy/compose/docker-compose.test.yaml (docker-compose.yaml's shape, with a bestofn
+// container playing vLLM): the gateway starts once the backend is healthy and answers R1.
+func TestImageCompose(t *testing.T) {
+	if _, err := exec.LookPath("docker-compose"); err != nil {
+		t.Skip("no docker-compose (apt-get install docker-compose)")
+	}
+	image := os.Getenv("BESTOFN_IMAGE")
+	if image == "" {
+		t.Skip("set BESTOFN_IMAGE (TestImage builds bestofn:check)")
+	}
+	backend, gateway := freePort(t), freePort(t)
+	env := append(os.Environ(), "IMAGE="+image, fmt.Sprintf("BACKEND_PORT=%d", backend), fmt.Sprintf("GATEWAY_PORT=%d", gateway))
+	compose := func(args ...string) string {
+		cmd := exec.Command("docker-compose", append([]string{"-f", "../../deploy/compose/docker-compose.test.yaml",
+			"-p", fmt.Sprintf("bestofncheck%d", gateway)}, args...)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker-compose %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	t.Cleanup(func() { compose("down") })
+	compose("up", "-d")
+	url := fmt.Sprintf("http://127.0.0.1:%d", gateway)
+	waitReady(t, url, func() string { return compose("logs") })
+	client := openai.NewClient(option.WithBaseURL(url+"/v1"), option.WithAPIKey("none"), option.WithMaxRetries(0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cc, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "llama-gpt4:r1", MaxTokens: openai.Int(16),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell me a story.")}},
+		option.WithJSONSet("return_candidates", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Candidates []struct {
+			Score *float64 `json:"score"`
+		} `json:"candidates"`
+	}
+	if err := json.Unmarshal([]byte(cc.RawJSON()), &out); err != nil || len(out.Candidates) != 5 || out.Candidates[0].Score == nil {
+		t.Errorf("R1 through the compose gateway: %v, %s", err, cc.RawJSON())
 	}
 }
 
