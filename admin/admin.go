@@ -84,6 +84,10 @@ type Config struct {
 	MaxUploadBytes int64
 	// Logger receives internal error causes; nil means slog.Default().
 	Logger *slog.Logger
+	// Done, when closed (the server is shutting down), ends the open event streams: they never end by
+	// themselves while a job runs, and would hold a graceful shutdown for its whole timeout. A client resumes
+	// on the restarted server with Last-Event-ID. nil means never.
+	Done <-chan struct{}
 }
 
 // Prefix is where Handler's routes live.
@@ -160,7 +164,7 @@ func (h *Handler) auth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got, ok := bearerToken(r.Header.Get("Authorization"))
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="bestofn-admin"`)
 			msg := "missing bearer token: send Authorization: Bearer <admin token>"
@@ -173,6 +177,16 @@ func (h *Handler) auth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearerToken returns the credentials of an Authorization header of the Bearer scheme, whose name is
+// case-insensitive (RFC 9110 section 11.1).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return token, true
 }
 
 // Disabled answers every request with a 404 saying how to turn the admin API on.

@@ -139,6 +139,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		case errors.As(err, &syntax):
 			return &apiError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
 				Message: fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, syntax), Err: err}
+		case errors.As(err, &typ) && typ.Field == "":
+			return &apiError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
+				Message: "the request body must be a JSON object, not JSON " + typ.Value, Err: err}
 		case errors.As(err, &typ):
 			return &apiError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_type",
 				Param: typ.Field, Message: fmt.Sprintf("field %q must be of type %s, not JSON %s", typ.Field, typ.Type, typ.Value), Err: err}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,12 +22,14 @@ import (
 const multipartSlack = 64 << 10
 
 // limitedReader is an io.Reader over an upload that fails with *http.MaxBytesError past limit and remembers it,
-// so the answer is 413 however the service wraps the error.
+// so the answer is 413 however the service wraps the error; it also remembers a body that ended early (the
+// client went away mid-upload: a 400, not the service's failure).
 type limitedReader struct {
 	r       io.Reader
 	left    int64
 	limit   int64
 	tripped bool
+	cut     error // the read error of a body cut short
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
@@ -49,8 +52,11 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
 	var mb *http.MaxBytesError
-	if errors.As(err, &mb) {
+	switch {
+	case errors.As(err, &mb):
 		l.tripped = true
+	case err != nil && err != io.EOF:
+		l.cut = err
 	}
 	return n, err
 }
@@ -150,6 +156,9 @@ func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request) error {
 	f, err := h.cfg.Service.UploadFile(r.Context(), filename, purpose, lr)
 	if lr.tripped {
 		return &http.MaxBytesError{Limit: h.maxBytes}
+	}
+	if err != nil && lr.cut != nil && !errors.Is(err, context.Canceled) {
+		return badParam("file", "the upload was cut short (%v); nothing was stored", lr.cut)
 	}
 	if err != nil {
 		var mb *http.MaxBytesError

@@ -182,6 +182,8 @@ func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request, job jobs.
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-h.cfg.Done:
+			return nil // shutting down; the client reconnects with Last-Event-ID
 		case <-tick.C:
 		}
 		if job, err = h.cfg.Service.Job(ctx, job.ID); err != nil {

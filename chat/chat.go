@@ -14,8 +14,8 @@ type Message struct {
 
 // Template renders a conversation into prompt text. The output ends with the assistant's generation prompt,
 // so the model's continuation is the assistant's answer. Special tokens appear as text (e.g. "<s>",
-// "<|im_start|>"): encode the result with special-token parsing on, and add a BOS token only if the text
-// does not already start with one (see AddBOS).
+// "<|im_start|>"): render with RenderParts to tell them from the same text typed in a message, and add a BOS
+// token only if the text does not already start with one (see AddBOS).
 type Template interface {
 	// Name identifies the template ("alpaca", "llama2", "vicuna", "chatml", or "gguf" for a Jinja template).
 	Name() string

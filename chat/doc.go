@@ -5,8 +5,10 @@
 // gonja the way transformers' apply_chat_template runs Jinja2); Select picks the model's own template when
 // it works and a named built-in otherwise.
 //
-// Rendered prompts carry special tokens as text ("<s>", "<|im_start|>", ...): encode them with special-token
-// parsing on, and add BOS only when the text does not already start with it (AddBOS).
+// Rendered prompts carry special tokens as text ("<s>", "<|im_start|>", ...): encode the template's text with
+// special-token parsing on and the messages' text with it off, which RenderParts makes possible for any
+// template (its parts feed tokenizer.EncodeSegments), and add BOS only when the text does not already start
+// with it (AddBOS).
 //
 // The expected prompts in testdata/reference.json come from scripts/chat_reference.py (Python jinja2 and
 // the published template definitions), not from this package.

@@ -31,7 +31,7 @@ func (s Status) Finished() bool {
 }
 
 // Progress is how far a job has come. Total 0 means unknown. ETASeconds is estimated by the platform from the
-// rate of Done since the job (re)started; nil when unknown.
+// rate of Done since the job (re)started; nil when unknown and once the attempt has ended.
 type Progress struct {
 	Done       int64    `json:"done"`
 	Total      int64    `json:"total"`

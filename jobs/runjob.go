@@ -23,6 +23,7 @@ func RunJob(ctx context.Context, cfg Config, typ string, params json.RawMessage,
 	if err != nil {
 		return j, err
 	}
+	s.onlyJob = j.ID // other jobs in the store's queue are not this process's to run
 	if err := s.Start(context.Background()); err != nil {
 		return j, err
 	}

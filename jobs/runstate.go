@@ -164,6 +164,9 @@ func copyMetrics(m map[string]float64) map[string]float64 {
 func (rs *runState) finish(status Status, jobErr *JobError) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	rs.mu.Lock()
+	rs.progressV.ETASeconds = nil // the attempt is over: nothing to estimate until one runs again
+	rs.mu.Unlock()
 	err := rs.write(ctx, RunUpdate{}, func(ctx context.Context, u RunUpdate) error {
 		return rs.s.store.FinishRun(ctx, rs.claim.Job.ID, rs.token, u, status, jobErr)
 	})

@@ -38,6 +38,7 @@ type Service struct {
 	workers  sync.WaitGroup
 	extracts sync.Mutex  // serializes reward-model extractions in this process
 	killed   atomic.Bool // Kill was called: write nothing more
+	onlyJob  string      // when set (RunJob), the workers claim this job and no other
 }
 
 // MaxInterruptions bounds how often a job is resumed after its worker died (a crash loop, e.g. a job that runs

@@ -76,6 +76,7 @@ type ClaimRequest struct {
 	Owner string   // who claims (Config.Owner)
 	Token string   // the new lease's token, unique per claim
 	Types []string // the job types the claimer runs
+	JobID string   // when set, only this job may be claimed (RunJob's one job)
 	Now   time.Time
 	Lease time.Duration
 }

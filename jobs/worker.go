@@ -19,6 +19,7 @@ func (s *Service) worker(ctx context.Context) {
 			Owner: s.cfg.Owner,
 			Token: token,
 			Types: types,
+			JobID: s.onlyJob,
 			Now:   time.Now(),
 			Lease: s.cfg.Lease,
 		})

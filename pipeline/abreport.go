@@ -189,6 +189,8 @@ func BuildABReport(ctx context.Context, cfg ABReportConfig) (*ABReport, error) {
 	if cfg.Progress != nil {
 		cfg.Progress(int(done.Load()), len(sel))
 	}
+	var failedMu sync.Mutex
+	failed := map[string]json.RawMessage{} // ratings whose request failed
 	judge := func(ctx context.Context, pi int) error {
 		i := pending[pi]
 		rec := cfg.Records[i]
@@ -196,7 +198,14 @@ func BuildABReport(ctx context.Context, cfg ABReportConfig) (*ABReport, error) {
 		if err != nil {
 			return err
 		}
-		if err := store.Append(strconv.Itoa(i), abRating{Record: i, Variant: rec.Variant, Score: set.Scores[0], Ratings: set}); err != nil {
+		rating := abRating{Record: i, Variant: rec.Variant, Score: set.Scores[0], Ratings: set}
+		if len(set.Judgments) > 0 && set.Judgments[0].Failure == "request" {
+			// Not stored: a resumed report asks again. This report counts the answer unjudged.
+			b, _ := json.Marshal(rating)
+			failedMu.Lock()
+			failed[strconv.Itoa(i)] = b
+			failedMu.Unlock()
+		} else if err := store.Append(strconv.Itoa(i), rating); err != nil {
 			return err
 		}
 		n := done.Add(1)
@@ -226,7 +235,10 @@ func BuildABReport(ctx context.Context, cfg ABReportConfig) (*ABReport, error) {
 	var latencies = map[string][]float64{}
 	for _, i := range sel {
 		rec := cfg.Records[i]
-		raw, _ := store.Get(strconv.Itoa(i))
+		raw, ok := store.Get(strconv.Itoa(i))
+		if !ok {
+			raw = failed[strconv.Itoa(i)]
+		}
 		var r abRating
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return nil, fmt.Errorf("pipeline: stored rating %d: %w", i, err)
@@ -264,6 +276,9 @@ func BuildABReport(ctx context.Context, cfg ABReportConfig) (*ABReport, error) {
 		if v.Unjudged > 0 {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d %s answers could not be judged (see the ratings for the raw judgments)", v.Unjudged, v.Variant))
 		}
+	}
+	if len(failed) > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d ratings failed on request errors (the job's events say why); resuming or retrying the report asks them again", len(failed)))
 	}
 	t, c := scores[cfg.Treatment], scores[cfg.Control]
 	if len(t) > 0 && len(c) > 0 {

@@ -264,7 +264,7 @@ func TestABReportJob(t *testing.T) {
 // TestABLogFormat writes records with the server's own ABLog and reads them back here.
 func TestABLogFormat(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ab.jsonl")
-	l, err := server.OpenABLog(path, 1)
+	l, err := server.OpenABLog(path, server.ABLogOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,5 +407,32 @@ func TestABReportFor(t *testing.T) {
 	var pe *jobs.ParamError
 	if _, err := ABReportFor(context.Background(), ABReportParams{ABLog: path, Judge: "vibes"}, Options{}); !errors.As(err, &pe) || pe.Field != "judge" {
 		t.Errorf("bad judge: %v", err)
+	}
+}
+
+// TestABReportRatingFailures: ratings whose requests fail leave the answers unjudged, are not stored (a resumed
+// report asks again), and the report says so instead of a win rate.
+func TestABReportRatingFailures(t *testing.T) {
+	down := teachertest.NewProxy(t, "http://127.0.0.1:1", func(n int64, w http.ResponseWriter, r *http.Request) bool {
+		w.WriteHeader(http.StatusBadGateway)
+		return true
+	})
+	log := writeFile(t, "ab.jsonl", `{"variant":"B","prompt":"p","answer":"a"}`+"\n"+`{"variant":"R1","prompt":"p","answer":"b"}`+"\n")
+	recs, _, err := ReadABLogFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := teacher.New(teacher.Config{BaseURL: down.URL + "/v1", Model: "m", MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewMemoryRows()
+	rep, err := BuildABReport(context.Background(), ABReportConfig{Records: recs, Rater: &TeacherRater{Client: cl}, Ratings: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.Len() != 0 || rep.WinRate != nil || rep.Variants[0].Unjudged != 1 || rep.Variants[1].Unjudged != 1 ||
+		!strings.Contains(strings.Join(rep.Warnings, "\n"), "2 ratings failed on request errors") {
+		t.Errorf("stored %d, report %+v", store.Len(), rep)
 	}
 }

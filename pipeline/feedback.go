@@ -235,11 +235,14 @@ type FeedbackResult struct {
 	Candidates int `json:"candidates"`
 	Rated      int `json:"rated"`
 	// UnparseableRatings counts judgments whose text held no score; RatingRequestFailures those whose request
-	// failed; Unrated the candidates left without a score (kept in rating_failures.jsonl).
+	// failed; Unrated the candidates of rated prompts left without a score (kept in rating_failures.jsonl).
 	UnparseableRatings    int `json:"unparseable_ratings"`
 	RatingRequestFailures int `json:"rating_request_failures"`
 	Unrated               int `json:"unrated"`
-	// SourceFailures counts failed candidate requests.
+	// FailedPrompts counts prompts left out because a candidate or rating request failed (kept in
+	// failures.jsonl; a retry of the job asks them again); SourceFailures and RatingRequestFailures count
+	// those requests.
+	FailedPrompts  int `json:"failed_prompts"`
 	SourceFailures int `json:"source_failures"`
 	Comparisons    int `json:"comparisons"`
 	Pairs          int `json:"pairs"`
@@ -361,6 +364,10 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 	if err != nil {
 		return err
 	}
+	failures, err := r.Output("failures")
+	if err != nil {
+		return err
+	}
 	var pending []int
 	for i := range prompts {
 		if !items.Has(strconv.Itoa(i)) {
@@ -379,8 +386,15 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if err := items.Append(strconv.Itoa(i), row); err != nil {
-			return err
+		// A prompt with a failed request is kept as a failure, not as done: the next attempt asks it again.
+		// (A rating that parsed to nothing is final: the rater answered.)
+		if requestFailed(row) {
+			err = appendFailure(failures, strconv.Itoa(i), row)
+		} else {
+			err = items.Append(strconv.Itoa(i), row)
+		}
+		if err != nil {
+			return fmt.Errorf("pipeline: store prompt %d: %w", i, err)
 		}
 		r.Progress(done.Add(1), int64(len(prompts)), "prompts")
 		return nil
@@ -388,7 +402,22 @@ func feedback(ctx context.Context, r runner, opts Options) error {
 	if err := runPool(ctx, workers, len(pending), work); err != nil {
 		return err
 	}
-	return finishFeedback(ctx, r, p, rater, clients, len(prompts), items)
+	return finishFeedback(ctx, r, p, rater, clients, len(prompts), items, failures)
+}
+
+// requestFailed reports whether a candidate or rating request of the row failed.
+func requestFailed(row FeedbackRow) bool {
+	for _, c := range row.Calls {
+		if c.Kind != "" {
+			return true
+		}
+	}
+	for _, j := range row.Ratings.Judgments {
+		if j.Failure == "request" {
+			return true
+		}
+	}
+	return false
 }
 
 // loadFeedbackPrompts reads the prompts (input file, else the A/B log's prompts) and attaches the fixed
@@ -579,10 +608,18 @@ func bestofnCandidates(raw json.RawMessage) ([]string, error) {
 }
 
 // finishFeedback writes the outputs from the stored rows in prompt order.
-func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater, clients []*teacher.Client, n int, items RowStore) error {
+func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater, clients []*teacher.Client, n int, items, failures RowStore) error {
 	res := FeedbackResult{Prompts: n, BySource: map[string]SourceSummary{}, Rater: rater.Describe()}
 	sums := map[string]float64{}
-	var cmp, prefs, all, unrated bytes.Buffer
+	var cmp, prefs, all, unrated, failed bytes.Buffer
+	lastFailure := map[int]json.RawMessage{}
+	for _, k := range failures.Keys() {
+		raw, _ := failures.Get(k)
+		var row FeedbackRow
+		if json.Unmarshal(raw, &row) == nil {
+			lastFailure[row.Index] = raw
+		}
+	}
 	cost := func(u teacher.Usage, cl *teacher.Client) {
 		res.Usage.PromptTokens += u.PromptTokens
 		res.Usage.CompletionTokens += u.CompletionTokens
@@ -601,6 +638,23 @@ func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater
 	for i := range n {
 		raw, ok := items.Get(strconv.Itoa(i))
 		if !ok {
+			if fr, ok := lastFailure[i]; ok {
+				res.FailedPrompts++
+				failed.Write(fr)
+				failed.WriteByte('\n')
+				var row FeedbackRow
+				json.Unmarshal(fr, &row)
+				for _, c := range row.Calls {
+					if c.Kind != "" {
+						res.SourceFailures++
+					}
+				}
+				for _, j := range row.Ratings.Judgments {
+					if j.Failure == "request" {
+						res.RatingRequestFailures++
+					}
+				}
+			}
 			continue
 		}
 		var row FeedbackRow
@@ -676,6 +730,7 @@ func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater
 		{"preferences.jsonl", PurposePreferences, prefs.Bytes()},
 		{"items.jsonl", "results", all.Bytes()},
 		{"rating_failures.jsonl", "results", unrated.Bytes()},
+		{"failures.jsonl", "results", failed.Bytes()},
 	} {
 		if _, err := r.PublishFile(ctx, f.name, f.purpose, bytes.NewReader(f.body)); err != nil {
 			return fmt.Errorf("pipeline: publish %s: %w", f.name, err)

@@ -12,12 +12,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bestofn/bestofn/jobs"
 	"github.com/bestofn/bestofn/reward"
 	"github.com/bestofn/bestofn/teacher"
 	"github.com/bestofn/bestofn/teacher/teachertest"
+	"github.com/bestofn/bestofn/trainjobs"
 )
 
 // ratingProxy stands between the job and a real bestofn teacher. Rating requests (those with the rating system
@@ -199,7 +201,7 @@ func TestFeedback(t *testing.T) {
 		}
 	}
 	for _, line := range bytes.Split(bytes.TrimSpace(r.files["preferences.jsonl"]), []byte("\n")) {
-		if err := validatePreference(line); err != nil {
+		if _, err := trainjobs.ParsePreference(line); err != nil {
 			t.Errorf("preference row fails its own purpose: %v", err)
 		}
 	}
@@ -340,5 +342,59 @@ func TestPairs(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("pair %d: %+v, want %+v", i, got[i], want[i])
 		}
+	}
+}
+
+// TestFeedbackRetriesFailedPrompts: a prompt whose candidate request fails is kept in failures.jsonl and
+// counted, not rated; the job's next attempt asks only that prompt again.
+func TestFeedbackRetriesFailedPrompts(t *testing.T) {
+	srv := teachertest.Serve(t)
+	var failing atomic.Bool
+	failing.Store(true)
+	rec := &recorder{}
+	source := teachertest.NewProxy(t, srv.URL, func(n int64, w http.ResponseWriter, r *http.Request) bool {
+		rec.fault(n, w, r)
+		b, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		if failing.Load() && bytes.Contains(b, []byte("Name a color.")) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	prompts := writeFile(t, "prompts.jsonl", `{"instruction":"Say hello."}`+"\n"+`{"instruction":"Name a color."}`+"\n")
+	params := FeedbackParams{InputPath: prompts, K: 2, MaxTokens: 8, Rater: "scorer", Scorer: &ScorerSpec{Kind: ScorerRules},
+		Sources: []SourceSpec{{Kind: SourceOpenAI, Endpoint: &teacher.Config{BaseURL: source.URL + "/v1", Model: "llama-gpt4", MaxRetries: -1}}}}
+	dir := t.TempDir()
+	first := newFileRun(t, dir, 1, params)
+	if err := feedback(context.Background(), first, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var res FeedbackResult
+	json.Unmarshal(first.result, &res)
+	if res.Prompts != 2 || res.FailedPrompts != 1 || res.SourceFailures != 2 || res.Comparisons != 1 {
+		t.Errorf("first attempt: %+v", res)
+	}
+	failed := lines[FeedbackRow](t, first.files["failures.jsonl"])
+	if len(failed) != 1 || failed[0].UserInput != "Name a color." || !strings.Contains(failed[0].Calls[0].Error, "503") {
+		t.Errorf("failures %+v", failed)
+	}
+	failing.Store(false)
+	before := len(rec.userTexts())
+	second := newFileRun(t, dir, 2, params)
+	if err := feedback(context.Background(), second, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(second.result, &res)
+	if res.FailedPrompts != 0 || res.Comparisons != 2 {
+		t.Errorf("second attempt: %+v", res)
+	}
+	for _, text := range rec.userTexts()[before:] {
+		if text != "Name a color." {
+			t.Errorf("asked %q again", text)
+		}
+	}
+	if got := len(rec.userTexts()) - before; got != 2 {
+		t.Errorf("second attempt sent %d requests, want the 2 candidates of the failed prompt", got)
 	}
 }

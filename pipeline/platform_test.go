@@ -16,10 +16,11 @@ import (
 	"github.com/bestofn/bestofn/jobs/jobstest"
 	"github.com/bestofn/bestofn/teacher"
 	"github.com/bestofn/bestofn/teacher/teachertest"
+	"github.com/bestofn/bestofn/trainjobs"
 )
 
 func newEnv(t *testing.T) *jobstest.Env {
-	return jobstest.New(t, jobs.Config{Types: Types(Options{}), Purposes: Purposes()})
+	return jobstest.New(t, jobs.Config{Types: Types(Options{}), Purposes: append(Purposes(), trainjobs.Purposes()...)})
 }
 
 // outputsByName maps a job's output file names to their contents.
@@ -141,7 +142,7 @@ func TestFeedbackAndReportOnPlatform(t *testing.T) {
 	}
 }
 
-// TestPurposes uploads good and bad rows of each purpose through the platform.
+// TestPurposes uploads good and bad rows of each of the pipeline's purposes through the platform.
 func TestPurposes(t *testing.T) {
 	env := newEnv(t)
 	for _, c := range []struct {
@@ -150,8 +151,6 @@ func TestPurposes(t *testing.T) {
 		{PurposeInstructions, `{"instruction":"a","input":""}` + "\n" + `{"text":"q","category":"generic"}`, `{"instruction":"a"}` + "\n" + `{"output":"x"}`, "no instruction"},
 		{PurposeComparisons, `{"user_input":"q","responses_and_scores":[{"response":"a","score":8,"source":"gpt4"}]}`,
 			`{"user_input":"q","responses_and_scores":[{"response":"a","score":"8","source":"gpt4"}]}`, "score"},
-		{PurposePreferences, `{"prompt":"q","chosen":"a","rejected":"b","margin":1}`, `{"prompt":"q","chosen":"a"}`, "rejected"},
-		{PurposeSFT, `{"instruction":"a","input":"","output":"b"}` + "\n" + `{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}`, `{"instruction":"a"}`, ""},
 		{PurposeABLog, `{"time":"2026-01-01T00:00:00Z","request_id":"x","model":"m","variant":"B","prompt":"p","answer":"a","chosen":0,"n":1}`, `{"answer":"a"}`, "variant"},
 		{PurposeAnswers, `{"instruction":"a","output":"b"}`, `{"instruction":"a"}`, "no answer"},
 	} {

@@ -17,11 +17,12 @@ const (
 	// PurposeComparisons: the paper's comparison rows {user_input, responses_and_scores: [{response, score,
 	// source}]}.
 	PurposeComparisons = "comparisons"
-	// PurposePreferences: TRL reward-training pairs {prompt?, chosen, rejected, margin?} (train-reward reads
-	// comparison rows too).
-	PurposePreferences = "preferences"
-	// PurposeSFT: supervised fine-tuning rows, Alpaca {instruction, input?, output} or chat {messages}.
-	PurposeSFT = "sft"
+	// PurposePreferences: TRL reward-training pairs {prompt?, chosen, rejected, margin?}, train-reward's input
+	// (the purpose is package trainjobs', which registers it).
+	PurposePreferences = trainjobs.PurposePreferences
+	// PurposeSFT: supervised fine-tuning rows, Alpaca {instruction, input?, output} or chat {messages}, sft's
+	// input (package trainjobs' purpose).
+	PurposeSFT = trainjobs.PurposeSFT
 	// PurposeABLog: a server's A/B log (server.ABRecord rows).
 	PurposeABLog = "ab-log"
 	// PurposeAnswers: answers to prompts, a feedback source {instruction|prompt|user_input, output|response}.
@@ -29,13 +30,12 @@ const (
 )
 
 // Purposes returns the upload purposes of the pipeline with their per-line checks, for cmd/bestofn to
-// register with the platform.
+// register with the platform. The job types also publish files of trainjobs' purposes (PurposePreferences,
+// PurposeSFT): register trainjobs.Purposes() too.
 func Purposes() []jobs.Purpose {
 	return []jobs.Purpose{
 		{Name: PurposeInstructions, Description: "instruction rows: Alpaca {instruction, input}, Self-Instruct {instruction, instances}, Vicuna {text}, MT-Bench {turns}, {prompt}", ValidateLine: validateInstruction},
 		{Name: PurposeComparisons, Description: "comparison rows {user_input, responses_and_scores: [{response, score, source}]}", ValidateLine: validateComparison},
-		{Name: PurposePreferences, Description: "preference pairs {prompt?, chosen, rejected, margin?}", ValidateLine: validatePreference},
-		{Name: PurposeSFT, Description: "fine-tuning rows: Alpaca {instruction, input?, output} or chat {messages: [{role, content}]}", ValidateLine: validateSFT},
 		{Name: PurposeABLog, Description: "A/B log rows of a bestofn server {request_id, variant, prompt, answer, ...}", ValidateLine: validateABLine},
 		{Name: PurposeAnswers, Description: "answers {instruction|prompt|user_input, input?, output|response, source?}", ValidateLine: validateAnswer},
 	}
@@ -71,21 +71,6 @@ func validateComparison(line []byte) error {
 		if rs.Score == nil {
 			return fmt.Errorf("responses_and_scores[%d]: \"score\" must be a number", i)
 		}
-	}
-	return nil
-}
-
-// validatePreference and validateSFT accept what the training job types read (package trainjobs).
-func validatePreference(line []byte) error {
-	if _, err := trainjobs.ParsePreference(line); err != nil {
-		return err
-	}
-	return nil
-}
-
-func validateSFT(line []byte) error {
-	if _, err := trainjobs.ParseSFT(line); err != nil {
-		return err
 	}
 	return nil
 }

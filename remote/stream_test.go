@@ -124,6 +124,7 @@ func TestBackendMetrics(t *testing.T) {
 	wg.Wait()
 	l := map[string]string{"model": "m", "variant": "m", "backend": "slow-start"}
 	for _, family := range []string{"bestofn:e2e_request_latency_seconds", "bestofn:time_to_first_token_seconds",
+		"bestofn:engine_time_to_first_token_seconds",
 		"bestofn:request_queue_time_seconds", "bestofn:request_generation_tokens_per_candidate"} {
 		if n, _ := histogram(t, gw.reg, family, l); n != 2 {
 			t.Errorf("%s%v: %d samples, want 2", family, l, n)
@@ -132,7 +133,7 @@ func TestBackendMetrics(t *testing.T) {
 	if _, sum := histogram(t, gw.reg, "bestofn:request_queue_time_seconds", l); sum < 0.25 {
 		t.Errorf("queue time sum %.3fs, want >= 0.25s (one request waited for the other)", sum)
 	}
-	if _, sum := histogram(t, gw.reg, "bestofn:time_to_first_token_seconds", l); sum < 2*0.3 {
+	if _, sum := histogram(t, gw.reg, "bestofn:engine_time_to_first_token_seconds", l); sum < 2*0.3 {
 		t.Errorf("time to first token sum %.3fs, want >= 0.6s (300ms each before the backend answers)", sum)
 	}
 }

@@ -211,9 +211,6 @@ func splitTemplate(t string) (before, after string, err error) {
 // Runtime returns the runtime in use: RuntimeGo or RuntimeORT.
 func (m *Model) Runtime() string { return m.runtime }
 
-// MaxLength returns the most tokens per input.
-func (m *Model) MaxLength() int { return m.maxLen }
-
 // Score returns one reward per candidate for the same prompt (higher is better). It satisfies engine.Scorer.
 func (m *Model) Score(ctx context.Context, prompt string, candidates []string) ([]float32, error) {
 	det, err := m.ScoreDetails(ctx, prompt, candidates)

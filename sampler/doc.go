@@ -1,6 +1,5 @@
-// Package sampler turns logits into the next token: temperature, top-k, top-p, min-p, penalties, logit bias and a
-// seeded random source per sequence, plus stop conditions (stop tokens, stop strings across token boundaries,
-// max tokens).
+// Package sampler turns logits into the next token: temperature, top-k, top-p, min-p, penalties, logit bias, JSON
+// mode and a seeded random source per sequence, plus stop strings across token boundaries.
 //
 // A Sampler serves one sequence. Its pipeline is llama.cpp's default chain:
 //
@@ -24,5 +23,5 @@
 // object is closed. JSONVocab holds each token's bytes, built once per vocabulary.
 //
 // StopMatcher holds back streamed text that could still become a stop string and cuts the output where the
-// first stop string completes; Stopper adds stop token ids and the token limit.
+// first stop string completes (the engine ends sequences on end-of-generation tokens and token limits).
 package sampler

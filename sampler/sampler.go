@@ -145,7 +145,6 @@ type Sampler struct {
 	p         Params
 	vocab     int
 	rng       *rand.Rand
-	pcg       *rand.PCG
 	greedy    bool
 	penalize  bool
 	repeatPen float32
@@ -215,28 +214,11 @@ func New(p Params, vocabSize int) (*Sampler, error) {
 	s.probs = make([]float64, vocabSize)
 	s.cand = make([]int32, vocabSize)
 	s.top = make([]Logprob, 0, p.TopLogprobs)
-	s.pcg = rand.NewPCG(p.Seed, pcgStream)
-	s.rng = rand.New(s.pcg)
+	s.rng = rand.New(rand.NewPCG(p.Seed, pcgStream))
 	if p.JSON != nil {
 		s.json = newJSONConstraint(p.JSON)
 	}
 	return s, nil
-}
-
-// Params returns the parameters the Sampler was built with.
-func (s *Sampler) Params() Params { return s.p }
-
-// Reset forgets the accepted tokens and reseeds the random source, so the Sampler can serve a new sequence
-// with the same parameters.
-func (s *Sampler) Reset(seed uint64) {
-	s.p.Seed = seed
-	s.pcg.Seed(seed, pcgStream)
-	for _, id := range s.distinct {
-		s.counts[id] = 0
-	}
-	s.distinct = s.distinct[:0]
-	s.ringLen, s.ringPos = 0, 0
-	s.top = s.top[:0]
 }
 
 // Accept records a token of the sequence for the penalties and JSON mode. Call it for each generated token

@@ -1,7 +1,6 @@
 package sampler
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 )
@@ -99,12 +98,6 @@ func (m *StopMatcher) Flush() string {
 	return h
 }
 
-// Stopped reports whether a stop string has matched.
-func (m *StopMatcher) Stopped() bool { return m.stopped }
-
-// Held returns the text currently held back.
-func (m *StopMatcher) Held() string { return m.held }
-
 // partialSuffix returns the length of the longest proper suffix of text that is a prefix of some stop
 // string (a full occurrence was already ruled out by the caller).
 func partialSuffix(text string, stops []string) int {
@@ -119,113 +112,4 @@ func partialSuffix(text string, stops []string) int {
 		}
 	}
 	return best
-}
-
-// Reason says why a sequence stopped.
-type Reason uint8
-
-// Stop reasons.
-const (
-	NotStopped   Reason = iota // keep generating
-	StoppedToken               // an end-of-generation or stop token id
-	StoppedText                // a stop string
-	StoppedLimit               // the token limit
-)
-
-// String returns the reason's name.
-func (r Reason) String() string {
-	switch r {
-	case NotStopped:
-		return "none"
-	case StoppedToken:
-		return "stop_token"
-	case StoppedText:
-		return "stop_string"
-	case StoppedLimit:
-		return "length"
-	}
-	return fmt.Sprintf("Reason(%d)", uint8(r))
-}
-
-// StopConfig lists the stop conditions of one sequence.
-type StopConfig struct {
-	// MaxTokens ends the sequence after this many generated tokens; 0 = no limit.
-	MaxTokens int
-	// StopTokens are token ids that end the sequence (their text is not emitted).
-	StopTokens []int32
-	// IsEOG, when not nil, reports end-of-generation tokens (e.g. tokenizer.IsEOG); they end the sequence
-	// like StopTokens.
-	IsEOG func(id int32) bool
-	// StopStrings end the sequence where they occur; neither they nor the text after them is emitted.
-	StopStrings []string
-}
-
-// Stopper applies a StopConfig to the generated tokens of one sequence: stop token ids, stop strings across
-// token boundaries, and the token limit.
-type Stopper struct {
-	cfg     StopConfig
-	matcher *StopMatcher
-	n       int
-	reason  Reason
-}
-
-// NewStopper validates cfg and returns a Stopper.
-func NewStopper(cfg StopConfig) (*Stopper, error) {
-	if cfg.MaxTokens < 0 {
-		return nil, fmt.Errorf("sampler: max tokens %d must be >= 0", cfg.MaxTokens)
-	}
-	m, err := NewStopMatcher(cfg.StopStrings)
-	if err != nil {
-		return nil, err
-	}
-	cfg.StopTokens = append([]int32(nil), cfg.StopTokens...)
-	cfg.StopStrings = m.stops
-	return &Stopper{cfg: cfg, matcher: m}, nil
-}
-
-// Next records a generated token and its decoded text (from a streaming decoder) and returns the text to
-// emit now and NotStopped, or the final text and the reason the sequence ends. When it ends, the returned
-// text already includes anything that was held back, so no Flush is needed. A stop token's own text is not
-// emitted. After the end, Next returns "" and the same reason.
-func (s *Stopper) Next(id int32, piece string) (string, Reason) {
-	if s.reason != NotStopped {
-		return "", s.reason
-	}
-	s.n++
-	if s.isStopToken(id) {
-		s.reason = StoppedToken
-		return s.matcher.Flush(), s.reason
-	}
-	emit, stopped := s.matcher.Feed(piece)
-	if stopped {
-		s.reason = StoppedText
-		return emit, s.reason
-	}
-	if s.cfg.MaxTokens > 0 && s.n >= s.cfg.MaxTokens {
-		s.reason = StoppedLimit
-		if h := s.matcher.Flush(); h != "" {
-			emit += h
-		}
-		return emit, s.reason
-	}
-	return emit, NotStopped
-}
-
-// Flush returns the held-back text when generation ends for a reason the Stopper does not see (context
-// length, cancellation).
-func (s *Stopper) Flush() string { return s.matcher.Flush() }
-
-// Tokens returns the number of tokens passed to Next.
-func (s *Stopper) Tokens() int { return s.n }
-
-// Reason returns why the sequence ended, or NotStopped.
-func (s *Stopper) Reason() Reason { return s.reason }
-
-func (s *Stopper) isStopToken(id int32) bool {
-	for _, t := range s.cfg.StopTokens {
-		if t == id {
-			return true
-		}
-	}
-	return s.cfg.IsEOG != nil && s.cfg.IsEOG(id)
 }

@@ -39,7 +39,7 @@ func runMatcher(t *testing.T, pieces, stops []string) (string, bool) {
 			stopped = true
 			break
 		}
-		if h := m.Held(); h != "" {
+		if h := m.held; h != "" {
 			ok := false
 			for _, s := range stops {
 				if len(h) < len(s) && strings.HasPrefix(s, h) {
@@ -169,52 +169,5 @@ func TestStopMatcherFeedAllocatesNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per Feed", allocs)
-	}
-}
-
-func TestStopper(t *testing.T) {
-	const eos = 2
-	type step struct {
-		id    int32
-		piece string
-	}
-	cases := []struct {
-		name   string
-		cfg    StopConfig
-		steps  []step
-		want   string
-		reason Reason
-		tokens int
-	}{
-		{"eos flushes held text", StopConfig{IsEOG: func(id int32) bool { return id == eos }, StopStrings: []string{"###"}},
-			[]step{{5, "end #"}, {eos, "</s>"}, {6, "never"}}, "end #", StoppedToken, 2},
-		{"stop token id", StopConfig{StopTokens: []int32{9}}, []step{{5, "a"}, {9, "b"}}, "a", StoppedToken, 2},
-		{"stop string across tokens", StopConfig{StopStrings: []string{"\nUSER:"}},
-			[]step{{5, "Hi"}, {6, "\nUS"}, {7, "ER: more"}}, "Hi", StoppedText, 3},
-		{"max tokens flushes", StopConfig{MaxTokens: 2, StopStrings: []string{"abc"}},
-			[]step{{5, "x"}, {6, "ab"}, {7, "c"}}, "xab", StoppedLimit, 2},
-		{"runs on", StopConfig{MaxTokens: 10}, []step{{5, "x"}, {6, "y"}}, "xy", NotStopped, 2},
-	}
-	for _, c := range cases {
-		s, err := NewStopper(c.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out strings.Builder
-		reason := NotStopped
-		for _, st := range c.steps {
-			emit, r := s.Next(st.id, st.piece)
-			out.WriteString(emit)
-			if r != NotStopped {
-				reason = r
-			}
-		}
-		if out.String() != c.want || reason != c.reason || s.Tokens() != c.tokens || s.Reason() != c.reason {
-			t.Errorf("%s: %q %v after %d tokens, want %q %v after %d", c.name, out.String(), reason, s.Tokens(),
-				c.want, c.reason, c.tokens)
-		}
-	}
-	if _, err := NewStopper(StopConfig{MaxTokens: -1}); err == nil {
-		t.Error("negative max tokens accepted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -238,11 +239,13 @@ func TestUnsupportedFeaturesRefused(t *testing.T) {
 			t.Errorf("%s: status %d %s, want 400 naming %q before generating", c.body, w.Code, w.Body, c.param)
 		}
 	}
-	for _, c := range []struct{ body, contains string }{
-		{`{"model":"base","prompt":"x","format":{"type":"object"}}`, "format"},
-		{`{"model":"base","prompt":"x","format":"yaml"}`, "format"},
+	for _, c := range []struct{ path, body, contains string }{
+		{"/api/generate", `{"model":"base","prompt":"x","format":{"type":"object"}}`, "format"},
+		{"/api/generate", `{"model":"base","prompt":"x","format":"yaml"}`, "format"},
+		{"/api/generate", `{"model":"base","prompt":"x","think":true}`, "does not support thinking"},
+		{"/api/chat", `{"model":"base",` + msgs + `,"think":"high"}`, "does not support thinking"},
 	} {
-		w := e.do(t, "POST", "/api/generate", c.body)
+		w := e.do(t, "POST", c.path, c.body)
 		if msg := decode[map[string]string](t, w)["error"]; w.Code != 400 || !strings.Contains(msg, c.contains) {
 			t.Errorf("%s: status %d %q", c.body, w.Code, msg)
 		}
@@ -472,5 +475,29 @@ func TestSlowBodyHoldsNoSlot(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("long generation: status %d", resp.StatusCode)
+	}
+}
+
+// TestTTFTAsTheClientSees checks that time_to_first_token is the time until the client gets the first answer
+// text: for R1 after ranking (here a scorer taking 150 ms), for a streamed baseline as its first token goes
+// out; the engine's own figure (admission to first sampled token) has its own name.
+func TestTTFTAsTheClientSees(t *testing.T) {
+	e := newEnv(t, nil)
+	e.gen.scoreDelay = 150 * time.Millisecond
+	for _, stream := range []string{"false", "true"} {
+		e.do(t, "POST", "/v1/chat/completions", `{"model":"ab","stream":`+stream+`,"messages":[{"role":"user","content":"hi"}]}`, HeaderVariant, "R1")
+	}
+	e.do(t, "POST", "/v1/chat/completions", `{"model":"ab","stream":true,"messages":[{"role":"user","content":"hi"}]}`, HeaderVariant, "B")
+	r1 := map[string]string{"model": "ab", "variant": "R1"}
+	b := map[string]string{"model": "ab", "variant": "B"}
+	if n, sum := histStats(t, e.reg, "bestofn:time_to_first_token_seconds", r1); n != 2 || sum < 2*0.150 {
+		t.Errorf("R1 time to first token: %d samples summing %.3fs, want 2 of at least the 150 ms of ranking", n, sum)
+	}
+	if n, sum := histStats(t, e.reg, "bestofn:time_to_first_token_seconds", b); n != 1 || sum >= 0.150 {
+		t.Errorf("B time to first token: %d samples summing %.3fs, want 1 well under 150 ms", n, sum)
+	}
+	// The fake engine reports queue 1 ms + first token 2 ms.
+	if n, sum := histStats(t, e.reg, "bestofn:engine_time_to_first_token_seconds", r1); n != 2 || math.Abs(sum-2*0.003) > 1e-9 {
+		t.Errorf("R1 engine time to first token: %d samples summing %.4fs, want 2 of 3 ms", n, sum)
 	}
 }

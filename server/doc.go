@@ -68,7 +68,9 @@
 // # Metrics
 //
 // NewMetrics registers, in vLLM's naming style: histograms bestofn:e2e_request_latency_seconds,
-// bestofn:time_to_first_token_seconds, bestofn:request_queue_time_seconds, bestofn:request_prefill_time_seconds,
+// bestofn:time_to_first_token_seconds (until the client gets the first answer text: for R1 after ranking, so
+// that the A/B comparison is the users'), bestofn:engine_time_to_first_token_seconds (the engine's first
+// sampled token), bestofn:request_queue_time_seconds, bestofn:request_prefill_time_seconds,
 // bestofn:request_decode_time_seconds, bestofn:reward_scoring_time_seconds,
 // bestofn:request_generation_tokens_per_candidate and bestofn:reward_score (labels model, variant and backend,
 // ModelInfo.Backend or "local"; latency buckets from 1 ms to 640 s); counters bestofn:requests_total (endpoint, model, variant, status),

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -168,6 +169,9 @@ func decodeJSON(r *http.Request, v any) error {
 		case errors.As(err, &syntax):
 			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
 				Message: fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, syntax), Err: err}
+		case errors.As(err, &typ) && typ.Field == "":
+			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_json",
+				Message: "the request body must be a JSON object, not JSON " + typ.Value, Err: err}
 		case errors.As(err, &typ):
 			field := wireField(typ.Field)
 			return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_type",
@@ -197,9 +201,11 @@ func wireField(path string) string {
 }
 
 // reqInfo carries what a handler learned about a request (its model and variant) back to handle, which counts
-// the request once with its final status.
+// the request once with its final status; start is when the handler began (the body already read), from which
+// latencies are measured.
 type reqInfo struct {
 	model, variant, endpoint string
+	start                    time.Time
 	lease                    *lease // what the request pinned (swap.go)
 }
 
@@ -218,7 +224,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // handle adapts a handlerFunc: errors go through writeError, and every request is counted by status.
 func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ri := &reqInfo{endpoint: routeLabel(r)}
+		ri := &reqInfo{endpoint: routeLabel(r), start: time.Now()}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 		status := http.StatusOK
 		if err := h(w, r); err != nil {

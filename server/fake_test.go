@@ -21,16 +21,17 @@ import (
 // fakeGen is a Generator whose candidate i is a few words derived from the prompt and seed+i, streamed word by
 // word; its "reward" prefers longer candidates. It can fail, block until cancelled, or panic.
 type fakeGen struct {
-	mu        sync.Mutex
-	reqs      []engine.Request
-	err       error         // returned by Generate
-	block     bool          // wait for ctx.Done()
-	panicMsg  string        // panic with this
-	started   chan struct{} // closed-on-first-call signal, when not nil
-	release   chan struct{} // when not nil, wait on it before answering
-	cancelled chan error    // receives ctx.Err() when a blocked call ends
-	degrade   bool
-	lead      string // prepended to every candidate's text (e.g. the space a SentencePiece continuation starts with)
+	mu         sync.Mutex
+	reqs       []engine.Request
+	err        error         // returned by Generate
+	block      bool          // wait for ctx.Done()
+	panicMsg   string        // panic with this
+	started    chan struct{} // closed-on-first-call signal, when not nil
+	release    chan struct{} // when not nil, wait on it before answering
+	cancelled  chan error    // receives ctx.Err() when a blocked call ends
+	degrade    bool
+	lead       string        // prepended to every candidate's text (e.g. the space a SentencePiece continuation starts with)
+	scoreDelay time.Duration // how long reranking takes
 }
 
 func (f *fakeGen) last() engine.Request {
@@ -119,7 +120,8 @@ func (f *fakeGen) Generate(ctx context.Context, req engine.Request) (*engine.Res
 		res.Candidates = append(res.Candidates, c)
 	}
 	if req.Rerank {
-		res.Timings.Scoring = 4 * time.Millisecond
+		time.Sleep(f.scoreDelay)
+		res.Timings.Scoring = 4*time.Millisecond + f.scoreDelay
 		if f.degrade {
 			res.Degraded, res.DegradedReason = true, "scorer timed out"
 		} else {

@@ -45,6 +45,7 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 	req.Scorer = c.rt.model.Scorer
 	streamed := make([]strings.Builder, c.plan.nChoices)
 	trims := make([]answerTrimmer, c.plan.nChoices)
+	var firstText time.Time // when the first answer text went to the client
 
 	var res *engine.Result
 	byLogprob := !req.Rerank && req.N > c.plan.nChoices
@@ -58,6 +59,9 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 				}
 			}
 			streamed[choice].WriteString(text)
+			if firstText.IsZero() {
+				firstText = time.Now()
+			}
 			return live(choice, text)
 		})
 	}
@@ -79,7 +83,11 @@ func (s *Server) run(ctx context.Context, c *call, live liveFunc) (*engine.Resul
 			res.Candidates[i].Text = strings.TrimLeftFunc(res.Candidates[i].Text, unicode.IsSpace)
 		}
 	}
-	s.metrics.observe(c.rt, res, time.Since(c.start).Seconds(), req.Rerank)
+	end := time.Now()
+	if firstText.IsZero() { // the answer goes out now, whole (or what is left of it)
+		firstText = end
+	}
+	s.metrics.observe(c.rt, res, end.Sub(c.start), firstText.Sub(c.start), req.Rerank)
 	s.logAB(c, res)
 	texts := make([]string, len(streamed))
 	for i := range streamed {

@@ -3,6 +3,7 @@ package server
 import (
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -37,6 +38,7 @@ type EngineStats struct {
 type Metrics struct {
 	e2e          *prometheus.HistogramVec
 	ttft         *prometheus.HistogramVec
+	engineTTFT   *prometheus.HistogramVec
 	queue        *prometheus.HistogramVec
 	prefill      *prometheus.HistogramVec
 	decode       *prometheus.HistogramVec
@@ -62,8 +64,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"model", "variant", "backend"})
 	}
 	m := &Metrics{
-		e2e:     hist("e2e_request_latency_seconds", "End-to-end latency of generation requests, from arrival to the full answer.", latencyBuckets),
-		ttft:    hist("time_to_first_token_seconds", "Time from arrival in the engine's queue to the first generated token.", latencyBuckets),
+		e2e: hist("e2e_request_latency_seconds", "End-to-end latency of generation requests, from arrival to the full answer.", latencyBuckets),
+		ttft: hist("time_to_first_token_seconds", "Time from a request's arrival to the first answer text sent to the client "+
+			"(for a reranked request, after ranking; without streaming, when the answer is sent).", latencyBuckets),
+		engineTTFT: hist("engine_time_to_first_token_seconds", "Time from arrival in the engine's queue to its first sampled token.",
+			latencyBuckets),
 		queue:   hist("request_queue_time_seconds", "Time requests waited for admission.", latencyBuckets),
 		prefill: hist("request_prefill_time_seconds", "Time spent evaluating prompts.", latencyBuckets),
 		decode:  hist("request_decode_time_seconds", "Time spent decoding candidates.", latencyBuckets),
@@ -99,13 +104,15 @@ func (m *Metrics) countRequest(ri *reqInfo, status int) {
 	m.requests.WithLabelValues(ri.endpoint, ri.model, ri.variant, strconv.Itoa(status)).Inc()
 }
 
-// observe records a finished generation.
-func (m *Metrics) observe(rt route, res *engine.Result, e2eSeconds float64, reranked bool) {
+// observe records a finished generation: e2e and ttft (until the client got the first answer text) are
+// measured by the server, the rest comes from the engine.
+func (m *Metrics) observe(rt route, res *engine.Result, e2e, ttft time.Duration, reranked bool) {
 	l := prometheus.Labels{"model": rt.label, "variant": rt.variant, "backend": backendLabel(rt.model)}
-	m.e2e.With(l).Observe(e2eSeconds)
+	m.e2e.With(l).Observe(e2e.Seconds())
+	m.ttft.With(l).Observe(ttft.Seconds())
 	t := res.Timings
 	if t.FirstToken > 0 {
-		m.ttft.With(l).Observe((t.Queue + t.FirstToken).Seconds())
+		m.engineTTFT.With(l).Observe((t.Queue + t.FirstToken).Seconds())
 	}
 	m.queue.With(l).Observe(t.Queue.Seconds())
 	m.prefill.With(l).Observe(t.Prefill.Seconds())

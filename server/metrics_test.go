@@ -56,6 +56,17 @@ func histCount(t *testing.T, g prometheus.Gatherer, name string, want map[string
 	return n
 }
 
+func histStats(t *testing.T, g prometheus.Gatherer, name string, want map[string]string) (uint64, float64) {
+	t.Helper()
+	var n uint64
+	var sum float64
+	for _, m := range series(t, g, name, want) {
+		n += m.GetHistogram().GetSampleCount()
+		sum += m.GetHistogram().GetSampleSum()
+	}
+	return n, sum
+}
+
 func TestMetricsByVariant(t *testing.T) {
 	e := newEnv(t, nil)
 	e.metrics.WatchEngine("gen0", func() EngineStats {

@@ -136,25 +136,17 @@ func ollamaParams(opts map[string]any) (params, []string, error) {
 	return p, unknown, nil
 }
 
-// ollamaExt holds bestofn's extensions of Ollama's responses (those of api.Extensions); Ollama clients
-// ignore them.
-type ollamaExt struct {
-	Variant        string          `json:"variant,omitempty"`
-	Candidates     []api.Candidate `json:"candidates,omitempty"`
-	Degraded       bool            `json:"degraded,omitempty"`
-	DegradedReason string          `json:"degraded_reason,omitempty"`
-}
-
-// ollamaChatResponse is Ollama's chat response with bestofn's extensions.
+// ollamaChatResponse is Ollama's chat response with bestofn's extensions (the OpenAI responses' ones), which
+// Ollama clients ignore.
 type ollamaChatResponse struct {
 	ollama.ChatResponse
-	ollamaExt
+	api.Extensions
 }
 
 // ollamaGenerateResponse is Ollama's generate response with bestofn's extensions.
 type ollamaGenerateResponse struct {
 	ollama.GenerateResponse
-	ollamaExt
+	api.Extensions
 }
 
 // ollamaEnd is what the final object of an Ollama response adds to a piece: why it ended, the timings, the
@@ -163,18 +155,14 @@ type ollamaEnd struct {
 	reason   string
 	metrics  ollama.Metrics
 	logprobs []ollama.Logprob
-	ext      ollamaExt
+	ext      api.Extensions
 }
 
+// newOllamaEnd builds the final object's fields; every candidate is listed when there were several.
 func newOllamaEnd(c *call, res *engine.Result) ollamaEnd {
 	cand := &res.Candidates[0]
-	end := ollamaEnd{reason: finishReason(cand.FinishReason), metrics: ollamaMetrics(c, res),
-		logprobs: ollamaLogprobs(cand.Logprobs), ext: ollamaExt{Variant: c.rt.variant, Degraded: res.Degraded,
-			DegradedReason: res.DegradedReason}}
-	if c.rt.model.N > 1 || c.plan.req.N > 1 {
-		end.ext.Candidates = candidates(res)
-	}
-	return end
+	return ollamaEnd{reason: finishReason(cand.FinishReason), metrics: ollamaMetrics(c, res),
+		logprobs: ollamaLogprobs(cand.Logprobs), ext: resultExt(c.rt, res, c.rt.model.N > 1 || c.plan.req.N > 1)}
 }
 
 // loadReason answers Ollama's load and unload requests (no messages, or no prompt): "unload" with keep_alive
@@ -184,6 +172,11 @@ func loadReason(keepAlive *ollama.Duration) string {
 		return "unload"
 	}
 	return "load"
+}
+
+// notThinking is Ollama's answer to think for a model that does not think.
+func notThinking(rt route) error {
+	return badParam("think", "%q does not support thinking", rt.model.Name)
 }
 
 func unsupported(field, what string) error {
@@ -208,6 +201,9 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Tools) > 0 {
 		return unsupported("tools", "tool calling")
 	}
+	if req.Think.Bool() || req.Think != nil && req.Think.IsString() {
+		return notThinking(rt)
+	}
 	jsonOut, err := ollamaFormat(req.Format)
 	if err != nil {
 		return err
@@ -216,7 +212,7 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 		reason := loadReason(req.KeepAlive)
 		writeJSON(w, http.StatusOK, ollamaChatResponse{ChatResponse: ollama.ChatResponse{Model: rt.model.Name,
 			CreatedAt: time.Now().UTC(), Message: ollama.Message{Role: "assistant"}, Done: true, DoneReason: reason},
-			ollamaExt: ollamaExt{Variant: rt.variant}})
+			Extensions: api.Extensions{Variant: rt.variant}})
 		return nil
 	}
 	msgs := make([]Message, len(req.Messages))
@@ -247,15 +243,15 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 	}
 	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(prompt), prompt, lastUser(msgs)
 	pl.req.Messages = engineMessages(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: time.Now(), chat: true}
+	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: infoFrom(r.Context()).start, chat: true}
 
 	piece := func(text string) ollamaChatResponse {
 		return ollamaChatResponse{ChatResponse: ollama.ChatResponse{Model: rt.model.Name, CreatedAt: time.Now().UTC(),
-			Message: ollama.Message{Role: "assistant", Content: text}}, ollamaExt: ollamaExt{Variant: rt.variant}}
+			Message: ollama.Message{Role: "assistant", Content: text}}, Extensions: api.Extensions{Variant: rt.variant}}
 	}
 	final := func(res *engine.Result, text string) ollamaChatResponse {
 		out, end := piece(text), newOllamaEnd(c, res)
-		out.Done, out.DoneReason, out.Metrics, out.Logprobs, out.ollamaExt = true, end.reason, end.metrics, end.logprobs, end.ext
+		out.Done, out.DoneReason, out.Metrics, out.Logprobs, out.Extensions = true, end.reason, end.metrics, end.logprobs, end.ext
 		return out
 	}
 	return ollamaRespond(s, w, r, c, req.Stream == nil || *req.Stream, piece, final)
@@ -281,6 +277,8 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 		return unsupported("images", "images")
 	case len(req.Context) > 0:
 		return unsupported("context", "a token context")
+	case req.Think.Bool() || req.Think != nil && req.Think.IsString():
+		return notThinking(rt)
 	}
 	jsonOut, err := ollamaFormat(req.Format)
 	if err != nil {
@@ -288,7 +286,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Prompt == "" {
 		writeJSON(w, http.StatusOK, ollamaGenerateResponse{GenerateResponse: ollama.GenerateResponse{Model: rt.model.Name,
-			CreatedAt: time.Now().UTC(), Done: true, DoneReason: loadReason(req.KeepAlive)}, ollamaExt: ollamaExt{Variant: rt.variant}})
+			CreatedAt: time.Now().UTC(), Done: true, DoneReason: loadReason(req.KeepAlive)}, Extensions: api.Extensions{Variant: rt.variant}})
 		return nil
 	}
 	// A raw prompt is the client's own rendering of a template (Ollama's meaning of raw), so its control-token
@@ -318,15 +316,15 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 	}
 	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(parts), parts, req.Prompt
 	pl.req.Messages = engineMessages(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: time.Now(), chat: !req.Raw}
+	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: infoFrom(r.Context()).start, chat: !req.Raw}
 
 	piece := func(text string) ollamaGenerateResponse {
 		return ollamaGenerateResponse{GenerateResponse: ollama.GenerateResponse{Model: rt.model.Name,
-			CreatedAt: time.Now().UTC(), Response: text}, ollamaExt: ollamaExt{Variant: rt.variant}}
+			CreatedAt: time.Now().UTC(), Response: text}, Extensions: api.Extensions{Variant: rt.variant}}
 	}
 	final := func(res *engine.Result, text string) ollamaGenerateResponse {
 		out, end := piece(text), newOllamaEnd(c, res)
-		out.Done, out.DoneReason, out.Metrics, out.Logprobs, out.ollamaExt = true, end.reason, end.metrics, end.logprobs, end.ext
+		out.Done, out.DoneReason, out.Metrics, out.Logprobs, out.Extensions = true, end.reason, end.metrics, end.logprobs, end.ext
 		return out
 	}
 	return ollamaRespond(s, w, r, c, req.Stream == nil || *req.Stream, piece, final)

@@ -3,8 +3,8 @@ package server
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
-	"time"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -16,6 +16,10 @@ import (
 
 // openaiDefaults are OpenAI's defaults for unset sampling fields.
 var openaiDefaults = engine.SamplingParams{Temperature: 1, TopP: 1}
+
+// responseID is a new response id: prefix and 64 bits from the process's randomly seeded source, not from the
+// seeds of requests (--seed), so that a restarted server or another replica never repeats the ids of another.
+func responseID(prefix string) string { return fmt.Sprintf("%s%016x", prefix, rand.Uint64()) }
 
 // begin resolves the model of a generation request and records its labels.
 func (s *Server) begin(w http.ResponseWriter, r *http.Request, model, user string) (route, string, error) {
@@ -44,13 +48,16 @@ func openaiParams(g *api.GenerationParams) (params, error) {
 
 // openaiExt builds the bestofn fields of a finished OpenAI response.
 func openaiExt(rt route, returnCandidates bool) func(*engine.Result) api.Extensions {
-	return func(res *engine.Result) api.Extensions {
-		e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
-		if returnCandidates {
-			e.Candidates = candidates(res)
-		}
-		return e
+	return func(res *engine.Result) api.Extensions { return resultExt(rt, res, returnCandidates) }
+}
+
+// resultExt is the bestofn fields of a finished response on either API, with every candidate when asked.
+func resultExt(rt route, res *engine.Result, withCandidates bool) api.Extensions {
+	e := api.Extensions{Variant: rt.variant, Degraded: res.Degraded, DegradedReason: res.DegradedReason}
+	if withCandidates {
+		e.Candidates = candidates(res)
 	}
+	return e
 }
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
@@ -101,8 +108,8 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	pl.req.Prompt, pl.req.PromptParts = joinParts(prompt), prompt
 	pl.req.RewardPrompt = lastUser(msgs)
 	pl.req.Messages = engineMessages(msgs)
-	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: time.Now(), chat: true}
-	id := fmt.Sprintf("chatcmpl-%016x", s.nextSeed())
+	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: infoFrom(r.Context()).start, chat: true}
+	id := responseID("chatcmpl-")
 	created := c.start.Unix()
 	ext := openaiExt(rt, req.ReturnCandidates)
 
@@ -219,8 +226,8 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	if req.ParseSpecial {
 		pl.req.PromptParts = []engine.PromptPart{{Text: prompt, Special: true}}
 	}
-	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: time.Now()}
-	id := fmt.Sprintf("cmpl-%016x", s.nextSeed())
+	c := &call{rt: rt, plan: pl, endpoint: "/v1/completions", reqID: reqID, start: infoFrom(r.Context()).start}
+	id := responseID("cmpl-")
 	created := c.start.Unix()
 	resp := func(choices []api.CompletionChoice) api.CompletionResponse {
 		return api.CompletionResponse{ID: id, Object: api.ObjectTextCompletion, Created: created, Model: rt.model.Name,

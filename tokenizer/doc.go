@@ -17,8 +17,10 @@
 //
 // Special tokens: user-defined tokens are always matched in the text before tokenization; control tokens
 // (BOS, EOS, <|im_end|>, ...) only when Encode is asked to parse them, otherwise their text is ordinary text.
+// EncodeSegments parses them only in the Special segments of one text (a chat template's own text), so that
+// the same text typed in a message stays text; ControlTexts lists them.
 //
 // Decoding prints nothing for control tokens, and a Decoder streams text one id at a time without ever
 // splitting a UTF-8 character (bytes of a character spread over byte-fallback tokens are held until it is
-// complete). A Tokenizer is immutable after loading apart from an internal cache, and safe for concurrent use.
+// complete); given the prompt, it streams exactly what Decode(prompt + ids) adds after Decode(prompt). A Tokenizer is immutable after loading apart from an internal cache, and safe for concurrent use.
 package tokenizer

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
+	"github.com/bestofn/bestofn/jobs"
 	"github.com/bestofn/bestofn/pipeline"
 	"github.com/bestofn/bestofn/teacher"
 )
@@ -96,7 +98,7 @@ func runABReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer closeRater()
 	cfg.Rater, cfg.Workers = rater, workers
-	cfg.Progress = progressLine(stderr, "judged")
+	cfg.Progress = judgeProgress(stderr)
 	rep, err := pipeline.BuildABReport(ctx, cfg)
 	if err != nil {
 		return err
@@ -121,17 +123,18 @@ func runABReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return err
 }
 
-// progressLine reports done/total on one rewritten line of w, at most every 200 ms and at the end.
-func progressLine(w io.Writer, unit string) func(done, total int) {
-	var last time.Time
+// judgeProgress shows how many answers are judged as the job CLI shows a job (a bar on a terminal, plain lines
+// otherwise); it is called from the judging goroutines.
+func judgeProgress(w io.Writer) func(done, total int) {
+	view := newProgressView(w)
+	var mu sync.Mutex
 	return func(done, total int) {
-		if done < total && time.Since(last) < 200*time.Millisecond {
-			return
-		}
-		last = time.Now()
-		fmt.Fprintf(w, "\r%s %d/%d", unit, done, total)
+		mu.Lock()
+		defer mu.Unlock()
+		st := jobs.StatusRunning
 		if done == total {
-			fmt.Fprintln(w)
+			st = jobs.StatusSucceeded
 		}
+		view.update(jobs.Job{ID: "ab-report", Status: st, Progress: jobs.Progress{Done: int64(done), Total: int64(total), Unit: "answers"}})
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/bestofn/bestofn/chat"
+	"github.com/bestofn/bestofn/engine"
 	"github.com/bestofn/bestofn/model"
-	"github.com/bestofn/bestofn/sampler"
+	"github.com/bestofn/bestofn/server"
 	"github.com/bestofn/bestofn/tokenizer"
 	"github.com/bestofn/bestofn/weights"
 )
@@ -24,7 +26,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	tokPath := fs.String("tokenizer", "", "tokenizer file (default: the one inside a GGUF model)")
 	raw := fs.Bool("raw", false, "no chat template: BOS then the prompt, like llama2.c's run")
 	template := fs.String("template", "", "chat template name (alpaca, llama2, vicuna, chatml); default: the model's")
-	var p sampler.Params
+	var p engine.SamplingParams
 	fs.Func("temperature", "sampling temperature, 0 = greedy (default 1)", floatFlag(&p.Temperature))
 	p.Temperature = 1
 	fs.Func("top-p", "nucleus sampling threshold (default 1 = off)", floatFlag(&p.TopP))
@@ -72,44 +74,25 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("tokenizer has %d tokens, the model only %d", tok.VocabSize(), cfg.VocabSize)
 	}
 
-	var ids []int32
-	if *raw {
-		ids = tok.Encode(prompt, true, false)
-	} else {
-		segs, addBOS, note, err := applyTemplate(*template, tok, prompt)
+	// One generation path: the engine's, as the server uses it (one sequence, no scorer).
+	eng, err := engine.New(m, tok, nil, engine.Config{MaxQueue: 1, MaxActiveSeqs: 1, MaxN: 1, KVTokens: cfg.ContextLen})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	// As many tokens as the context leaves, at most --max-tokens.
+	req := engine.Request{Prompt: prompt, DefaultMaxTokens: *maxTokens, Sampling: p}
+	if !*raw {
+		tmpl, note, err := chatTemplate(*template, tok)
 		if err != nil {
 			return err
 		}
 		if note != "" {
 			fmt.Fprintf(stderr, "chat template: alpaca (%s)\n", note)
 		}
-		ids = tok.EncodeSegments(segs, addBOS)
-	}
-	if len(ids) == 0 {
-		ids = []int32{tok.BOS()}
-	}
-	if len(ids) >= cfg.ContextLen {
-		return fmt.Errorf("prompt of %d tokens does not fit the context length %d", len(ids), cfg.ContextLen)
-	}
-	budget := min(*maxTokens, cfg.ContextLen-len(ids))
-	cache, err := model.NewKVCache(cfg, model.CacheOptions{MaxTokens: len(ids) + budget})
-	if err != nil {
-		return err
-	}
-	seq, err := cache.NewSeq()
-	if err != nil {
-		return err
-	}
-	smp, err := sampler.New(p, cfg.VocabSize)
-	if err != nil {
-		return err
-	}
-	stop, err := sampler.NewStopper(sampler.StopConfig{MaxTokens: budget, IsEOG: tok.IsEOG})
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		smp.Accept(id)
+		if req.PromptParts, err = tmpl.Render([]server.Message{{Role: chat.RoleUser, Content: prompt}}); err != nil {
+			return err
+		}
 	}
 	loadS := time.Since(start).Seconds()
 
@@ -120,49 +103,27 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(out)
 	}
 	out.Flush()
-
-	logits := make([]float32, cfg.VocabSize)
-	batch := model.Batch{Tokens: ids, Seqs: make([]model.SeqID, len(ids))}
-	for i := range batch.Seqs {
-		batch.Seqs[i] = seq
+	answered := *raw                      // a chat answer starts at its first character that is not white space, as the server's
+	req.OnEvent = func(ev engine.Event) { // the scheduler's goroutine; printing is quick
+		text := ev.Text
+		if !answered {
+			text = strings.TrimLeftFunc(text, unicode.IsSpace)
+			answered = text != ""
+		}
+		out.WriteString(text)
+		out.Flush()
 	}
-	t0 := time.Now()
-	if err := m.Forward(cache, batch, logits); err != nil {
+	res, err := eng.Generate(ctx, req)
+	if err != nil {
 		return err
 	}
-	prefillS := time.Since(t0).Seconds()
-
-	dec := tok.NewDecoder(ids)
-	step := model.Batch{Tokens: make([]int32, 1), Seqs: []model.SeqID{seq}}
-	generated := 0
-	reason := sampler.NotStopped
-	t1 := time.Now()
-	for reason == sampler.NotStopped {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		id, _ := smp.Sample(logits)
-		smp.Accept(id)
-		generated++
-		var piece string
-		piece, reason = stop.Next(id, dec.Next(id))
-		out.WriteString(piece)
-		out.Flush()
-		if reason != sampler.NotStopped {
-			break
-		}
-		step.Tokens[0] = id
-		if err := m.Forward(cache, step, logits); err != nil {
-			return err
-		}
-	}
-	decodeS := time.Since(t1).Seconds()
-	fmt.Fprint(out, dec.Flush())
 	fmt.Fprintln(out)
 	out.Flush()
 
-	fmt.Fprintf(stderr, "load %.3f s; prompt %d tokens in %.3f s (%.1f tok/s); generated %d tokens in %.3f s (%.1f tok/s); stop: %v\n",
-		loadS, len(ids), prefillS, float64(len(ids))/prefillS, generated, decodeS, float64(generated)/decodeS, reason)
+	c, t := res.Candidates[0], res.Timings
+	fmt.Fprintf(stderr, "load %.3f s; prompt %d tokens in %.3f s (%.1f tok/s); generated %d tokens in %.3f s (%.1f tok/s); stop: %s\n",
+		loadS, res.PromptTokens, t.Prefill.Seconds(), float64(res.PromptTokens)/t.Prefill.Seconds(), len(c.Tokens),
+		t.Decode.Seconds(), float64(len(c.Tokens))/t.Decode.Seconds(), c.FinishReason)
 	return nil
 }
 
@@ -176,31 +137,4 @@ func floatFlag(dst *float32) func(string) error {
 		*dst = float32(v)
 		return nil
 	}
-}
-
-// applyTemplate renders prompt as one user message with the named built-in chat template or, when name is
-// "", the model's own GGUF template (falling back to alpaca, the paper's format). It returns the segments to
-// encode (control-token text of the prompt stays text), whether to add BOS, and why the fallback was used
-// ("" if it was not).
-func applyTemplate(name string, tok *tokenizer.Tokenizer, prompt string) (segs []tokenizer.Segment, addBOS bool, note string, err error) {
-	bos, eos := tok.TokenText(tok.BOS()), tok.TokenText(tok.EOS())
-	var t chat.Template
-	if name != "" {
-		t, err = chat.Lookup(name)
-	} else {
-		t, note, err = chat.Select(tok.ChatTemplate(), "alpaca", bos, eos)
-	}
-	if err != nil {
-		return nil, false, "", err
-	}
-	parts, err := chat.RenderParts(t, []chat.Message{{Role: chat.RoleUser, Content: prompt}}, tok.ControlTexts())
-	if err != nil {
-		return nil, false, "", err
-	}
-	var text strings.Builder
-	for _, p := range parts {
-		segs = append(segs, tokenizer.Segment{Text: p.Text, Special: p.Special})
-		text.WriteString(p.Text)
-	}
-	return segs, chat.AddBOS(text.String(), bos, tok.AddBOSDefault()), note, nil
 }

@@ -110,6 +110,18 @@ func completion(t *testing.T, url, model string, seed, n int) (int, string, map[
 	return code, text, scores
 }
 
+// greedyText is model's greedy continuation of "Once upon a time" (12 tokens); anything but a 200 with some
+// text fails the test, so that neither an error body nor an empty answer passes for "not the story" or for
+// "a prefix of the story".
+func greedyText(t *testing.T, url, model string) string {
+	t.Helper()
+	code, text, _ := completion(t, url, model, 0, 1)
+	if code != http.StatusOK || text == "" {
+		t.Fatalf("greedy completion of %s: status %d, text %q", model, code, text)
+	}
+	return text
+}
+
 // completionCands is completion that also returns the candidates' texts by index.
 func completionCands(t *testing.T, url, model string, seed, n int) (int, string, map[int]float64, map[int]string) {
 	t.Helper()
@@ -210,7 +222,7 @@ func TestProcessHotSwap(t *testing.T) {
 	register("broken-rm", jobs.KindReward, brokenRM)
 
 	const seed = 7
-	_, storyText, _ := completion(t, p.url, "llama-gpt4", 0, 1)
+	storyText := greedyText(t, p.url, "llama-gpt4")
 	if !strings.HasPrefix(greedyStory, storyText) {
 		t.Fatalf("start-up generator's greedy text %q", storyText)
 	}
@@ -278,13 +290,13 @@ func TestProcessHotSwap(t *testing.T) {
 	}
 	checkScores("after failed activations", -1)
 	activate("gen", 2)
-	if _, text, _ := completion(t, p.url, "llama-gpt4", 0, 1); strings.HasPrefix(greedyStory, text) {
+	if text := greedyText(t, p.url, "llama-gpt4"); strings.HasPrefix(greedyStory, text) {
 		t.Errorf("after activating the synthetic generator the text is still the story: %q", text)
 	}
 
 	// Rollback.
 	activate("gen", 1)
-	if _, text, _ := completion(t, p.url, "llama-gpt4", 0, 1); text != storyText {
+	if text := greedyText(t, p.url, "llama-gpt4"); text != storyText {
 		t.Errorf("after rolling the generator back: %q, want %q", text, storyText)
 	}
 	activate("rm", 1)
@@ -325,7 +337,7 @@ func TestProcessHotSwap(t *testing.T) {
 	p.kill()
 
 	p2 := startServe(t, dataDir, tokenEnv, "--reward-model", serveTestReward)
-	if _, text, _ := completion(t, p2.url, "llama-gpt4", 0, 1); strings.HasPrefix(greedyStory, text) {
+	if text := greedyText(t, p2.url, "llama-gpt4"); strings.HasPrefix(greedyStory, text) {
 		t.Errorf("after a restart the synthetic generator is not back: %q\n%s", text, p2.stderr)
 	}
 	// The reward model's last activation (v2 for :r1) survived the generator's later one: its scores are

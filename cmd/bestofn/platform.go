@@ -100,11 +100,11 @@ type platform struct {
 	// adminAddr, when not "", is where admin is served on its own listener.
 	adminAddr string
 	log       *slog.Logger
-	// seenActivations is how many recorded activations converge has applied; it looks again when there are more.
+	// seenActivations is how many recorded activations converge has looked at; it looks again when there are more.
 	seenActivations int
 }
 
-// newJobService opens the store and the Service of the data directory (for serve and `job run`).
+// newJobService opens the store and the Service of the data directory.
 func newJobService(ctx context.Context, pf *platformFlags, workers int, logger *slog.Logger) (jobs.Store, *jobs.Service, error) {
 	if err := os.MkdirAll(pf.dataDir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data dir: %w", err)
@@ -143,6 +143,9 @@ func openPlatform(ctx context.Context, pf *platformFlags, mainAddr string, cfg s
 		logger.Warn("admin API without authentication (loopback only)", "addr", adminListen)
 	}
 	p := &platform{admin: admin.Disabled(), adminAddr: pf.adminAddr, log: logger}
+	if !enabled {
+		logger.Info("admin API off (/admin answers 404): set BESTOFN_ADMIN_TOKEN or --admin-token-file to turn it on")
+	}
 	if _, err := os.Stat(pf.dataDir); !enabled && err != nil {
 		return p, nil
 	}
@@ -156,7 +159,8 @@ func openPlatform(ctx context.Context, pf *platformFlags, mainAddr string, cfg s
 	}
 	p.act = newActivator(cfg, logger)
 	if enabled {
-		h, err := admin.New(admin.Config{Service: p.svc, Activator: p.act, Token: token, MaxUploadBytes: pf.maxUpload, Logger: logger})
+		h, err := admin.New(admin.Config{Service: p.svc, Activator: p.act, Token: token, MaxUploadBytes: pf.maxUpload, Logger: logger,
+			Done: ctx.Done()})
 		if err != nil {
 			p.close()
 			return nil, err

@@ -22,6 +22,7 @@ import (
 	"github.com/bestofn/bestofn/admin"
 	"github.com/bestofn/bestofn/jobs"
 	"github.com/bestofn/bestofn/jobs/jobstore"
+	"github.com/bestofn/bestofn/teacher/teachertest"
 )
 
 // Tests of real `bestofn serve` processes: the binary is built once, started on loopback ports with a data
@@ -29,22 +30,8 @@ import (
 
 const testAdminToken = "test-admin-token"
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// bestofnBinary builds this command once for the test run.
+// bestofnBinary builds this command once for the test run (teachertest's build, shared with the packages
+// whose tests run bestofn teachers).
 func bestofnBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -53,20 +40,7 @@ func bestofnBinary(t *testing.T) string {
 	if _, err := os.Stat(serveTestModel); err != nil {
 		t.Skip("shared model missing: ", err)
 	}
-	binOnce.Do(func() {
-		if binDir, binErr = os.MkdirTemp("", "bestofn-bin-*"); binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "bestofn")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return teachertest.Binary(t)
 }
 
 // syncBuffer collects a process's stderr for failure messages.

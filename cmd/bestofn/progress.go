@@ -71,6 +71,9 @@ func (p *progressView) drawBar(j jobs.Job) {
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }),
+			// No timer of its own: a spinner's timer keeps drawing after Exit, over the bar that replaces it.
+			// The spinner turns with each update instead.
+			progressbar.OptionSetSpinnerChangeInterval(0),
 		)
 		p.total = total
 	}

@@ -46,10 +46,11 @@ type serveConfig struct {
 	// Experiments split traffic between models.
 	Experiments []experimentConfig `yaml:"experiments"`
 	Limits      limitsConfig       `yaml:"limits"`
-	// ABLog, when Path is set, appends one JSON line per generation request.
+	// ABLog, when Path is set, appends one JSON line per generation request (off the request path, group-
+	// committed; see server.ABLog for what a crash can lose).
 	ABLog struct {
-		Path      string `yaml:"path"`
-		SyncEvery int    `yaml:"sync_every"` // fsync every k lines (and on shutdown); 0 means every line
+		Path  string `yaml:"path"`
+		Queue int    `yaml:"queue"` // records waiting for the writer before requests wait; 0 means 4096
 	} `yaml:"ab_log"`
 
 	// admin serves /admin on the main listener when not nil (set by runServe, not the file; see platform.go).
@@ -424,7 +425,7 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 		scfg.Experiments = append(scfg.Experiments, e)
 	}
 	if cfg.ABLog.Path != "" {
-		abl, err := server.OpenABLog(cfg.ABLog.Path, cfg.ABLog.SyncEvery)
+		abl, err := server.OpenABLog(cfg.ABLog.Path, server.ABLogOptions{QueueSize: cfg.ABLog.Queue, Logger: logger})
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -465,21 +466,14 @@ func loadGenerator(g generatorConfig, threads, maxN int, logger *slog.Logger) (*
 	if err != nil {
 		return l, err
 	}
-	bos, eos := tok.TokenText(tok.BOS()), tok.TokenText(tok.EOS())
-	var t chat.Template
-	if g.Template != "" {
-		t, err = chat.Lookup(g.Template)
-	} else {
-		var note string
-		t, note, err = chat.Select(tok.ChatTemplate(), "alpaca", bos, eos)
-		if note != "" {
-			logger.Info("chat template: alpaca", "generator", g.Name, "why", note)
-		}
-	}
+	tmpl, note, err := chatTemplate(g.Template, tok)
 	if err != nil {
 		return l, err
 	}
-	l.tmpl = templateAdapter{t: t, bos: bos, addBOS: tok.AddBOSDefault(), control: tok.ControlTexts()}
+	if note != "" {
+		logger.Info("chat template: alpaca", "generator", g.Name, "why", note)
+	}
+	l.tmpl = tmpl
 
 	var scorer engine.Scorer
 	if g.RewardModel != "" {
@@ -507,11 +501,27 @@ func loadGenerator(g generatorConfig, threads, maxN int, logger *slog.Logger) (*
 	l.eng = eng
 	l.gen = &closingGenerator{Engine: eng, closers: l.closers}
 	l.closers = []func() error{l.gen.Close}
-	l.info = modelInfo(ck, m.Config(), g, t.Name())
+	l.info = modelInfo(ck, m.Config(), g, tmpl.t.Name())
 	l.info.VocabSize = m.Config().VocabSize
 	logger.Info("generator loaded", "generator", g.Name, "model", g.Model, "params", l.info.ParameterSize,
-		"type", l.info.QuantizationLevel, "template", t.Name(), "reward_model", g.RewardModel, "took", time.Since(start))
+		"type", l.info.QuantizationLevel, "template", tmpl.t.Name(), "reward_model", g.RewardModel, "took", time.Since(start))
 	return l, nil
+}
+
+// chatTemplate is the named built-in chat template or, when name is "", the model's own GGUF template, falling
+// back to alpaca (the paper's format); note says why the fallback was used ("" if it was not).
+func chatTemplate(name string, tok *tokenizer.Tokenizer) (a templateAdapter, note string, err error) {
+	bos, eos := tok.TokenText(tok.BOS()), tok.TokenText(tok.EOS())
+	var t chat.Template
+	if name != "" {
+		t, err = chat.Lookup(name)
+	} else {
+		t, note, err = chat.Select(tok.ChatTemplate(), "alpaca", bos, eos)
+	}
+	if err != nil {
+		return a, "", err
+	}
+	return templateAdapter{t: t, bos: bos, addBOS: tok.AddBOSDefault(), control: tok.ControlTexts()}, note, nil
 }
 
 // templateAdapter renders with a chat.Template, in parts: the control-token texts of the tokenizer (control)

@@ -26,8 +26,10 @@ import (
 const (
 	serveTestModel  = "../../../shared/models/stories260K/stories260K.gguf"
 	serveTestReward = "../../reward/testdata/tiny-rm"
-	// greedyStory is how stories260K continues "Once upon a time" greedily (shared/README.md).
+	// greedyStory is how stories260K continues "Once upon a time" greedily (shared/README.md), and greedy20 its
+	// first 20 tokens.
 	greedyStory = ", there was a little girl named Lily. She loved to play outside in the park."
+	greedy20    = ", there was a little girl named Lily. She loved to play outsid"
 )
 
 // startRealServer serves the flag configuration (stories260K; with the reward engineer's tiny-rm when present,
@@ -67,8 +69,8 @@ func TestServeRealEngineOpenAI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := comp.Choices[0].Text; !strings.HasPrefix(greedyStory, got) && !strings.HasPrefix(got, greedyStory) {
-		t.Errorf("greedy completion %q, want a prefix of %q", got, greedyStory)
+	if got := comp.Choices[0].Text; got != greedy20 || !strings.HasPrefix(greedyStory, got) {
+		t.Errorf("greedy completion %q, want %q", got, greedy20)
 	}
 	if comp.Usage.CompletionTokens != 20 || comp.Choices[0].FinishReason != "length" {
 		t.Errorf("usage %+v finish %q", comp.Usage, comp.Choices[0].FinishReason)
@@ -137,8 +139,8 @@ func TestServeRealEngineOllama(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(greedyStory, text) && !strings.HasPrefix(text, greedyStory) || parts < 10 {
-		t.Errorf("greedy generate %q in %d parts, want a prefix of %q", text, parts, greedyStory)
+	if text != greedy20 || parts < 10 {
+		t.Errorf("greedy generate %q in %d parts, want %q streamed token by token", text, parts, greedy20)
 	}
 	var final ollama.ChatResponse
 	var chatText string

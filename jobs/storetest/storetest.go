@@ -29,6 +29,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"JobsAndEvents", testJobsAndEvents},
 		{"CancelAndRetry", testCancelAndRetry},
 		{"ClaimAndLease", testClaimAndLease},
+		{"ClaimOneJob", testClaimOneJob},
 		{"FinishAndRelease", testFinishAndRelease},
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"PublishOutput", testPublishOutput},
@@ -105,6 +106,25 @@ func claim(t *testing.T, st jobs.Store, token string, now time.Time, types ...st
 	c, err := st.ClaimJob(ctx, jobs.ClaimRequest{Owner: "w-" + token, Token: token, Types: types, Now: now, Lease: 10 * time.Second})
 	must(t, err)
 	return c
+}
+
+// testClaimOneJob: a claim naming a job (RunJob's) takes that job or nothing, however old the others are.
+func testClaimOneJob(t *testing.T, st jobs.Store) {
+	must(t, st.CreateJob(ctx, newJob("job-old", "a")))
+	must(t, st.CreateJob(ctx, newJob("job-mine", "a")))
+	req := jobs.ClaimRequest{Owner: "w", Token: "t1", Types: []string{"a"}, JobID: "job-mine", Now: time.Now(), Lease: 10 * time.Second}
+	c, err := st.ClaimJob(ctx, req)
+	must(t, err)
+	if c == nil || c.Job.ID != "job-mine" {
+		t.Fatalf("claim of job-mine: %+v", c)
+	}
+	req.Token = "t2"
+	if c, err := st.ClaimJob(ctx, req); err != nil || c != nil {
+		t.Errorf("second claim of job-mine (running under a lease): %+v %v, want none", c, err)
+	}
+	if j, err := st.Job(ctx, "job-old"); err != nil || j.Status != jobs.StatusQueued || j.Attempts != 0 {
+		t.Errorf("job-old: %+v %v, want untouched", j, err)
+	}
 }
 
 func testFiles(t *testing.T, st jobs.Store) {

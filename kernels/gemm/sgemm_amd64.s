@@ -1989,6 +1989,8 @@ TEXT ·packCopyAVX512(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), CX
 	TESTQ CX, CX
 	JZ packCopyAVX512_done
+	CMPQ BX, $16
+	JLE packCopyAVX512_one
 packCopyAVX512_loop:
 	VMOVUPS.Z (SI), K1, Z0
 	VMOVUPS.Z 64(SI), K2, Z1
@@ -1998,6 +2000,14 @@ packCopyAVX512_loop:
 	ADDQ R9, DI
 	DECQ CX
 	JNZ packCopyAVX512_loop
+	JMP packCopyAVX512_done
+packCopyAVX512_one:
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS Z0, K3, (DI)
+	ADDQ R8, SI
+	ADDQ R9, DI
+	DECQ CX
+	JNZ packCopyAVX512_one
 packCopyAVX512_done:
 	VZEROUPPER
 	RET
@@ -2949,6 +2959,8 @@ packCopyAVX2_m3_hi:
 	VMOVDQU 32(DX)(R10*4), Y15
 	TESTQ CX, CX
 	JZ packCopyAVX2_done
+	CMPQ BX, $8
+	JLE packCopyAVX2_one
 packCopyAVX2_loop:
 	VMASKMOVPS (SI), Y12, Y0
 	VMASKMOVPS 32(SI), Y13, Y1
@@ -2958,6 +2970,14 @@ packCopyAVX2_loop:
 	ADDQ R9, DI
 	DECQ CX
 	JNZ packCopyAVX2_loop
+	JMP packCopyAVX2_done
+packCopyAVX2_one:
+	VMASKMOVPS (SI), Y12, Y0
+	VMASKMOVPS Y0, Y14, (DI)
+	ADDQ R8, SI
+	ADDQ R9, DI
+	DECQ CX
+	JNZ packCopyAVX2_one
 packCopyAVX2_done:
 	VZEROUPPER
 	RET

@@ -421,9 +421,14 @@ func (s *Store) ClaimJob(ctx context.Context, req jobs.ClaimRequest) (*jobs.Clai
 			args = append(args, t)
 			marks[i] = fmt.Sprintf("$%d", i+2)
 		}
+		only := ""
+		if req.JobID != "" {
+			args = append(args, req.JobID)
+			only = fmt.Sprintf(" AND id = $%d", len(args))
+		}
 		var id, status string
 		err := tx.QueryRowContext(ctx, s.q(`SELECT id, status FROM jobs
-			WHERE (status = 'queued' OR (status = 'running' AND lease_until < $1)) AND type IN (`+strings.Join(marks, ", ")+`)
+			WHERE (status = 'queued' OR (status = 'running' AND lease_until < $1)) AND type IN (`+strings.Join(marks, ", ")+`)`+only+`
 			ORDER BY ord LIMIT 1`+s.d.ClaimLock), args...).Scan(&id, &status)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil

@@ -307,6 +307,8 @@ func (g *gen) packCopy(s isa) {
 		g.p("MOVQ kc+0(FP), CX")
 		g.p("TESTQ CX, CX")
 		g.p("JZ %s_done", name)
+		g.p("CMPQ BX, $%d", s.vec)
+		g.p("JLE %s_one", name)
 		g.label(name + "_loop")
 		g.p("VMOVUPS.Z (SI), K1, Z0")
 		g.p("VMOVUPS.Z 64(SI), K2, Z1")
@@ -334,6 +336,8 @@ func (g *gen) packCopy(s isa) {
 		}
 		g.p("TESTQ CX, CX")
 		g.p("JZ %s_done", name)
+		g.p("CMPQ BX, $%d", s.vec)
+		g.p("JLE %s_one", name)
 		g.label(name + "_loop")
 		g.p("VMASKMOVPS (SI), Y12, Y0")
 		g.p("VMASKMOVPS 32(SI), Y13, Y1")
@@ -344,6 +348,20 @@ func (g *gen) packCopy(s isa) {
 	g.p("ADDQ R9, DI")
 	g.p("DECQ CX")
 	g.p("JNZ %s_loop", name)
+	g.p("JMP %s_done", name)
+	// Rows of at most one vector (the A panels): one masked load and store each.
+	g.label(name + "_one")
+	if s.reg == "Z" {
+		g.p("VMOVUPS.Z (SI), K1, Z0")
+		g.p("VMOVUPS Z0, K3, (DI)")
+	} else {
+		g.p("VMASKMOVPS (SI), Y12, Y0")
+		g.p("VMASKMOVPS Y0, Y14, (DI)")
+	}
+	g.p("ADDQ R8, SI")
+	g.p("ADDQ R9, DI")
+	g.p("DECQ CX")
+	g.p("JNZ %s_one", name)
 	g.label(name + "_done")
 	g.p("VZEROUPPER")
 	g.p("RET")
