@@ -34,6 +34,8 @@ type Vocab struct {
 	BOS, EOS, UNK int32
 	// AddBOS prepends BOS to every encoded text (llama's default).
 	AddBOS bool
+	// AddEOS appends EOS to every encoded text (tokenizer.json only: a reward model that reads its score at EOS).
+	AddEOS bool
 	// AddSpacePrefix puts a space before the text (SentencePiece's add_dummy_prefix; llama's default).
 	AddSpacePrefix bool
 }
@@ -103,8 +105,8 @@ func (v *Vocab) name(id int32) (string, bool) {
 // SentencePiece model (LlamaConverter, legacy mode): a BPE model with byte fallback whose merges are every split
 // of a token into two tokens, ranked by the merged token's score (highest first), so that rank order is
 // SentencePiece's score order; spaces become U+2581 with a prefix one (normalizer Prepend + Replace); BOS is
-// added by a TemplateProcessing post-processor when AddBOS is set; control, unknown and user-defined tokens are
-// added tokens.
+// added by a TemplateProcessing post-processor when AddBOS is set (and EOS after the text when AddEOS is);
+// control, unknown and user-defined tokens are added tokens.
 func (v *Vocab) TokenizerJSON() ([]byte, error) {
 	if len(v.Tokens) == 0 || len(v.Scores) != len(v.Tokens) || (v.Types != nil && len(v.Types) != len(v.Tokens)) {
 		return nil, errors.New("export: vocabulary tokens, scores and types differ in length")
@@ -187,6 +189,11 @@ func (v *Vocab) TokenizerJSON() ([]byte, error) {
 		single = append([]any{tok}, single...)
 		pair = []any{tok, pair[0], map[string]any{"SpecialToken": map[string]any{"id": bos, "type_id": 1}}, pair[1]}
 		special[bos] = map[string]any{"id": bos, "ids": []int32{v.BOS}, "tokens": []string{bos}}
+	}
+	if eos, ok := v.name(v.EOS); ok && v.AddEOS {
+		single = append(single, map[string]any{"SpecialToken": map[string]any{"id": eos, "type_id": 0}})
+		pair = append(pair, map[string]any{"SpecialToken": map[string]any{"id": eos, "type_id": 1}})
+		special[eos] = map[string]any{"id": eos, "ids": []int32{v.EOS}, "tokens": []string{eos}}
 	}
 	postProcessor = map[string]any{"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": special}
 	var unk any

@@ -10,30 +10,19 @@ import (
 	"github.com/bestofn/bestofn/weights"
 )
 
-// streamTask sums a large buffer, chunk by chunk, to measure the memory bandwidth MatMul can hope for.
-type streamTask struct {
-	buf  []float32
-	sums []float32
-}
-
-func (s *streamTask) Run(lo, hi, worker int) {
-	c := s.buf[lo<<16 : hi<<16]
-	s.sums[worker] += DotF32(c, c)
-}
-
-// BenchmarkStreamSum reads 512 MiB per iteration (the roofline for MatMul's GB/s).
+// BenchmarkStreamSum reads 512 MiB per iteration with ReadBandwidth (the roofline for MatMul's GB/s), on 1
+// and 2 threads.
 func BenchmarkStreamSum(b *testing.B) {
-	buf := make([]float32, 128<<20)
+	buf := make([]byte, 512<<20)
 	for i := range buf {
-		buf[i] = float32(i & 7)
+		buf[i] = byte(i)
 	}
 	for _, threads := range []int{1, 2} {
 		b.Run(fmt.Sprintf("t%d", threads), func(b *testing.B) {
 			p := NewPool(threads)
 			defer p.Close()
-			task := &streamTask{buf: buf, sums: make([]float32, threads)}
-			b.SetBytes(int64(len(buf) * 4))
-			loop(b, func() { p.Run(len(buf)>>16, 16, task) })
+			b.SetBytes(int64(len(buf)))
+			loop(b, func() { p.ReadBandwidth(buf) })
 		})
 	}
 }
@@ -54,16 +43,16 @@ func BenchmarkMatMul(b *testing.B) {
 			for _, threads := range []int{1, 2} {
 				p := NewPool(threads)
 				for _, batch := range []int{1, 5} {
-					for _, asm := range []bool{true, false} {
-						if asm && !haveASM() {
+					for _, isa := range []ISA{ISAAVX2, ISAGo} {
+						if !isa.Supported() {
 							continue
 						}
 						name := fmt.Sprintf("%v/%dx%d/b%d/t%d", typ, sh[0], sh[1], batch, threads)
-						if !asm {
+						if isa == ISAGo {
 							name += "/go"
 						}
 						b.Run(name, func(b *testing.B) {
-							p.asm = asm
+							p.setISA(isa)
 							b.SetBytes(int64(len(m.Data)))
 							loop(b, func() { p.MatMul(out, m, x, batch) })
 						})
@@ -254,7 +243,7 @@ func BenchmarkInterleavedRatio(b *testing.B) {
 			inter := make([]Matrix, len(mats))
 			for i, m := range mats {
 				var err error
-				if inter[i], err = Interleave(m); err != nil {
+				if inter[i], err = Interleave(m, ISAAuto); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -273,6 +262,95 @@ func BenchmarkInterleavedRatio(b *testing.B) {
 			b.ReportMetric(i5.Seconds()/f5.Seconds(), "b5_inter/file")
 			b.ReportMetric(i5.Seconds()/i1.Seconds(), "inter_b5/b1")
 			b.ReportMetric(f5.Seconds()/f1.Seconds(), "file_b5/b1")
+		})
+	}
+}
+
+// isaMats returns, for each assembly ISA this CPU runs, a pool of 2 threads and the matrices of mats in the
+// interleaved form that ISA reads (mats themselves are left alone).
+func isaMats(b *testing.B, mats []Matrix) (isas []ISA, pools []*Pool, forms [][]Matrix) {
+	for _, isa := range SupportedISAs() {
+		if isa == ISAGo {
+			continue
+		}
+		p, err := NewPoolISA(2, isa)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(p.Close)
+		f := make([]Matrix, len(mats))
+		for i, m := range mats {
+			if f[i], err = Interleave(m, isa); err != nil {
+				b.Fatal(err)
+			}
+		}
+		isas, pools, forms = append(isas, isa), append(pools, p), append(forms, f)
+	}
+	return isas, pools, forms
+}
+
+// BenchmarkISAStep runs the 1.1B decode step (as BenchmarkToken) of Q8_0 and Q4_0 weights at batch 1 and 5 on
+// each assembly ISA this CPU runs, in its interleaved form, alternately on 2 threads, and reports each ISA's
+// steps/s, its b5/b1 ratio and its time relative to AVX2's ("<isa>/avx2-b1", "-b5"): the pairing of the old
+// (AVX2) and new (VNNI) kernels at real shapes.
+func BenchmarkISAStep(b *testing.B) {
+	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0} {
+		b.Run(typ.String(), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(13, 14))
+			mats, _ := decodeMats(rng, typ)
+			isas, pools, forms := isaMats(b, mats)
+			mats = nil
+			x := randomVec(rng, 8*5632)
+			out := make([]float32, 8*32000)
+			t1 := make([]time.Duration, len(isas))
+			t5 := make([]time.Duration, len(isas))
+			for b.Loop() {
+				for i := range isas {
+					t1[i] += decodeStep(pools[i], forms[i], out, x, 1)
+					t5[i] += decodeStep(pools[i], forms[i], out, x, 5)
+				}
+			}
+			n := float64(b.N)
+			for i, isa := range isas {
+				b.ReportMetric(n/t1[i].Seconds(), isa.String()+"-b1-steps/s")
+				b.ReportMetric(t5[i].Seconds()/t1[i].Seconds(), isa.String()+"-b5/b1")
+				if isa != ISAAVX2 && isas[len(isas)-1] == ISAAVX2 {
+					a := len(isas) - 1
+					b.ReportMetric(t1[i].Seconds()/t1[a].Seconds(), isa.String()+"/avx2-b1")
+					b.ReportMetric(t5[i].Seconds()/t5[a].Seconds(), isa.String()+"/avx2-b5")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkISAPrefill runs the matrices of one 1.1B layer (q, k, v, o, gate, up, down) on a batch of 64 rows
+// (a 64-token prompt) on each assembly ISA this CPU runs, alternately on 2 threads, and reports each ISA's
+// rows/s through the layer and its time relative to AVX2's.
+func BenchmarkISAPrefill(b *testing.B) {
+	const dim, ffn, kv, batch = 2048, 5632, 256, 64
+	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0} {
+		b.Run(typ.String(), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(15, 16))
+			var mats []Matrix
+			for _, sh := range [][2]int{{dim, dim}, {kv, dim}, {kv, dim}, {dim, dim}, {ffn, dim}, {ffn, dim}, {dim, ffn}} {
+				mats = append(mats, randomMatrix(rng, typ, sh[0], sh[1]))
+			}
+			isas, pools, forms := isaMats(b, mats)
+			x := randomVec(rng, batch*ffn)
+			out := make([]float32, batch*ffn)
+			ts := make([]time.Duration, len(isas))
+			for b.Loop() {
+				for i := range isas {
+					ts[i] += decodeStep(pools[i], forms[i], out, x, batch)
+				}
+			}
+			for i, isa := range isas {
+				b.ReportMetric(float64(b.N*batch)/ts[i].Seconds(), isa.String()+"-rows/s")
+				if isa != ISAAVX2 && isas[len(isas)-1] == ISAAVX2 {
+					b.ReportMetric(ts[i].Seconds()/ts[len(isas)-1].Seconds(), isa.String()+"/avx2")
+				}
+			}
 		})
 	}
 }

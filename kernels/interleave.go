@@ -40,15 +40,19 @@ func interleavable(t weights.Type, cols int) bool {
 }
 
 // InterleaveWorthwhile reports whether Interleave applies to m (Q8_0 or Q4_0, not interleaved yet, a multiple
-// of 256 columns) and pays off on this CPU (the interleaved assembly kernels run: AVX2, FMA and F16C).
-func InterleaveWorthwhile(m Matrix) bool {
-	return haveASM() && !m.Interleaved && interleavable(m.Type, m.Cols)
+// of 256 columns) and pays off with the kernels of isa (ISAAuto: this CPU's best): every assembly ISA reads
+// the interleaved layout faster for batches of several rows, and as fast for one.
+func InterleaveWorthwhile(m Matrix, isa ISA) bool {
+	isa = isa.resolve()
+	return isa != ISAGo && isa.Supported() && !m.Interleaved && interleavable(m.Type, m.Cols)
 }
 
-// Interleave returns a copy of m (Q8_0 or Q4_0, Cols a multiple of 256) in the interleaved layout, which MatMul
-// reads faster for batches of several rows (and as fast for one). The copy lives on the heap: it is as large
-// as m's data.
-func Interleave(m Matrix) (Matrix, error) {
+// Interleave returns a copy of m (Q8_0 or Q4_0, Cols a multiple of 256) in the interleaved layout, the form
+// the kernels of isa (ISAAuto: this CPU's best) read fastest: for the VNNI ISAs, Q8_0 quants are also biased
+// to unsigned bytes (q+128, Matrix.Biased), which VPDPBUSD multiplies with signed activations in one
+// instruction. The copy lives on the heap: it is as large as m's data. Every ISA computes MatMul on either
+// form (the ISAs without a kernel for one fall back to the Go loops), so the choice is about speed only.
+func Interleave(m Matrix, isa ISA) (Matrix, error) {
 	if err := m.Validate(); err != nil {
 		return Matrix{}, err
 	}
@@ -60,6 +64,7 @@ func Interleave(m Matrix) (Matrix, error) {
 	out := m
 	out.Data = make([]byte, m.Rows*rb)
 	out.Interleaved = true
+	out.Biased = m.Type == weights.TypeQ8_0 && isa.resolve().vnni()
 	// Split the groups across the CPUs: a 7B model has about 7 GB of them.
 	gb := groupBytes(m.Type)
 	groups := m.Rows * rb / gb
@@ -68,8 +73,11 @@ func Interleave(m Matrix) (Matrix, error) {
 	for w := range workers {
 		g0, g1 := groups*w/workers, groups*(w+1)/workers
 		group := interleaveGroup
-		if m.Type == weights.TypeQ4_0 {
+		switch {
+		case m.Type == weights.TypeQ4_0:
 			group = interleaveGroupQ4_0
+		case out.Biased:
+			group = interleaveGroupBiased
 		}
 		wg.Go(func() {
 			for g := g0; g < g1; g++ {
@@ -92,6 +100,18 @@ func interleaveGroup(dst, src []byte) {
 		dst[2*j], dst[2*j+1] = blk[0], blk[1]
 		for v := range 8 {
 			binary.LittleEndian.PutUint32(dst[16+32*v+4*j:], binary.LittleEndian.Uint32(blk[2+4*v:]))
+		}
+	}
+}
+
+// interleaveGroupBiased is interleaveGroup with each quant q stored as the unsigned byte q+128 (q XOR 0x80).
+func interleaveGroupBiased(dst, src []byte) {
+	dst, src = dst[:8*34], src[:8*34]
+	for j := range groupBlocks {
+		blk := src[j*34 : (j+1)*34]
+		dst[2*j], dst[2*j+1] = blk[0], blk[1]
+		for v := range 8 {
+			binary.LittleEndian.PutUint32(dst[16+32*v+4*j:], binary.LittleEndian.Uint32(blk[2+4*v:])^0x80808080)
 		}
 	}
 }
@@ -123,9 +143,14 @@ func interleaveActs(qi, q []int8, g0, g1 int) {
 }
 
 // dotQ8_0I is the dot product of an interleaved Q8_0 row w with interleaved activations xq (block scales xd in
-// block order), ngroups groups of 8 blocks: the Go form of the dotQ8_0IT kernels.
-func dotQ8_0I(w []byte, xq []int8, xd []float32, ngroups int) float32 {
+// block order), ngroups groups of 8 blocks: the Go form of the dotQ8_0IT kernels. With biased, w holds q+128
+// (Matrix.Biased).
+func dotQ8_0I(w []byte, xq []int8, xd []float32, ngroups int, biased bool) float32 {
 	var sum float32
+	var bias byte
+	if biased {
+		bias = 0x80
+	}
 	for g := range ngroups {
 		grp := w[g*groupBytes(weights.TypeQ8_0) : (g+1)*groupBytes(weights.TypeQ8_0)]
 		x := xq[g*groupValues : (g+1)*groupValues]
@@ -133,7 +158,7 @@ func dotQ8_0I(w []byte, xq []int8, xd []float32, ngroups int) float32 {
 			var isum int32
 			for v := range 8 {
 				for t := range 4 {
-					isum += int32(int8(grp[16+32*v+4*j+t])) * int32(x[32*v+4*j+t])
+					isum += int32(int8(grp[16+32*v+4*j+t]^bias)) * int32(x[32*v+4*j+t])
 				}
 			}
 			sum += f16(grp[2*j:]) * xd[g*groupBlocks+j] * float32(isum)

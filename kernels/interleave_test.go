@@ -8,11 +8,14 @@ import (
 	"github.com/bestofn/bestofn/weights"
 )
 
-// TestInterleavedMatMul checks MatMul on interleaved Q8_0 and Q4_0 matrices, assembly and Go, against
-// dequantize-then-float64, and against the same matrix in the file layout (the same quantized activations, so
-// only float summation order may differ), for batches that use every tile size and more than one tile.
+// TestInterleavedMatMul checks MatMul on interleaved Q8_0 and Q4_0 matrices, in the form of each ISA this CPU
+// runs (signed or biased Q8_0) and on every ISA (the ones without kernels for a form fall back to Go), against
+// dequantize-then-float64, and against the same matrix in the file layout on the Go loops (the same quantized
+// activations, so only float summation order may differ), for batches that use every tile size and more than
+// one tile.
 func TestInterleavedMatMul(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
+	isas := SupportedISAs()
 	for _, threads := range []int{1, 2} {
 		p := NewPool(threads)
 		defer p.Close()
@@ -20,31 +23,38 @@ func TestInterleavedMatMul(t *testing.T) {
 			for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0} {
 				for _, rows := range []int{1, 7, 33} {
 					m := randomMatrix(rng, typ, rows, cols)
-					mi, err := Interleave(m)
-					if err != nil {
-						t.Fatal(err)
+					var forms []Matrix
+					for _, isa := range isas {
+						mi, err := Interleave(m, isa)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() || mi.Biased != (typ == weights.TypeQ8_0 && isa.vnni()) {
+							t.Fatalf("Interleave(%v): interleaved %v, biased %v, %d bytes", isa, mi.Interleaved, mi.Biased, len(mi.Data))
+						}
+						forms = append(forms, mi)
 					}
-					if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() {
-						t.Fatalf("Interleave: interleaved %v, %d bytes", mi.Interleaved, len(mi.Data))
-					}
-					for batch := 1; batch <= 11; batch++ {
+					for batch := 1; batch <= 13; batch++ {
+						if cols == 2048 && batch%3 != 1 {
+							continue
+						}
 						x := randomVec(rng, batch*cols)
 						want, tol := reference(t, m, x, batch)
-						for _, asm := range []bool{false, true} {
-							if asm && !haveASM() {
-								continue
-							}
-							p.asm = asm
-							plain := runMatMul(t, p, m, x, batch)
-							got := runMatMul(t, p, mi, x, batch)
-							for i := range got {
-								if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
-									t.Fatalf("%v %dx%d batch %d threads %d asm %v: out[%d] = %g, want %g ± %g",
-										typ, rows, cols, batch, threads, asm, i, got[i], want[i], tol[i])
-								}
-								if d := math.Abs(float64(got[i] - plain[i])); d > 1e-5*math.Abs(float64(plain[i]))+tol[i]/100 {
-									t.Fatalf("%v %dx%d batch %d threads %d asm %v: out[%d] = %g interleaved, %g in file layout",
-										typ, rows, cols, batch, threads, asm, i, got[i], plain[i])
+						p.setISA(ISAGo)
+						plain := runMatMul(t, p, m, x, batch)
+						for _, isa := range isas {
+							p.setISA(isa)
+							for _, mi := range forms {
+								got := runMatMul(t, p, mi, x, batch)
+								for i := range got {
+									if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
+										t.Fatalf("%v %dx%d batch %d threads %d %v biased %v: out[%d] = %g, want %g ± %g",
+											typ, rows, cols, batch, threads, isa, mi.Biased, i, got[i], want[i], tol[i])
+									}
+									if d := math.Abs(float64(got[i] - plain[i])); d > 1e-5*math.Abs(float64(plain[i]))+tol[i]/100 {
+										t.Fatalf("%v %dx%d batch %d threads %d %v biased %v: out[%d] = %g interleaved, %g in file layout",
+											typ, rows, cols, batch, threads, isa, mi.Biased, i, got[i], plain[i])
+									}
 								}
 							}
 						}
@@ -60,7 +70,7 @@ func TestInterleavedMatMul(t *testing.T) {
 func TestInterleaveRefuses(t *testing.T) {
 	rng := rand.New(rand.NewPCG(33, 34))
 	q8 := randomMatrix(rng, weights.TypeQ8_0, 3, 256)
-	mi, err := Interleave(q8)
+	mi, err := Interleave(q8, ISAAuto)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +81,7 @@ func TestInterleaveRefuses(t *testing.T) {
 		"short data":       {Type: weights.TypeQ8_0, Rows: 3, Cols: 256, Data: q8.Data[:100]},
 		"F32 with 256 col": randomMatrix(rng, weights.TypeF32, 3, 256),
 	} {
-		if _, err := Interleave(m); err == nil {
+		if _, err := Interleave(m, ISAAuto); err == nil {
 			t.Errorf("%s: Interleave succeeded", name)
 		}
 	}
@@ -79,5 +89,14 @@ func TestInterleaveRefuses(t *testing.T) {
 	bad.Interleaved = true
 	if err := bad.Validate(); err == nil {
 		t.Error("Validate accepted an interleaved Q5_0 matrix")
+	}
+	q4 := randomMatrix(rng, weights.TypeQ4_0, 3, 256)
+	q4.Interleaved, q4.Biased = true, true
+	if err := q4.Validate(); err == nil {
+		t.Error("Validate accepted a biased Q4_0 matrix")
+	}
+	q8.Biased = true
+	if err := q8.Validate(); err == nil {
+		t.Error("Validate accepted a biased Q8_0 matrix in the file layout")
 	}
 }

@@ -14,6 +14,9 @@ type Matrix struct {
 	Data       []byte
 	// Interleaved marks Q8_0 or Q4_0 data in the interleaved layout of Interleave rather than the file's.
 	Interleaved bool
+	// Biased marks interleaved Q8_0 data whose quants are stored as q+128 (unsigned bytes), the form the
+	// VNNI kernels multiply (see Interleave).
+	Biased bool
 }
 
 // RowBytes returns the size of one row in bytes, or 0 when Type is unknown or Cols is not a whole number of
@@ -42,6 +45,9 @@ func (m Matrix) Validate() error {
 	if m.Interleaved && !interleavable(m.Type, m.Cols) {
 		return fmt.Errorf("kernels: interleaved %v matrix of %d columns: only Q8_0 or Q4_0 with a multiple of %d columns",
 			m.Type, m.Cols, groupValues)
+	}
+	if m.Biased && (!m.Interleaved || m.Type != weights.TypeQ8_0) {
+		return fmt.Errorf("kernels: biased %v matrix (interleaved %v): only interleaved Q8_0 is biased", m.Type, m.Interleaved)
 	}
 	if m.Rows > len(m.Data)/rb {
 		return fmt.Errorf("kernels: %v matrix %dx%d needs %d rows of %d bytes, data has %d bytes",
@@ -86,10 +92,11 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 	}
 	j := &p.mat
 	j.out, j.m, j.rowBytes, j.x, j.batch = out, m, rb, x, batch
-	j.asm = p.asm
+	j.asm, j.isa = p.asm, p.isa
+	j.vnni = m.Interleaved && p.isa.vnni() && (m.Type == weights.TypeQ4_0 || m.Biased)
 	switch m.Type {
 	case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
-		p.quant.quantizeQ8_0(p, x[:batch*m.Cols], m.Cols, m.Interleaved)
+		p.quant.quantizeQ8_0(p, x[:batch*m.Cols], m.Cols, m.Interleaved, j.vnniCorrection())
 	case weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K, weights.TypeQ8_K:
 		p.quant.quantizeQ8_K(p, x[:batch*m.Cols])
 	}
@@ -106,7 +113,7 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 		grain = max(1, min(grain, (128<<10)/rb))
 	}
 	// When the batch spans several tiles, each tile re-reads the grain's weights: keep a grain within L2.
-	if batch > tileBatch {
+	if batch > tileBatch || (j.vnni && batch > vnniNR) {
 		grain = max(1, min(grain, (256<<10)/rb))
 	}
 	p.Run(m.Rows, grain, j)
@@ -125,14 +132,20 @@ type matJob struct {
 	rowBytes int
 	x        []float32
 	batch    int
-	kc       int // columns per chunk (float types), a multiple of 32 or all columns
-	asm      bool
+	kc       int  // columns per chunk (float types), a multiple of 32 or all columns
+	asm      bool // the AVX2 kernels run (every ISA from ISAAVX2 up)
+	isa      ISA
+	vnni     bool // interleaved Q8_0 (biased) or Q4_0 weights on a VNNI ISA: runVNNI's tiles
 	q        *scratch
 }
 
 // Run computes output rows [lo, hi) for the whole batch: for each tile of activation rows, for each column
 // chunk, for each weight row of the grain, so the tile stays in L1 and the grain's weights in L2.
 func (j *matJob) Run(lo, hi, _ int) {
+	if j.vnni {
+		j.runVNNI(lo, hi)
+		return
+	}
 	if j.batch == 1 && j.asm && j.rowsASM(lo, hi) {
 		return
 	}
@@ -199,7 +212,7 @@ func (j *matJob) tile(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) {
 			if j.m.Type == weights.TypeQ4_0 {
 				res[k] = dotQ4_0I(w, xq, xd, q.s[row*nb:(row+1)*nb], nb/groupBlocks)
 			} else {
-				res[k] = dotQ8_0I(w, xq, xd, nb/groupBlocks)
+				res[k] = dotQ8_0I(w, xq, xd, nb/groupBlocks, j.m.Biased)
 			}
 		}
 		return

@@ -11,10 +11,31 @@ import (
 	"github.com/bestofn/bestofn/weights"
 )
 
-//go:generate go run ./internal/asmgen -out matmul_amd64.s
+//go:generate go run ./internal/asmgen -dir .
 
 // haveASM reports whether the CPU runs the assembly kernels (AVX2, FMA and F16C).
 func haveASM() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C }
+
+// haveAVXVNNI reports whether the CPU runs the AVX-VNNI kernels of vnni_amd64.s (VEX-encoded VPDPBUSD).
+func haveAVXVNNI() bool { return cpu.X86.HasAVXVNNI }
+
+// haveAVX512VNNI reports whether the CPU (and OS) run the AVX-512 VNNI kernels of vnni_amd64.s.
+func haveAVX512VNNI() bool {
+	return cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VNNI
+}
+
+// vnniKernel returns the VNNI kernel of isa for weights of typ (Q8_0 biased, or Q4_0) and an mr x nr tile
+// (mr 1 for ISAAVXVNNI, 1 or 2 for ISAAVX512VNNI; nr 1..vnniNR).
+func vnniKernel(isa ISA, typ weights.Type, mr, nr int) vnniFunc {
+	t := 0
+	if typ == weights.TypeQ4_0 {
+		t = 1
+	}
+	if isa == ISAAVX512VNNI {
+		return vnni512Kernels[t][mr-1][nr-1]
+	}
+	return avxvnniKernels[t][nr-1]
+}
 
 // The tile kernels below compute, for k < T (the digit in the name),
 //
@@ -391,19 +412,16 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 		if m.Cols%64 != 0 {
 			return false
 		}
+		row := floatRow(j.isa, m.Type)
 		for r := lo; r < hi; r++ {
-			switch m.Type {
-			case weights.TypeF32:
-				dotF32T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
-			case weights.TypeF16:
-				dotF16T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
-			default:
-				dotBF16T1(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
-			}
+			row(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
 		}
 		return true
 	case weights.TypeQ8_0, weights.TypeQ4_0:
 		nb := m.Cols / 32
+		if m.Biased {
+			return false // the AVX2 kernels take signed Q8_0 quants; the Go loops take these
+		}
 		if m.Interleaved {
 			for r := lo; r < hi; r++ {
 				interleavedTileASM(m.Type, 1, nb/groupBlocks, &m.Data[r*rb], &j.q.qi[0], &j.q.d[0], &j.q.s[0], 0, 0, &j.out[r])
@@ -422,10 +440,39 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 	return false
 }
 
+// floatRow returns the single-row kernel of float type typ (F32, F16 or BF16) for isa: the AVX-512 one on
+// ISAAVX512VNNI, a 256-bit one with a longer prefetch distance on ISAAVXVNNI, else AVX2's.
+func floatRow(isa ISA, typ weights.Type) func(n int, w *byte, x *float32, xstride int, res *float32) {
+	switch {
+	case isa == ISAAVX512VNNI && typ == weights.TypeF32:
+		return dotF32Z1
+	case isa == ISAAVX512VNNI && typ == weights.TypeF16:
+		return dotF16Z1
+	case isa == ISAAVX512VNNI:
+		return dotBF16Z1
+	case isa == ISAAVXVNNI && typ == weights.TypeF32:
+		return dotF32Y1
+	case isa == ISAAVXVNNI && typ == weights.TypeF16:
+		return dotF16Y1
+	case isa == ISAAVXVNNI:
+		return dotBF16Y1
+	}
+	switch typ {
+	case weights.TypeF32:
+		return dotF32T1
+	case weights.TypeF16:
+		return dotF16T1
+	}
+	return dotBF16T1
+}
+
 // tileASM runs the assembly kernel for w's type on activation rows b..b+t-1, if there is one.
 // For float types w holds columns [c0, c1) of a row.
 func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bool {
 	cols := j.m.Cols
+	if j.m.Biased {
+		return false
+	}
 	if j.m.Interleaved {
 		nb := cols / 32
 		interleavedTileASM(j.m.Type, t, nb/groupBlocks, &w[0], &j.q.qi[b*cols], &j.q.d[b*nb], &j.q.s[b*nb], cols, nb*4,
@@ -480,3 +527,9 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 //
 //go:noescape
 func swigluASM(gate, up *float32, n int)
+
+// streamReadASM reads n bytes at p (n a multiple of 256) and returns the XOR of their 8-byte words folded
+// to one (the read-bandwidth probe of ReadBandwidth).
+//
+//go:noescape
+func streamReadASM(p *byte, n int) uint64

@@ -2,7 +2,17 @@
 
 package kernels
 
+import "github.com/bestofn/bestofn/weights"
+
 func haveASM() bool { return false }
+
+func haveAVXVNNI() bool { return false }
+
+func haveAVX512VNNI() bool { return false }
+
+func vnniKernel(isa ISA, typ weights.Type, mr, nr int) vnniFunc {
+	panic("kernels: no assembly on this architecture")
+}
 
 func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bool { return false }
 
@@ -27,3 +37,5 @@ func quantQ8_0ASM(x *float32, q *int8, d, s *float32, nb int) {
 }
 
 func swigluASM(gate, up *float32, n int) { panic("kernels: no assembly on this architecture") }
+
+func streamReadASM(p *byte, n int) uint64 { panic("kernels: no assembly on this architecture") }

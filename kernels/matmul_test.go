@@ -155,16 +155,13 @@ func TestMatMulReference(t *testing.T) {
 					batch := 1 + rng.IntN(9)
 					x := randomVec(rng, batch*cols)
 					want, tol := reference(t, m, x, batch)
-					for _, asm := range []bool{false, true} {
-						if asm && !haveASM() {
-							continue
-						}
-						p.asm = asm
+					for _, isa := range SupportedISAs() {
+						p.setISA(isa)
 						got := runMatMul(t, p, m, x, batch)
 						for i := range got {
 							if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
-								t.Fatalf("%v %dx%d batch %d threads %d asm %v: out[%d] = %g, want %g ± %g",
-									typ, rows, cols, batch, threads, asm, i, got[i], want[i], tol[i])
+								t.Fatalf("%v %dx%d batch %d threads %d %v: out[%d] = %g, want %g ± %g",
+									typ, rows, cols, batch, threads, isa, i, got[i], want[i], tol[i])
 							}
 						}
 					}
@@ -174,8 +171,8 @@ func TestMatMulReference(t *testing.T) {
 	}
 }
 
-// TestASMMatchesGo checks the assembly against the Go kernels on the same quantized activations, so only the
-// float summation order differs, for every batch size 1..9 (tiles of 1..5 rows).
+// TestASMMatchesGo checks the assembly of every ISA this CPU runs against the Go kernels on the same quantized
+// activations, so only the float summation order differs, for every batch size 1..9 (tiles of 1..5 rows).
 func TestASMMatchesGo(t *testing.T) {
 	if !haveASM() {
 		t.Skip("no AVX2/FMA/F16C")
@@ -190,16 +187,21 @@ func TestASMMatchesGo(t *testing.T) {
 			rows := 1 + rng.IntN(40)
 			m := randomMatrix(rng, typ, rows, cols)
 			x := randomVec(rng, batch*cols)
-			p.asm = false
+			p.setISA(ISAGo)
 			slow := runMatMul(t, p, m, x, batch)
-			p.asm = true
-			fast := runMatMul(t, p, m, x, batch)
 			_, tol := reference(t, m, x, batch)
-			for i := range slow {
-				// tol includes activation quantization, which both paths share; the float rounding part is
-				// what may differ, bounded well below it.
-				if d := math.Abs(float64(slow[i] - fast[i])); d > 1e-5*math.Abs(float64(slow[i]))+tol[i]/100 {
-					t.Fatalf("%v %dx%d batch %d: asm out[%d] = %g, go %g", typ, rows, cols, batch, i, fast[i], slow[i])
+			for _, isa := range SupportedISAs() {
+				if isa == ISAGo {
+					continue
+				}
+				p.setISA(isa)
+				fast := runMatMul(t, p, m, x, batch)
+				for i := range slow {
+					// tol includes activation quantization, which both paths share; the float rounding part is
+					// what may differ, bounded well below it.
+					if d := math.Abs(float64(slow[i] - fast[i])); d > 1e-5*math.Abs(float64(slow[i]))+tol[i]/100 {
+						t.Fatalf("%v %dx%d batch %d: %v out[%d] = %g, go %g", typ, rows, cols, batch, isa, i, fast[i], slow[i])
+					}
 				}
 			}
 		}
@@ -295,14 +297,18 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// FuzzMatMul compares MatMul (assembly when available) with the dequantize reference on random shapes.
+// FuzzMatMul compares MatMul on every ISA this CPU runs, and on each ISA's interleaved layout of Q8_0 and
+// Q4_0, with the dequantize reference on random shapes.
 func FuzzMatMul(f *testing.F) {
 	f.Add(uint8(3), uint8(5), uint8(2), uint8(3), uint64(1))
 	f.Add(uint8(4), uint8(1), uint8(1), uint8(9), uint64(2))
 	f.Add(uint8(1), uint8(17), uint8(7), uint8(5), uint64(3))
 	f.Add(uint8(10), uint8(3), uint8(1), uint8(1), uint64(4))
+	f.Add(uint8(3), uint8(13), uint8(15), uint8(11), uint64(5)) // Q8_0, 256 columns: interleaved, 2 tiles
+	f.Add(uint8(4), uint8(6), uint8(7), uint8(7), uint64(6))    // Q4_0, 256 columns
 	p := NewPool(2)
 	defer p.Close()
+	isas := SupportedISAs()
 	f.Fuzz(func(t *testing.T, ti, rows, colBlocks, batch uint8, seed uint64) {
 		typ := allTypes[int(ti)%len(allTypes)]
 		r, b := 1+int(rows)%64, 1+int(batch)%12
@@ -314,10 +320,27 @@ func FuzzMatMul(f *testing.F) {
 		m := randomMatrix(rng, typ, r, cols)
 		x := randomVec(rng, b*cols)
 		want, tol := reference(t, m, x, b)
-		got := runMatMul(t, p, m, x, b)
-		for i := range got {
-			if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
-				t.Fatalf("%v %dx%d batch %d: out[%d] = %g, want %g ± %g", typ, r, cols, b, i, got[i], want[i], tol[i])
+		// Every ISA this CPU runs, on the file layout and, where it applies, on each ISA's interleaved form.
+		layouts := []Matrix{m}
+		for _, isa := range isas {
+			if interleavable(m.Type, m.Cols) {
+				mi, err := Interleave(m, isa)
+				if err != nil {
+					t.Fatal(err)
+				}
+				layouts = append(layouts, mi)
+			}
+		}
+		for _, isa := range isas {
+			p.setISA(isa)
+			for _, mm := range layouts {
+				got := runMatMul(t, p, mm, x, b)
+				for i := range got {
+					if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
+						t.Fatalf("%v %dx%d batch %d %v interleaved %v biased %v: out[%d] = %g, want %g ± %g", typ, r,
+							cols, b, isa, mm.Interleaved, mm.Biased, i, got[i], want[i], tol[i])
+					}
+				}
 			}
 		}
 	})
@@ -440,5 +463,37 @@ func TestQuantQ8_0ASM(t *testing.T) {
 				t.Fatalf("block %d value %d (x=%g): asm q=%d, go q=%d", i, j, x[i*32+j], q[i*32+j], wantQ[j])
 			}
 		}
+	}
+}
+
+// TestReadBandwidth checks the bandwidth probe's assembly against the Go fold of the same buffer and that
+// ReadBandwidth reports a positive rate on every ISA (0 for a buffer under one chunk).
+func TestReadBandwidth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 52))
+	buf := make([]byte, 3*bandwidthChunk+100)
+	for i := range buf {
+		buf[i] = byte(rng.Uint32())
+	}
+	var want uint64
+	for i := 0; i+8 <= bandwidthChunk; i += 8 {
+		want ^= binary.LittleEndian.Uint64(buf[i:])
+	}
+	if haveASM() {
+		if got := streamReadASM(&buf[0], bandwidthChunk); got != want {
+			t.Fatalf("streamReadASM = %#x, want %#x", got, want)
+		}
+	}
+	for _, isa := range SupportedISAs() {
+		p, err := NewPoolISA(2, isa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bw := p.ReadBandwidth(buf); !(bw > 0) {
+			t.Errorf("%v: ReadBandwidth = %g", isa, bw)
+		}
+		if bw := p.ReadBandwidth(buf[:100]); bw != 0 {
+			t.Errorf("%v: ReadBandwidth of 100 bytes = %g, want 0", isa, bw)
+		}
+		p.Close()
 	}
 }

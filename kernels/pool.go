@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"runtime"
 	"sync/atomic"
 )
@@ -35,7 +36,8 @@ type Pool struct {
 	gen     atomic.Uint32
 	pending atomic.Int32
 
-	asm   bool    // use the assembly kernels (CPU has AVX2, FMA and F16C)
+	isa   ISA     // the kernels MatMul runs (resolved: never ISAAuto)
+	asm   bool    // the AVX2 kernels run: isa is ISAAVX2 or wider
 	mat   matJob  // MatMul's task, reused across calls
 	quant scratch // quantized activations, grown on demand
 
@@ -53,20 +55,42 @@ type poolWorker struct {
 // sleeping: a few hundred microseconds.
 const spinRounds = 2000
 
-// NewPool starts a pool of threads workers (threads <= 0 means runtime.NumCPU()). Close it when done.
+// NewPool starts a pool of threads workers (threads <= 0 means runtime.NumCPU()) that runs the kernels of
+// BestISA(). Close it when done.
 func NewPool(threads int) *Pool {
+	p, err := NewPoolISA(threads, ISAAuto)
+	if err != nil {
+		panic(err) // BestISA is always supported
+	}
+	return p
+}
+
+// NewPoolISA is NewPool with the kernels of isa (ISAAuto: BestISA()); it fails when this CPU does not run
+// them.
+func NewPoolISA(threads int, isa ISA) (*Pool, error) {
+	isa = isa.resolve()
+	if !isa.Supported() {
+		return nil, fmt.Errorf("kernels: this CPU does not run the %v kernels (it runs %v)", isa, SupportedISAs())
+	}
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	p := &Pool{threads: threads, asm: haveASM(), perWorker: make([][]float32, threads)}
+	p := &Pool{threads: threads, perWorker: make([][]float32, threads)}
+	p.setISA(isa)
 	p.mat.p = p
 	p.workers = make([]poolWorker, threads-1)
 	for i := range p.workers {
 		p.workers[i].wake = make(chan struct{}, 1)
 		go p.worker(i)
 	}
-	return p
+	return p, nil
 }
+
+// setISA switches the pool's kernels (tests force each ISA on one pool).
+func (p *Pool) setISA(isa ISA) { p.isa, p.asm = isa, isa >= ISAAVX2 }
+
+// ISA returns the kernels the pool runs.
+func (p *Pool) ISA() ISA { return p.isa }
 
 // Scratch returns n float32s that belong to worker (0 <= worker < Threads(), as passed to Task.Run) until
 // its next Scratch call, for the scratch space of kernels in other packages (gemm's packing buffers). The

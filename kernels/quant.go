@@ -21,7 +21,10 @@ type scratch struct {
 	sT       []float32 // s block-major, like dT
 	dTStride int
 	k        []byte
-	active   bool // holds the activations of the MatMul in progress
+	rec      []byte // VNNI activation records (see vnniRecord), 64-byte aligned, when vnniC != 0
+	recBuf   []byte // rec's allocation
+	vnniC    int32  // the weight offset the records' corrections undo (128: biased Q8_0, 8: Q4_0), or 0
+	active   bool   // holds the activations of the MatMul in progress
 
 	x      []float32 // the activations being quantized
 	blockK bool      // quantizing into Q8_K records rather than Q8_0 blocks
@@ -52,14 +55,20 @@ func roundInt(v float32) int32 {
 }
 
 // quantizeQ8_0 quantizes x (rows of cols values, cols a multiple of 32) in blocks of 32: d = max|x|/127,
-// q = round(x/d), split across p's threads. With interleaved (cols a multiple of 256) it also fills qi for
-// interleaved weights, which read the scales from d; otherwise, with several rows, it fills dT and sT, padded
-// so that 8 floats can be read from any row.
-func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int, interleaved bool) {
+// q = round(x/d), split across p's threads. With vnniC != 0 (cols a multiple of 256) it packs the result into
+// the VNNI kernels' activation records, with corrections -vnniC*sum(q); else with interleaved (cols a
+// multiple of 256) it also fills qi for interleaved weights, which read the scales from d; otherwise, with
+// several rows, it fills dT and sT, padded so that 8 floats can be read from any row.
+func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int, interleaved bool, vnniC int32) {
 	n := len(x)
 	s.q = grow(s.q, n)
 	s.d = grow(s.d, n/32)
 	s.s = grow(s.s, n/32)
+	s.vnniC = vnniC
+	if vnniC != 0 {
+		s.growRecords(n / groupValues)
+		interleaved = false
+	}
 	if interleaved {
 		s.qi = grow(s.qi, n)
 	}
@@ -67,7 +76,7 @@ func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int, interleaved bool)
 	p.Run(n/32, quantGrain/32, s) // quantGrain/32 is a whole number of groups, so each chunk interleaves its own
 	s.x = nil
 	rows, nb := n/cols, cols/32
-	if rows == 1 || interleaved {
+	if rows == 1 || interleaved || vnniC != 0 {
 		return
 	}
 	s.dTStride = rows + 8
@@ -107,6 +116,9 @@ func (s *scratch) Run(lo, hi, _ int) {
 		}
 		if s.inter {
 			interleaveActs(s.qi, s.q, lo/groupBlocks, hi/groupBlocks)
+		}
+		if s.vnniC != 0 {
+			packRecords(s.rec, s.q, s.d, lo/groupBlocks, hi/groupBlocks, s.vnniC)
 		}
 		return
 	}

@@ -64,35 +64,41 @@ func quantCheckpoint(t *testing.T, typ weights.Type) *weights.Checkpoint {
 // layout) and that the logits of a 12-token prompt (tiles of 5, 5 and 2 rows) and of a step of 5 forked
 // sequences equal those of the same model kept in the file layout (Options.FileLayout), up to float
 // summation order: both read the same 8-bit activations.
+//
+// It runs once per ISA this CPU runs (Options.ISA), each interleaving in its own form (biased Q8_0 for the VNNI
+// ISAs), against the file layout on the Go loops.
 func TestInterleavedWeights(t *testing.T) {
 	for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0} {
-		t.Run(typ.String(), func(t *testing.T) { testInterleavedWeights(t, typ) })
+		for _, isa := range kernels.SupportedISAs() {
+			t.Run(typ.String()+"/"+isa.String(), func(t *testing.T) { testInterleavedWeights(t, typ, isa) })
+		}
 	}
 }
 
-func testInterleavedWeights(t *testing.T, typ weights.Type) {
+func testInterleavedWeights(t *testing.T, typ weights.Type, isa kernels.ISA) {
 	ck := quantCheckpoint(t, typ)
-	inter, err := Load(ck, Options{Threads: 2})
+	inter, err := Load(ck, Options{Threads: 2, ISA: isa})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer inter.Close()
-	file, err := Load(ck, Options{Threads: 2, FileLayout: true})
+	file, err := Load(ck, Options{Threads: 2, FileLayout: true, ISA: kernels.ISAGo})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer file.Close()
-	want := kernels.InterleaveWorthwhile(file.layers[0].wGate)
+	want := kernels.InterleaveWorthwhile(file.layers[0].wGate, isa)
+	biased := want && typ == weights.TypeQ8_0 && (isa == kernels.ISAAVXVNNI || isa == kernels.ISAAVX512VNNI)
 	for _, mat := range []kernels.Matrix{inter.layers[0].wq, inter.layers[1].wDown, inter.output} {
-		if mat.Interleaved != want {
-			t.Fatalf("interleaved %v, want %v", mat.Interleaved, want)
+		if mat.Interleaved != want || mat.Biased != biased {
+			t.Fatalf("interleaved %v biased %v, want %v and %v", mat.Interleaved, mat.Biased, want, biased)
 		}
 	}
 	if file.layers[1].wUp.Interleaved {
 		t.Fatal("FileLayout model has interleaved matrices")
 	}
 	if !want {
-		t.Log("no AVX2: the interleaved layout is not used; comparing two file-layout models")
+		t.Logf("%v: the interleaved layout is not used; comparing two file-layout models", isa)
 	}
 
 	v := inter.Config().VocabSize

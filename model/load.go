@@ -24,6 +24,9 @@ type Options struct {
 	// sequence instead of about 1.7x (Q8_0), for the memory of a second copy of those weights while the
 	// checkpoint stays mapped.
 	FileLayout bool
+	// ISA forces the kernels (kernels.ISAAuto, the zero value: the widest this CPU runs), and with them the
+	// layout the Q8_0 and Q4_0 matrices are interleaved into. Load fails when the CPU does not run it.
+	ISA kernels.ISA
 }
 
 // maxThreads bounds Options.Threads (each thread gets its own attention scratch).
@@ -160,20 +163,26 @@ func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
 		}
 	}
 	m.invFreq = ropeFrequencies(m.cfg, ropeFreqs)
+	if !opts.ISA.Supported() {
+		return nil, fmt.Errorf("model: this CPU does not run the %v kernels (it runs %v)", opts.ISA, kernels.SupportedISAs())
+	}
 	if !opts.FileLayout {
-		if err := m.interleave(); err != nil {
+		if err := m.interleave(opts.ISA); err != nil {
 			return nil, err
 		}
 	}
 
-	m.pool = kernels.NewPool(opts.Threads)
+	if m.pool, err = kernels.NewPoolISA(opts.Threads, opts.ISA); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
 	m.s.init(m)
 	return m, nil
 }
 
-// interleave replaces the Q8_0 and Q4_0 matrices the forward pass uses by interleaved heap copies where
-// kernels.InterleaveWorthwhile says so (the fused q/k/v matrix rather than its parts when there is one).
-func (m *Model) interleave() error {
+// interleave replaces the Q8_0 and Q4_0 matrices the forward pass uses by interleaved heap copies (in the
+// form the kernels of isa read) where kernels.InterleaveWorthwhile says so (the fused q/k/v matrix rather
+// than its parts when there is one).
+func (m *Model) interleave(isa kernels.ISA) error {
 	var ms []*kernels.Matrix
 	for i := range m.layers {
 		ly := &m.layers[i]
@@ -186,10 +195,10 @@ func (m *Model) interleave() error {
 	}
 	ms = append(ms, &m.output)
 	for _, mat := range ms {
-		if !kernels.InterleaveWorthwhile(*mat) {
+		if !kernels.InterleaveWorthwhile(*mat, isa) {
 			continue
 		}
-		im, err := kernels.Interleave(*mat)
+		im, err := kernels.Interleave(*mat, isa)
 		if err != nil {
 			return fmt.Errorf("model: %w", err)
 		}

@@ -99,17 +99,26 @@ func (o *Optimizer) updateRange(lo, hi, _ int) {
 	}
 }
 
-// GradNorm returns the L2 norm of all gradients, summed in float64 in a fixed order.
+// GradNorm returns the L2 norm of all gradients, summed in float64: per chunk of optChunk values (in
+// parallel), then over the chunks in order.
 func (m *Model) GradNorm() float64 {
+	m.pool.Run(len(m.normParts), 1, m.tasks.gradNorm)
 	var total float64
-	for lo := 0; lo < len(m.gradFlat); lo += optChunk {
-		var s float64
-		for _, g := range m.gradFlat[lo:min(lo+optChunk, len(m.gradFlat))] {
-			s += float64(g) * float64(g)
-		}
+	for _, s := range m.normParts {
 		total += s
 	}
 	return math.Sqrt(total)
+}
+
+// gradNormChunks sums the squares of the gradients of chunks [lo, hi) into normParts.
+func (m *Model) gradNormChunks(lo, hi, _ int) {
+	for c := lo; c < hi; c++ {
+		var s float64
+		for _, g := range m.gradFlat[c*optChunk : min((c+1)*optChunk, len(m.gradFlat))] {
+			s += float64(g) * float64(g)
+		}
+		m.normParts[c] = s
+	}
 }
 
 // ClipGradNorm scales the gradients so that their global L2 norm is at most maxNorm, as
@@ -121,12 +130,18 @@ func (m *Model) ClipGradNorm(maxNorm float64) float64 {
 		return norm
 	}
 	if c := maxNorm / (norm + 1e-6); c < 1 {
-		f := float32(c)
-		for i := range m.gradFlat {
-			m.gradFlat[i] *= f
-		}
+		m.tasks.gradScale = float32(c)
+		m.pool.Run(len(m.normParts), 1, m.tasks.scaleGrads)
 	}
 	return norm
+}
+
+// scaleGradChunks multiplies the gradients of chunks [lo, hi) by tasks.gradScale.
+func (m *Model) scaleGradChunks(lo, hi, _ int) {
+	f := m.tasks.gradScale
+	for i := lo * optChunk; i < min(hi*optChunk, len(m.gradFlat)); i++ {
+		m.gradFlat[i] *= f
+	}
 }
 
 // Schedule is a learning rate schedule: linear warmup, then cosine decay, as llm.c's.

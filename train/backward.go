@@ -72,7 +72,7 @@ func (m *Model) attnBackwardItems(lo, hi, worker int) {
 	group := cfg.NHeads / cfg.NKVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	qkv := a.layer(a.qkv, l, W)
-	probs, dp := s.workerScratch(s.probs, worker), s.workerScratch(s.dp, worker)
+	probs, dp, tr := s.workerScratch(s.probs, worker), s.workerScratch(s.dp, worker), s.workerScratch(s.tr, worker)
 	for item := lo; item < hi; item++ {
 		sq, kh := item/cfg.NKVHeads, item%cfg.NKVHeads
 		start, t := b.starts[sq], b.seqLen(sq)
@@ -82,7 +82,7 @@ func (m *Model) attnBackwardItems(lo, hi, worker int) {
 		for gi := 0; gi < group; gi++ {
 			h := kh*group + gi
 			attentionBackward(m.workers[worker], drows[h*hd:], dk, dv, s.datt[start*Q+h*hd:], rows[h*hd:], k, v, probs, dp,
-				t, hd, W, W, W, Q, scale)
+				tr, t, hd, W, W, W, Q, scale)
 		}
 	}
 }

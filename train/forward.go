@@ -107,6 +107,7 @@ type scratch struct {
 	dact    []float32 // (max_tokens, hidden)
 	probs   []float32 // (threads, attnBlock·max_seq_len) attention weights of one block, per worker
 	dp      []float32 // (threads, attnBlock·max_seq_len) attention backward's dP, then dS, per worker
+	tr      []float32 // (threads, head_dim·max_seq_len) attention backward's transposed dv, dk, per worker
 	sil     []float32 // (threads, hidden) silu(gate) of one row, per worker
 	ones    []float32 // (hidden) 1s
 
@@ -141,6 +142,7 @@ func (s *scratch) init(cfg model.Config, opts Options, qkvRows, threads int) {
 	s.dact = make([]float32, N*cfg.HiddenDim)
 	s.probs = make([]float32, threads*attnBlock*opts.MaxSeqLen)
 	s.dp = make([]float32, threads*attnBlock*opts.MaxSeqLen)
+	s.tr = make([]float32, threads*cfg.HeadDim*opts.MaxSeqLen)
 	s.sil = make([]float32, threads*cfg.HiddenDim)
 	s.ones = make([]float32, cfg.HiddenDim)
 	for i := range s.ones {
@@ -258,8 +260,11 @@ type tasks struct {
 	swigluForward  taskFunc
 	swigluBackward taskFunc
 	crossEntropy   taskFunc
+	gradNorm       taskFunc
+	scaleGrads     taskFunc
+	zeroGrads      taskFunc
 	headScale      float32
-	headN          int
+	gradScale      float32
 }
 
 func (t *tasks) init(m *Model) {
@@ -268,6 +273,9 @@ func (t *tasks) init(m *Model) {
 	t.swigluForward = m.swigluForwardRows
 	t.swigluBackward = m.swigluBackwardRows
 	t.crossEntropy = m.crossEntropyRows
+	t.gradNorm = m.gradNormChunks
+	t.scaleGrads = m.scaleGradChunks
+	t.zeroGrads = m.zeroGradChunks
 }
 
 // taskFunc adapts a function to kernels.Task.

@@ -47,8 +47,10 @@ type Config struct {
 	// Seed fixes the held-out split and the order of examples in each epoch.
 	Seed uint64
 	// CheckpointPath is the file the loop's state (weights, optimizer moments, position in the data) is
-	// written to at the end of each epoch, every CheckpointEvery steps and when ctx is cancelled; a run
-	// started with an existing file resumes from it. "" disables checkpoints.
+	// written to at the end of each epoch, every CheckpointEvery steps, at the last step and when ctx is
+	// cancelled; a run started with an existing file resumes from it (one that had finished trains no further and
+	// returns its results). The file stays when the run ends; a file of another run (other data, configuration
+	// or model) is an error wrapping ErrCheckpointMismatch. "" disables checkpoints.
 	CheckpointPath  string
 	CheckpointEvery int
 }

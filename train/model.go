@@ -35,6 +35,7 @@ type Model struct {
 	layout layout
 
 	flat, gradFlat []float32 // the parameters and their gradients, layout.size values each
+	normParts      []float64 // (chunks of optChunk values) squared gradient norm of each chunk
 	p, g           params    // flat and gradFlat carved into tensors
 
 	cos, sin []float32 // (max_seq_len, head_dim/2) rotary cosines and sines of each position
@@ -223,6 +224,7 @@ func newModel(cfg model.Config, opts Options) (*Model, error) {
 	m := &Model{cfg: cfg, opts: opts, layout: newLayout(cfg, opts.Head)}
 	m.flat = make([]float32, m.layout.size)
 	m.gradFlat = make([]float32, m.layout.size)
+	m.normParts = make([]float64, (m.layout.size+optChunk-1)/optChunk)
 	m.p = m.layout.carve(m.flat)
 	m.g = m.layout.carve(m.gradFlat)
 	m.cos, m.sin = ropeTables(cfg, opts.MaxSeqLen)
@@ -307,7 +309,12 @@ func (m *Model) ScoreHead() (w []float32, b float32) {
 }
 
 // ZeroGrad clears the gradients.
-func (m *Model) ZeroGrad() { clear(m.gradFlat) }
+func (m *Model) ZeroGrad() { m.pool.Run(len(m.normParts), 1, m.tasks.zeroGrads) }
+
+// zeroGradChunks clears the gradients of chunks [lo, hi) of optChunk values.
+func (m *Model) zeroGradChunks(lo, hi, _ int) {
+	clear(m.gradFlat[lo*optChunk : min(hi*optChunk, len(m.gradFlat))])
+}
 
 // Close stops the worker goroutines. The model must not be used afterwards.
 func (m *Model) Close() {

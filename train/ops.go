@@ -138,18 +138,22 @@ func attentionForward(p *kernels.Pool, out, q, k, v, probs []float32, t, hd, ldq
 }
 
 // attentionBackward adds the gradients of q, k and v (rows ldq, ldk, ldv apart, like the inputs) given
-// the gradient dout of attentionForward's output. probs and dp are scratch of attnBlock·t values. Per block
-// of query rows, with P the block's weights (recomputed):
+// the gradient dout of attentionForward's output. probs and dp are scratch of attnBlock·t values, tr of
+// hd·t. Per block of query rows, with P the block's weights (recomputed):
 //
 //	dP = dout vᵀ,  dv += Pᵀ dout,  dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale,  dq += dS k,  dk += dSᵀ q
-func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, q, k, v, probs, dp []float32,
+//
+// dv and dk are computed transposed, (doutᵀ P)ᵀ and (qᵀ dS)ᵀ through tr: a product of hd rows by t
+// columns runs 2-5x faster than one of t rows by hd columns (measured for head dimensions 8 and 48).
+func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, q, k, v, probs, dp, tr []float32,
 	t, hd, ldq, ldk, ldv, ldo int, scale float32) {
 	for r0 := 0; r0 < t; r0 += attnBlock {
 		r1 := min(r0+attnBlock, t)
 		rb := r1 - r0
 		attnProbs(p, probs, q, k, r0, r1, hd, ldq, ldk, scale)
 		gemm.Sgemm(p, false, true, rb, r1, hd, 1, dout[r0*ldo:], ldo, v, ldv, 0, dp, r1)
-		gemm.Sgemm(p, true, false, r1, hd, rb, 1, probs, r1, dout[r0*ldo:], ldo, 1, dv, ldv)
+		gemm.Sgemm(p, true, false, hd, r1, rb, 1, dout[r0*ldo:], ldo, probs, r1, 0, tr, r1)
+		addTransposed(dv, ldv, tr, hd, r1)
 		for r := r0; r < r1; r++ {
 			pr, dr := probs[(r-r0)*r1:(r-r0)*r1+r+1], dp[(r-r0)*r1:(r-r0+1)*r1]
 			var sum float32
@@ -162,7 +166,18 @@ func attentionBackward(p *kernels.Pool, dq, dk, dv, dout, q, k, v, probs, dp []f
 			clear(dr[r+1:])
 		}
 		gemm.Sgemm(p, false, false, rb, hd, r1, 1, dp, r1, k, ldk, 1, dq[r0*ldq:], ldq)
-		gemm.Sgemm(p, true, false, r1, hd, rb, 1, dp, r1, q[r0*ldq:], ldq, 1, dk, ldk)
+		gemm.Sgemm(p, true, false, hd, r1, rb, 1, q[r0*ldq:], ldq, dp, r1, 0, tr, r1)
+		addTransposed(dk, ldk, tr, hd, r1)
+	}
+}
+
+// addTransposed adds the transpose of src (rows, cols) to dst (cols, rows; row stride ld).
+func addTransposed(dst []float32, ld int, src []float32, rows, cols int) {
+	for c := 0; c < cols; c++ {
+		d := dst[c*ld : c*ld+rows]
+		for r := range d {
+			d[r] += src[r*cols+c]
+		}
 	}
 }
 

@@ -223,8 +223,8 @@ func TestGradAttention(t *testing.T) {
 	}
 	dx := make([]float32, tl*ld)
 	dp := make([]float32, attnBlock*tl)
-	attentionBackward(nil, dx, dx[hd:], dx[2*hd:], f32(c), x, x[hd:], x[2*hd:], probs, dp, tl, hd, ld, ld, ld, hd,
-		float32(scale))
+	attentionBackward(nil, dx, dx[hd:], dx[2*hd:], f32(c), x, x[hd:], x[2*hd:], probs, dp, make([]float32, hd*tl), tl,
+		hd, ld, ld, ld, hd, float32(scale))
 	compareGrad(t, "dq dk dv", dx, nil, numericGrad(ref, qkv), gradTol)
 }
 

@@ -148,7 +148,7 @@ func TestTrainRewardJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := train.RewardEncoder{Tok: tok, MaxLen: 96}
+	encode := rewardEncoder(tok, tmpl, 96, false)
 	var pairs []train.Pair
 	for _, line := range hhLines(t)[:64] {
 		p, _ := ParsePreference(line)
@@ -156,8 +156,8 @@ func TestTrainRewardJob(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		c, _ := tmpl.encode(enc, tps[0].prompt, tps[0].chosen)
-		r, _ := tmpl.encode(enc, tps[0].prompt, tps[0].rejected)
+		c, _ := encode(tps[0].prompt, tps[0].chosen)
+		r, _ := encode(tps[0].prompt, tps[0].rejected)
 		pairs = append(pairs, train.Pair{Chosen: c, Rejected: r})
 	}
 	m, err := train.FromCheckpoint(ck, train.Options{Head: train.HeadReward, Threads: 2, MaxTokens: 4096, MaxSeqLen: 96}, 3)
@@ -178,8 +178,8 @@ func TestTrainRewardJob(t *testing.T) {
 	}
 	var seqs [][]int32
 	for _, tp := range texts {
-		c, _ := tmpl.encode(enc, tp.prompt, tp.chosen)
-		r, _ := tmpl.encode(enc, tp.prompt, tp.rejected)
+		c, _ := encode(tp.prompt, tp.chosen)
+		r, _ := encode(tp.prompt, tp.rejected)
 		seqs = append(seqs, c, r)
 	}
 	want := make([]float32, len(seqs))

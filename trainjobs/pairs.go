@@ -118,10 +118,21 @@ func (p Preference) pairs(t rmTemplate, useMargin bool) ([]textPair, *RowError) 
 	return []textPair{tp}, nil
 }
 
-// encodePair tokenizes one side of a pair with package train's reward encoder (which tokenizes and truncates
-// exactly as package reward does when it serves): the template's rendering, the response starting after the
-// prefix.
-func (t rmTemplate) encode(enc train.RewardEncoder, prompt, response string) ([]int32, bool) {
-	prefix := t.prefix(prompt)
-	return enc.EncodeText(prefix+response+t.after, len(prefix))
+// rewardEncoder returns the tokenization of (prompt, response) package reward uses when it serves the exported
+// model: package train's reward encoder (BOS, the template's rendering with special tokens parsed, prompt
+// tokens dropped from the left first when too long) over the template, and with appendEOS an EOS after it, for
+// which the truncation leaves room as reward's does for a tokenizer.json that appends one.
+func rewardEncoder(tok train.Tokenizer, t rmTemplate, maxLen int, appendEOS bool) func(prompt, response string) ([]int32, bool) {
+	enc := train.RewardEncoder{Tok: tok, MaxLen: maxLen}
+	if appendEOS {
+		enc.MaxLen--
+	}
+	return func(prompt, response string) ([]int32, bool) {
+		prefix := t.prefix(prompt)
+		ids, truncated := enc.EncodeText(prefix+response+t.after, len(prefix))
+		if appendEOS {
+			ids = append(ids, tok.EOS())
+		}
+		return ids, truncated
+	}
 }

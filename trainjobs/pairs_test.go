@@ -12,7 +12,6 @@ import (
 	"github.com/bestofn/bestofn/export"
 	"github.com/bestofn/bestofn/reward"
 	"github.com/bestofn/bestofn/tokenizer"
-	"github.com/bestofn/bestofn/train"
 	"github.com/bestofn/bestofn/weights"
 )
 
@@ -83,9 +82,9 @@ func TestHHPairs(t *testing.T) {
 }
 
 // TestEncodeMatchesReward checks that the trainer's inputs (package train's reward encoder over the template's
-// rendering) are what package reward feeds the exported model at serving time, on HH-RLHF pairs with a maximum
-// length short enough to truncate most of them: the trainer tokenizes with package tokenizer's SentencePiece
-// from the GGUF, reward with the exported tokenizer.json.
+// rendering, with or without a final EOS) are what package reward feeds the exported model at serving time, on
+// HH-RLHF pairs with a maximum length short enough to truncate most of them: the trainer tokenizes with package
+// tokenizer's SentencePiece from the GGUF, reward with the exported tokenizer.json.
 func TestEncodeMatchesReward(t *testing.T) {
 	ck, err := weights.Open(stories260K)
 	if err != nil {
@@ -96,50 +95,57 @@ func TestEncodeMatchesReward(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vocab, err := export.VocabFromMetadata(ck.Metadata)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "rm")
-	if err := export.WriteRewardModel(dir, export.RewardModel{Weights: w, Head: export.Head{Weight: make([]float32, w.Config.Dim)},
-		Vocab: vocab, MaxPositions: 512, Template: DefaultRewardTemplate}); err != nil {
-		t.Fatal(err)
-	}
 	tok, err := tokenizer.FromMetadata(ck.Metadata)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl, _ := parseRMTemplate(DefaultRewardTemplate)
-	for _, maxLen := range []int{48, 512} {
-		rm, err := reward.Load(dir, reward.Options{Runtime: reward.RuntimeGo, MaxLength: maxLen})
+	lines := hhLines(t)[:300]
+	for _, eos := range []bool{false, true} {
+		vocab, err := export.VocabFromMetadata(ck.Metadata)
 		if err != nil {
 			t.Fatal(err)
 		}
-		enc := train.RewardEncoder{Tok: tok, MaxLen: maxLen}
-		truncated := 0
-		lines := hhLines(t)
-		for i, line := range lines[:400] {
-			p, _ := ParsePreference(line)
-			pairs, rerr := p.pairs(tmpl, false)
-			if rerr != nil {
-				continue
-			}
-			for _, resp := range []string{pairs[0].chosen, pairs[0].rejected} {
-				got, gotTrunc := tmpl.encode(enc, pairs[0].prompt, resp)
-				want, wantTrunc := rm.Encode(pairs[0].prompt, resp)
-				if !slices.Equal(got, want) || gotTrunc != wantTrunc {
-					t.Fatalf("max length %d, line %d: trainer %v (truncated %v), reward %v (truncated %v)",
-						maxLen, i+1, got, gotTrunc, want, wantTrunc)
-				}
-				if gotTrunc {
-					truncated++
-				}
-			}
+		vocab.AddEOS = eos
+		dir := filepath.Join(t.TempDir(), "rm")
+		if err := export.WriteRewardModel(dir, export.RewardModel{Weights: w, Head: export.Head{Weight: make([]float32, w.Config.Dim)},
+			Vocab: vocab, MaxPositions: 512, Template: DefaultRewardTemplate}); err != nil {
+			t.Fatal(err)
 		}
-		rm.Close()
-		t.Logf("max length %d: 800 inputs equal, %d truncated", maxLen, truncated)
-		if maxLen == 48 && truncated < 400 {
-			t.Errorf("only %d inputs truncated at max length 48", truncated)
+		for _, maxLen := range []int{48, 512} {
+			rm, err := reward.Load(dir, reward.Options{Runtime: reward.RuntimeGo, MaxLength: maxLen})
+			if err != nil {
+				t.Fatal(err)
+			}
+			encode := rewardEncoder(tok, tmpl, maxLen, eos)
+			n, truncated := 0, 0
+			for i, line := range lines {
+				p, _ := ParsePreference(line)
+				pairs, rerr := p.pairs(tmpl, false)
+				if rerr != nil {
+					continue
+				}
+				for _, resp := range []string{pairs[0].chosen, pairs[0].rejected} {
+					got, gotTrunc := encode(pairs[0].prompt, resp)
+					want, wantTrunc := rm.Encode(pairs[0].prompt, resp)
+					if !slices.Equal(got, want) || gotTrunc != wantTrunc {
+						t.Fatalf("eos %v, max length %d, line %d: trainer %v (truncated %v), reward %v (truncated %v)",
+							eos, maxLen, i+1, got, gotTrunc, want, wantTrunc)
+					}
+					if eos && got[len(got)-1] != tok.EOS() {
+						t.Fatalf("line %d: no EOS at the end of %v", i+1, got)
+					}
+					n++
+					if gotTrunc {
+						truncated++
+					}
+				}
+			}
+			rm.Close()
+			t.Logf("eos %v, max length %d: %d inputs equal, %d truncated", eos, maxLen, n, truncated)
+			if maxLen == 48 && truncated < n/2 {
+				t.Errorf("only %d inputs truncated at max length 48", truncated)
+			}
 		}
 	}
 }

@@ -104,6 +104,9 @@ type RewardParams struct {
 	UseMargin bool `json:"use_margin"`
 	// MarginScale multiplies comparison rows' score gaps (default 1).
 	MarginScale float64 `json:"margin_scale"`
+	// AppendEOS ends every input with EOS and reads the score there (OpenRLHF's convention); the exported
+	// tokenizer.json appends it too, so the served model sees the same inputs.
+	AppendEOS bool `json:"append_eos"`
 }
 
 // SFTParams are sft's params.

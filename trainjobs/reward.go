@@ -11,6 +11,7 @@ import (
 	"github.com/bestofn/bestofn/export"
 	"github.com/bestofn/bestofn/jobs"
 	"github.com/bestofn/bestofn/reward"
+	"github.com/bestofn/bestofn/tokenizer"
 	"github.com/bestofn/bestofn/train"
 )
 
@@ -105,7 +106,7 @@ func (t Reward) Run(ctx context.Context, run *jobs.Run) error {
 	if err != nil {
 		return err
 	}
-	data, err := readPreferences(ctx, run, p, tmpl, train.RewardEncoder{Tok: b.tok, MaxLen: maxLen})
+	data, err := readPreferences(ctx, run, p, tmpl, b.tok, maxLen)
 	if err != nil {
 		return err
 	}
@@ -151,8 +152,9 @@ func (t Reward) Run(ctx context.Context, run *jobs.Run) error {
 }
 
 // readPreferences reads and tokenizes the job's preference rows.
-func readPreferences(ctx context.Context, run *jobs.Run, p RewardParams, tmpl rmTemplate, enc train.RewardEncoder) (*rewardData, error) {
+func readPreferences(ctx context.Context, run *jobs.Run, p RewardParams, tmpl rmTemplate, tok *tokenizer.Tokenizer, maxLen int) (*rewardData, error) {
 	d := &rewardData{skipped: map[string]int{}}
+	encode := rewardEncoder(tok, tmpl, maxLen, p.AppendEOS)
 	pol := rowPolicy{skipBad: p.SkipBadRows, skipped: d.skipped}
 	var err error
 	d.rows, err = readRows(ctx, run, p.TrainingFiles, p.MaxRows, func(file string, line int, data []byte) error {
@@ -167,8 +169,8 @@ func readPreferences(ctx context.Context, run *jobs.Run, p RewardParams, tmpl rm
 		}
 		for _, tp := range pairs {
 			tp.margin *= p.MarginScale
-			c, ct := tmpl.encode(enc, tp.prompt, tp.chosen)
-			r, rt := tmpl.encode(enc, tp.prompt, tp.rejected)
+			c, ct := encode(tp.prompt, tp.chosen)
+			r, rt := encode(tp.prompt, tp.rejected)
 			if slices.Equal(c, r) { // the responses differ only past the truncation
 				pol.unusable(rowErr(ReasonIdentical, "chosen and rejected tokenize alike"))
 				continue
@@ -198,6 +200,7 @@ func trainReward(ctx context.Context, run *jobs.Run, p RewardParams, b *base, da
 	if err != nil {
 		return invalid("the reward model's tokenizer.json: %v", err)
 	}
+	vocab.AddEOS = p.AppendEOS
 	m, err := b.newModel(p.Params, train.HeadReward, run.Threads(), maxLen)
 	if err != nil {
 		return err

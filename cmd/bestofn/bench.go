@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"syscall"
 	"time"
 
+	"github.com/bestofn/bestofn/kernels"
 	"github.com/bestofn/bestofn/model"
 	"github.com/bestofn/bestofn/weights"
 )
@@ -26,6 +28,9 @@ type benchOptions struct {
 	JSON         bool
 	Seed         uint64
 	FileLayout   bool
+	ISA          kernels.ISA
+	Bandwidth    bool
+	BandwidthMiB int
 }
 
 // benchResult is the JSON output of `bestofn bench --json` for --n 1.
@@ -44,6 +49,11 @@ type benchResult struct {
 	// machine, tokens per CPU second times the thread count estimates the speed without the other load.
 	PrefillCPUS float64 `json:"prefill_cpu_s"`
 	DecodeCPUS  float64 `json:"decode_cpu_s"`
+	// CPU is the processor's model name; ISA the kernels the matrix products ran.
+	CPU string `json:"cpu"`
+	ISA string `json:"kernels"`
+	// Limit is the decode speed against the machine's read bandwidth (nil with --bandwidth=false).
+	*BandwidthLimit
 }
 
 // cpuSeconds returns the process's user+system CPU time in seconds (0 if unavailable).
@@ -62,7 +72,7 @@ func loadBenchModel(o benchOptions) (*weights.Checkpoint, *model.Model, func(), 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m, err := model.Load(ck, model.Options{Threads: o.Threads, FileLayout: o.FileLayout})
+	m, err := model.Load(ck, model.Options{Threads: o.Threads, FileLayout: o.FileLayout, ISA: o.ISA})
 	if err != nil {
 		ck.Close()
 		return nil, nil, nil, err
@@ -92,6 +102,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random prompt tokens")
 	fs.BoolVar(&o.FileLayout, "file-layout", false, "keep Q8_0 and Q4_0 weights in the file's layout (no interleaved copy)")
+	isaName := fs.String("kernels", "auto", "kernels to run: auto (the widest this CPU runs), avx512vnni, avxvnni, avx2 or go")
+	fs.BoolVar(&o.Bandwidth, "bandwidth", true, "measure the read bandwidth between decode steps and report decode as a share of its limit (--n 1)")
+	fs.IntVar(&o.BandwidthMiB, "bandwidth-mib", 0, "bandwidth buffer in MiB (0: max(1 GiB, 4 x the last-level cache))")
 	fs.Bool("train", false, "measure training speed instead (bench --train -h lists its flags)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -102,8 +115,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Model == "" {
 		return errors.New("--model is required")
 	}
-	if o.PromptTokens < 1 || o.GenTokens < 0 || o.N < 1 || o.Concurrency < 1 || o.Threads < 0 {
-		return errors.New("--prompt-tokens must be >= 1, --gen-tokens >= 0, --n >= 1, --concurrency >= 1, --threads >= 0")
+	if o.PromptTokens < 1 || o.GenTokens < 0 || o.N < 1 || o.Concurrency < 1 || o.Threads < 0 || o.BandwidthMiB < 0 {
+		return errors.New("--prompt-tokens must be >= 1, --gen-tokens >= 0, --n >= 1, --concurrency >= 1, --threads >= 0, --bandwidth-mib >= 0")
+	}
+	var err error
+	if o.ISA, err = kernels.ParseISA(*isaName); err != nil {
+		return err
 	}
 	if o.N > 1 || o.Concurrency > 1 {
 		return benchEngine(ctx, o, stdout, stderr)
@@ -132,6 +149,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		prompt.Seqs[i] = seq
 	}
 	logits := make([]float32, cfg.VocabSize)
+	threads := o.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
+	}
+	var probe *bandwidthProbe
+	if o.Bandwidth && o.GenTokens > 0 {
+		if probe, err = newBandwidthProbe(o.BandwidthMiB, threads, m.ISA()); err != nil {
+			return err
+		}
+		defer probe.close()
+	}
 
 	t0, c0 := time.Now(), cpuSeconds()
 	if err := m.Forward(cache, prompt, logits); err != nil {
@@ -139,24 +167,38 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	prefillS, c1 := time.Since(t0).Seconds(), cpuSeconds()
 
-	// Greedy decode, one token per Forward call, as a single-user generation does.
+	// Greedy decode, one token per Forward call, as a single-user generation does. With the bandwidth probe,
+	// a pass of it runs before the first step and after every probeEvery steps, outside the decode timing.
+	const probeEvery = 4
 	step := model.Batch{Tokens: make([]int32, 1), Seqs: []model.SeqID{seq}}
-	t1 := time.Now()
+	var decode time.Duration
+	var decodeCPU float64
 	for i := 0; i < o.GenTokens; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if probe != nil && i%probeEvery == 0 {
+			probe.pass()
+		}
+		t1, c1 := time.Now(), cpuSeconds()
 		step.Tokens[0] = argmaxLogits(logits)
 		if err := m.Forward(cache, step, logits); err != nil {
 			return err
 		}
+		d := time.Since(t1)
+		decode += d
+		decodeCPU += cpuSeconds() - c1
+		if probe != nil {
+			probe.step(d)
+		}
 	}
-	decodeS, c2 := time.Since(t1).Seconds(), cpuSeconds()
+	decodeS := decode.Seconds()
 
 	res := benchResult{
 		Model: o.Model, Threads: o.Threads, PromptTokens: o.PromptTokens, GenTokens: o.GenTokens,
 		LoadS: loadS, PrefillS: prefillS, DecodeS: decodeS, WallS: time.Since(start).Seconds(),
-		PrefillTokS: float64(o.PromptTokens) / prefillS, PrefillCPUS: c1 - c0, DecodeCPUS: c2 - c1,
+		PrefillTokS: float64(o.PromptTokens) / prefillS, PrefillCPUS: c1 - c0, DecodeCPUS: decodeCPU,
+		CPU: cpuModel(), ISA: m.ISA().String(),
 	}
 	if res.Threads == 0 {
 		res.Threads = -1 // one per CPU
@@ -164,16 +206,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if decodeS > 0 {
 		res.DecodeTokS = float64(o.GenTokens) / decodeS
 	}
+	if probe != nil {
+		l := probe.limit(m.WeightBytesPerToken(), res.DecodeTokS)
+		res.BandwidthLimit = &l
+	}
 	if o.JSON {
 		enc := json.NewEncoder(stdout)
 		return enc.Encode(res)
 	}
 	fmt.Fprintf(stdout, "model %s: dim %d, %d layers, %d/%d heads, ffn %d, vocab %d, output %s\n", o.Model, cfg.Dim,
 		cfg.NLayers, cfg.NHeads, cfg.NKVHeads, cfg.HiddenDim, cfg.VocabSize, tensorType(ck))
+	fmt.Fprintf(stdout, "cpu:     %s, kernels %s, %d threads\n", res.CPU, res.ISA, threads)
 	fmt.Fprintf(stdout, "load:    %8.3f s\n", loadS)
 	fmt.Fprintf(stdout, "prefill: %5d tokens in %8.3f s = %9.2f tok/s\n", o.PromptTokens, prefillS, res.PrefillTokS)
 	fmt.Fprintf(stdout, "decode:  %5d tokens in %8.3f s = %9.2f tok/s\n", o.GenTokens, decodeS, res.DecodeTokS)
-	fmt.Fprintf(stdout, "cpu:     prefill %.3f s, decode %.3f s (all threads)\n", res.PrefillCPUS, res.DecodeCPUS)
+	fmt.Fprintf(stdout, "cpu time: prefill %.3f s, decode %.3f s (all threads)\n", res.PrefillCPUS, res.DecodeCPUS)
+	if res.BandwidthLimit != nil {
+		fmt.Fprintf(stdout, "limit:   %v\n", res.BandwidthLimit)
+	}
 	return nil
 }
 

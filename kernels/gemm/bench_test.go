@@ -29,10 +29,10 @@ var benchShapes = []benchShape{
 	{"ffn-dx-NN", false, false, 1024, 288, 768, 0},
 	{"ffn-dw-TN", true, false, 768, 288, 1024, 1},
 	{"qkv-fwd-NT", false, true, 1024, 288, 288, 0},
-	// the LM head in chunks of 131 rows (4M logits), as package train runs it.
-	{"lmhead131-fwd-NT", false, true, 131, 32000, 288, 0},
-	{"lmhead131-dx-NN", false, false, 131, 288, 32000, 0},
-	{"lmhead131-dw-TN", true, false, 32000, 288, 131, 1},
+	// the LM head in chunks of 512 rows (16M logits), as package train runs it.
+	{"lmhead512-fwd-NT", false, true, 512, 32000, 288, 0},
+	{"lmhead512-dx-NN", false, false, 512, 288, 32000, 0},
+	{"lmhead512-dw-TN", true, false, 32000, 288, 512, 1},
 	// attention per head (head dim 48, 256 positions): scores, scores x V, and their gradients.
 	{"att-qk-NT", false, true, 256, 256, 48, 0},
 	{"att-v-NN", false, false, 256, 48, 256, 0},

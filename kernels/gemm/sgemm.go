@@ -11,8 +11,9 @@ import (
 // stored m x k (stride lda) when !transA, else k x m; B is stored k x n (stride ldb) when !transB, else n x k.
 // beta 0 means C is not read (NaNs in C do not propagate). p nil runs on the calling goroutine.
 //
-// As in BLAS, A and B are not read when alpha is 0 or k is 0 (C becomes beta*C). Sgemm panics when a
-// dimension is negative, a stride is smaller than its row, or a slice is too short for the shape it is given.
+// As in BLAS, A and B are not read when alpha is 0 or k is 0 (C becomes beta*C), and C must not overlap A or
+// B. p must not be running another call (see kernels.Pool). Sgemm panics when a dimension is negative, a
+// stride is smaller than its row, or a slice is too short for the shape it is given.
 func Sgemm(p *kernels.Pool, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, c []float32, ldc int) {
 	sgemm(fastest, p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/bestofn/bestofn/kernels"
+)
+
+// TestBenchBandwidth runs `bestofn bench --json` on the stories model with each ISA this CPU runs and checks
+// the machine report: the CPU, the kernels asked for, a positive read bandwidth from the passes made, the
+// weight bytes per token, and a share of the limit that is decode tok/s over bandwidth/bytes.
+func TestBenchBandwidth(t *testing.T) {
+	for _, isa := range kernels.SupportedISAs() {
+		var out, errOut bytes.Buffer
+		args := []string{"bench", "--model", storiesGGUFPath, "--prompt-tokens", "4", "--gen-tokens", "20", "--threads", "2",
+			"--bandwidth-mib", "8", "--kernels", isa.String(), "--json"}
+		if code := run(context.Background(), args, &out, &errOut); code != 0 {
+			t.Fatalf("%v: exit %d: %s", isa, code, errOut.String())
+		}
+		var res benchResult
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatalf("%v: %v: %q", isa, err, out.String())
+		}
+		if res.CPU == "" || res.ISA != isa.String() || res.BandwidthLimit == nil {
+			t.Fatalf("%v: report %+v", isa, res)
+		}
+		l := res.BandwidthLimit
+		if l.BandwidthPass != 5 || l.BandwidthMiB != 8 || !(l.BestShare > 0) || !(l.BandwidthGBs > 0) || !(l.Bandwidth1GBs > 0) ||
+			l.WeightBytes < 1_000_000 || l.WeightBytes > 1_100_000 {
+			t.Errorf("%v: limit %+v", isa, *l)
+		}
+		want := res.DecodeTokS / (l.BandwidthGBs * 1e9 / float64(l.WeightBytes))
+		if d := l.ShareOfLimit - want; d > 1e-9*want || d < -1e-9*want {
+			t.Errorf("%v: share of limit %g, want %g", isa, l.ShareOfLimit, want)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"bench", "--model", storiesGGUFPath, "--kernels", "sse9"}, &out, &errOut); code == 0 {
+		t.Error("an unknown ISA was accepted")
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"bench", "--model", storiesGGUFPath, "--gen-tokens", "3", "--bandwidth=false", "--json"}, &out, &errOut); code != 0 {
+		t.Fatalf("--bandwidth=false: exit %d: %s", code, errOut.String())
+	}
+	if bytes.Contains(out.Bytes(), []byte("read_bandwidth")) {
+		t.Errorf("--bandwidth=false still measured: %s", out.String())
+	}
+}
