@@ -269,7 +269,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 			maxGen = min(maxGen, req.DefaultMaxTokens)
 		}
 		if maxGen < 1 {
-			return nil, fmt.Errorf("%w: a prompt of %d tokens leaves no room for %d candidates", ErrTooLarge, p, n)
+			return nil, &KVBudgetError{PromptTokens: p, N: n}
 		}
 	}
 	j := &job{
@@ -283,7 +283,8 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*job, error) {
 	}
 	j.reserve = worstBlocks(p, maxGen, n, e.blockSize)
 	if j.reserve > e.blockTotal {
-		return nil, fmt.Errorf("%w: %d blocks worst case, %d in the cache", ErrTooLarge, j.reserve, e.blockTotal)
+		return nil, &KVBudgetError{PromptTokens: p, MaxTokens: req.MaxTokens, N: n,
+			MaxFit: min(ctxLen-p, fitTokens(p, n, e.blockSize, e.blockTotal))}
 	}
 	var jsonVocab *sampler.JSONVocab
 	if req.Sampling.JSON {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -237,3 +238,21 @@ type ContextLengthError struct {
 func (e *ContextLengthError) Error() string {
 	return "engine: prompt of " + strconv.Itoa(e.PromptTokens) + " tokens does not fit the context of " + strconv.Itoa(e.ContextLen) + " tokens"
 }
+
+// KVBudgetError reports a request whose worst case (the prompt plus N candidates of MaxTokens) exceeds the
+// engine's whole KV cache, so that it can never be admitted (400). MaxFit is the largest MaxTokens that fits
+// for N candidates (0: not one token; ask for fewer candidates). MaxTokens 0 is a request that asked for as
+// many as fit. It wraps ErrTooLarge.
+type KVBudgetError struct {
+	PromptTokens int
+	MaxTokens    int
+	N            int
+	MaxFit       int
+}
+
+func (e *KVBudgetError) Error() string {
+	return fmt.Sprintf("%v: %d candidates of %d tokens after a prompt of %d; at most %d tokens fit for %d candidates",
+		ErrTooLarge, e.N, e.MaxTokens, e.PromptTokens, e.MaxFit, e.N)
+}
+
+func (e *KVBudgetError) Unwrap() error { return ErrTooLarge }

@@ -53,6 +53,7 @@ func (s *Server) classify(r *http.Request, err error) *httpError {
 	var maxBytes *http.MaxBytesError
 	var ctxLen *engine.ContextLengthError
 	var backend *engine.BackendError
+	var kv *engine.KVBudgetError
 	switch {
 	case errors.As(err, &he):
 		return he
@@ -67,6 +68,8 @@ func (s *Server) classify(r *http.Request, err error) *httpError {
 		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "context_length_exceeded",
 			Param: param, Message: fmt.Sprintf("this model's maximum context length is %d tokens, but the request needs %d prompt tokens plus %d to generate",
 				ctxLen.ContextLen, ctxLen.PromptTokens, ctxLen.MaxTokens), Err: err}
+	case errors.As(err, &kv):
+		return kvBudgetError(r, kv)
 	case errors.Is(err, engine.ErrBadRequest), errors.Is(err, engine.ErrTooLarge):
 		// The engine's validation messages describe the request, not the server: safe to show.
 		return &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_request",
@@ -88,6 +91,26 @@ func (s *Server) classify(r *http.Request, err error) *httpError {
 			Message: fmt.Sprintf("backend %q: %s", backend.Backend, backend.Message), Err: err}
 	}
 	return &httpError{Status: http.StatusInternalServerError, Type: api.ErrorTypeServer, Message: "internal error", Err: err}
+}
+
+// kvBudgetError is the 400 of a request whose candidates can never fit the KV cache: it names the length
+// parameter and the most that fits, or, when not one token fits, the number of candidates.
+func kvBudgetError(r *http.Request, kv *engine.KVBudgetError) *httpError {
+	length, cands := "max_tokens", "best_of"
+	if isOllama(r) {
+		length, cands = "options.num_predict", "options.best_of"
+	}
+	he := &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "invalid_value", Err: kv}
+	if kv.MaxFit < 1 {
+		he.Param = cands
+		he.Message = fmt.Sprintf("%d candidates after a prompt of %d tokens do not fit this server's KV cache: ask for fewer candidates (%s)",
+			kv.N, kv.PromptTokens, cands)
+		return he
+	}
+	he.Param = length
+	he.Message = fmt.Sprintf("%d candidates of %d tokens after a prompt of %d tokens do not fit this server's KV cache: at most %d tokens fit for %d candidates (%s), or ask for fewer candidates (%s)",
+		kv.N, kv.MaxTokens, kv.PromptTokens, kv.MaxFit, kv.N, length, cands)
+	return he
 }
 
 // isOllama says whether r is on the Ollama API, whose errors have Ollama's shape.

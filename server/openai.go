@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -324,6 +325,9 @@ func (s *Server) modelObject(name string) api.Model {
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
 	name := chi.URLParam(r, "model")
+	if n, err := url.PathUnescape(name); err == nil { // chi routes on the raw path: "a%3Ab" is "a:b"
+		name = n
+	}
 	if _, ok := s.modelFor(name); !ok {
 		return &httpError{Status: http.StatusNotFound, Type: api.ErrorTypeInvalidRequest, Code: "model_not_found",
 			Param: "model", Message: fmt.Sprintf("model %q not found", name)}

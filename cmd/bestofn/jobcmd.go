@@ -500,6 +500,9 @@ func modelCommands() []subcommand {
 			}
 			mv, err := cl.RegisterModel(ctx, spec)
 			if err != nil {
+				if *path != "" { // the upload was only for this registration: do not leave it behind
+					_ = cl.DeleteFile(context.WithoutCancel(ctx), spec.FileID)
+				}
 				return err
 			}
 			return printJSON(c.stdout, mv)
