@@ -14,7 +14,8 @@
 // candidate adds after the prompt (its leading space included). With Rerank, the candidates' texts, without the
 // white space they start with, go to one Scorer.Score call (the request's Scorer if set, else the engine's;
 // bounded by Config.ScoreTimeout, outside the scheduler) and are sorted best first (stable: ties keep sampling order). A failing or late scorer does not
-// fail the request: the result is Degraded, with all candidates in sampling order.
+// fail the request: the result is Degraded, with all candidates in sampling order. Rank is that ranking, exported
+// for generators that do not decode themselves (package remote), so their requests rank the same way.
 //
 // # The scheduler
 //

@@ -2,13 +2,10 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/bestofn/bestofn/sampler"
 )
@@ -66,7 +63,7 @@ func (c Config) withDefaults(modelCtx int) Config {
 		c.PrefillChunk = 128
 	}
 	if c.ScoreTimeout <= 0 {
-		c.ScoreTimeout = 30 * time.Second
+		c.ScoreTimeout = DefaultScoreTimeout
 	}
 	return c
 }
@@ -420,64 +417,16 @@ func (e *Engine) signal() {
 	}
 }
 
-// rank scores the candidates with one Scorer call and sorts them best first; on failure it marks res Degraded
-// and keeps the sampling order.
+// rank scores the candidates with one Scorer call and sorts them best first (Rank); on failure it marks res
+// Degraded and keeps the sampling order.
 func (e *Engine) rank(ctx context.Context, j *job, res *Result) {
-	degrade := func(reason string) {
-		res.Degraded = true
-		res.DegradedReason = reason
-		e.degraded.Add(1)
-	}
 	scorer := j.req.Scorer
 	if scorer == nil {
 		scorer = e.scorer
 	}
-	if scorer == nil {
-		degrade("no scorer configured")
-		return
-	}
-	// Each answer is scored as a reply, without the white space its continuation of the prompt starts with
-	// (reward templates separate prompt and response themselves, e.g. "Assistant: {response}").
-	texts := make([]string, len(res.Candidates))
-	for i, c := range res.Candidates {
-		texts[i] = strings.TrimLeftFunc(c.Text, unicode.IsSpace)
-	}
-	prompt := j.req.RewardPrompt
-	if prompt == "" {
-		prompt = j.req.promptText()
-	}
-	sctx, cancel := context.WithTimeout(ctx, e.cfg.ScoreTimeout)
-	defer cancel()
-	scores, err := callScorer(sctx, scorer, prompt, texts)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		degrade(fmt.Sprintf("scorer timed out after %v", e.cfg.ScoreTimeout))
-		return
-	case err != nil:
-		degrade("scorer failed: " + err.Error())
-		return
-	case len(scores) != len(texts):
-		degrade(fmt.Sprintf("scorer returned %d scores for %d candidates", len(scores), len(texts)))
-		return
-	}
-	rankCandidates(res.Candidates, scores)
-}
-
-// callScorer runs the scorer but returns as soon as ctx is done, even if the scorer ignores ctx.
-func callScorer(ctx context.Context, s Scorer, prompt string, texts []string) ([]float32, error) {
-	type out struct {
-		scores []float32
-		err    error
-	}
-	ch := make(chan out, 1)
-	go func() {
-		sc, err := s.Score(ctx, prompt, texts)
-		ch <- out{sc, err}
-	}()
-	select {
-	case o := <-ch:
-		return o.scores, o.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if reason := Rank(ctx, scorer, j.req.RewardText(), res.Candidates, e.cfg.ScoreTimeout); reason != "" {
+		res.Degraded = true
+		res.DegradedReason = reason
+		e.degraded.Add(1)
 	}
 }

@@ -27,6 +27,10 @@ type Request struct {
 	// RewardPrompt is the prompt as the reward model sees it (usually the user's instruction without the chat
 	// template). Empty means Prompt.
 	RewardPrompt string
+	// Messages, when not nil, is the chat conversation the prompt was rendered from. The engine ignores it; a
+	// generator that applies its own chat template (a remote chat endpoint) sends the messages instead of a
+	// rendered prompt.
+	Messages []Message
 	// N is the number of candidates to sample; 0 means 1. With N == 1 and Rerank false this is the paper's
 	// baseline "B".
 	N int
@@ -61,6 +65,20 @@ type Request struct {
 type PromptPart struct {
 	Text    string
 	Special bool
+}
+
+// Message is one chat message of Request.Messages; Role is "system", "user" or "assistant".
+type Message struct {
+	Role    string
+	Content string
+}
+
+// RewardText is the prompt the reward model judges answers against: RewardPrompt, else the prompt's text.
+func (r *Request) RewardText() string {
+	if r.RewardPrompt != "" {
+		return r.RewardPrompt
+	}
+	return r.promptText()
 }
 
 // promptText is the prompt's text: Prompt, else the concatenation of PromptParts.
@@ -125,19 +143,31 @@ type TokenLogprob struct {
 // Candidate is one sampled answer.
 type Candidate struct {
 	// Index is the candidate's sampling index: it was sampled with seed Sampling.Seed + Index.
-	Index        int
-	Text         string
-	Tokens       []int32
+	Index  int
+	Text   string
+	Tokens []int32
+	// TokenCount is the number of generated tokens when Tokens is nil: a remote generator knows how many tokens
+	// the backend generated, not their ids. Read both through NumTokens.
+	TokenCount   int
 	FinishReason FinishReason
 	Logprobs     []TokenLogprob
 	// CumLogprob is the sum of the log-probabilities of Tokens (as vLLM's cumulative_logprob), whether or not
-	// the request asked for logprobs; CumLogprob / len(Tokens) ranks candidates by likelihood.
+	// the request asked for logprobs; CumLogprob / len(Tokens) ranks candidates by likelihood. NaN when unknown
+	// (a remote backend that sent no logprobs).
 	CumLogprob float64
 	// Score is the reward model's score; valid only when Scored.
 	Score  float32
 	Scored bool
 	// Rank is 1 for the best candidate; candidates that were not ranked keep their sampling order.
 	Rank int
+}
+
+// NumTokens is the number of generated tokens: len(Tokens), else TokenCount.
+func (c *Candidate) NumTokens() int {
+	if c.Tokens != nil {
+		return len(c.Tokens)
+	}
+	return c.TokenCount
 }
 
 // Timings are the wall times of a request's stages.
@@ -176,6 +206,27 @@ var (
 	ErrBadRequest = errors.New("engine: invalid request")
 	ErrTooLarge   = errors.New("engine: request needs more KV memory than the engine has")
 )
+
+// BackendError is a failure of the backend a generator or scorer forwards to (a remote inference server that is
+// down, answers 5xx or malformed responses, or whose circuit breaker is open). A server answers it with 502
+// Bad Gateway naming Backend, with Message; Err, the cause, is only logged.
+type BackendError struct {
+	// Backend is the backend's configured name.
+	Backend string
+	// Message says what went wrong, without internal detail (it is shown to clients).
+	Message string
+	Err     error
+}
+
+func (e *BackendError) Error() string {
+	s := "backend " + strconv.Quote(e.Backend) + ": " + e.Message
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *BackendError) Unwrap() error { return e.Err }
 
 // ContextLengthError reports a prompt (plus requested tokens) that does not fit the context (400).
 type ContextLengthError struct {

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Writes trainjobs/testdata/harm_pairs.jsonl: synthetic preference pairs {prompt, chosen, rejected} in which the
-chosen answer is a harmless, helpful one and the rejected answer recommends violence, cruelty, theft, fraud or
-other harm. They augment HH-RLHF's harmless-base pairs, whose harmful words are too rare for a small reward model
+chosen answer is a harmless, helpful one and the rejected answer recommends violence, cruelty, theft, lies, fraud
+or other harm. They augment HH-RLHF's harmless-base pairs, whose harmful words are too rare for a small reward model
 trained from scratch to learn what harm is (e.g. "poison" is in 9 chosen and 15 rejected answers of 2,312).
 
 None of the prompts or answers of trainjobs/testdata/clear_cut_pairs.jsonl (the pairs the trained model is
-tested on) is in this file; the script checks it. Lengths are mixed on purpose (long harmful answers, short
+tested on) is in this file; the script checks it. The two files were written together and cover the same kinds
+of harm (violence, cruelty to animals, theft, keeping what is not yours, cheating, weapons) in other words, so
+the clear-cut check shows that the model learned what these pairs teach, not that it recognizes new kinds of
+harm. Lengths are mixed on purpose (long harmful answers, short
 harmless ones and the reverse), so that length does not tell the two apart. Deterministic: seed 7.
 
 Usage: python3 scripts/make_harm_pairs.py > trainjobs/testdata/harm_pairs.jsonl
@@ -55,6 +58,23 @@ HARMS = [
     "drown {who}", "lock {who} in a closet", "break {who}'s fingers", "blackmail {who}", "rob {who}",
     "shoot {who}", "hurt {who} badly", "put rat poison in {who}'s food", "trap {who} and starve them",
     "forge {who}'s signature", "smash {who}'s phone", "choke {who}",
+    # dishonesty: theft, lies and fraud without violence
+    "take {who}'s money without asking", "keep {who}'s money and lie about it", "lie to {who} and cheat them",
+    "trick {who} into giving you their savings", "secretly take {who}'s things and sell them",
+]
+
+# Situations about something that belongs to someone else, with their own harmful answers (keeping it).
+FINDERS = [
+    ("I found a phone on the bus. What should I do?", "giving it to the bus company's lost and found",
+     ["keep the phone and sell it online", "wipe the phone and keep it for yourself", "sell it for cash before anyone asks"]),
+    ("The cashier gave me too much change.", "going back and giving the extra money to the cashier",
+     ["keep the extra money and leave quickly", "keep the money, it's their mistake", "pocket it and never go back"]),
+    ("I found a bag of money in the park.", "taking it to the police so the owner can get it back",
+     ["keep all the money and tell no one", "spend the money before anyone finds out", "hide the money at home and keep it"]),
+    ("My friend left her purse at my house.", "calling her so she can pick it up",
+     ["take the cash out of her purse first", "keep her credit card and use it", "take what you want from the purse and say you never saw it"]),
+    ("Someone dropped a watch at the gym.", "handing it to the front desk",
+     ["put it in your bag and walk out", "keep the watch and sell it", "take it home, nobody saw you"]),
 ]
 
 HARM_FRAMES = [
@@ -94,6 +114,14 @@ def main():
             if prompt in banned or chosen in banned or rejected in banned:
                 sys.exit("a test pair's text is in the augmentation")
             out.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+    for prompt, helper, harms in FINDERS:
+        for h in harms:
+            for _ in range(2):
+                rejected = rng.choice(HARM_FRAMES).format(harm=h, Harm=cap(h))
+                chosen = rng.choice(HELP_FRAMES).format(help=helper)
+                if prompt in banned or chosen in banned or rejected in banned:
+                    sys.exit("a test pair's text is in the augmentation")
+                out.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
     rng.shuffle(out)
     for row in out:
         print(json.dumps(row, ensure_ascii=False))

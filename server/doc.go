@@ -1,8 +1,11 @@
 // Package server puts the engine behind OpenAI- and Ollama-compatible HTTP APIs with A/B routing between
 // baseline and best-of-N variants and Prometheus metrics.
 //
-// The server consumes two interfaces it declares: Generator (what *engine.Engine does) and Template (a chat
-// template; cmd/bestofn adapts package chat's). Handler returns every route in one place:
+// The server consumes two interfaces it declares: Generator (what *engine.Engine does, and package remote's
+// generator over another inference server) and Template (a chat template; cmd/bestofn adapts package chat's).
+// A Generator that applies its own chat template (ChatTemplater: a remote chat endpoint) gets chat requests as
+// engine.Request.Messages instead of a rendered prompt. Generators and scorers that forward to a remote backend
+// report its state (BackendReporter) on /readyz and as gauges. Handler returns every route in one place:
 //
 //	POST /v1/chat/completions   OpenAI chat (SSE streaming, n, logprobs; extensions best_of, rerank, return_candidates)
 //	POST /v1/completions        OpenAI legacy completion (prompt not templated)
@@ -10,7 +13,7 @@
 //	POST /api/chat              Ollama chat (NDJSON streaming by default)
 //	POST /api/generate          Ollama generate (raw or templated; empty prompt = "load" answer)
 //	GET  /api/tags, GET /api/ps, POST /api/show, GET /api/version, HEAD / (heartbeat)
-//	GET  /healthz, /readyz (503 after BeginShutdown), /metrics
+//	GET  /healthz, /readyz (503 after BeginShutdown; lists remote backends' states), /metrics
 //	     /admin/...                  Config.Admin when set (package admin's /admin/v1 API)
 //
 // Middleware: request id (echoed in X-Request-Id), real IP, slog request log, panic recovery; on generation
@@ -57,7 +60,8 @@
 // # Errors
 //
 // writeError maps every error (decoding, validation, engine.ContextLengthError, engine.ErrQueueFull -> 429,
-// engine.ErrClosed -> 503, deadline -> 504, body too large -> 413, anything else -> 500) to OpenAI's
+// engine.ErrClosed -> 503, deadline -> 504, body too large -> 413, *engine.BackendError -> 502 naming the
+// backend, anything else -> 500) to OpenAI's
 // {"error":{"message","type","param","code"}} on /v1 and Ollama's {"error":"..."} on /api. The internal cause
 // is logged with the request id and never sent. A client that disconnects cancels its generation.
 //
@@ -68,10 +72,11 @@
 // that the A/B comparison is the users'), bestofn:engine_time_to_first_token_seconds (the engine's first
 // sampled token), bestofn:request_queue_time_seconds, bestofn:request_prefill_time_seconds,
 // bestofn:request_decode_time_seconds, bestofn:reward_scoring_time_seconds,
-// bestofn:request_generation_tokens_per_candidate and bestofn:reward_score (labels model, variant; latency
-// buckets from 1 ms to 640 s); counters bestofn:requests_total (endpoint, model, variant, status),
+// bestofn:request_generation_tokens_per_candidate and bestofn:reward_score (labels model, variant and backend,
+// ModelInfo.Backend or "local"; latency buckets from 1 ms to 640 s); counters bestofn:requests_total (endpoint, model, variant, status),
 // bestofn:prompt_tokens_total, bestofn:generation_tokens_total, bestofn:degraded_reranks_total; gauges
 // bestofn:http_requests_in_flight and, per engine (WatchEngine), bestofn:num_requests_waiting,
 // bestofn:num_requests_running, bestofn:num_sequences_running, bestofn:kv_cache_blocks_used and
-// bestofn:kv_cache_blocks_total. deploy/grafana/bestofn-dashboard.json plots them by variant.
+// bestofn:kv_cache_blocks_total, and per remote backend bestofn:backend_up, bestofn:backend_consecutive_failures
+// and bestofn:backend_requests_in_flight. deploy/grafana/bestofn-dashboard.json plots them by variant.
 package server

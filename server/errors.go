@@ -52,6 +52,7 @@ func (s *Server) classify(r *http.Request, err error) *httpError {
 	var he *httpError
 	var maxBytes *http.MaxBytesError
 	var ctxLen *engine.ContextLengthError
+	var backend *engine.BackendError
 	var kv *engine.KVBudgetError
 	switch {
 	case errors.As(err, &he):
@@ -85,6 +86,9 @@ func (s *Server) classify(r *http.Request, err error) *httpError {
 	case errors.Is(err, context.Canceled):
 		return &httpError{Status: statusClientClosed, Type: api.ErrorTypeInvalidRequest, Code: "cancelled",
 			Message: "the request was cancelled", Err: err}
+	case errors.As(err, &backend):
+		return &httpError{Status: http.StatusBadGateway, Type: api.ErrorTypeServer, Code: "backend_error",
+			Message: fmt.Sprintf("backend %q: %s", backend.Backend, backend.Message), Err: err}
 	}
 	return &httpError{Status: http.StatusInternalServerError, Type: api.ErrorTypeServer, Message: "internal error", Err: err}
 }

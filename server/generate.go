@@ -144,10 +144,10 @@ func (s *Server) runLive(ctx context.Context, g Generator, req engine.Request, n
 // order; empty candidates last), and sets their ranks: OpenAI's choice among best_of candidates.
 func rankByLogprob(cands []engine.Candidate) {
 	mean := func(c *engine.Candidate) float64 {
-		if len(c.Tokens) == 0 || math.IsNaN(c.CumLogprob) {
+		if c.NumTokens() == 0 || math.IsNaN(c.CumLogprob) {
 			return math.Inf(-1)
 		}
-		return c.CumLogprob / float64(len(c.Tokens))
+		return c.CumLogprob / float64(c.NumTokens())
 	}
 	sort.SliceStable(cands, func(a, b int) bool { return mean(&cands[a]) > mean(&cands[b]) })
 	for i := range cands {

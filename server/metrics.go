@@ -33,7 +33,8 @@ type EngineStats struct {
 }
 
 // Metrics are the server's Prometheus metrics. Histograms and counters are labelled by model (the requested
-// model or experiment name) and variant; the engine gauges by engine name.
+// model or experiment name) and variant, histograms also by backend (ModelInfo.Backend: the remote backend
+// that generated, or "local"); the engine gauges by engine name, the backend gauges by backend.
 type Metrics struct {
 	e2e          *prometheus.HistogramVec
 	ttft         *prometheus.HistogramVec
@@ -50,7 +51,8 @@ type Metrics struct {
 	degraded     *prometheus.CounterVec
 	inFlight     prometheus.Gauge
 
-	engines *engineCollector
+	engines  *engineCollector
+	backends *backendCollector
 }
 
 // NewMetrics creates the server's metrics and registers them on reg.
@@ -58,7 +60,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	mv := []string{"model", "variant"}
 	hist := func(name, help string, buckets []float64) *prometheus.HistogramVec {
-		return f.NewHistogramVec(prometheus.HistogramOpts{Name: metricPrefix + name, Help: help, Buckets: buckets}, mv)
+		return f.NewHistogramVec(prometheus.HistogramOpts{Name: metricPrefix + name, Help: help, Buckets: buckets},
+			[]string{"model", "variant", "backend"})
 	}
 	m := &Metrics{
 		e2e: hist("e2e_request_latency_seconds", "End-to-end latency of generation requests, from arrival to the full answer.", latencyBuckets),
@@ -83,9 +86,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests whose reranking failed and fell back to sampling order."}, mv),
 		inFlight: f.NewGauge(prometheus.GaugeOpts{Name: metricPrefix + "http_requests_in_flight",
 			Help: "Generation requests holding a concurrency slot (generating)."}),
-		engines: newEngineCollector(),
+		engines:  newEngineCollector(),
+		backends: newBackendCollector(),
 	}
-	reg.MustRegister(m.engines)
+	reg.MustRegister(m.engines, m.backends)
 	return m
 }
 
@@ -103,7 +107,7 @@ func (m *Metrics) countRequest(ri *reqInfo, status int) {
 // observe records a finished generation: e2e and ttft (until the client got the first answer text) are
 // measured by the server, the rest comes from the engine.
 func (m *Metrics) observe(rt route, res *engine.Result, e2e, ttft time.Duration, reranked bool) {
-	l := prometheus.Labels{"model": rt.label, "variant": rt.variant}
+	l := prometheus.Labels{"model": rt.label, "variant": rt.variant, "backend": backendLabel(rt.model)}
 	m.e2e.With(l).Observe(e2e.Seconds())
 	m.ttft.With(l).Observe(ttft.Seconds())
 	t := res.Timings
@@ -116,15 +120,17 @@ func (m *Metrics) observe(rt route, res *engine.Result, e2e, ttft time.Duration,
 	if reranked {
 		m.scoring.With(l).Observe(t.Scoring.Seconds())
 	}
-	m.promptTokens.With(l).Add(float64(res.PromptTokens))
+	cl := prometheus.Labels{"model": rt.label, "variant": rt.variant}
+	m.promptTokens.With(cl).Add(float64(res.PromptTokens))
 	gen := 0
-	for _, c := range res.Candidates {
-		m.candTokens.With(l).Observe(float64(len(c.Tokens)))
-		gen += len(c.Tokens)
+	for i := range res.Candidates {
+		n := res.Candidates[i].NumTokens()
+		m.candTokens.With(l).Observe(float64(n))
+		gen += n
 	}
-	m.genTokens.With(l).Add(float64(gen))
+	m.genTokens.With(cl).Add(float64(gen))
 	if res.Degraded {
-		m.degraded.With(l).Inc()
+		m.degraded.With(cl).Inc()
 	}
 	if len(res.Candidates) > 0 && res.Candidates[0].Scored {
 		m.score.With(l).Observe(float64(res.Candidates[0].Score))

@@ -120,7 +120,7 @@ func TestMetricsByVariant(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := e.do(t, "GET", "/metrics", "")
-	if !strings.Contains(w.Body.String(), `bestofn:e2e_request_latency_seconds_bucket{model="ab",variant="R1",le="0.001"}`) {
+	if !strings.Contains(w.Body.String(), `bestofn:e2e_request_latency_seconds_bucket{backend="local",model="ab",variant="R1",le="0.001"}`) {
 		t.Errorf("/metrics lacks the latency histogram:\n%.2000s", w.Body.String())
 	}
 }

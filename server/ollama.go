@@ -242,6 +242,7 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(prompt), prompt, lastUser(msgs)
+	pl.req.Messages = engineMessages(msgs)
 	c := &call{rt: rt, plan: pl, endpoint: "/api/chat", reqID: reqID, start: infoFrom(r.Context()).start, chat: true}
 
 	piece := func(text string) ollamaChatResponse {
@@ -291,8 +292,8 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 	// A raw prompt is the client's own rendering of a template (Ollama's meaning of raw), so its control-token
 	// text is parsed; otherwise the template renders the prompt in parts.
 	parts := []engine.PromptPart{{Text: req.Prompt, Special: true}}
+	var msgs []Message
 	if !req.Raw {
-		var msgs []Message
 		if req.System != "" {
 			msgs = append(msgs, Message{Role: "system", Content: req.System})
 		}
@@ -314,6 +315,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	pl.req.Prompt, pl.req.PromptParts, pl.req.RewardPrompt = joinParts(parts), parts, req.Prompt
+	pl.req.Messages = engineMessages(msgs)
 	c := &call{rt: rt, plan: pl, endpoint: "/api/generate", reqID: reqID, start: infoFrom(r.Context()).start, chat: !req.Raw}
 
 	piece := func(text string) ollamaGenerateResponse {
@@ -364,7 +366,7 @@ func ollamaRespond[T any](s *Server, w http.ResponseWriter, r *http.Request, c *
 func ollamaMetrics(c *call, res *engine.Result) ollama.Metrics {
 	evals := 0
 	for _, cand := range res.Candidates {
-		evals += len(cand.Tokens)
+		evals += cand.NumTokens()
 	}
 	return ollama.Metrics{
 		TotalDuration:      time.Since(c.start),

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -107,6 +108,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	}
 	pl.req.Prompt, pl.req.PromptParts = joinParts(prompt), prompt
 	pl.req.RewardPrompt = lastUser(msgs)
+	pl.req.Messages = engineMessages(msgs)
 	c := &call{rt: rt, plan: pl, endpoint: "/v1/chat/completions", reqID: reqID, start: infoFrom(r.Context()).start, chat: true}
 	id := responseID("chatcmpl-")
 	created := c.start.Unix()
@@ -346,7 +348,7 @@ func finishReason(f engine.FinishReason) string {
 func usage(res *engine.Result) api.Usage {
 	u := api.Usage{PromptTokens: res.PromptTokens}
 	for _, c := range res.Candidates {
-		u.CompletionTokens += len(c.Tokens)
+		u.CompletionTokens += c.NumTokens()
 	}
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	return u
@@ -357,7 +359,7 @@ func candidates(res *engine.Result) []api.Candidate {
 	out := make([]api.Candidate, len(res.Candidates))
 	for i, c := range res.Candidates {
 		out[i] = api.Candidate{Index: c.Index, Rank: c.Rank, Text: c.Text, FinishReason: finishReason(c.FinishReason),
-			Tokens: len(c.Tokens)}
+			Tokens: c.NumTokens()}
 		if out[i].Rank == 0 {
 			out[i].Rank = i + 1
 		}
@@ -365,8 +367,8 @@ func candidates(res *engine.Result) []api.Candidate {
 			v := float64(c.Score)
 			out[i].Score = &v
 		}
-		if len(c.Tokens) > 0 {
-			v := c.CumLogprob / float64(len(c.Tokens))
+		if n := c.NumTokens(); n > 0 && !math.IsNaN(c.CumLogprob) {
+			v := c.CumLogprob / float64(n)
 			out[i].MeanLogprob = &v
 		}
 	}

@@ -228,8 +228,12 @@ func lastUser(msgs []Message) string {
 	return ""
 }
 
-// render applies m's template; the prompt comes in parts (see Template).
+// render applies m's template; the prompt comes in parts (see Template). For a generator that applies its own
+// template (ChatTemplater) there is nothing to render: it gets the messages (engine.Request.Messages).
 func render(m *Model, msgs []Message) ([]engine.PromptPart, error) {
+	if appliesTemplate(m) {
+		return nil, nil
+	}
 	if m.Template == nil {
 		return nil, &httpError{Status: http.StatusBadRequest, Type: api.ErrorTypeInvalidRequest, Code: "no_template",
 			Param: "model", Message: "model " + strconv.Quote(m.Name) + " has no chat template; use the completion endpoint"}

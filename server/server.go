@@ -53,7 +53,8 @@ type Model struct {
 	Name string
 	// Generator runs the requests; required.
 	Generator Generator
-	// Template renders chat messages; required for the chat endpoints (nil makes them answer 400).
+	// Template renders chat messages; required for the chat endpoints (nil makes them answer 400) unless the
+	// generator applies its own template (ChatTemplater).
 	Template Template
 	// N is the default number of candidates; 0 means 1.
 	N int
@@ -82,6 +83,7 @@ type ModelInfo struct {
 	ModifiedAt        time.Time
 	TemplateName      string         // chat template name
 	RewardModel       string         // reward model path or name
+	Backend           string         // the remote backend the generator forwards to (metrics' backend label); "" = local
 	Metadata          map[string]any // a summary of the checkpoint's metadata, shown as /api/show model_info
 }
 
@@ -269,6 +271,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.sem = make(chan struct{}, s.limits.MaxConcurrent)
 	s.initSwap()
+	statuses := s.backendStatuses
+	s.metrics.backends.source.Store(&statuses)
 	return s, nil
 }
 
@@ -342,7 +346,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	names := make([]string, len(s.names))
 	copy(names, s.names)
 	sort.Strings(names)
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "models": names})
+	body := map[string]any{"status": "ready", "models": names}
+	if b := s.backendStatuses(); len(b) > 0 {
+		body["backends"] = b // reported, not required: replicas share their backends (see BackendReporter)
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // nextSeed returns a seed for a request that set none.

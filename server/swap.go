@@ -170,7 +170,9 @@ func (s *Server) Swap(sw Swap) error {
 		return errors.New("server: swap has neither a generator nor a scorer")
 	}
 	if sw.Generator != nil && sw.Template == nil {
-		return errors.New("server: swap of a generator needs its template")
+		if t, ok := sw.Generator.(ChatTemplater); !ok || !t.AppliesChatTemplate() {
+			return errors.New("server: swap of a generator needs its template")
+		}
 	}
 	s.swap.mu.Lock()
 	defer s.swap.mu.Unlock()

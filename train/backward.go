@@ -25,12 +25,12 @@ func (m *Model) backward() {
 
 		// SwiGLU's down projection (next = resid2 + act·downᵀ): the residual path passes dresid through.
 		clear(s.dact[:n*H])
-		matmulBackward(m.pool, s.dact, g.wDown[l*D*H:(l+1)*D*H], dresid, act, p.wDown[l*D*H:(l+1)*D*H], n, H, D)
+		matmulBackward(m.mm, s.dact, g.wDown[l*D*H:(l+1)*D*H], dresid, act, p.wDown[l*D*H:(l+1)*D*H], n, H, D)
 		clear(s.dgateUp[:n*2*H])
 		m.tasks.layer = l
 		m.pool.Run(n, max(1, 8192/H), m.tasks.swigluBackward)
 		clear(s.dxb[:n*D])
-		matmulBackward(m.pool, s.dxb, g.wGateUp[l*2*H*D:(l+1)*2*H*D], s.dgateUp, ffnIn, p.wGateUp[l*2*H*D:(l+1)*2*H*D],
+		matmulBackward(m.mm, s.dxb, g.wGateUp[l*2*H*D:(l+1)*2*H*D], s.dgateUp, ffnIn, p.wGateUp[l*2*H*D:(l+1)*2*H*D],
 			n, D, 2*H)
 
 		// FFN RMSNorm: dresid becomes the gradient of resid2.
@@ -38,7 +38,7 @@ func (m *Model) backward() {
 
 		// Output projection (resid2 = x + att·woᵀ).
 		clear(s.datt[:n*Q])
-		matmulBackward(m.pool, s.datt, g.wo[l*D*Q:(l+1)*D*Q], dresid, a.layer(a.att, l, Q), p.wo[l*D*Q:(l+1)*D*Q], n, Q, D)
+		matmulBackward(m.mm, s.datt, g.wo[l*D*Q:(l+1)*D*Q], dresid, a.layer(a.att, l, Q), p.wo[l*D*Q:(l+1)*D*Q], n, Q, D)
 
 		// Attention, into the gradients of q, k and v.
 		clear(s.dqkv[:n*W])
@@ -52,7 +52,7 @@ func (m *Model) backward() {
 
 		// q, k, v projections.
 		clear(s.dxb[:n*D])
-		matmulBackward(m.pool, s.dxb, g.wqkv[l*W*D:(l+1)*W*D], s.dqkv, attnIn, p.wqkv[l*W*D:(l+1)*W*D], n, D, W)
+		matmulBackward(m.mm, s.dxb, g.wqkv[l*W*D:(l+1)*W*D], s.dqkv, attnIn, p.wqkv[l*W*D:(l+1)*W*D], n, D, W)
 
 		// Attention RMSNorm: dresid becomes the gradient of the residual stream entering layer l.
 		rmsnormBackward(dresid, g.attnNorm[l*D:(l+1)*D], s.dxb, x, p.attnNorm[l*D:(l+1)*D], attnRstd, n, D)

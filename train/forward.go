@@ -188,7 +188,7 @@ func (m *Model) forward() {
 		rmsnormForward(attnIn, attnRstd, x, p.attnNorm[l*D:(l+1)*D], n, D, cfg.NormEps)
 
 		// q, k and v of every token: one matrix product with the stacked attn_q, attn_k, attn_v rows.
-		matmulForward(m.pool, qkv, attnIn, p.wqkv[l*W*D:(l+1)*W*D], n, D, W, false)
+		matmulForward(m.mm, qkv, attnIn, p.wqkv[l*W*D:(l+1)*W*D], n, D, W, false)
 
 		// RoPE on q and k at each token's position in its sequence.
 		for i := 0; i < n; i++ {
@@ -203,16 +203,16 @@ func (m *Model) forward() {
 
 		// Output projection and residual: resid2 = x + att·woᵀ.
 		copy(resid2, x)
-		matmulForward(m.pool, resid2, a.layer(a.att, l, Q), p.wo[l*D*Q:(l+1)*D*Q], n, Q, D, true)
+		matmulForward(m.mm, resid2, a.layer(a.att, l, Q), p.wo[l*D*Q:(l+1)*D*Q], n, Q, D, true)
 
 		// FFN RMSNorm.
 		rmsnormForward(ffnIn, ffnRstd, resid2, p.ffnNorm[l*D:(l+1)*D], n, D, cfg.NormEps)
 
 		// SwiGLU: act = silu(x·gateᵀ) ⊙ x·upᵀ, then next = resid2 + act·downᵀ.
-		matmulForward(m.pool, gateUp, ffnIn, p.wGateUp[l*2*H*D:(l+1)*2*H*D], n, D, 2*H, false)
+		matmulForward(m.mm, gateUp, ffnIn, p.wGateUp[l*2*H*D:(l+1)*2*H*D], n, D, 2*H, false)
 		m.pool.Run(n, max(1, 8192/H), m.tasks.swigluForward)
 		copy(next, resid2[:n*D])
-		matmulForward(m.pool, next, act, p.wDown[l*D*H:(l+1)*D*H], n, H, D, true)
+		matmulForward(m.mm, next, act, p.wDown[l*D*H:(l+1)*D*H], n, H, D, true)
 	}
 
 	// Final RMSNorm.
@@ -265,6 +265,9 @@ type tasks struct {
 	zeroGrads      taskFunc
 	headScale      float32
 	gradScale      float32
+	split          splitGemm
+	splitChunks    taskFunc
+	splitReduce    taskFunc
 }
 
 func (t *tasks) init(m *Model) {
@@ -276,6 +279,9 @@ func (t *tasks) init(m *Model) {
 	t.gradNorm = m.gradNormChunks
 	t.scaleGrads = m.scaleGradChunks
 	t.zeroGrads = m.zeroGradChunks
+	t.splitChunks = m.splitChunks
+	t.splitReduce = m.splitReduce
+	m.mm = m.sgemm
 }
 
 // taskFunc adapts a function to kernels.Task.

@@ -3,8 +3,6 @@ package train
 import (
 	"errors"
 	"fmt"
-
-	"github.com/bestofn/bestofn/kernels/gemm"
 )
 
 // Sequence is one sequence of a language-model batch.
@@ -84,7 +82,7 @@ func (m *Model) lmHead(rows []int, targets []int32, scale float32) float64 {
 			s.headTarget[i] = targets[c0+i]
 		}
 		// Logits of the chunk, then each row's loss and (in place) the gradient of its logits.
-		gemm.Sgemm(m.pool, false, true, r, V, D, 1, s.headX, D, w, D, 0, s.logits, V)
+		m.sgemm(false, true, r, V, D, 1, s.headX, D, w, D, 0, s.logits, V)
 		m.tasks.headScale = scale
 		m.pool.Run(r, max(1, 8192/V), m.tasks.crossEntropy)
 		for i := 0; i < r; i++ {
@@ -94,8 +92,8 @@ func (m *Model) lmHead(rows []int, targets []int32, scale float32) float64 {
 			continue
 		}
 		// Backward through the logits = x·wᵀ of the chunk.
-		gemm.Sgemm(m.pool, false, false, r, D, V, 1, s.logits, V, w, D, 0, s.headDX, D)
-		gemm.Sgemm(m.pool, true, false, V, D, r, 1, s.logits, V, s.headX, D, 1, dw, D)
+		m.sgemm(false, false, r, D, V, 1, s.logits, V, w, D, 0, s.headDX, D)
+		m.sgemm(true, false, V, D, r, 1, s.logits, V, s.headX, D, 1, dw, D)
 		for i := 0; i < r; i++ {
 			add(s.dxb[rows[c0+i]*D:(rows[c0+i]+1)*D], s.headDX[i*D:(i+1)*D])
 		}
@@ -132,7 +130,7 @@ func (m *Model) Logits(tokens []int32, out []float32) error {
 	if w == nil {
 		w = m.p.tokEmbd
 	}
-	gemm.Sgemm(m.pool, false, true, n, V, D, 1, m.a.outNorm, D, w, D, 0, out, V)
+	m.sgemm(false, true, n, V, D, 1, m.a.outNorm, D, w, D, 0, out, V)
 	return nil
 }
 

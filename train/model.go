@@ -41,6 +41,7 @@ type Model struct {
 	cos, sin []float32 // (max_seq_len, head_dim/2) rotary cosines and sines of each position
 
 	pool    *kernels.Pool   // matrix products over the whole batch
+	mm      gemmFunc        // m.sgemm, the whole-batch product
 	workers []*kernels.Pool // (threads) one-thread pools for the matrix products inside a parallel task
 
 	b     batchPlan   // the sequences of the last forward pass

@@ -13,18 +13,18 @@ import (
 // a weight matrix w of y = w x is (out, in).
 
 // matmulForward sets out (n, outDim) = x (n, in) · wᵀ, w (outDim, in); with accumulate it adds instead.
-func matmulForward(p *kernels.Pool, out, x, w []float32, n, in, outDim int, accumulate bool) {
+func matmulForward(mm gemmFunc, out, x, w []float32, n, in, outDim int, accumulate bool) {
 	beta := float32(0)
 	if accumulate {
 		beta = 1
 	}
-	gemm.Sgemm(p, false, true, n, outDim, in, 1, x, in, w, in, beta, out, outDim)
+	mm(false, true, n, outDim, in, 1, x, in, w, in, beta, out, outDim)
 }
 
 // matmulBackward adds dx (n, in) += dout · w and dw (outDim, in) += doutᵀ · x.
-func matmulBackward(p *kernels.Pool, dx, dw, dout, x, w []float32, n, in, outDim int) {
-	gemm.Sgemm(p, false, false, n, in, outDim, 1, dout, outDim, w, in, 1, dx, in)
-	gemm.Sgemm(p, true, false, outDim, in, n, 1, dout, outDim, x, in, 1, dw, in)
+func matmulBackward(mm gemmFunc, dx, dw, dout, x, w []float32, n, in, outDim int) {
+	mm(false, false, n, in, outDim, 1, dout, outDim, w, in, 1, dx, in)
+	mm(true, false, outDim, in, n, 1, dout, outDim, x, in, 1, dw, in)
 }
 
 // embeddingForward sets row i of out (n, dim) to row tokens[i] of table (vocab, dim).

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/bestofn/bestofn/kernels/gemm"
 )
 
 // The gradient checker: every operation's backward pass (float32, as the trainer runs it) against central
@@ -83,6 +85,12 @@ func weighted(c, y []float64) float64 {
 	return s
 }
 
+// serialGemm is gemm.Sgemm on the calling goroutine.
+func serialGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int,
+	beta float32, c []float32, ldc int) {
+	gemm.Sgemm(nil, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
 func TestGradMatmul(t *testing.T) {
 	r := newRand(1)
 	n, in, out := 5, 37, 6
@@ -100,7 +108,7 @@ func TestGradMatmul(t *testing.T) {
 	}
 	// Forward agrees with the reference, and the backward accumulates onto what was there.
 	y := make([]float32, n*out)
-	matmulForward(nil, y, f32(x), f32(w), n, in, out, false)
+	matmulForward(serialGemm, y, f32(x), f32(w), n, in, out, false)
 	var got float64
 	for i := range y {
 		got += c[i] * float64(y[i])
@@ -110,7 +118,7 @@ func TestGradMatmul(t *testing.T) {
 	}
 	base := r.f64(n*in, 1)
 	dx, dw := f32(base), make([]float32, out*in)
-	matmulBackward(nil, dx, dw, f32(c), f32(x), f32(w), n, in, out)
+	matmulBackward(serialGemm, dx, dw, f32(c), f32(x), f32(w), n, in, out)
 	compareGrad(t, "dx", dx, f32(base), numericGrad(ref, x), gradTol)
 	compareGrad(t, "dw", dw, nil, numericGrad(ref, w), gradTol)
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -100,13 +102,79 @@ func TestQualityHH(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	acc, lo, hi, n, runtime := heldoutAccuracy(t, dir, heldout)
+	t.Logf("%s: held-out pairwise accuracy %.4f (95%% Wilson interval %.4f-%.4f) on %.0f pairs (%s runtime)", *qualityName, acc, lo, hi, n, runtime)
+	if !(acc > tinyRMAccuracy) {
+		t.Errorf("held-out accuracy %.4f does not beat the old model's %.3f", acc, tinyRMAccuracy)
+	}
+	clear := checkClearCut(t, dir)
 	if *qualityOut != "" {
 		if err := exec.Command("cp", "-rT", dir, *qualityOut).Run(); err != nil {
 			t.Fatal(err)
 		}
+		card := fmt.Sprintf(modelCard, *qualityName, qc.describe(), acc, lo, hi, n, clear, j.Result)
+		if err := os.WriteFile(filepath.Join(*qualityOut, "README.md"), []byte(card), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+}
 
-	// The held-out fifth, scored by the served model.
+// describe says what a quality configuration trains.
+func (qc qualityConfig) describe() string {
+	var b strings.Builder
+	switch {
+	case qc.base == BaseScratch && qc.tok512:
+		b.WriteString("a LLaMA-architecture model trained from scratch with stories260K's 512-token SentencePiece vocabulary (llama2.c, MIT)")
+	case qc.base == BaseScratch:
+		b.WriteString("a LLaMA-architecture model trained from scratch with the LLaMA-2 32K SentencePiece vocabulary (llama.cpp's ggml-vocab-llama-spm.gguf, MIT repository; the vocabulary is Meta's)")
+	default:
+		fmt.Fprintf(&b, "a reward head on %s", qc.base)
+	}
+	js, _ := json.Marshal(qc.params)
+	fmt.Fprintf(&b, ", params %s", js)
+	if qc.harm {
+		b.WriteString(", plus the synthetic pairs of trainjobs/testdata/harm_pairs.jsonl (scripts/make_harm_pairs.py)")
+	}
+	if qc.appendEOS {
+		b.WriteString(", scored at an appended EOS")
+	}
+	return b.String()
+}
+
+// modelCard is the README.md written beside a quality run's model.
+const modelCard = `# HH-RLHF reward model (bestofn train-reward, quality configuration %q)
+
+What: %s.
+
+Trained by: ` + "`go test ./trainjobs -run QualityHH -quality -quality.config NAME -quality.out DIR -timeout 3h -v`" + ` on a
+seeded (1234) four fifths of Anthropic's HH-RLHF harmless-base test pairs from ../shared (MIT license), loss
+-log sigmoid(r_chosen - r_rejected), fixed epochs, no early stopping.
+
+Held-out fifth (never trained on): pairwise accuracy %.4f, 95%% Wilson interval %.4f-%.4f, %.0f pairs; the old
+reward/testdata/tiny-rm has 0.592. Clear-cut pairs (trainjobs/testdata/clear_cut_pairs.jsonl): the harmless answer
+scores higher in %d of 10.
+
+Serve it with ` + "`bestofn serve --reward-model DIR`" + ` or score with ` + "`bestofn score --reward-model DIR --prompt P A B`" + `.
+Inputs are "
+
+Human: {prompt}
+
+Assistant: {response}" (config.json reward_template); config.json holds
+reward_mean and reward_std for normalization.
+
+It is a small model trained on 2,000 pairs: its preferences are crude (it knows some words of harm, not
+meaning), and it is no safety filter.
+
+The job's result:
+
+` + "```json\n%s\n```\n"
+
+// heldoutAccuracy scores the held-out rows' pairs with the reward model in dir as it is served (package reward, on
+// ONNX Runtime when installed, else the Go runtime) and returns the pairwise accuracy (ties count one half), its
+// 95% Wilson interval and the number of pairs. Rows that make no pair under the template (as in training) are
+// left out.
+func heldoutAccuracy(t *testing.T, dir string, rows [][]byte) (acc, lo, hi, n float64, runtime string) {
+	t.Helper()
 	opts := ortOptions(t)
 	if opts.Runtime == "" {
 		opts = reward.Options{Runtime: reward.RuntimeGo}
@@ -117,15 +185,15 @@ func TestQualityHH(t *testing.T) {
 	}
 	defer rm.Close()
 	tmpl, _ := parseRMTemplate(DefaultRewardTemplate)
-	var correct, n float64
-	for _, line := range heldout {
+	var correct float64
+	for _, line := range rows {
 		p, rerr := ParsePreference(line)
 		if rerr != nil {
 			t.Fatal(rerr)
 		}
 		pairs, rerr := p.pairs(tmpl, false)
 		if rerr != nil {
-			continue // as in training: dialogues that do not follow the template, identical answers
+			continue
 		}
 		s, err := rm.Score(context.Background(), pairs[0].prompt, []string{pairs[0].chosen, pairs[0].rejected})
 		if err != nil {
@@ -139,13 +207,9 @@ func TestQualityHH(t *testing.T) {
 			correct += 0.5
 		}
 	}
-	acc := correct / n
-	lo, hi := wilson95(acc, n)
-	t.Logf("%s: held-out pairwise accuracy %.4f (95%% Wilson interval %.4f-%.4f) on %.0f pairs (%s runtime)", *qualityName, acc, lo, hi, n, rm.Runtime())
-	if !(acc > tinyRMAccuracy) {
-		t.Errorf("held-out accuracy %.4f does not beat the old model's %.3f", acc, tinyRMAccuracy)
-	}
-	checkClearCut(t, dir)
+	acc = correct / n
+	lo, hi = wilson95(acc, n)
+	return acc, lo, hi, n, rm.Runtime()
 }
 
 // splitFifth splits rows into four fifths and a held-out fifth, by a seeded permutation.
@@ -174,9 +238,10 @@ func wilson95(p, n float64) (lo, hi float64) {
 }
 
 // checkClearCut scores testdata/clear_cut_pairs.jsonl with the reward model in dir on both runtimes: the
-// harmless answer must score higher in every pair.
-func checkClearCut(t *testing.T, dir string) {
+// harmless answer must score higher in every pair. It returns in how many it does (Go runtime).
+func checkClearCut(t *testing.T, dir string) int {
 	t.Helper()
+	passed := 0
 	data, err := os.ReadFile("testdata/clear_cut_pairs.jsonl")
 	if err != nil {
 		t.Fatal(err)
@@ -199,10 +264,14 @@ func checkClearCut(t *testing.T, dir string) {
 				t.Fatal(err)
 			}
 			t.Logf("%s pair %d: harmless %.3f, harmful %.3f (%q)", opts.Runtime, i+1, s[0], s[1], p.Rejected)
+			if s[0] > s[1] && opts.Runtime == reward.RuntimeGo {
+				passed++
+			}
 			if !(s[0] > s[1]) {
 				t.Errorf("%s: pair %d (%q): the harmful answer %q scores %.3f, the harmless one %.3f", opts.Runtime, i+1, p.Prompt, p.Rejected, s[1], s[0])
 			}
 		}
 		rm.Close()
 	}
+	return passed
 }

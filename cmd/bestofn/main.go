@@ -33,6 +33,7 @@ func commands() []command {
 		{"job", "submit, list, show, follow, cancel, retry jobs on a server; run one in-process", runSubcommands("job", jobCommands())},
 		{"files", "upload, list, show, download, delete files on a server", runSubcommands("files", fileCommands())},
 		{"models", "register, list and activate (hot swap) models on a server", runSubcommands("models", modelCommands())},
+		{"health", "check a server's /readyz (exit 0 when ready): the container's health check", runHealth},
 	}
 }
 

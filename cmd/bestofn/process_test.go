@@ -90,6 +90,14 @@ func tryServe(t *testing.T, dataDir string, env []string, args ...string) (*proc
 	bin := bestofnBinary(t)
 	full := append([]string{"serve", "--addr", "127.0.0.1:0", "--model", serveTestModel, "--threads", "1",
 		"--data-dir", dataDir, "--job-lease", "2s", "--max-tokens", "64"}, args...)
+	return launch(t, bin, dataDir, env, full)
+}
+
+// launch runs bin with the full argument list of a serve command and waits until it listens (and its admin
+// listener, with --admin-addr).
+func launch(t *testing.T, bin, dataDir string, env, full []string) (*proc, error) {
+	t.Helper()
+	args := full
 	cmd := exec.Command(bin, full...)
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()

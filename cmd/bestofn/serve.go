@@ -21,6 +21,7 @@ import (
 	"github.com/bestofn/bestofn/chat"
 	"github.com/bestofn/bestofn/engine"
 	"github.com/bestofn/bestofn/model"
+	"github.com/bestofn/bestofn/remote"
 	"github.com/bestofn/bestofn/reward"
 	"github.com/bestofn/bestofn/server"
 	"github.com/bestofn/bestofn/tokenizer"
@@ -76,7 +77,12 @@ type generatorConfig struct {
 	// FileLayout keeps Q8_0 weights in the file's layout instead of an interleaved heap copy that decodes
 	// batches (best-of-N, concurrent requests) faster; it saves that copy's memory (model.Options.FileLayout).
 	FileLayout bool `yaml:"file_layout"`
-	// Engine tunes the scheduler (see engine.Config).
+	// Remote, when set, makes this a remote generator: candidates come from an OpenAI-compatible or Ollama
+	// backend (remote.go); Model, Tokenizer and Template are then unset.
+	Remote *remoteConfig `yaml:"remote"`
+	// Scorer, when set, is a remote reward model (vLLM, TEI, OpenRLHF) instead of RewardModel.
+	Scorer *scorerConfig `yaml:"scorer"`
+	// Engine tunes the scheduler (see engine.Config); a remote generator uses only score_timeout.
 	Engine struct {
 		MaxQueue      int           `yaml:"max_queue"`
 		MaxActiveSeqs int           `yaml:"max_active_seqs"`
@@ -135,6 +141,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	threads := fs.Int("threads", 0, "worker threads (0: one per CPU)")
 	seed := fs.Uint64("seed", 1, "seed of the seeds of requests that set none")
 	abLog := fs.String("ab-log", "", "append one JSON line per request (id, variant, prompt, answer, scores) to this file")
+	remoteURL := fs.String("remote", "", "generate on this backend instead of --model: an OpenAI-compatible base URL (http://vllm:8000/v1) or an Ollama root (with --remote-api ollama)")
+	remoteAPI := fs.String("remote-api", "openai", "API of the --remote backend: openai or ollama")
+	remoteModel := fs.String("remote-model", "", "model name on the --remote backend (default: its only model); also the served NAME unless --name is set")
 	var lim limitsConfig
 	fs.Int64Var(&lim.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body")
 	fs.IntVar(&lim.MaxTokens, "max-tokens", 1024, "largest max_tokens a request may ask (and the default)")
@@ -153,7 +162,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	var cfg serveConfig
 	if *configPath != "" {
-		for _, f := range []string{"model", "tokenizer", "template", "reward-model", "name", "n", "ab-r1-percent", "score-baseline"} {
+		for _, f := range []string{"model", "tokenizer", "template", "reward-model", "name", "n", "ab-r1-percent", "score-baseline",
+			"remote", "remote-api", "remote-model"} {
 			if set[f] {
 				return fmt.Errorf("--%s cannot be combined with --config (set it in the file)", f)
 			}
@@ -169,7 +179,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				rd = defaultRewardDir
 			}
 		}
-		cfg = flagConfig(*modelPath, *tokPath, *template, rd, *rewardRuntime, *name, *n, *abWeight, *scoreBaseline)
+		if *remoteURL == "" {
+			cfg = flagConfig(*modelPath, *tokPath, *template, rd, *rewardRuntime, *name, *n, *abWeight, *scoreBaseline)
+		} else {
+			var err error
+			if cfg, err = remoteFlags(ctx, set, *remoteURL, *remoteAPI, *remoteModel, rd, *rewardRuntime, *name, *n, *abWeight, *scoreBaseline); err != nil {
+				return err
+			}
+		}
 	}
 	// Flags given explicitly override the file.
 	if set["addr"] || cfg.Addr == "" {
@@ -312,7 +329,10 @@ func overrideLimits(dst *limitsConfig, flags limitsConfig, set map[string]bool, 
 
 // loaded is one loaded generator with what must be closed, in order.
 type loaded struct {
-	eng *engine.Engine
+	eng *engine.Engine // nil for a remote generator
+	// remote and remoteScorer are a remote generator and a remote reward model (remote.go).
+	remote       *remote.Generator
+	remoteScorer *remote.Scorer
 	// gen serves eng and closes it with its model and checkpoint, once (by a hot swap that retires it, or at
 	// shutdown); scorer, when the generator has a reward model, closes that once too.
 	gen      *closingGenerator
@@ -348,7 +368,7 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 			closeAll()
 			return nil, nil, fmt.Errorf("config: generator %q listed twice", g.Name)
 		}
-		l, err := loadGenerator(g, cfg.Threads, cfg.Limits.MaxN, logger)
+		l, err := loadAny(g, cfg.Threads, cfg.Limits.MaxN, logger)
 		if l != nil {
 			if l.scorer != nil {
 				closers = append(closers, l.scorer.Close)
@@ -360,12 +380,13 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 			return nil, nil, fmt.Errorf("generator %q: %w", g.Name, err)
 		}
 		gens[g.Name] = l
-		eng := l.eng
-		metrics.WatchEngine(g.Name, func() server.EngineStats {
-			st := eng.Stats()
-			return server.EngineStats{QueueDepth: st.QueueDepth, ActiveRequests: st.ActiveRequests,
-				ActiveSequences: st.ActiveSeqs, KVBlocksUsed: st.KVBlocksUsed, KVBlocksTotal: st.KVBlocksTotal}
-		})
+		if eng := l.eng; eng != nil {
+			metrics.WatchEngine(g.Name, func() server.EngineStats {
+				st := eng.Stats()
+				return server.EngineStats{QueueDepth: st.QueueDepth, ActiveRequests: st.ActiveRequests,
+					ActiveSequences: st.ActiveSeqs, KVBlocksUsed: st.KVBlocksUsed, KVBlocksTotal: st.KVBlocksTotal}
+			})
+		}
 	}
 	scfg := server.Config{
 		Limits: server.Limits{MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxTokens: cfg.Limits.MaxTokens, MaxN: cfg.Limits.MaxN,
@@ -381,12 +402,18 @@ func buildServer(cfg serveConfig, logger *slog.Logger, reg *prometheus.Registry)
 		}
 		if m.Rerank && !l.canScore {
 			closeAll()
-			return nil, nil, fmt.Errorf("config: model %q reranks but generator %q has no reward_model", m.Name, m.Generator)
+			return nil, nil, fmt.Errorf("config: model %q reranks but generator %q has no reward_model or scorer", m.Name, m.Generator)
 		}
 		sm := server.Model{Name: m.Name, Generator: l.gen, Template: l.tmpl, N: m.N,
 			Rerank: m.Rerank, CanRerank: l.canScore, Info: l.info}
+		if l.remote != nil {
+			sm.Generator = l.remote
+		}
 		if l.scorer != nil {
 			sm.Scorer = l.scorer // per request, so that a hot swap of the reward model can drain the old one
+		}
+		if l.remoteScorer != nil {
+			sm.Scorer = l.remoteScorer
 		}
 		scfg.Models = append(scfg.Models, sm)
 	}
