@@ -412,9 +412,14 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 		if m.Cols%64 != 0 {
 			return false
 		}
-		row := floatRow(j.isa, m.Type)
-		for r := lo; r < hi; r++ {
-			row(m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
+		r := lo
+		if pair := floatRows(j.isa, m.Type); pair != nil {
+			for ; r+2 <= hi; r += 2 {
+				pair(m.Cols, &m.Data[r*rb], rb, &j.x[0], &j.out[r])
+			}
+		}
+		for ; r < hi; r++ {
+			floatTileASM(m.Type, 1, m.Cols, &m.Data[r*rb], &j.x[0], 0, &j.out[r])
 		}
 		return true
 	case weights.TypeQ8_0, weights.TypeQ4_0:
@@ -440,30 +445,18 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 	return false
 }
 
-// floatRow returns the single-row kernel of float type typ (F32, F16 or BF16) for isa: the AVX-512 one on
-// ISAAVX512VNNI, a 256-bit one with a longer prefetch distance on ISAAVXVNNI, else AVX2's.
-func floatRow(isa ISA, typ weights.Type) func(n int, w *byte, x *float32, xstride int, res *float32) {
+// floatRows returns the two-row kernel of float type typ (F32, F16 or BF16) for a VNNI ISA, or nil: ISAAVX2
+// reads one row at a time with dot<typ>T1.
+func floatRows(isa ISA, typ weights.Type) func(n int, w *byte, wstride int, x *float32, res *float32) {
 	switch {
-	case isa == ISAAVX512VNNI && typ == weights.TypeF32:
-		return dotF32Z1
-	case isa == ISAAVX512VNNI && typ == weights.TypeF16:
-		return dotF16Z1
-	case isa == ISAAVX512VNNI:
-		return dotBF16Z1
-	case isa == ISAAVXVNNI && typ == weights.TypeF32:
-		return dotF32Y1
-	case isa == ISAAVXVNNI && typ == weights.TypeF16:
-		return dotF16Y1
-	case isa == ISAAVXVNNI:
-		return dotBF16Y1
+	case !isa.vnni():
+		return nil
+	case typ == weights.TypeF32:
+		return dotF32Y2
+	case typ == weights.TypeF16:
+		return dotF16Y2
 	}
-	switch typ {
-	case weights.TypeF32:
-		return dotF32T1
-	case weights.TypeF16:
-		return dotF16T1
-	}
-	return dotBF16T1
+	return dotBF16Y2
 }
 
 // tileASM runs the assembly kernel for w's type on activation rows b..b+t-1, if there is one.
@@ -528,8 +521,8 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 //go:noescape
 func swigluASM(gate, up *float32, n int)
 
-// streamReadASM reads n bytes at p (n a multiple of 256) and returns the XOR of their 8-byte words folded
-// to one (the read-bandwidth probe of ReadBandwidth).
+// streamReadASM reads n bytes at p (n a multiple of 256), with software prefetches ahead, and returns the XOR
+// of their 8-byte words folded to one (the read-bandwidth probe of ReadBandwidth).
 //
 //go:noescape
 func streamReadASM(p *byte, n int) uint64

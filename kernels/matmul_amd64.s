@@ -7031,9 +7031,17 @@ TEXT ·streamReadASM(SB), NOSPLIT, $0-24
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
 	TESTQ CX, CX
-	JZ stream_done
-stream_loop:
-	VPXOR (SI), Y0, Y0
+	JZ streamReadASM_done
+streamReadASM_loop:
+	PREFETCHT2 8192(SI)
+	PREFETCHT0 1024(SI)
+	PREFETCHT2 8256(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT2 8320(SI)
+	PREFETCHT0 1152(SI)
+	PREFETCHT2 8384(SI)
+	PREFETCHT0 1216(SI)
+	VPXOR 0(SI), Y0, Y0
 	VPXOR 32(SI), Y1, Y1
 	VPXOR 64(SI), Y2, Y2
 	VPXOR 96(SI), Y3, Y3
@@ -7043,8 +7051,8 @@ stream_loop:
 	VPXOR 224(SI), Y3, Y3
 	ADDQ $256, SI
 	SUBQ $256, CX
-	JNZ stream_loop
-stream_done:
+	JNZ streamReadASM_loop
+streamReadASM_done:
 	VPXOR Y1, Y0, Y0
 	VPXOR Y3, Y2, Y2
 	VPXOR Y2, Y0, Y0

@@ -126,41 +126,23 @@ var vnni512Kernels = [2][2][6]vnniFunc{
 	},
 }
 
-// dotF16Z1 is dotF16T1 with a longer prefetch distance, on 512-bit registers (n a multiple of 64, xstride
-// unused).
+// dotF16Y2 sets res[0] and res[1] to the dot products of rows w and w+wstride with x (n a multiple of
+// 64).
 //
 //go:noescape
-func dotF16Z1(n int, w *byte, x *float32, xstride int, res *float32)
+func dotF16Y2(n int, w *byte, wstride int, x *float32, res *float32)
 
-// dotF16Y1 is dotF16T1 with a longer prefetch distance, on 256-bit registers (n a multiple of 64, xstride
-// unused).
+// dotBF16Y2 sets res[0] and res[1] to the dot products of rows w and w+wstride with x (n a multiple of
+// 64).
 //
 //go:noescape
-func dotF16Y1(n int, w *byte, x *float32, xstride int, res *float32)
+func dotBF16Y2(n int, w *byte, wstride int, x *float32, res *float32)
 
-// dotBF16Z1 is dotBF16T1 with a longer prefetch distance, on 512-bit registers (n a multiple of 64, xstride
-// unused).
+// dotF32Y2 sets res[0] and res[1] to the dot products of rows w and w+wstride with x (n a multiple of
+// 64).
 //
 //go:noescape
-func dotBF16Z1(n int, w *byte, x *float32, xstride int, res *float32)
-
-// dotBF16Y1 is dotBF16T1 with a longer prefetch distance, on 256-bit registers (n a multiple of 64, xstride
-// unused).
-//
-//go:noescape
-func dotBF16Y1(n int, w *byte, x *float32, xstride int, res *float32)
-
-// dotF32Z1 is dotF32T1 with a longer prefetch distance, on 512-bit registers (n a multiple of 64, xstride
-// unused).
-//
-//go:noescape
-func dotF32Z1(n int, w *byte, x *float32, xstride int, res *float32)
-
-// dotF32Y1 is dotF32T1 with a longer prefetch distance, on 256-bit registers (n a multiple of 64, xstride
-// unused).
-//
-//go:noescape
-func dotF32Y1(n int, w *byte, x *float32, xstride int, res *float32)
+func dotF32Y2(n int, w *byte, wstride int, x *float32, res *float32)
 
 // avxvnniKernels[t][nr-1] is the AVX-VNNI kernel of a 1 x nr tile, t as for vnni512Kernels.
 var avxvnniKernels = [2][6]vnniFunc{

@@ -2,7 +2,7 @@ package main
 
 import "fmt"
 
-// The VNNI kernels (vnni_amd64.s, with the float rows of floatRow) dot interleaved Q8_0 or Q4_0 weight rows (see kernels.Interleave; Q8_0 in
+// The VNNI kernels (vnni_amd64.s, with the float rows of floatRows) dot interleaved Q8_0 or Q4_0 weight rows (see kernels.Interleave; Q8_0 in
 // its biased form, each quant stored as q+128, an unsigned byte) with activation records (see the kernels
 // package's vnniRecord): per group of 8 blocks, 256 bytes of int8 quants interleaved like the weights, then
 // 16 float32 scales (the 8 blocks' d_x twice), then 8 int32 corrections -C*sum(q_x) (C = 128 for Q8_0, 8 for
@@ -31,11 +31,20 @@ const (
 	vnniMaxMR = 2
 )
 
-// vnniPrefetchAhead is the distance (bytes) the VNNI kernels and the AVX-512 float rows prefetch weights
-// ahead of the row being read. On the Xeon (Emerald Rapids) this was tuned on, one thread streaming a 1.1B
-// decode step reads at 0.96-1.08 of a plain read's speed with 4 KiB, 0.89 with 1 KiB (the AVX2 kernels'
-// distance, tuned on an AMD EPYC) and 0.92-0.98 with 2 KiB.
+// vnniPrefetchAhead is the distance (bytes) the AVX-512 and AVX-VNNI float rows prefetch weights ahead of
+// the row being read. On the Xeon (Emerald Rapids) this was tuned on, one thread streaming a 1.1B decode step
+// reads at 0.96-1.08 of a plain read's speed with 4 KiB, 0.89 with 1 KiB (the AVX2 kernels' distance, tuned
+// on an AMD EPYC) and 0.92-0.98 with 2 KiB.
 const vnniPrefetchAhead = 4096
+
+// The VNNI kernels prefetch weights in two steps: into L2 vnniPrefetchL2 bytes ahead, into L1
+// vnniPrefetchL1 bytes ahead. With batch 1 (decode) this reads at 1.1-1.2 of a plain read's speed on one
+// thread (4 KiB into L1 alone: 1.1-1.15), with batch 5 at 1.07-1.18 for Q8_0 (0.86) and 0.78 for Q4_0
+// (0.77-0.86); without software prefetch, 0.9-1.0 and 0.45-0.58.
+const (
+	vnniPrefetchL2 = 8192
+	vnniPrefetchL1 = 1024
+)
 
 // vnniAddr returns the address of byte off of record (or output) a, given the base of rows 0..2 (b0, with
 // stride s1) and of rows 3..5 (b3 = b0 + 3*stride).
@@ -128,7 +137,8 @@ func (g *gen) vnni512(typ string, mr, nr int) {
 	g.label(name + "_loop")
 	for r := range mr {
 		for off := 0; off < groupBytes; off += 64 {
-			g.p("PREFETCHT0 %s", wrow(vnniPrefetchAhead+off, r))
+			g.p("PREFETCHT2 %s", wrow(vnniPrefetchL2+off, r))
+			g.p("PREFETCHT0 %s", wrow(vnniPrefetchL1+off, r))
 		}
 	}
 	// Integer sums start from the corrections (a 256-bit load zeroes the upper half).
@@ -227,7 +237,8 @@ func (g *gen) avxvnni(typ string, nr int) {
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
 	for off := 0; off < groupBytes; off += 64 {
-		g.p("PREFETCHT0 %s", wrow(vnniPrefetchAhead+off, 0))
+		g.p("PREFETCHT2 %s", wrow(vnniPrefetchL2+off, 0))
+		g.p("PREFETCHT0 %s", wrow(vnniPrefetchL1+off, 0))
 	}
 	for a := range nr {
 		g.p("VMOVDQU %s, Y%d", xrec(vnniCorr, a), a)
@@ -273,65 +284,75 @@ func (g *gen) avxvnni(typ string, nr int) {
 	g.p("RET")
 }
 
-// floatRow writes dot<typ>Z1 (zmm, AVX-512) or dot<typ>Y1 (ymm, AVX2 instructions only), the forms of
-// floatTile(typ, 1) for the VNNI ISAs: one row of F32, F16 or BF16 weights dotted with one row of float32
-// activations, n values (a multiple of 64), 64 values a step into 4 (zmm) or 8 (ymm) accumulators, prefetching
-// vnniPrefetchAhead ahead. The longer distance is what makes them faster than the AVX2 row on the Xeon: 0.89-1.0
-// of a plain read's speed against 0.65-0.72 (BenchmarkDecodeShare).
-func (g *gen) floatRow(typ string, zmm bool) {
+// floatRows writes dot<typ>Y2 (ymm, AVX2 instructions only; with zmm, dot<typ>Z2), the float rows of the
+// VNNI ISAs: two rows of F32, F16 or BF16 weights (w and w+wstride) dotted with one row of float32
+// activations, n values (a multiple of 64), into res[0] and res[1]; 64 values a step into 4 accumulators per
+// row, prefetching both rows in two steps as the VNNI kernels do. Two rows streamed side by side and the
+// longer prefetch distances make them faster than the AVX2 row on the Xeon (F16 batch 1 on one thread: 0.82-0.96
+// of the probe's read against 0.58-0.62, BenchmarkDecodeShare); the 512-bit form measured no faster (0.82-0.91),
+// so both VNNI ISAs use the 256-bit one.
+func (g *gen) floatRows(typ string, zmm bool) {
 	wsize := 4
 	if typ != "F32" {
 		wsize = 2
 	}
-	R, lanes, name := "Y", 8, fmt.Sprintf("dot%sY1", typ)
+	R, lanes, name := "Y", 8, fmt.Sprintf("dot%sY2", typ)
 	if zmm {
-		R, lanes, name = "Z", 16, fmt.Sprintf("dot%sZ1", typ)
+		R, lanes, name = "Z", 16, fmt.Sprintf("dot%sZ2", typ)
 	}
-	u := 64 / lanes
-	fmt.Fprintf(&g.Buffer, "\n// func %s(n int, w *byte, x *float32, xstride int, res *float32)\n", name)
+	u := 64 / lanes // vectors per row per step
+	acc := func(r, v int) int { return r*4 + v%4 }
+	fmt.Fprintf(&g.Buffer, "\n// func %s(n int, w *byte, wstride int, x *float32, res *float32)\n", name)
 	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-40\n", name)
 	g.p("MOVQ n+0(FP), CX")
 	g.p("MOVQ w+8(FP), SI")
-	g.p("MOVQ x+16(FP), DI")
+	g.p("MOVQ wstride+16(FP), BX")
+	g.p("MOVQ x+24(FP), DI")
 	g.p("MOVQ res+32(FP), R12")
-	for v := range u {
-		g.p("VXORPS %s%d, %s%d, %s%d", R, v, R, v, R, v)
+	for i := range 8 {
+		g.p("VXORPS %s%d, %s%d, %s%d", R, i, R, i, R, i)
 	}
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
 	step := 64 * wsize
-	for off := 0; off < step; off += 64 {
-		g.p("PREFETCHT0 %d(SI)", vnniPrefetchAhead+off)
-	}
-	w := 8 // first weight register
-	for v := range u {
-		switch typ {
-		case "F16":
-			g.p("VCVTPH2PS %d(SI), %s%d", 2*lanes*v, R, w+v)
-		case "BF16":
-			g.p("VPMOVZXWD %d(SI), %s%d", 2*lanes*v, R, w+v)
-			g.p("VPSLLD $16, %s%d, %s%d", R, w+v, R, w+v)
-		default:
-			g.p("VMOVUPS %d(SI), %s%d", 4*lanes*v, R, w+v)
+	for r := range 2 {
+		for off := 0; off < step; off += 64 {
+			g.p("PREFETCHT2 %s", wrow(vnniPrefetchL2+off, r))
+			g.p("PREFETCHT0 %s", wrow(vnniPrefetchL1+off, r))
 		}
-		g.p("VFMADD231PS %d(DI), %s%d, %s%d", 4*lanes*v, R, w+v, R, v)
+	}
+	for v := range u {
+		for r := range 2 {
+			w := 8 + 2*(v%4) + r
+			switch typ {
+			case "F16":
+				g.p("VCVTPH2PS %s, %s%d", wrow(2*lanes*v, r), R, w)
+			case "BF16":
+				g.p("VPMOVZXWD %s, %s%d", wrow(2*lanes*v, r), R, w)
+				g.p("VPSLLD $16, %s%d, %s%d", R, w, R, w)
+			default:
+				g.p("VMOVUPS %s, %s%d", wrow(4*lanes*v, r), R, w)
+			}
+			g.p("VFMADD231PS %d(DI), %s%d, %s%d", 4*lanes*v, R, w, R, acc(r, v))
+		}
 	}
 	g.p("ADDQ $%d, SI", step)
 	g.p("ADDQ $256, DI")
 	g.p("SUBQ $64, CX")
 	g.p("JNZ %s_loop", name)
 	g.label(name + "_done")
-	for step := 1; step < u; step *= 2 {
-		for v := 0; v+step < u; v += 2 * step {
-			g.p("VADDPS %s%d, %s%d, %s%d", R, v+step, R, v, R, v)
+	for r := range 2 {
+		b := 4 * r
+		g.p("VADDPS %s%d, %s%d, %s%d", R, b+1, R, b, R, b)
+		g.p("VADDPS %s%d, %s%d, %s%d", R, b+3, R, b+2, R, b+2)
+		g.p("VADDPS %s%d, %s%d, %s%d", R, b+2, R, b, R, b)
+		if zmm {
+			g.p("VEXTRACTF64X4 $1, Z%d, Y%d", b, b+1)
+			g.p("VADDPS Y%d, Y%d, Y%d", b+1, b, b)
 		}
+		g.hsum(b, 4*r)
 	}
-	if zmm {
-		g.p("VEXTRACTF64X4 $1, Z0, Y1")
-		g.p("VADDPS Y1, Y0, Y0")
-	}
-	g.hsum(0, 0)
 	g.p("VZEROUPPER")
 	g.p("RET")
 }
@@ -352,8 +373,7 @@ func vnniFile() []byte {
 		}
 	}
 	for _, typ := range []string{"F16", "BF16", "F32"} {
-		g.floatRow(typ, true)
-		g.floatRow(typ, false)
+		g.floatRows(typ, false)
 	}
 	return g.Bytes()
 }
@@ -399,11 +419,8 @@ func vnniDecls() []byte {
 	}
 	add("}\n")
 	for _, typ := range []string{"F16", "BF16", "F32"} {
-		for _, z := range []string{"Z", "Y"} {
-			add("\n// dot%s%s1 is dot%sT1 with a longer prefetch distance, on %s registers (n a multiple of 64, xstride\n", typ, z, typ,
-				map[string]string{"Z": "512-bit", "Y": "256-bit"}[z])
-			add("// unused).\n//\n//go:noescape\nfunc dot%s%s1(n int, w *byte, x *float32, xstride int, res *float32)\n", typ, z)
-		}
+		add("\n// dot%sY2 sets res[0] and res[1] to the dot products of rows w and w+wstride with x (n a multiple of\n", typ)
+		add("// 64).\n//\n//go:noescape\nfunc dot%sY2(n int, w *byte, wstride int, x *float32, res *float32)\n", typ)
 	}
 	add("\n// avxvnniKernels[t][nr-1] is the AVX-VNNI kernel of a 1 x nr tile, t as for vnni512Kernels.\n")
 	add("var avxvnniKernels = [2][%d]vnniFunc{\n", vnniMaxNR)
