@@ -81,7 +81,7 @@ func (g *gen) tdpbssd(c, a, b int) {
 
 // amxPrep writes amxPrep<typ>(nblocks int, w *byte, rb int, scratch *byte): the panel's weight scales as
 // float32 into the scratch (gathered from 16 rows rb bytes apart), and for Q4_0 its quants unpacked to int8
-// values nibble-8.
+// values nibble-8 (nblocks must be even).
 func (g *gen) amxPrep(typ string) {
 	name := "amxPrep" + typ
 	blockBytes := 34
@@ -122,18 +122,25 @@ func (g *gen) amxPrep(typ string) {
 		g.label(name + "_row")
 		g.p("MOVQ R9, SI")
 		g.p("MOVQ R8, CX")
+		// Two blocks a step (nblocks is even): their 16 nibble bytes side by side in Y0, low and high nibbles
+		// split, minus 8, then each block's 16 low values and 16 high values put together.
+		g.p("VINSERTI128 $1, X14, Y14, Y14")
+		g.p("VINSERTI128 $1, X15, Y15, Y15")
 		g.label(name + "_block")
 		g.p("VMOVDQU 2(SI), X0")
-		g.p("VPAND X14, X0, X1")
-		g.p("VPSRLW $4, X0, X0")
-		g.p("VPAND X14, X0, X0")
-		g.p("VPSUBB X15, X1, X1")
-		g.p("VPSUBB X15, X0, X0")
-		g.p("VMOVDQU X1, (DI)")
-		g.p("VMOVDQU X0, 16(DI)")
-		g.p("ADDQ $18, SI")
-		g.p("ADDQ $32, DI")
-		g.p("DECQ CX")
+		g.p("VINSERTI128 $1, 20(SI), Y0, Y0")
+		g.p("VPAND Y14, Y0, Y1")
+		g.p("VPSRLW $4, Y0, Y0")
+		g.p("VPAND Y14, Y0, Y0")
+		g.p("VPSUBB Y15, Y1, Y1")
+		g.p("VPSUBB Y15, Y0, Y0")
+		g.p("VPERM2I128 $0x20, Y0, Y1, Y2")
+		g.p("VPERM2I128 $0x31, Y0, Y1, Y3")
+		g.p("VMOVDQU Y2, (DI)")
+		g.p("VMOVDQU Y3, 32(DI)")
+		g.p("ADDQ $36, SI")
+		g.p("ADDQ $64, DI")
+		g.p("SUBQ $2, CX")
 		g.p("JNZ %s_block", name)
 		g.p("ADDQ BX, R9")
 		g.p("DECQ R10")
