@@ -46,7 +46,7 @@ func BenchmarkVNNITileHot(b *testing.B) {
 				mi, _ := Interleave(m, isa)
 				s := quantizedRecords(rand.New(rand.NewPCG(1, 1)), typ, acts, cols)
 				mr := 1
-				if isa == ISAAVX512VNNI {
+				if isa.avx512() {
 					mr = 2
 				}
 				k := vnniKernel(isa, typ, mr, vnniNR)

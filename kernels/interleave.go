@@ -50,7 +50,9 @@ func InterleaveWorthwhile(m Matrix, isa ISA) bool {
 // Interleave returns a copy of m (Q8_0 or Q4_0, Cols a multiple of 256) in the interleaved layout, the form
 // the kernels of isa (ISAAuto: this CPU's best) read fastest: for the VNNI ISAs, Q8_0 quants are also biased
 // to unsigned bytes (q+128, Matrix.Biased), which VPDPBUSD multiplies with signed activations in one
-// instruction. The copy lives on the heap: it is as large as m's data. Every ISA computes MatMul on either
+// instruction. The copy lives on the heap: it is as large as m's data. For ISAAMX the result also keeps m's
+// data as its File, which the AMX kernels read for large batches: it must stay valid and unchanged (a
+// checkpoint's mapping does). Every ISA computes MatMul on either
 // form (the ISAs without a kernel for one fall back to the Go loops), so the choice is about speed only.
 func Interleave(m Matrix, isa ISA) (Matrix, error) {
 	if err := m.Validate(); err != nil {
@@ -65,6 +67,9 @@ func Interleave(m Matrix, isa ISA) (Matrix, error) {
 	out.Data = make([]byte, m.Rows*rb)
 	out.Interleaved = true
 	out.Biased = m.Type == weights.TypeQ8_0 && isa.resolve().vnni()
+	if isa.resolve() == ISAAMX {
+		out.File = m.Data[:m.Rows*rb]
+	}
 	// Split the groups across the CPUs: a 7B model has about 7 GB of them.
 	gb := groupBytes(m.Type)
 	groups := m.Rows * rb / gb

@@ -24,11 +24,16 @@ const (
 	// ISAAVX512VNNI runs interleaved Q8_0 and Q4_0 weights through AVX-512 VNNI (VPDPBUSD on 512-bit
 	// registers; needs AVX-512 F, BW, VL and VNNI); AVX2 for the rest.
 	ISAAVX512VNNI
+	// ISAAMX is ISAAVX512VNNI with the tile unit of AMX-INT8 (Sapphire Rapids and later Xeons) for batches
+	// of amxMinBatch rows and more (prefill) of Q8_0 and Q4_0 weights: TDPBSSD multiplies 16 weight rows by
+	// 16 activation rows per 32-value block in one instruction. It reads the file's layout of the weights
+	// (Matrix.File) and needs the kernel's permission for AMX state (Linux 5.16 or later).
+	ISAAMX
 )
 
-var isaNames = [...]string{ISAAuto: "auto", ISAGo: "go", ISAAVX2: "avx2", ISAAVXVNNI: "avxvnni", ISAAVX512VNNI: "avx512vnni"}
+var isaNames = [...]string{ISAAuto: "auto", ISAGo: "go", ISAAVX2: "avx2", ISAAVXVNNI: "avxvnni", ISAAVX512VNNI: "avx512vnni", ISAAMX: "amx"}
 
-// String returns the ISA's name as ParseISA reads it: auto, go, avx2, avxvnni or avx512vnni.
+// String returns the ISA's name as ParseISA reads it: auto, go, avx2, avxvnni, avx512vnni or amx.
 func (i ISA) String() string {
 	if int(i) < len(isaNames) {
 		return isaNames[i]
@@ -60,13 +65,15 @@ func (i ISA) Supported() bool {
 		return haveASM() && haveAVXVNNI()
 	case ISAAVX512VNNI:
 		return haveASM() && haveAVX512VNNI()
+	case ISAAMX:
+		return haveASM() && haveAVX512VNNI() && haveAMX()
 	}
 	return false
 }
 
-// BestISA returns the widest ISA this CPU runs: avx512vnni, avxvnni, avx2 or go, in that order.
+// BestISA returns the widest ISA this CPU runs: amx, avx512vnni, avxvnni, avx2 or go, in that order.
 func BestISA() ISA {
-	for _, i := range []ISA{ISAAVX512VNNI, ISAAVXVNNI, ISAAVX2} {
+	for _, i := range []ISA{ISAAMX, ISAAVX512VNNI, ISAAVXVNNI, ISAAVX2} {
 		if i.Supported() {
 			return i
 		}
@@ -77,7 +84,7 @@ func BestISA() ISA {
 // SupportedISAs lists the ISAs this CPU runs, widest first, ISAGo last.
 func SupportedISAs() []ISA {
 	var s []ISA
-	for _, i := range []ISA{ISAAVX512VNNI, ISAAVXVNNI, ISAAVX2, ISAGo} {
+	for _, i := range []ISA{ISAAMX, ISAAVX512VNNI, ISAAVXVNNI, ISAAVX2, ISAGo} {
 		if i.Supported() {
 			s = append(s, i)
 		}
@@ -95,4 +102,7 @@ func (i ISA) resolve() ISA {
 
 // vnni reports whether the ISA multiplies interleaved Q8_0 and Q4_0 weights with VPDPBUSD, which wants
 // Q8_0 weights biased to unsigned bytes (see Interleave).
-func (i ISA) vnni() bool { return i == ISAAVXVNNI || i == ISAAVX512VNNI }
+func (i ISA) vnni() bool { return i == ISAAVXVNNI || i.avx512() }
+
+// avx512 reports whether the ISA runs the AVX-512 VNNI kernels (512-bit tiles of 2 weight rows).
+func (i ISA) avx512() bool { return i == ISAAVX512VNNI || i == ISAAMX }

@@ -17,6 +17,10 @@ type Matrix struct {
 	// Biased marks interleaved Q8_0 data whose quants are stored as q+128 (unsigned bytes), the form the
 	// VNNI kernels multiply (see Interleave).
 	Biased bool
+	// File, when set on an interleaved matrix, holds the same rows in the file's layout (Interleave for
+	// ISAAMX keeps its source there, usually a checkpoint's mapping): the AMX kernels read it for large
+	// batches. MatMul never writes it.
+	File []byte
 }
 
 // RowBytes returns the size of one row in bytes, or 0 when Type is unknown or Cols is not a whole number of
@@ -45,6 +49,10 @@ func (m Matrix) Validate() error {
 	if m.Interleaved && !interleavable(m.Type, m.Cols) {
 		return fmt.Errorf("kernels: interleaved %v matrix of %d columns: only Q8_0 or Q4_0 with a multiple of %d columns",
 			m.Type, m.Cols, groupValues)
+	}
+	if m.File != nil && (!m.Interleaved || len(m.File) < m.Rows*rb) {
+		return fmt.Errorf("kernels: a %v matrix with a file copy must be interleaved and the copy hold %d rows of %d bytes (has %d bytes)",
+			m.Type, m.Rows, rb, len(m.File))
 	}
 	if m.Biased && (!m.Interleaved || m.Type != weights.TypeQ8_0) {
 		return fmt.Errorf("kernels: biased %v matrix (interleaved %v): only interleaved Q8_0 is biased", m.Type, m.Interleaved)
@@ -94,9 +102,14 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 	j.out, j.m, j.rowBytes, j.x, j.batch = out, m, rb, x, batch
 	j.asm, j.isa = p.asm, p.isa
 	j.vnni = m.Interleaved && p.isa.vnni() && (m.Type == weights.TypeQ4_0 || m.Biased)
+	j.amx = j.vnni && p.isa == ISAAMX && batch >= amxMinBatch && m.File != nil && m.Rows >= amxPanel &&
+		m.Cols%64 == 0
 	switch m.Type {
 	case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
 		p.quant.quantizeQ8_0(p, x[:batch*m.Cols], m.Cols, m.Interleaved, j.vnniCorrection())
+		if j.amx {
+			p.quant.packAMX(p, batch, m.Cols)
+		}
 	case weights.TypeQ4_K, weights.TypeQ5_K, weights.TypeQ6_K, weights.TypeQ8_K:
 		p.quant.quantizeQ8_K(p, x[:batch*m.Cols])
 	}
@@ -115,6 +128,9 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 	// When the batch spans several tiles, each tile re-reads the grain's weights: keep a grain within L2.
 	if batch > tileBatch || (j.vnni && batch > vnniNR) {
 		grain = max(1, min(grain, (256<<10)/rb))
+	}
+	if j.amx {
+		grain = (grain + amxPanel - 1) &^ (amxPanel - 1) // whole panels of 16 rows
 	}
 	p.Run(m.Rows, grain, j)
 	j.out, j.x, j.m.Data, j.q = nil, nil, nil, nil
@@ -136,12 +152,17 @@ type matJob struct {
 	asm      bool // the AVX2 kernels run (every ISA from ISAAVX2 up)
 	isa      ISA
 	vnni     bool // interleaved Q8_0 (biased) or Q4_0 weights on a VNNI ISA: runVNNI's tiles
+	amx      bool // and a batch for the AMX kernels (runAMX), with vnni for the rows past the last panel
 	q        *scratch
 }
 
 // Run computes output rows [lo, hi) for the whole batch: for each tile of activation rows, for each column
 // chunk, for each weight row of the grain, so the tile stays in L1 and the grain's weights in L2.
-func (j *matJob) Run(lo, hi, _ int) {
+func (j *matJob) Run(lo, hi, worker int) {
+	if j.amx {
+		j.runAMX(lo, hi, worker)
+		return
+	}
 	if j.vnni {
 		j.runVNNI(lo, hi)
 		return

@@ -25,13 +25,13 @@ func haveAVX512VNNI() bool {
 }
 
 // vnniKernel returns the VNNI kernel of isa for weights of typ (Q8_0 biased, or Q4_0) and an mr x nr tile
-// (mr 1 for ISAAVXVNNI, 1 or 2 for ISAAVX512VNNI; nr 1..vnniNR).
+// (mr 1 for ISAAVXVNNI, 1 or 2 for ISAAVX512VNNI and ISAAMX; nr 1..vnniNR).
 func vnniKernel(isa ISA, typ weights.Type, mr, nr int) vnniFunc {
 	t := 0
 	if typ == weights.TypeQ4_0 {
 		t = 1
 	}
-	if isa == ISAAVX512VNNI {
+	if isa.avx512() {
 		return vnni512Kernels[t][mr-1][nr-1]
 	}
 	return avxvnniKernels[t][nr-1]

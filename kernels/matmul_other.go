@@ -39,3 +39,15 @@ func quantQ8_0ASM(x *float32, q *int8, d, s *float32, nb int) {
 func swigluASM(gate, up *float32, n int) { panic("kernels: no assembly on this architecture") }
 
 func streamReadASM(p *byte, n int) uint64 { panic("kernels: no assembly on this architecture") }
+
+func amxPrepQ8_0(nblocks int, w *byte, rb int, scratch *byte) {
+	panic("kernels: no assembly on this architecture")
+}
+
+func amxPrepQ4_0(nblocks int, w *byte, rb int, scratch *byte) {
+	panic("kernels: no assembly on this architecture")
+}
+
+func amxTile(nblocks int, a *byte, astride, ablock int, b *byte, dx *float32, out *float32, ostride, nvalid int, scratch *byte) {
+	panic("kernels: no assembly on this architecture")
+}

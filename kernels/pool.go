@@ -41,7 +41,8 @@ type Pool struct {
 	mat   matJob  // MatMul's task, reused across calls
 	quant scratch // quantized activations, grown on demand
 
-	perWorker [][]float32 // Scratch's buffers, one per thread
+	perWorker [][]float32  // Scratch's buffers, one per thread
+	amx       []amxScratch // the AMX kernels' scratch, one per thread
 }
 
 // poolWorker is the sleep state of one worker goroutine: asleep is 1 while it waits on wake (or is about
@@ -75,7 +76,8 @@ func NewPoolISA(threads int, isa ISA) (*Pool, error) {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	p := &Pool{threads: threads, perWorker: make([][]float32, threads)}
+	p := &Pool{threads: threads, perWorker: make([][]float32, threads), amx: make([]amxScratch, threads)}
+	p.quant.pack.s = &p.quant
 	p.setISA(isa)
 	p.mat.p = p
 	p.workers = make([]poolWorker, threads-1)
@@ -103,6 +105,9 @@ func (p *Pool) Scratch(worker, n int) []float32 {
 	}
 	return (*s)[:n]
 }
+
+// amxScratch returns worker's AMX scratch area.
+func (p *Pool) amxScratch(worker int) *amxScratch { return &p.amx[worker] }
 
 // Threads returns the number of threads the pool splits work across, the caller's included.
 func (p *Pool) Threads() int { return p.threads }

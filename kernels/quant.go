@@ -21,10 +21,13 @@ type scratch struct {
 	sT       []float32 // s block-major, like dT
 	dTStride int
 	k        []byte
-	rec      []byte // VNNI activation records (see vnniRecord), 64-byte aligned, when vnniC != 0
-	recBuf   []byte // rec's allocation
-	vnniC    int32  // the weight offset the records' corrections undo (128: biased Q8_0, 8: Q4_0), or 0
-	active   bool   // holds the activations of the MatMul in progress
+	rec      []byte    // VNNI activation records (see vnniRecord), 64-byte aligned, when vnniC != 0
+	recBuf   []byte    // rec's allocation
+	vnniC    int32     // the weight offset the records' corrections undo (128: biased Q8_0, 8: Q4_0), or 0
+	amxB     []byte    // activation tiles of the AMX kernels (packAMX)
+	amxDx    []float32 // their scales
+	pack     amxPack   // packAMX's task
+	active   bool      // holds the activations of the MatMul in progress
 
 	x      []float32 // the activations being quantized
 	blockK bool      // quantizing into Q8_K records rather than Q8_0 blocks

@@ -126,7 +126,7 @@ func (j *matJob) runVNNI(lo, hi int) {
 	ng := m.Cols / groupValues
 	rs := ng * vnniRecordBytes
 	maxMR := 1
-	if j.isa == ISAAVX512VNNI {
+	if j.isa.avx512() {
 		maxMR = 2
 	}
 	for b := 0; b < j.batch; b += vnniNR {

@@ -82,7 +82,7 @@ func TestVNNIKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(43, 44))
 	for _, isa := range isas {
 		maxMR := 1
-		if isa == ISAAVX512VNNI {
+		if isa.avx512() {
 			maxMR = 2
 		}
 		for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0} {

@@ -88,7 +88,7 @@ func testInterleavedWeights(t *testing.T, typ weights.Type, isa kernels.ISA) {
 	}
 	defer file.Close()
 	want := kernels.InterleaveWorthwhile(file.layers[0].wGate, isa)
-	biased := want && typ == weights.TypeQ8_0 && (isa == kernels.ISAAVXVNNI || isa == kernels.ISAAVX512VNNI)
+	biased := want && typ == weights.TypeQ8_0 && (isa == kernels.ISAAVXVNNI || isa == kernels.ISAAVX512VNNI || isa == kernels.ISAAMX)
 	for _, mat := range []kernels.Matrix{inter.layers[0].wq, inter.layers[1].wDown, inter.output} {
 		if mat.Interleaved != want || mat.Biased != biased {
 			t.Fatalf("interleaved %v biased %v, want %v and %v", mat.Interleaved, mat.Biased, want, biased)

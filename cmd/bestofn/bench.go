@@ -31,6 +31,7 @@ type benchOptions struct {
 	ISA          kernels.ISA
 	Bandwidth    bool
 	BandwidthMiB int
+	Repeat       int
 }
 
 // benchResult is the JSON output of `bestofn bench --json` for --n 1.
@@ -105,6 +106,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	isaName := fs.String("kernels", "auto", "kernels to run: auto (the widest this CPU runs), avx512vnni, avxvnni, avx2 or go")
 	fs.BoolVar(&o.Bandwidth, "bandwidth", true, "measure the read bandwidth between decode steps and report decode as a share of its limit (--n 1)")
 	fs.IntVar(&o.BandwidthMiB, "bandwidth-mib", 0, "bandwidth buffer in MiB (0: max(1 GiB, 4 x the last-level cache))")
+	fs.IntVar(&o.Repeat, "repeat", 1, "with --n > 1: run this many n=1 / n=N pairs and report the median decode ratio")
 	fs.Bool("train", false, "measure training speed instead (bench --train -h lists its flags)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -115,8 +117,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Model == "" {
 		return errors.New("--model is required")
 	}
-	if o.PromptTokens < 1 || o.GenTokens < 0 || o.N < 1 || o.Concurrency < 1 || o.Threads < 0 || o.BandwidthMiB < 0 {
-		return errors.New("--prompt-tokens must be >= 1, --gen-tokens >= 0, --n >= 1, --concurrency >= 1, --threads >= 0, --bandwidth-mib >= 0")
+	if o.PromptTokens < 1 || o.GenTokens < 0 || o.N < 1 || o.Concurrency < 1 || o.Threads < 0 || o.BandwidthMiB < 0 || o.Repeat < 1 {
+		return errors.New("--prompt-tokens must be >= 1, --gen-tokens >= 0, --n >= 1, --concurrency >= 1, --threads >= 0, --bandwidth-mib >= 0, --repeat >= 1")
 	}
 	var err error
 	if o.ISA, err = kernels.ParseISA(*isaName); err != nil {

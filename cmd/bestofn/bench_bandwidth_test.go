@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/bestofn/bestofn/kernels"
@@ -47,5 +48,31 @@ func TestBenchBandwidth(t *testing.T) {
 	}
 	if bytes.Contains(out.Bytes(), []byte("read_bandwidth")) {
 		t.Errorf("--bandwidth=false still measured: %s", out.String())
+	}
+}
+
+// TestBenchBestOfNRepeat checks --repeat: as many ratios as pairs, the first the reported decode ratio, and
+// their median; and the CPU and kernels fields of the best-of-N report.
+func TestBenchBestOfNRepeat(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := []string{"--model", storiesGGUFPath, "--prompt-tokens", "8", "--gen-tokens", "6", "--n", "3", "--repeat", "3",
+		"--threads", "1", "--json"}
+	if err := runBench(context.Background(), args, &out, &errOut); err != nil {
+		t.Fatalf("%v (stderr %s)", err, errOut.String())
+	}
+	var res benchNResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v: %q", err, out.String())
+	}
+	if len(res.DecodeRatios) != 3 || res.DecodeRatios[0] != res.DecodeRatio || res.CPU == "" || res.ISA == "" {
+		t.Fatalf("report %+v", res)
+	}
+	sorted := append([]float64(nil), res.DecodeRatios...)
+	slices.Sort(sorted)
+	if res.DecodeRatioMedian != sorted[1] {
+		t.Errorf("median %g of %v", res.DecodeRatioMedian, res.DecodeRatios)
+	}
+	if err := runBench(context.Background(), []string{"--model", storiesGGUFPath, "--n", "2", "--repeat", "0"}, &out, &errOut); err == nil {
+		t.Error("--repeat 0 accepted")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,6 +40,10 @@ type benchNResult struct {
 	} `json:"baseline_n1"`
 	// DecodeRatio is the best-of-N decode wall time over the n=1 decode wall time.
 	DecodeRatio float64 `json:"decode_ratio_vs_n1"`
+	// With --repeat R > 1: the ratio of each of the R pairs (n=1 then n=N on the same prompt, the first pair
+	// the one above) and their median, steadier than one pair on a shared machine.
+	DecodeRatios      []float64 `json:"decode_ratios,omitempty"`
+	DecodeRatioMedian float64   `json:"decode_ratio_median,omitempty"`
 
 	// Concurrency mode: C concurrent requests of N candidates each versus one alone.
 	Concurrency  int     `json:"concurrency,omitempty"`
@@ -116,6 +121,22 @@ func benchEngine(ctx context.Context, o benchOptions, stdout, stderr io.Writer) 
 	if res.Baseline.DecodeS > 0 {
 		res.DecodeRatio = res.DecodeS / res.Baseline.DecodeS
 	}
+	if o.Repeat > 1 {
+		res.DecodeRatios = []float64{res.DecodeRatio}
+		for range o.Repeat - 1 {
+			b, _, err := generate(request(o.Seed, 1, o.GenTokens))
+			if err != nil {
+				return err
+			}
+			n, _, err := generate(request(o.Seed, o.N, o.GenTokens))
+			if err != nil {
+				return err
+			}
+			res.DecodeRatios = append(res.DecodeRatios, n.Timings.Decode.Seconds()/b.Timings.Decode.Seconds())
+		}
+		sorted := slices.Sorted(slices.Values(res.DecodeRatios))
+		res.DecodeRatioMedian = sorted[len(sorted)/2]
+	}
 
 	if concurrency > 1 {
 		res.Concurrency = concurrency
@@ -153,6 +174,9 @@ func benchEngine(ctx context.Context, o benchOptions, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "n=%-3d decode:  %5d tokens in %8.3f s = %9.2f tok/s; wall %.3f s\n", o.N,
 		countTokens(best)-o.N, res.DecodeS, res.DecodeTokS, res.WallS)
 	fmt.Fprintf(stdout, "decode wall ratio n=%d / n=1: %.3f\n", o.N, res.DecodeRatio)
+	if o.Repeat > 1 {
+		fmt.Fprintf(stdout, "over %d pairs: median %.3f (%.3f)\n", o.Repeat, res.DecodeRatioMedian, res.DecodeRatios)
+	}
 	if concurrency > 1 {
 		fmt.Fprintf(stdout, "concurrency %d: %.3f s vs one request %.3f s: wall ratio %.3f\n", concurrency,
 			res.ConcWallS, res.SingleWallS, res.ConcWallRate)

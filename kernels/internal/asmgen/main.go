@@ -880,6 +880,7 @@ func main() {
 	flag.Parse()
 	for name, text := range map[string][]byte{
 		"matmul_amd64.s": matmulFile(), "vnni_amd64.s": vnniFile(), "vnni_kernels_amd64.go": vnniDecls(),
+		"amx_amd64.s": amxFile(),
 	} {
 		if err := os.WriteFile(filepath.Join(*dir, name), text, 0o644); err != nil {
 			log.Fatal(err)

@@ -1,0 +1,5 @@
+//go:build !linux || !amd64
+
+package kernels
+
+func haveAMX() bool { return false }
