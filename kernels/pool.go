@@ -26,6 +26,7 @@ type Pool struct {
 	threads int
 	workers []poolWorker
 	closed  atomic.Bool
+	locals  []poolLocal // Local's values
 
 	// The job being run: items [0, n) handed out grain at a time from next. gen is bumped once the fields
 	// are set; pending counts the workers that have not finished it.

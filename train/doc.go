@@ -9,9 +9,8 @@
 // pass needs are kept per layer in a third (activations); nothing is allocated per step. forward.go reads top
 // to bottom like model's forward pass, and backward.go is the same pass read upwards, one function per
 // operation (ops.go), each accumulating its parameter gradients with +=. Matrix products go through
-// kernels/gemm.Sgemm (row-major, C = alpha op(A) op(B) + beta C; products with a long k are split over k
-// by the trainer itself, matmul.go, so that their sums do not depend on scheduling), softmax rows through
-// gemm's kernels.
+// kernels/gemm.Sgemm (row-major, C = alpha op(A) op(B) + beta C, the same bits on any number of threads),
+// softmax rows through gemm's kernels.
 //
 // Layout and conventions are package model's: GGUF tensor names, the interleaved-pair rotary order of GGUF
 // q/k rows, [rows, cols] matrices whose rows are outputs. Tensors exposes the parameters under their GGUF

@@ -265,9 +265,6 @@ type tasks struct {
 	zeroGrads      taskFunc
 	headScale      float32
 	gradScale      float32
-	split          splitGemm
-	splitChunks    taskFunc
-	splitReduce    taskFunc
 }
 
 func (t *tasks) init(m *Model) {
@@ -279,8 +276,6 @@ func (t *tasks) init(m *Model) {
 	t.gradNorm = m.gradNormChunks
 	t.scaleGrads = m.scaleGradChunks
 	t.zeroGrads = m.zeroGradChunks
-	t.splitChunks = m.splitChunks
-	t.splitReduce = m.splitReduce
 	m.mm = m.sgemm
 }
 

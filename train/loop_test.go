@@ -433,8 +433,8 @@ func (f *fakeTask) evaluate(context.Context) (Metrics, error) {
 
 // TestGradientsBitIdentical runs the same batch through models of 2 and 1 threads, twice each, and asks for
 // bit-identical gradients. The vocabulary is large enough (k = 5000 in the head's input gradient, a small
-// output) for kernels/gemm to consider splitting k across workers: a reduction whose grouping depended on
-// scheduling or on the thread count would break seeded determinism and exact resume.
+// output) for kernels/gemm to split k into chunks and add their partial sums: a reduction whose grouping
+// depended on scheduling or on the thread count would break seeded determinism and exact resume.
 func TestGradientsBitIdentical(t *testing.T) {
 	cfg := tinyConfig()
 	cfg.VocabSize, cfg.ContextLen = 5000, 96

@@ -40,9 +40,11 @@ type isa struct {
 // read in place), then for each mr-row panel of op(A) (read in place when A is row-major, else packed into an
 // L1 panel) calls the kernel on every B panel.
 //
-// The Task items are the blocks, or, for a small C and a long k (split), chunks of the k blocks: each worker
-// then adds its chunks' products over all of C into its own partial C, and reduce sums the partials, so that
-// A and B are read once in all instead of once per block of C.
+// The Task items are the blocks, or, for a small C and a long k (split), chunks of the k blocks: each chunk's
+// product over all of C goes into its own partial C, and reduce adds the partials in chunk order, so that A
+// and B are read once in all instead of once per block of C. How many chunks there are, and where they start,
+// depends on the shape alone, so C gets the same bits whichever worker ran which chunk, and on any number of
+// threads.
 type job struct {
 	s              *isa
 	transA, transB bool
@@ -56,14 +58,16 @@ type job struct {
 	nkb        int // k blocks
 	split      int // k chunks (Task items) when splitting k, else 0
 	pool       *kernels.Pool
-	buf        []float32   // scratch when pool is nil
-	partials   [][]float32 // per worker when splitting: its partial C (m x n), nil if it took no chunk
+	buf        []float32 // scratch when pool is nil
+	partials   []float32 // when splitting: the chunks' partial Cs, split x m x n
 }
 
 // plan picks the block sizes for threads workers: kc splits k evenly in blocks of at most kcMax; nc is as
-// wide as bBytes of packed B allow; mc splits m so that there are a few blocks per thread and, when k takes
-// several blocks (each pass reads and writes the C block again), so that the C block stays in L2 too. With
-// fewer blocks than 2 per thread and k of splitMinK or more, it splits k instead.
+// wide as bBytes of packed B allow; mc splits m so that, when k takes several blocks (each pass reads and
+// writes the C block again), the C block stays in L2 too. With fewer than splitMaxBlocks blocks and k of
+// splitMinK or more, it splits k instead (whatever threads is: the chunks fix the order of the sums);
+// otherwise it cuts m further so that there are a few blocks per thread (which changes no sum: blocks start
+// on whole tiles).
 func (j *job) plan(threads int) {
 	s := j.s
 	j.nkb = ceilDiv(j.k, s.kcMax)
@@ -77,10 +81,10 @@ func (j *job) plan(threads int) {
 		mcMax = max(s.mr, s.cBytes/(4*j.nc))
 	}
 	j.mb = ceilDiv(j.m, mcMax)
-	if threads > 1 && j.mb*j.nb < 2*threads && j.k >= splitMinK {
-		j.split = min(j.nkb, 4*threads)
-		j.partials = make([][]float32, threads)
-	} else if threads > 1 {
+	switch {
+	case j.k >= splitMinK && j.mb*j.nb < splitMaxBlocks:
+		j.split = min(j.nkb, splitChunks)
+	case threads > 1:
 		j.mb = max(j.mb, min(ceilDiv(j.m, s.mr), ceilDiv(3*threads, j.nb)))
 	}
 	j.mc = roundUp(ceilDiv(j.m, j.mb), s.mr)
@@ -88,7 +92,14 @@ func (j *job) plan(threads int) {
 }
 
 // splitMinK is the shortest k that plan splits: there the products of a chunk outweigh summing partial Cs.
-const splitMinK = 4096
+// splitMaxBlocks is the number of C blocks from which it does not (then the blocks keep 2 threads busy), and
+// splitChunks the most chunks it splits k into: enough for the workers to balance their load, few enough
+// that the partial Cs stay small beside A and B.
+const (
+	splitMinK      = 4096
+	splitMaxBlocks = 4
+	splitChunks    = 8
+)
 
 // tasks is the number of Task items.
 func (j *job) tasks() int {
@@ -98,14 +109,9 @@ func (j *job) tasks() int {
 	return j.mb * j.nb
 }
 
-// scratchLen is the number of floats a worker needs: packed B, an A panel, an edge tile, and when splitting
-// its partial C.
+// scratchLen is the number of floats a worker needs: packed B, an A panel and an edge tile.
 func (j *job) scratchLen() int {
-	n := j.kc*j.nc + j.kc*j.s.mr + j.s.mr*j.s.nr
-	if j.split > 0 {
-		n += j.m * j.n
-	}
-	return n
+	return j.kc*j.nc + j.kc*j.s.mr + j.s.mr*j.s.nr
 }
 
 func (j *job) Run(lo, hi, worker int) {
@@ -119,49 +125,42 @@ func (j *job) Run(lo, hi, worker int) {
 		}
 		return
 	}
-	part := buf[len(buf)-j.m*j.n:]
-	if j.partials[worker] == nil {
-		clear(part)
-		j.partials[worker] = part
-	}
+	mn := j.m * j.n
 	for t := lo; t < hi; t++ {
 		kb0, kb1 := t*j.nkb/j.split, (t+1)*j.nkb/j.split
+		part := j.partials[t*mn : (t+1)*mn]
 		for jb := range j.nb {
 			for ib := range j.mb {
-				j.block(ib, jb, kb0, kb1, part, j.n, 1, 1, buf)
+				j.block(ib, jb, kb0, kb1, part, j.n, 1, 0, buf)
 			}
 		}
 	}
 }
 
-// reduce sets C = alpha*(sum of the partials) + beta*C (C not read when beta is 0), rows [lo, hi).
+// reduce sets C = alpha*(sum of the partials, added in chunk order) + beta*C (C not read when beta is 0),
+// rows [lo, hi). The sums build up in the first partial, a few rows at a time so that they stay in L1.
 type reduce struct{ *job }
 
 func (r reduce) Run(lo, hi, _ int) {
 	j := r.job
-	for i := lo; i < hi; i++ {
-		crow := j.c[i*j.ldc : i*j.ldc+j.n]
-		first := true
-		for _, part := range j.partials {
-			if part == nil {
-				continue
-			}
-			prow := part[i*j.n : (i+1)*j.n]
-			if first {
-				if j.beta == 0 {
-					for v, x := range prow {
-						crow[v] = j.alpha * x
-					}
-				} else {
-					for v, x := range prow {
-						crow[v] = j.alpha*x + j.beta*crow[v]
-					}
+	mn, n := j.m*j.n, j.n
+	step := max(1, 2048/n)
+	for r0 := lo; r0 < hi; r0 += step {
+		r1 := min(hi, r0+step)
+		sum := j.partials[r0*n : r1*n]
+		for t := 1; t < j.split; t++ {
+			kernels.AxpyF32(1, j.partials[t*mn+r0*n:t*mn+r1*n], sum) // y + 1*x: one rounding, as y + x
+		}
+		for i := r0; i < r1; i++ {
+			crow, srow := j.c[i*j.ldc:i*j.ldc+n], sum[(i-r0)*n:(i-r0+1)*n]
+			if j.beta == 0 {
+				for v, x := range srow {
+					crow[v] = j.alpha * x
 				}
-				first = false
-				continue
-			}
-			for v, x := range prow {
-				crow[v] += j.alpha * x
+			} else {
+				for v, x := range srow {
+					crow[v] = j.alpha*x + j.beta*crow[v]
+				}
 			}
 		}
 	}
@@ -294,27 +293,71 @@ func packCopyRef(kc int, src []float32, lds int, dst []float32, w, width int) {
 }
 
 // sgemmFast runs Sgemm's blocked algorithm with the micro-kernels of s (after Sgemm's argument handling:
-// m, n, k > 0 and alpha != 0).
+// m, n, k > 0 and alpha != 0). On a Pool the job record and the partial Cs are the Pool's (poolState).
 func sgemmFast(s *isa, p *kernels.Pool, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, c []float32, ldc int) {
-	j := &job{s: s, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, b: b,
+	var st *poolState
+	var j *job
+	if p != nil {
+		st = statePool(p)
+		j = &st.job
+	} else {
+		j = new(job)
+	}
+	*j = job{s: s, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, b: b,
 		c: c, lda: lda, ldb: ldb, ldc: ldc, pool: p}
+	defer func() { *j = job{} }() // hold on to none of the caller's matrices
 	threads := 1
 	if p != nil && float64(m)*float64(n)*float64(k) >= parallelMin {
 		threads = p.Threads()
 	}
 	j.plan(threads)
+	if j.split > 0 {
+		if st != nil {
+			st.partials = grow(st.partials, j.split*m*n)
+			j.partials = st.partials
+		} else {
+			j.partials = make([]float32, j.split*m*n)
+		}
+	}
 	if threads == 1 {
 		if p == nil {
 			j.buf = make([]float32, j.scratchLen())
 		}
 		j.Run(0, j.tasks(), 0)
+		if j.split > 0 {
+			reduce{j}.Run(0, m, 0)
+		}
 		return
 	}
 	p.Run(j.tasks(), 1, j)
 	if j.split > 0 {
 		p.Run(j.m, 0, reduce{j})
 	}
+}
+
+// poolState is what Sgemm keeps in a Pool (kernels.Pool.Local) between calls, so that they allocate nothing:
+// the job record, the pure-Go loops' task and the partial Cs of split products, grown on demand.
+type poolState struct {
+	job      job
+	ref      refTask
+	partials []float32
+}
+
+// poolStateKey is the kernels.Pool.Local key of poolState.
+type poolStateKey struct{}
+
+// statePool returns p's poolState, made on first use.
+func statePool(p *kernels.Pool) *poolState {
+	return p.Local(poolStateKey{}, func() any { return new(poolState) }).(*poolState)
+}
+
+// grow returns s with length n, reallocated only when it is too short (its contents are then lost).
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
 }
 
 // parallelMin is the number of multiply-adds (m*n*k) below which Sgemm runs on the calling goroutine even when

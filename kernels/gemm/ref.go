@@ -6,10 +6,18 @@ import "github.com/bestofn/bestofn/kernels"
 // forms C[i,:] = beta*C[i,:] (0 when beta is 0, without reading C), then adds alpha*op(A)[i,kk]*op(B)[kk,:] for
 // every kk when op(B) rows are contiguous (!transB), or sets C[i,j] += alpha*dot(op(A)[i,:], B[j,:]) when they
 // are not (transB: B's rows are op(B)'s columns). Rows of op(A) that are strided (transA) are gathered first.
+// Each row's sums are the same whichever worker runs it, so C's bits do not depend on p.
 func sgemmRef(p *kernels.Pool, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, c []float32, ldc int) {
-	t := &refTask{transA: transA, transB: transB, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-		beta: beta, c: c, ldc: ldc}
+	var t *refTask
+	if p != nil {
+		t = &statePool(p).ref
+	} else {
+		t = new(refTask)
+	}
+	*t = refTask{transA: transA, transB: transB, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+		beta: beta, c: c, ldc: ldc, pool: p}
+	defer func() { *t = refTask{} }() // hold on to none of the caller's matrices
 	if p == nil {
 		t.Run(0, m, 0)
 		return
@@ -23,12 +31,15 @@ type refTask struct {
 	alpha, beta    float32
 	a, b, c        []float32
 	lda, ldb, ldc  int
+	pool           *kernels.Pool // the workers' scratch (nil: allocated)
 }
 
-func (t *refTask) Run(lo, hi, _ int) {
+func (t *refTask) Run(lo, hi, worker int) {
 	n, k := t.n, t.k
 	var arow []float32 // row i of op(A), gathered when A is stored transposed
-	if t.transA {
+	if t.transA && t.pool != nil {
+		arow = t.pool.Scratch(worker, k)
+	} else if t.transA {
 		arow = make([]float32, k)
 	}
 	for i := lo; i < hi; i++ {

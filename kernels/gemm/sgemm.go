@@ -9,7 +9,8 @@ import (
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major float32 matrices, where op(X) is X, or X
 // transposed when transX is set. C is m x n with row stride ldc; op(A) is m x k and op(B) is k x n; A is
 // stored m x k (stride lda) when !transA, else k x m; B is stored k x n (stride ldb) when !transB, else n x k.
-// beta 0 means C is not read (NaNs in C do not propagate). p nil runs on the calling goroutine.
+// beta 0 means C is not read (NaNs in C do not propagate). p nil runs on the calling goroutine; C's bits are
+// the same on no Pool and on a Pool of any number of threads (see the package doc).
 //
 // As in BLAS, A and B are not read when alpha is 0 or k is 0 (C becomes beta*C), and C must not overlap A or
 // B. p must not be running another call (see kernels.Pool). Sgemm panics when a dimension is negative, a

@@ -341,18 +341,36 @@ func TestSgemmSplitK(t *testing.T) {
 	}
 }
 
-// TestSgemmAllocs checks that calls on a Pool reuse its scratch: at most the job record (and, when k is
-// split, the list of partial Cs) is allocated per call.
+// TestSgemmAllocs checks that calls on a Pool allocate nothing once it has run a product of that size: the
+// job record, the partial Cs of a split k and the packing buffers are the Pool's. It covers blocks of C, a
+// split k, a product on the calling goroutine and the pure-Go loops, on 1 and 2 threads.
 func TestSgemmAllocs(t *testing.T) {
-	p := kernels.NewPool(2)
-	defer p.Close()
-	for _, sh := range [][3]int{{200, 300, 400}, {24, 40, splitMinK}, {30, 20, 10}} {
-		m, n, k := sh[0], sh[1], sh[2]
-		a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
-		run := func() { Sgemm(p, false, false, m, n, k, 1, a, k, b, n, 0, c, n) }
-		run()
-		if allocs := testing.AllocsPerRun(5, run); allocs > 2 {
-			t.Errorf("%dx%dx%d: %v allocations per call", m, n, k, allocs)
+	for _, threads := range []int{1, 2} {
+		p := kernels.NewPool(threads)
+		for _, impl := range append(allPaths(), refPath()) {
+			for _, sh := range [][3]int{{200, 300, 400}, {24, 40, splitMinK}, {30, 20, 10}} {
+				m, n, k := sh[0], sh[1], sh[2]
+				if impl.name == "go" && m*n*k > 1e7 {
+					continue // slow, and the same as the split shape here
+				}
+				for _, tr := range [][2]bool{{false, false}, {true, true}} {
+					a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+					lda, ldb := k, n
+					if tr[0] {
+						lda = m
+					}
+					if tr[1] {
+						ldb = k
+					}
+					run := func() { impl.run(p, tr[0], tr[1], m, n, k, 1, a, lda, b, ldb, 0.5, c, n) }
+					run()
+					if allocs := testing.AllocsPerRun(5, run); allocs != 0 {
+						t.Errorf("%s %v %dx%dx%d on %d threads: %v allocations per call", impl.name, tr, m, n, k,
+							threads, allocs)
+					}
+				}
+			}
 		}
+		p.Close()
 	}
 }
