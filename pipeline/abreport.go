@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -671,8 +672,14 @@ func (p *ABReportParams) check() error {
 			return paramErr("since", "must be an RFC 3339 time: %v", err)
 		}
 	}
-	if p.Limit < 0 || p.RatingMaxTokens < 0 {
-		return paramErr("limit", "limit and rating_max_tokens must be >= 0")
+	if err := checkNonNegative(map[string]int{"limit": p.Limit, "rating_max_tokens": p.RatingMaxTokens}); err != nil {
+		return err
+	}
+	if err := checkSampling(map[string]*float64{"rating_temperature": p.RatingTemperature}, nil); err != nil {
+		return err
+	}
+	if treatment, control := cmp.Or(p.Treatment, "R1"), cmp.Or(p.Control, "B"); treatment == control {
+		return paramErr("control", "must differ from the treatment (%q)", treatment)
 	}
 	if p.MetricsURL != "" {
 		if u, err := url.Parse(p.MetricsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {

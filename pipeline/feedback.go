@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/bestofn/bestofn/jobs"
@@ -97,8 +98,11 @@ func (p *FeedbackParams) check() error {
 	if p.MaxTokens == 0 {
 		p.MaxTokens = 256
 	}
-	if p.MaxTokens < 0 || p.Limit < 0 || p.RatingMaxTokens < 0 {
-		return paramErr("max_tokens", "max_tokens, rating_max_tokens and limit must be >= 0")
+	if err := checkNonNegative(map[string]int{"max_tokens": p.MaxTokens, "rating_max_tokens": p.RatingMaxTokens, "limit": p.Limit}); err != nil {
+		return err
+	}
+	if err := checkSampling(map[string]*float64{"temperature": p.Temperature, "rating_temperature": p.RatingTemperature}, p.TopP); err != nil {
+		return err
 	}
 	names := map[string]bool{}
 	for i := range p.Sources {
@@ -242,7 +246,10 @@ type FeedbackResult struct {
 	// FailedPrompts counts prompts left out because a candidate or rating request failed (kept in
 	// failures.jsonl; a retry of the job asks them again); SourceFailures and RatingRequestFailures count
 	// those requests.
-	FailedPrompts  int `json:"failed_prompts"`
+	FailedPrompts int `json:"failed_prompts"`
+	// EmptyResponses counts candidates whose text is empty or white space: kept in items.jsonl, left out of
+	// comparisons.jsonl and preferences.jsonl (train-reward refuses empty texts).
+	EmptyResponses int `json:"empty_responses"`
 	SourceFailures int `json:"source_failures"`
 	Comparisons    int `json:"comparisons"`
 	Pairs          int `json:"pairs"`
@@ -683,6 +690,11 @@ func finishFeedback(ctx context.Context, r runner, p FeedbackParams, rater Rater
 			res.Candidates++
 			s := res.BySource[cand.Source]
 			s.Candidates++
+			if strings.TrimSpace(cand.Response) == "" {
+				res.EmptyResponses++
+				res.BySource[cand.Source] = s
+				continue
+			}
 			if cand.Score == nil {
 				res.Unrated++
 				var js []Judgment

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -180,6 +181,11 @@ func (t generateType) Run(ctx context.Context, run *jobs.Run) error {
 	return generateData(ctx, jobRun{run})
 }
 
+// KindEmpty is the failure kind of a teacher answer (or translation) that came back empty or white space: it is
+// recorded with the raw response instead of published (sft-data refuses empty texts), and asked again by a
+// retry of the job.
+const KindEmpty = "empty"
+
 // itemKey is an answer's output key: the instruction's index, and ".sample" for samples after the first.
 func itemKey(i, j int) string {
 	if j == 0 {
@@ -279,6 +285,9 @@ func generateData(ctx context.Context, r runner) error {
 				return tr, err
 			}
 			*part.dst = strings.TrimSpace(resp.Text)
+			if *part.dst == "" {
+				return tr, &emptyAnswerError{what: "translation", resp: resp}
+			}
 			tr.Raw = append(tr.Raw, resp.Raw)
 			tr.Usage.PromptTokens += resp.Usage.PromptTokens
 			tr.Usage.CompletionTokens += resp.Usage.CompletionTokens
@@ -322,6 +331,9 @@ func generateData(ctx context.Context, r runner) error {
 				row.Seed = opts.Seed
 			}
 			resp, err = cl.Chat(ctx, msgs, opts)
+			if err == nil && strings.TrimSpace(resp.Text) == "" {
+				err = &emptyAnswerError{what: "answer", resp: resp}
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -478,7 +490,21 @@ func failureOf(err error) FailureRow {
 	if errors.As(err, &e) {
 		return FailureRow{Kind: e.Kind.String(), Status: e.StatusCode, Error: e.Error(), Attempts: e.Attempts, Raw: jsonOrString(e.Raw)}
 	}
+	var empty *emptyAnswerError
+	if errors.As(err, &empty) {
+		return FailureRow{Kind: KindEmpty, Status: http.StatusOK, Error: empty.Error(), Attempts: empty.resp.Attempts, Raw: empty.resp.Raw}
+	}
 	return FailureRow{Kind: "error", Error: err.Error()}
+}
+
+// emptyAnswerError is a teacher response whose text is empty or white space.
+type emptyAnswerError struct {
+	what string // "answer" or "translation"
+	resp *teacher.Response
+}
+
+func (e *emptyAnswerError) Error() string {
+	return fmt.Sprintf("the teacher's %s is empty (finish_reason %q)", e.what, e.resp.FinishReason)
 }
 
 // jsonOrString keeps a body as JSON when it is JSON, else as a JSON string.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 
 	"github.com/bestofn/bestofn/jobs"
 	"github.com/bestofn/bestofn/teacher"
@@ -119,6 +120,39 @@ func checkTeacher(prefix string, c *teacher.Config) error {
 		}
 	}
 	return nil
+}
+
+// checkSampling checks optional sampling values against the ranges generate-data and the OpenAI API accept:
+// temperatures (by field name) in [0, 2], top_p in (0, 1].
+func checkSampling(temperatures map[string]*float64, topP *float64) error {
+	for _, f := range sortedNames(temperatures) {
+		if v := temperatures[f]; v != nil && !(*v >= 0 && *v <= 2) {
+			return paramErr(f, "must be in [0, 2]")
+		}
+	}
+	if topP != nil && !(*topP > 0 && *topP <= 1) {
+		return paramErr("top_p", "must be in (0, 1]")
+	}
+	return nil
+}
+
+// checkNonNegative refuses the first negative count, by field name.
+func checkNonNegative(counts map[string]int) error {
+	for _, f := range sortedNames(counts) {
+		if counts[f] < 0 {
+			return paramErr(f, "must be >= 0")
+		}
+	}
+	return nil
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // jobEvents sends a teacher client's pause and retry events to the job's log.
