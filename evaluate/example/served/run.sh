@@ -1,5 +1,5 @@
 #!/bin/bash
-# One evaluate job end to end on this repository's own models (see evaluate/example/served/README.md):
+# One evaluate job end to end on this repository's own models (README.md, "Evaluation"):
 # `bestofn serve` with stories260K and reward/testdata/tiny-rm; groups B and R1..R5 from one best_of 5 request
 # per question to llama-gpt4:r1 (ranked by the server's tiny-rm); opponent: llama-gpt4 sampled once with other
 # seeds; judges: the rule checks (every question carries verifiable instructions) and tiny-rm (the ranker
