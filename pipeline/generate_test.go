@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -133,8 +134,8 @@ func TestGenerateData(t *testing.T) {
 	proxy := teachertest.NewProxy(t, srv.URL, rec.fault)
 	in := writeFile(t, "in.jsonl", sixInstructions)
 	// The paper's defaults (512 tokens) stay; a stop string keeps the stories short.
-	params := GenerateParams{Teacher: &teacher.Config{BaseURL: proxy.URL + "/v1", Model: "llama-gpt4"}, InputPath: in, Seed: ptr(int64(11)), Stop: []string{"."},
-		Extra: map[string]any{"user": "pipeline-test"}}
+	params := GenerateParams{Teacher: &teacher.Config{BaseURL: proxy.URL + "/v1", Model: "llama-gpt4", PromptPricePer1K: 0.03, CompletionPricePer1K: 0.06},
+		InputPath: in, Seed: ptr(int64(11)), Stop: []string{"."}, Extra: map[string]any{"user": "pipeline-test"}}
 	r := newFileRun(t, t.TempDir(), 1, params)
 	if err := generateData(context.Background(), r); err != nil {
 		t.Fatal(err)
@@ -158,15 +159,27 @@ func TestGenerateData(t *testing.T) {
 		t.Errorf("input lost: %+v", data[1])
 	}
 	rows := lines[DataRow](t, r.files["items.jsonl"])
+	var promptTokens, completionTokens float64
 	for _, row := range rows {
 		var raw struct {
 			Choices []struct {
 				Message struct{ Content string } `json:"message"`
 			} `json:"choices"`
+			Usage struct {
+				PromptTokens     float64 `json:"prompt_tokens"`
+				CompletionTokens float64 `json:"completion_tokens"`
+			} `json:"usage"`
 		}
 		if err := json.Unmarshal(row.Raw, &raw); err != nil || len(raw.Choices) == 0 || raw.Choices[0].Message.Content != row.Output {
 			t.Errorf("row %d: raw %s does not hold output %q", row.Index, row.Raw, row.Output)
 		}
+		promptTokens += raw.Usage.PromptTokens
+		completionTokens += raw.Usage.CompletionTokens
+	}
+	// The cost estimate: the raw answers' token counts at the configured prices.
+	if want := promptTokens/1000*0.03 + completionTokens/1000*0.06; promptTokens == 0 || math.Abs(res.Usage.Cost-want) > 1e-12 ||
+		float64(res.Usage.PromptTokens) != promptTokens || float64(res.Usage.CompletionTokens) != completionTokens {
+		t.Errorf("usage %+v, want %v prompt and %v completion tokens costing %v", res.Usage, promptTokens, completionTokens, want)
 	}
 	if len(rec.bodies) != 5 {
 		t.Fatalf("teacher asked %d times, want 5", len(rec.bodies))
