@@ -14,7 +14,7 @@ import (
 // requests with 429 and Retry-After: 1 (longer than the endpoint's pause_after_s, so the client pauses) and cuts
 // the next two answers in half (a dropped connection), and once more through a clean proxy: the job pauses
 // and retries instead of failing, every question is answered, and the answers, judgments and scores are the
-// clean run's.
+// clean run's. The opponent is an endpoint (the clean proxy, other seeds).
 func TestEvaluateThroughFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a bestofn server")
@@ -36,8 +36,10 @@ func TestEvaluateThroughFaults(t *testing.T) {
 			QuestionsFile: "file-q",
 			Groups: []Group{{Name: "B", Endpoint: &Endpoint{Config: teacher.Config{BaseURL: base + "/v1", Model: "llama-gpt4",
 				PauseAfterSeconds: 0.5, MaxRetries: 3}, MaxTokens: 32, Seed: i64(3)}}},
-			Opponent: Opponent{Name: "reference", AnswersFile: "file-opp"},
-			Judges:   Judges{Rules: &RulesJudge{}},
+			// The opponent is an endpoint too (the clean proxy in both runs): one sample with other seeds.
+			Opponent: Opponent{Name: "one-sample", Endpoint: &Endpoint{Config: teacher.Config{BaseURL: clean.URL + "/v1", Model: "llama-gpt4"},
+				MaxTokens: 32, Seed: i64(1003)}},
+			Judges: Judges{Rules: &RulesJudge{}},
 		}
 		p.Bootstrap.Resamples = 500
 		e := newFileEnv(t, dir, files)
@@ -59,6 +61,9 @@ func TestEvaluateThroughFaults(t *testing.T) {
 		t.Errorf("no pause in the job's events: %q", events)
 	}
 	g, w := got.Groups[0], want.Groups[0]
+	if got.Opponent.Answers != 6 || got.Opponent.Missing != 0 || got.Opponent.MeanWords != want.Opponent.MeanWords || got.Usage["opponent"].Succeeded != 6 {
+		t.Errorf("opponent %+v (usage %+v), clean run's %+v", got.Opponent, got.Usage["opponent"], want.Opponent)
+	}
 	if g.Answers != 6 || g.Missing != 0 || g.Judges["rules"].Relative != w.Judges["rules"].Relative || g.MeanWords != w.MeanWords {
 		t.Errorf("through faults %+v %+v, clean %+v %+v", g.SystemInfo, g.Judges["rules"], w.SystemInfo, w.Judges["rules"])
 	}
