@@ -77,6 +77,8 @@ type Config struct {
 	Service Service
 	// Activator hot-swaps models; nil makes activate answer 501 (e.g. `bestofn job run`, which serves nothing).
 	Activator Activator
+	// ABReports serves GET /admin/v1/ab/report; nil makes it answer 501.
+	ABReports ABReporter
 	// Token is the bearer token every request must carry; "" means no check (see the package doc).
 	Token string
 	// MaxUploadBytes bounds an upload's content (413 beyond); 0 means 1 GiB. Give jobs.Config.MaxFileBytes the
@@ -142,6 +144,8 @@ func New(cfg Config) (*Handler, error) {
 		r.Get("/models", h.handle(h.listModels))
 		r.Post("/models", h.handle(h.registerModel))
 		r.Post("/models/{name}/activate", h.handle(h.activateModel))
+
+		r.Get("/ab/report", h.handle(h.abReport))
 	})
 	h.mux = r
 	return h, nil

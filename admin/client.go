@@ -301,3 +301,9 @@ func (c *Client) Activate(ctx context.Context, name string, req ActivateRequest)
 	var out ActivateResponse
 	return out, c.do(ctx, http.MethodPost, "/models/"+url.PathEscape(name)+"/activate", nil, req, &out)
 }
+
+// ABReport fetches the live A/B report (GET /ab/report) with the query's params (pipeline.ParseABReportQuery
+// names them) and decodes it into out (e.g. a *pipeline.ABReport, or a map).
+func (c *Client) ABReport(ctx context.Context, query url.Values, out any) error {
+	return c.do(ctx, http.MethodGet, "/ab/report", query, nil, out)
+}

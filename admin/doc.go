@@ -1,8 +1,9 @@
 // Package admin serves bestofn's job platform over HTTP at /admin/v1: files (raw or multipart uploads,
-// listing, content, deletion), jobs (submit, list, show, events as JSON or server-sent events, cancel, retry)
-// and the model registry (register, list, activate: hot swap). It consumes two interfaces it declares:
-// Service (what *jobs.Service does) and Activator (loads a registered model version and swaps it into the
-// server; cmd/bestofn implements it). Client is the matching Go client, used by the CLI and the tests.
+// listing, content, deletion), jobs (submit, list, show, events as JSON or server-sent events, cancel, retry),
+// the model registry (register, list, activate: hot swap) and the live A/B report (GET /admin/v1/ab/report). It
+// consumes three interfaces it declares: Service (what *jobs.Service does), Activator (loads a registered model
+// version and swaps it into the server) and ABReporter (judges the server's A/B log; cmd/bestofn implements
+// both over the server and package pipeline). Client is the matching Go client, used by the CLI and the tests.
 //
 // Every route answers JSON; errors have OpenAI's shape {"error":{"message","type","param","code"}}:
 // 400 names the bad parameter (jobs.ParamError, an unknown job type, a malformed body), 401 a missing or wrong

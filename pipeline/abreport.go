@@ -721,23 +721,11 @@ func (t abReportType) Run(ctx context.Context, run *jobs.Run) error {
 	return abReportJob(ctx, jobRun{run}, t.opts)
 }
 
-// ABReportFor is the A/B report the admin API's GET /admin/v1/ab/report returns: p as an ab-report job takes
-// it (its ab_log a path on the server), judged and returned at once instead of queued. The ratings are kept in
-// memory only.
+// ABReportFor is the A/B report for p at once, as an ab-report job with the same params would give it (its
+// ab_log a path); ABReportEnv.Report is the same with a server's files, models and metrics, as GET
+// /admin/v1/ab/report serves it. The ratings are kept in memory only.
 func ABReportFor(ctx context.Context, p ABReportParams, opts Options) (*ABReport, error) {
-	if err := p.check(); err != nil {
-		return nil, err
-	}
-	recs, skipped, err := ReadABLogFile(p.ABLog)
-	if err != nil {
-		return nil, err
-	}
-	cfg, closeRater, err := p.config(ctx, nil, opts, recs, skipped, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer closeRater()
-	return BuildABReport(ctx, cfg)
+	return ABReportEnv{}.Report(ctx, p, opts)
 }
 
 // config is the report's configuration from the params, with the rater opened (close it after).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -133,8 +134,8 @@ func TestGenerateData(t *testing.T) {
 	proxy := teachertest.NewProxy(t, srv.URL, rec.fault)
 	in := writeFile(t, "in.jsonl", sixInstructions)
 	// The paper's defaults (512 tokens) stay; a stop string keeps the stories short.
-	params := GenerateParams{Teacher: &teacher.Config{BaseURL: proxy.URL + "/v1", Model: "llama-gpt4"}, InputPath: in, Seed: ptr(int64(11)), Stop: []string{"."},
-		Extra: map[string]any{"user": "pipeline-test"}}
+	params := GenerateParams{Teacher: &teacher.Config{BaseURL: proxy.URL + "/v1", Model: "llama-gpt4", PromptPricePer1K: 0.03, CompletionPricePer1K: 0.06},
+		InputPath: in, Seed: ptr(int64(11)), Stop: []string{"."}, Extra: map[string]any{"user": "pipeline-test"}}
 	r := newFileRun(t, t.TempDir(), 1, params)
 	if err := generateData(context.Background(), r); err != nil {
 		t.Fatal(err)
@@ -158,15 +159,27 @@ func TestGenerateData(t *testing.T) {
 		t.Errorf("input lost: %+v", data[1])
 	}
 	rows := lines[DataRow](t, r.files["items.jsonl"])
+	var promptTokens, completionTokens float64
 	for _, row := range rows {
 		var raw struct {
 			Choices []struct {
 				Message struct{ Content string } `json:"message"`
 			} `json:"choices"`
+			Usage struct {
+				PromptTokens     float64 `json:"prompt_tokens"`
+				CompletionTokens float64 `json:"completion_tokens"`
+			} `json:"usage"`
 		}
 		if err := json.Unmarshal(row.Raw, &raw); err != nil || len(raw.Choices) == 0 || raw.Choices[0].Message.Content != row.Output {
 			t.Errorf("row %d: raw %s does not hold output %q", row.Index, row.Raw, row.Output)
 		}
+		promptTokens += raw.Usage.PromptTokens
+		completionTokens += raw.Usage.CompletionTokens
+	}
+	// The cost estimate: the raw answers' token counts at the configured prices.
+	if want := promptTokens/1000*0.03 + completionTokens/1000*0.06; promptTokens == 0 || math.Abs(res.Usage.Cost-want) > 1e-12 ||
+		float64(res.Usage.PromptTokens) != promptTokens || float64(res.Usage.CompletionTokens) != completionTokens {
+		t.Errorf("usage %+v, want %v prompt and %v completion tokens costing %v", res.Usage, promptTokens, completionTokens, want)
 	}
 	if len(rec.bodies) != 5 {
 		t.Fatalf("teacher asked %d times, want 5", len(rec.bodies))
@@ -237,20 +250,23 @@ func TestGenerateDataResume(t *testing.T) {
 	if len(answered) == 0 || len(answered) >= total {
 		t.Fatalf("%d answered before the interruption; want some, not all", len(answered))
 	}
-	before := len(rec.userTexts())
-
-	second := newFileRun(t, dir, 2, params(proxy.URL))
+	// The resumed run has a proxy and a recorder of its own: a request of the first run that its proxy's
+	// handler records late (a loaded machine can delay a handler between the cancel and the recording past
+	// the end of the first run) must not count as the second run's.
+	rec2 := &recorder{}
+	proxy2 := teachertest.NewProxy(t, srv.URL, rec2.fault)
+	second := newFileRun(t, dir, 2, params(proxy2.URL))
 	if err := generateData(context.Background(), second); err != nil {
 		t.Fatal(err)
 	}
-	for _, text := range rec.userTexts()[before:] {
+	for _, text := range rec2.userTexts() {
 		for instr := range answered {
 			if strings.Contains(text, "### Instruction:\n"+instr+"\n") {
 				t.Errorf("asked again after resuming: %q", instr)
 			}
 		}
 	}
-	if got := len(rec.userTexts()) - before; got != total-len(answered) {
+	if got := len(rec2.userTexts()); got != total-len(answered) {
 		t.Errorf("resumed run asked %d times, want %d", got, total-len(answered))
 	}
 	if !bytes.Equal(second.files["alpaca_gpt4_data.json"], ref.files["alpaca_gpt4_data.json"]) {

@@ -276,6 +276,9 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// Gatherer is the registry /metrics serves (Config.Gatherer); nil when there is none.
+func (s *Server) Gatherer() prometheus.Gatherer { return s.cfg.Gatherer }
+
 // Handler returns the server's routes with their middleware. All routing is here.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()

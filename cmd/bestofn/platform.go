@@ -9,15 +9,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bestofn/bestofn/admin"
 	"github.com/bestofn/bestofn/jobs"
 	"github.com/bestofn/bestofn/jobs/jobstore"
 	"github.com/bestofn/bestofn/jobs/sqlitestore"
+	"github.com/bestofn/bestofn/pipeline"
 	"github.com/bestofn/bestofn/server"
 )
 
@@ -102,6 +106,10 @@ type platform struct {
 	log       *slog.Logger
 	// seenActivations is how many recorded activations converge has looked at; it looks again when there are more.
 	seenActivations int
+	// abLog is the server's --ab-log, the default log of GET /admin/v1/ab/report; gatherer its metrics
+	// registry (set by start, before anything is served).
+	abLog    string
+	gatherer prometheus.Gatherer
 }
 
 // newJobService opens the store and the Service of the data directory.
@@ -142,7 +150,7 @@ func openPlatform(ctx context.Context, pf *platformFlags, mainAddr string, cfg s
 		enabled = true
 		logger.Warn("admin API without authentication (loopback only)", "addr", adminListen)
 	}
-	p := &platform{admin: admin.Disabled(), adminAddr: pf.adminAddr, log: logger}
+	p := &platform{admin: admin.Disabled(), adminAddr: pf.adminAddr, log: logger, abLog: cfg.ABLog.Path}
 	if !enabled {
 		logger.Info("admin API off (/admin answers 404): set BESTOFN_ADMIN_TOKEN or --admin-token-file to turn it on")
 	}
@@ -159,8 +167,8 @@ func openPlatform(ctx context.Context, pf *platformFlags, mainAddr string, cfg s
 	}
 	p.act = newActivator(cfg, logger)
 	if enabled {
-		h, err := admin.New(admin.Config{Service: p.svc, Activator: p.act, Token: token, MaxUploadBytes: pf.maxUpload, Logger: logger,
-			Done: ctx.Done()})
+		h, err := admin.New(admin.Config{Service: p.svc, Activator: p.act, ABReports: p, Token: token, MaxUploadBytes: pf.maxUpload,
+			Logger: logger, Done: ctx.Done()})
 		if err != nil {
 			p.close()
 			return nil, err
@@ -168,6 +176,20 @@ func openPlatform(ctx context.Context, pf *platformFlags, mainAddr string, cfg s
 		p.admin = h
 	}
 	return p, nil
+}
+
+// ABReport implements admin.ABReporter: the query as an ab-report job's params, the server's --ab-log when it
+// names no log, stored files and registered models of this platform, latency from this server's histograms.
+func (p *platform) ABReport(ctx context.Context, query url.Values) (any, error) {
+	params, err := pipeline.ParseABReportQuery(query)
+	if err != nil {
+		return nil, err
+	}
+	env := pipeline.ABReportEnv{DefaultLog: p.abLog, OpenFile: p.svc.OpenFile, ModelPath: p.svc.ModelPath}
+	if p.gatherer != nil {
+		env.Metrics = pipeline.GatheredMetrics(p.gatherer)
+	}
+	return env.Report(ctx, params, pipeline.Options{})
 }
 
 // activationPoll is how often a serve process looks for activations recorded by other replicas.
@@ -180,6 +202,7 @@ func (p *platform) start(ctx context.Context, srv *server.Server) error {
 		return nil
 	}
 	p.act.srv = srv
+	p.gatherer = srv.Gatherer()
 	p.converge(ctx)
 	if err := p.svc.Start(ctx); err != nil {
 		return err
