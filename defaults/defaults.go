@@ -245,9 +245,9 @@ func discard(cacheDir, final string) error {
 		return fmt.Errorf("defaults: %w", err)
 	}
 	defer os.RemoveAll(trash)
-	// Renaming over the empty trash directory is one atomic step; when another process moved the tree first,
-	// final no longer exists and there is nothing to do.
-	if err := os.Rename(final, trash); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// The rename is one atomic step (into a name of its own: os.Rename refuses an existing directory); when
+	// another process moved the tree first, final no longer exists and there is nothing to do.
+	if err := os.Rename(final, filepath.Join(trash, "tree")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(final); serr != nil {
 			return nil
 		}
