@@ -19,7 +19,6 @@ import (
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
 
-	"github.com/bestofn/bestofn/defaults"
 	"github.com/bestofn/bestofn/teacher/teachertest"
 )
 
@@ -40,6 +39,9 @@ func TestFreshCloneServesEmbeddedDefaults(t *testing.T) {
 		t.Skip("no git")
 	}
 	root := teachertest.RepoRoot(t)
+	if err := exec.Command("git", "-C", root, "rev-parse", "--git-dir").Run(); err != nil {
+		t.Skip("not a git checkout: ", err)
+	}
 	sum := sha256.Sum256([]byte(root))
 	base := filepath.Join(os.TempDir(), "bestofn-freshclone-"+hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(base, 0o755); err != nil {
@@ -78,12 +80,17 @@ func TestFreshCloneServesEmbeddedDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest, err := defaults.Digest()
-	if err != nil {
+	// `bestofn defaults` finds what the server wrote into the user cache.
+	var where struct {
+		Dir        string `json:"dir"`
+		Generator  string `json:"generator"`
+		WrittenNow bool   `json:"written_now"`
+	}
+	if err := json.Unmarshal([]byte(runIn(t, clone, env, bin, "defaults")), &where); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(cache, "bestofn", "defaults", digest, "generator.gguf")); err != nil {
-		t.Errorf("the embedded generator is not in the user cache: %v", err)
+	if _, err := os.Stat(where.Generator); err != nil || where.WrittenNow || filepath.Dir(where.Dir) != filepath.Join(cache, "bestofn", "defaults") {
+		t.Errorf("bestofn defaults after the server's start: %+v (%v)", where, err)
 	}
 	for _, want := range []string{"generator: embedded default", "reward model: embedded default", "written_now=true"} {
 		if !strings.Contains(p.stderr.String(), want) {
