@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the bestofn image (Dockerfile) from the repository, with ONNX Runtime (npm's onnxruntime-node, as
-# .ci/run installs it, or $BESTOFN_ORT_LIB) and the default generator from ../shared/models/stories260K, and
-# prints its size. Makes the base images first (scripts/make-base-images.sh) when docker has none of that name.
+# .ci/run installs it, or $BESTOFN_ORT_LIB), and prints its size. The default models are embedded in the binary
+# (defaults/): nothing from ../shared goes into the image. Makes the base images first
+# (scripts/make-base-images.sh) when docker has none of that name.
 #
 # Usage: scripts/build-image.sh [TAG]     (default TAG: bestofn:dev)
 set -euo pipefail
@@ -26,19 +27,12 @@ if [ ! -f "$ort" ]; then
   fi
 fi
 
-# The context: the repository's files (tracked and untracked, not ignored), ONNX Runtime, and ../shared's
-# default generator as _shared/ (never copied into the repository itself).
+# The context: the repository's files (tracked and untracked, not ignored) and ONNX Runtime.
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
 git ls-files -co --exclude-standard -z >"$list"
 printf '%s\0' "$ort" >>"$list"
-shared=()
-if [ -d ../shared/models/stories260K ]; then
-  shared=(-C .. --transform 's,^shared/,_shared/,' shared/models/stories260K)
-else
-  echo "build-image: ../shared/models/stories260K is missing: the image will need --model"
-fi
 start=$(date +%s)
-tar -c --null -T "$list" "${shared[@]}" | DOCKER_BUILDKIT=0 $docker build -t "$tag" -f Dockerfile -
+tar -c --null -T "$list" | DOCKER_BUILDKIT=0 $docker build -t "$tag" -f Dockerfile -
 size=$($docker image inspect -f '{{.Size}}' "$tag")
 echo "build-image: $tag built in $(($(date +%s) - start)) s; size $(awk -v s="$size" 'BEGIN{printf "%.0f MB (%d bytes)", s/1e6, s}')"

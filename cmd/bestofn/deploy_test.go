@@ -20,8 +20,8 @@ func repoPaths(s string) string {
 	return strings.ReplaceAll(s, "reward/testdata/", "../../reward/testdata/")
 }
 
-// buildFrom loads config text as `serve --config` does and builds the server (remote generators connect to
-// nothing until a request comes).
+// buildFrom loads config text as `serve --config` does (the embedded models materialized into a cache of the
+// test's) and builds the server (remote generators connect to nothing until a request comes).
 func buildFrom(t *testing.T, text string) []string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "bestofn.yaml")
@@ -32,7 +32,12 @@ func buildFrom(t *testing.T, text string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, closeAll, err := buildServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	if err := resolveEmbedded(&cfg, logger); err != nil {
+		t.Fatal(err)
+	}
+	srv, closeAll, err := buildServer(cfg, logger, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,9 +53,6 @@ func buildFrom(t *testing.T, text string) []string {
 // Kubernetes manifests wire readiness to /readyz, liveness to /healthz and Prometheus scraping to /metrics;
 // the compose file puts bestofn in front of vLLM.
 func TestDeployExamples(t *testing.T) {
-	if _, err := os.Stat(serveTestModel); err != nil {
-		t.Skip("shared model missing: ", err)
-	}
 	gw, err := os.ReadFile("../../deploy/bestofn-gateway.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	modelPath := fs.String("model", "", "model checkpoint (GGUF, safetensors dir, llama2.c .bin)")
+	modelPath := fs.String("model", embeddedGenerator, "model checkpoint (GGUF, safetensors dir, llama2.c .bin); "+embeddedGenerator+" is the default built into bestofn")
 	tokPath := fs.String("tokenizer", "", "tokenizer file (default: the one inside a GGUF model)")
 	raw := fs.Bool("raw", false, "no chat template: BOS then the prompt, like llama2.c's run")
 	template := fs.String("template", "", "chat template name (alpaca, llama2, vicuna, chatml); default: the model's")
@@ -39,7 +39,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if *modelPath == "" {
-		return errors.New("--model is required")
+		return errors.New("--model is empty (leave it out for the embedded default)")
 	}
 	if *maxTokens < 1 || *threads < 0 {
 		return errors.New("--max-tokens must be >= 1 and --threads >= 0")
@@ -47,7 +47,14 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	prompt := strings.Join(fs.Args(), " ")
 
 	start := time.Now()
-	ck, err := weights.Open(*modelPath)
+	path, embedded, err := modelOrEmbedded(*modelPath, false)
+	if err != nil {
+		return err
+	}
+	if embedded {
+		fmt.Fprintf(stderr, "generator: embedded default (%s)\n", path)
+	}
+	ck, err := weights.Open(path)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func TestGenerateSeedReproducible(t *testing.T) {
 
 func TestGenerateErrors(t *testing.T) {
 	for _, args := range [][]string{
-		{},
+		{"--model", "", "x"},
 		{"--model", "/nonexistent.gguf", "x"},
 		{"--model", storiesGGUFPath, "--template", "nope", "x"},
 		{"--model", storiesGGUFPath, "--max-tokens", "0", "x"},

@@ -177,9 +177,15 @@ func TestImage(t *testing.T) {
 		t.Errorf("streamed %q (%v), want %q", streamed.String(), err, want[0])
 	}
 
-	// ONNX Runtime is in the image and scores as the pure-Go runtime does.
+	// The server serves the embedded defaults, written out at build time (it writes nothing).
+	if logs, _ := exec.Command("docker", "logs", name).CombinedOutput(); !strings.Contains(string(logs), "generator: embedded default") ||
+		!strings.Contains(string(logs), "reward model: embedded default") || !strings.Contains(string(logs), "written_now=false") {
+		t.Errorf("the server's log does not say it serves the embedded defaults found in the image:\n%s", logs)
+	}
+
+	// ONNX Runtime is in the image and scores (the embedded default reward model) as the pure-Go runtime does.
 	score := func(runtime string) []float64 {
-		out := docker(t, "exec", name, "bestofn", "score", "--runtime", runtime, "--reward-model", "reward/testdata/tiny-rm",
+		out := docker(t, "exec", name, "bestofn", "score", "--runtime", runtime,
 			"--prompt", "Tell me a story.", "Once upon a time there was a fox.", "The end.")
 		var s []float64
 		for _, line := range strings.Split(out, "\n") {

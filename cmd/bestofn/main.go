@@ -1,5 +1,7 @@
 // Command bestofn serves instruction-tuned LLaMA-family models with reward-model reranking, and holds the tools
-// around it: tokenize, generate, bench, synth, convert, score, and the admin CLI (job, files, models).
+// around it: tokenize, generate, bench, synth, convert, score, defaults, and the admin CLI (job, files, models).
+// With no model flags, serve, generate and score use the default models embedded in the binary (package
+// defaults).
 package main
 
 import (
@@ -34,6 +36,7 @@ func commands() []command {
 		{"files", "upload, list, show, download, delete files on a server", runSubcommands("files", fileCommands())},
 		{"models", "register, list and activate (hot swap) models on a server", runSubcommands("models", modelCommands())},
 		{"health", "check a server's /readyz (exit 0 when ready): the container's health check", runHealth},
+		{"defaults", "write the embedded default models to the cache (once) and print their paths", runDefaults},
 	}
 }
 

@@ -73,7 +73,8 @@ type proc struct {
 	dataDir   string
 }
 
-// startServe starts `bestofn serve` on 127.0.0.1:0 with stories260K and the data directory dataDir, and
+// startServe starts `bestofn serve` on 127.0.0.1:0 with stories260K (and no reward model unless args give
+// --reward-model) and the data directory dataDir, and
 // waits until it listens. env entries are added to the process's environment (the admin token by default is
 // not: pass it). It fails the test if the process exits first.
 func startServe(t *testing.T, dataDir string, env []string, args ...string) *proc {
@@ -88,7 +89,8 @@ func startServe(t *testing.T, dataDir string, env []string, args ...string) *pro
 func tryServe(t *testing.T, dataDir string, env []string, args ...string) (*proc, error) {
 	t.Helper()
 	bin := bestofnBinary(t)
-	full := append([]string{"serve", "--addr", "127.0.0.1:0", "--model", serveTestModel, "--threads", "1",
+	// No reward model unless args name one (a later flag wins).
+	full := append([]string{"serve", "--addr", "127.0.0.1:0", "--model", serveTestModel, "--reward-model", "", "--threads", "1",
 		"--data-dir", dataDir, "--job-lease", "2s", "--max-tokens", "64"}, args...)
 	return launch(t, bin, dataDir, env, full)
 }
@@ -97,8 +99,15 @@ func tryServe(t *testing.T, dataDir string, env []string, args ...string) (*proc
 // listener, with --admin-addr).
 func launch(t *testing.T, bin, dataDir string, env, full []string) (*proc, error) {
 	t.Helper()
+	return launchIn(t, "", bin, dataDir, env, full)
+}
+
+// launchIn is launch in the working directory dir ("": this package's).
+func launchIn(t *testing.T, dir, bin, dataDir string, env, full []string) (*proc, error) {
+	t.Helper()
 	args := full
 	cmd := exec.Command(bin, full...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -48,7 +48,7 @@ func TestScoreCommand(t *testing.T) {
 
 func TestScoreCommandErrors(t *testing.T) {
 	for _, args := range [][]string{
-		{"--prompt", "p", "a"},                                   // no model
+		{"--reward-model", "", "--prompt", "p", "a"},             // empty model
 		{"--reward-model", "../../reward/testdata/tiny-rm"},      // no candidates
 		{"--reward-model", "/nonexistent", "--prompt", "p", "a"}, // bad dir
 	} {

@@ -118,20 +118,14 @@ type limitsConfig struct {
 	MaxConcurrent   int           `yaml:"max_concurrent"`
 }
 
-// defaultModelPath and defaultRewardDir make `bestofn serve` work from the repo root with no flags.
-const (
-	defaultModelPath = "../shared/models/stories260K/stories260K.gguf"
-	defaultRewardDir = "reward/testdata/tiny-rm"
-)
-
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML or JSON config file (see deploy/bestofn.yaml); replaces the model flags")
-	modelPath := fs.String("model", defaultModelPath, "generator checkpoint (GGUF, safetensors, llama2.c .bin)")
+	modelPath := fs.String("model", embeddedGenerator, "generator checkpoint (GGUF, safetensors, llama2.c .bin); "+embeddedGenerator+" is the default model built into bestofn")
 	tokPath := fs.String("tokenizer", "", "tokenizer file (default: the one inside a GGUF model)")
 	template := fs.String("template", "", "chat template name (alpaca, llama2, vicuna, chatml); default: the model's, else alpaca")
-	rewardDir := fs.String("reward-model", "", "reward model directory (default: "+defaultRewardDir+" when it exists)")
+	rewardDir := fs.String("reward-model", embeddedRewardModel, "reward model directory (config.json, tokenizer.json, model.onnx); "+embeddedRewardModel+" is the default built into bestofn, \"\" serves without one (no NAME:r1)")
 	rewardRuntime := fs.String("reward-runtime", "auto", "reward runtime: auto, go or ort")
 	name := fs.String("name", "llama-gpt4", "baseline model name; the best-of-N model is NAME:r1 and the A/B experiment NAME:ab")
 	n := fs.Int("n", 5, "candidates of the NAME:r1 model")
@@ -174,11 +168,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	} else {
 		rd := *rewardDir
-		if !set["reward-model"] {
-			if st, err := os.Stat(defaultRewardDir); err == nil && st.IsDir() {
-				rd = defaultRewardDir
-			}
-		}
 		if *remoteURL == "" {
 			cfg = flagConfig(*modelPath, *tokPath, *template, rd, *rewardRuntime, *name, *n, *abWeight, *scoreBaseline)
 		} else {
@@ -204,6 +193,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	overrideLimits(&cfg.Limits, lim, set, *configPath == "")
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := resolveEmbedded(&cfg, logger); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	plat, err := openPlatform(ctx, pf, cfg.Addr, cfg, logger)
