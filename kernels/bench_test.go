@@ -354,3 +354,45 @@ func BenchmarkISAPrefill(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPanelRatio runs the 1.1B decode step of Q4_0 weights on this CPU's best ISA (when it has AVX-512)
+// in the panel layout of Interleave and in the groups of 8 blocks the other VNNI ISAs read (Interleave for
+// avxvnni), at batch 1 and 5, alternately on 2 threads, and reports the panels/groups time ratio at each
+// batch and the b5/b1 ratio of each layout (the best-of-5 cost of the matmuls).
+func BenchmarkPanelRatio(b *testing.B) {
+	if !BestISA().avx512() {
+		b.Skip("no AVX-512 VNNI on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	mats, _ := decodeMats(rng, weights.TypeQ4_0)
+	groups := make([]Matrix, len(mats))
+	panels := make([]Matrix, len(mats))
+	for i, m := range mats {
+		var err error
+		if groups[i], err = Interleave(m, ISAAVXVNNI); err != nil {
+			b.Fatal(err)
+		}
+		if panels[i], err = Interleave(m, ISAAuto); err != nil {
+			b.Fatal(err)
+		}
+		if !panels[i].Panels || groups[i].Panels {
+			b.Fatalf("matrix %d: panels %v and %v", i, panels[i].Panels, groups[i].Panels)
+		}
+	}
+	mats = nil
+	x := randomVec(rng, 8*5632)
+	out := make([]float32, 8*32000)
+	p := NewPool(2)
+	defer p.Close()
+	var g1, g5, p1, p5 time.Duration
+	for b.Loop() {
+		g1 += decodeStep(p, groups, out, x, 1)
+		p1 += decodeStep(p, panels, out, x, 1)
+		g5 += decodeStep(p, groups, out, x, 5)
+		p5 += decodeStep(p, panels, out, x, 5)
+	}
+	b.ReportMetric(p1.Seconds()/g1.Seconds(), "b1_panels/groups")
+	b.ReportMetric(p5.Seconds()/g5.Seconds(), "b5_panels/groups")
+	b.ReportMetric(p5.Seconds()/p1.Seconds(), "panels_b5/b1")
+	b.ReportMetric(g5.Seconds()/g1.Seconds(), "groups_b5/b1")
+}

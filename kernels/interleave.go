@@ -67,8 +67,24 @@ func Interleave(m Matrix, isa ISA) (Matrix, error) {
 	out.Data = make([]byte, m.Rows*rb)
 	out.Interleaved = true
 	out.Biased = m.Type == weights.TypeQ8_0 && isa.resolve().vnni()
+	out.Panels = m.Type == weights.TypeQ4_0 && panelable(isa, m.Rows)
 	if isa.resolve() == ISAAMX {
 		out.File = m.Data[:m.Rows*rb]
+	}
+	if out.Panels {
+		panels := m.Rows / panelRows
+		workers := min(runtime.NumCPU(), max(1, panels/64))
+		var wg sync.WaitGroup
+		for w := range workers {
+			p0, p1 := panels*w/workers, panels*(w+1)/workers
+			wg.Go(func() {
+				for p := p0; p < p1; p++ {
+					interleavePanelQ4_0(out.Data[p*panelRows*rb:(p+1)*panelRows*rb], m.Data[p*panelRows*rb:], rb, m.Cols/32)
+				}
+			})
+		}
+		wg.Wait()
+		return out, nil
 	}
 	// Split the groups across the CPUs: a 7B model has about 7 GB of them.
 	gb := groupBytes(m.Type)

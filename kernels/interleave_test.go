@@ -21,7 +21,7 @@ func TestInterleavedMatMul(t *testing.T) {
 		defer p.Close()
 		for _, cols := range []int{256, 768, 2048} {
 			for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0} {
-				for _, rows := range []int{1, 7, 33} {
+				for _, rows := range []int{1, 7, 33, 48} {
 					m := randomMatrix(rng, typ, rows, cols)
 					var forms []Matrix
 					for _, isa := range isas {
@@ -29,7 +29,8 @@ func TestInterleavedMatMul(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() || mi.Biased != (typ == weights.TypeQ8_0 && isa.vnni()) {
+						if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() || mi.Biased != (typ == weights.TypeQ8_0 && isa.vnni()) ||
+							mi.Panels != (typ == weights.TypeQ4_0 && isa.avx512() && rows%16 == 0) {
 							t.Fatalf("Interleave(%v): interleaved %v, biased %v, %d bytes", isa, mi.Interleaved, mi.Biased, len(mi.Data))
 						}
 						forms = append(forms, mi)

@@ -1,0 +1,72 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/bestofn/bestofn/weights"
+)
+
+// TestPanelKernels calls every AVX-512 panel kernel (1 or 2 panels by 1..6 activation rows) directly on random
+// Q4_0 weights in the panel layout and quantized activations, and compares each result with dotPanelQ4_0 (the
+// integer sums are exact, so only float summation order differs); the outputs sit at a stride inside a buffer
+// of guard values, which must stay as they were. It also checks dotPanelQ4_0 against dotQ4_0 on the file
+// layout.
+func TestPanelKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(71, 72))
+	p := NewPool(1)
+	defer p.Close()
+	for _, nb := range []int{0, 2, 8, 22} {
+		cols := max(2, nb) * 32
+		m := randomMatrix(rng, weights.TypeQ4_0, 2*panelRows, cols)
+		rb := m.RowBytes()
+		data := make([]byte, len(m.Data))
+		for q := range 2 {
+			interleavePanelQ4_0(data[q*panelRows*rb:], m.Data[q*panelRows*rb:], rb, cols/32)
+		}
+		s := &scratch{}
+		s.quantizeQ8_0(p, randomVec(rng, panelMaxNR*cols), cols, false, 0, true)
+		nbc := cols / 32
+		for r := range 2 * panelRows {
+			for a := range panelMaxNR {
+				want := dotQ4_0(m.Data[r*rb:], s.q[a*cols:], s.d[a*nbc:], nbc)
+				got := dotPanelQ4_0(data[r/panelRows*panelRows*rb:], r%panelRows, nbc, s.q[a*cols:], s.d[a*nbc:])
+				if math.Abs(float64(got-want)) > 1e-5*math.Abs(float64(want))+1e-6 {
+					t.Fatalf("%d blocks: dotPanelQ4_0 row %d act %d = %g, dotQ4_0 %g", nbc, r, a, got, want)
+				}
+			}
+		}
+		if !ISAAVX512VNNI.Supported() {
+			continue
+		}
+		x := unsafe.Slice((*byte)(unsafe.Pointer(&s.q[0])), len(s.q))
+		dc := unsafe.Slice((*byte)(unsafe.Pointer(&s.dc[0])), 4*len(s.dc))
+		for np := 1; np <= panelMaxP; np++ {
+			for nr := 1; nr <= panelMaxNR; nr++ {
+				const ostride = 37 // floats from one activation row's results to the next
+				sentinel := float32(math.Inf(1))
+				buf := make([]float32, 3+nr*ostride)
+				for i := range buf {
+					buf[i] = sentinel
+				}
+				out := buf[1:]
+				panelKernel(np, nr)(nb, &data[0], panelRows*rb, &x[0], cols, &dc[0], nbc*8, &out[0], ostride*4)
+				for i, v := range buf {
+					r, a := (i-1)%ostride, (i-1)/ostride
+					if i == 0 || r >= np*panelRows || a >= nr {
+						if v != sentinel {
+							t.Fatalf("P%dN%d: wrote buf[%d] = %g outside the tile", np, nr, i, v)
+						}
+						continue
+					}
+					want := dotPanelQ4_0(data[r/panelRows*panelRows*rb:], r%panelRows, nb, s.q[a*cols:], s.d[a*nbc:])
+					if math.Abs(float64(v-want)) > 1e-5*math.Abs(float64(want))+1e-6 {
+						t.Fatalf("P%dN%d %d blocks: result (%d, %d) = %g, want %g", np, nr, nb, r, a, v, want)
+					}
+				}
+			}
+		}
+	}
+}
