@@ -72,14 +72,16 @@ func Interleave(m Matrix, isa ISA) (Matrix, error) {
 		out.File = m.Data[:m.Rows*rb]
 	}
 	if out.Panels {
-		panels := m.Rows / panelRows
-		workers := min(runtime.NumCPU(), max(1, panels/64))
+		tr := panelMaxP * panelRows
+		tiles := (m.Rows + tr - 1) / tr
+		workers := min(runtime.NumCPU(), max(1, tiles/32))
 		var wg sync.WaitGroup
 		for w := range workers {
-			p0, p1 := panels*w/workers, panels*(w+1)/workers
+			t0, t1 := tiles*w/workers, tiles*(w+1)/workers
 			wg.Go(func() {
-				for p := p0; p < p1; p++ {
-					interleavePanelQ4_0(out.Data[p*panelRows*rb:(p+1)*panelRows*rb], m.Data[p*panelRows*rb:], rb, m.Cols/32)
+				for t := t0; t < t1; t++ {
+					np := min(panelMaxP, (m.Rows-t*tr)/panelRows)
+					interleavePanelQ4_0(out.Data[t*tr*rb:(t*tr+np*panelRows)*rb], m.Data[t*tr*rb:], rb, m.Cols/32, np)
 				}
 			})
 		}

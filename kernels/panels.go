@@ -6,10 +6,12 @@ import (
 	"unsafe"
 )
 
-// The panel layout of Q4_0 weights, for the AVX-512 ISAs. Rows go in panels of 16; a panel holds, for each
-// 32-value block in turn, panelBlockBytes bytes: the 16 rows' fp16 scales (row i at 2i), then 4 vectors of 64
-// bytes, vector k holding quant bytes 4k..4k+3 of row i at 4i (their low nibbles are values 4k..4k+3, their high
-// nibbles values 16+4k..16+4k+3). The bytes and the matrix size are the file's, only their order differs.
+// The panel layout of Q4_0 weights, for the AVX-512 ISAs. Rows go in tiles of 32 (the last one 16 when the
+// rows are an odd number of 16s), each the size of its rows in the file, holding for each 32-value block in
+// turn one panel of panelBlockBytes per 16 rows: the 16 rows' fp16 scales (row i at 2i), then 4 vectors of 64
+// bytes, vector k holding quant bytes 4k..4k+3 of row i at 4i (their low nibbles are values 4k..4k+3, their
+// high nibbles values 16+4k..16+4k+3). A tile is read as one stream. The bytes and the matrix size are the
+// file's, only their order differs.
 //
 // Lane i of a 512-bit vector then belongs to row i, so VPDPBUSD multiplies a vector of nibbles of 16 rows with
 // 4 activation bytes broadcast from memory into the 16 rows' sums in one instruction, and a block's sums are
@@ -30,26 +32,28 @@ const (
 	panelMaxNR = 6
 )
 
-// panelFunc is the signature of the panel kernels: for q < P panels (the second pstride bytes after the
-// first), a < NR activation rows and lane i < 16,
+// panelFunc is the signature of the panel kernels: for a tile of P panels at w (P*panelBlockBytes a block),
+// q < P, a < NR activation rows and lane i < 16,
 //
-//	out[a*ostride/4 + 16*q + i] = dot(row i of panel q at w + q*pstride, activation row a)
+//	out[a*ostride/4 + 16*q + i] = dot(row 16*q + i of the tile, activation row a)
 //
 // with activation row a's quants at x + a*xstride and its (d_x, correction) pairs at dc + a*dcstride (8 bytes
 // a block); nb blocks, an even number. See dotPanelQ4_0 for the same computation in Go.
-type panelFunc func(nb int, w *byte, pstride int, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+type panelFunc func(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
 
 // panelable reports whether a Q4_0 matrix of rows rows goes into the panel layout for isa.
 func panelable(isa ISA, rows int) bool { return isa.resolve().avx512() && rows%panelRows == 0 }
 
-// interleavePanelQ4_0 writes one panel of 16 Q4_0 rows of nb blocks (src: file layout, rows rb bytes apart)
-// into dst in the panel layout.
-func interleavePanelQ4_0(dst, src []byte, rb, nb int) {
-	for i := range panelRows {
-		row := src[i*rb : i*rb+nb*18]
+// interleavePanelQ4_0 writes one tile of np panels (np*16 Q4_0 rows of nb blocks; src: file layout, rows rb
+// bytes apart) into dst in the panel layout.
+func interleavePanelQ4_0(dst, src []byte, rb, nb, np int) {
+	for r := range np * panelRows {
+		row := src[r*rb : r*rb+nb*18]
+		i := r % panelRows
 		for b := range nb {
 			blk := row[b*18 : b*18+18]
-			d := dst[b*panelBlockBytes : (b+1)*panelBlockBytes]
+			off := (b*np + r/panelRows) * panelBlockBytes
+			d := dst[off : off+panelBlockBytes]
 			d[2*i], d[2*i+1] = blk[0], blk[1]
 			for k := range 4 {
 				binary.LittleEndian.PutUint32(d[32+64*k+4*i:], binary.LittleEndian.Uint32(blk[2+4*k:]))
@@ -58,12 +62,14 @@ func interleavePanelQ4_0(dst, src []byte, rb, nb int) {
 	}
 }
 
-// dotPanelQ4_0 is the dot product of row i of a Q4_0 panel (panel: its data) with activation quants xq and
-// block scales xd, nb blocks: dotQ4_0 reading the panel layout.
-func dotPanelQ4_0(panel []byte, i, nb int, xq []int8, xd []float32) float32 {
+// dotPanelQ4_0 is the dot product of row r of a tile of np Q4_0 panels (tile: its data) with activation quants
+// xq and block scales xd, nb blocks: dotQ4_0 reading the panel layout.
+func dotPanelQ4_0(tile []byte, r, np, nb int, xq []int8, xd []float32) float32 {
 	var sum float32
+	i := r % panelRows
 	for b := range nb {
-		blk := panel[b*panelBlockBytes : (b+1)*panelBlockBytes]
+		off := (b*np + r/panelRows) * panelBlockBytes
+		blk := tile[off : off+panelBlockBytes]
 		x := xq[b*32 : b*32+32]
 		var s int32
 		for k := range 4 {
@@ -95,19 +101,21 @@ func packPanelScales(dc []uint32, q []int8, d, s []float32, lo, hi int) {
 	}
 }
 
-// runPanels computes output rows [lo, hi) (whole panels) of a Q4_0 matrix in the panel layout for the whole
+// runPanels computes output rows [lo, hi) (whole tiles) of a Q4_0 matrix in the panel layout for the whole
 // batch: with the AVX-512 panel kernels, tiles of 2 panels (1 for an odd last one) by up to 6 activation rows
 // (batches over 6 split evenly), the weights of a tile staying in cache while its activation tiles pass;
 // with the Go loops (dotPanelQ4_0) on the other ISAs.
 func (j *matJob) runPanels(lo, hi int) {
 	m, q := j.m, j.q
-	nb := m.Cols / 32
-	pb := panelRows * j.rowBytes
+	nb, rb := m.Cols/32, j.rowBytes
+	tileRows := panelMaxP * panelRows
 	if !j.isa.avx512() {
 		for r := lo; r < hi; r++ {
-			panel := m.Data[r/panelRows*pb : (r/panelRows+1)*pb]
+			t0 := r / tileRows * tileRows
+			np := min(panelMaxP, (m.Rows-t0)/panelRows)
+			tile := m.Data[t0*rb : (t0+np*panelRows)*rb]
 			for b := range j.batch {
-				j.out[b*m.Rows+r] = dotPanelQ4_0(panel, r%panelRows, nb, q.q[b*m.Cols:(b+1)*m.Cols], q.d[b*nb:(b+1)*nb])
+				j.out[b*m.Rows+r] = dotPanelQ4_0(tile, r-t0, np, nb, q.q[b*m.Cols:(b+1)*m.Cols], q.d[b*nb:(b+1)*nb])
 			}
 		}
 		return
@@ -115,13 +123,12 @@ func (j *matJob) runPanels(lo, hi int) {
 	tiles := (j.batch + panelMaxNR - 1) / panelMaxNR
 	x := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.q))), len(q.q))
 	dc := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q.dc))), 4*len(q.dc))
-	for r := lo; r < hi; {
-		np := min(panelMaxP, (hi-r)/panelRows)
+	for r := lo; r < hi; r += tileRows {
+		np := min(panelMaxP, (m.Rows-r)/panelRows)
 		for t := range tiles {
 			b0, b1 := j.batch*t/tiles, j.batch*(t+1)/tiles
-			panelKernel(np, b1-b0)(nb, &m.Data[r*j.rowBytes], pb, &x[b0*m.Cols], m.Cols, &dc[b0*nb*8], nb*8,
-				&j.out[b0*m.Rows+r], m.Rows*4)
+			panelKernel(np, b1-b0)(nb, &m.Data[r*rb], &x[b0*m.Cols], m.Cols, &dc[b0*nb*8], nb*8, &j.out[b0*m.Rows+r],
+				m.Rows*4)
 		}
-		r += np * panelRows
 	}
 }

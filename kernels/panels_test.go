@@ -22,9 +22,10 @@ func TestPanelKernels(t *testing.T) {
 		cols := max(2, nb) * 32
 		m := randomMatrix(rng, weights.TypeQ4_0, 2*panelRows, cols)
 		rb := m.RowBytes()
-		data := make([]byte, len(m.Data))
+		tiles := [2][]byte{make([]byte, len(m.Data)), make([]byte, len(m.Data))} // as 2 panels, as 1 and 1
+		interleavePanelQ4_0(tiles[0], m.Data, rb, cols/32, 2)
 		for q := range 2 {
-			interleavePanelQ4_0(data[q*panelRows*rb:], m.Data[q*panelRows*rb:], rb, cols/32)
+			interleavePanelQ4_0(tiles[1][q*panelRows*rb:], m.Data[q*panelRows*rb:], rb, cols/32, 1)
 		}
 		s := &scratch{}
 		s.quantizeQ8_0(p, randomVec(rng, panelMaxNR*cols), cols, false, 0, true)
@@ -32,9 +33,13 @@ func TestPanelKernels(t *testing.T) {
 		for r := range 2 * panelRows {
 			for a := range panelMaxNR {
 				want := dotQ4_0(m.Data[r*rb:], s.q[a*cols:], s.d[a*nbc:], nbc)
-				got := dotPanelQ4_0(data[r/panelRows*panelRows*rb:], r%panelRows, nbc, s.q[a*cols:], s.d[a*nbc:])
-				if math.Abs(float64(got-want)) > 1e-5*math.Abs(float64(want))+1e-6 {
-					t.Fatalf("%d blocks: dotPanelQ4_0 row %d act %d = %g, dotQ4_0 %g", nbc, r, a, got, want)
+				for np := 1; np <= 2; np++ {
+					t0 := r / (np * panelRows) * np * panelRows
+					got := dotPanelQ4_0(tiles[2-np][t0*rb:], r-t0, np, nbc, s.q[a*cols:], s.d[a*nbc:])
+					if math.Abs(float64(got-want)) > 1e-5*math.Abs(float64(want))+1e-6 {
+						t.Fatalf("%d blocks, tiles of %d panels: dotPanelQ4_0 row %d act %d = %g, dotQ4_0 %g", nbc, np, r, a,
+							got, want)
+					}
 				}
 			}
 		}
@@ -52,7 +57,8 @@ func TestPanelKernels(t *testing.T) {
 					buf[i] = sentinel
 				}
 				out := buf[1:]
-				panelKernel(np, nr)(nb, &data[0], panelRows*rb, &x[0], cols, &dc[0], nbc*8, &out[0], ostride*4)
+				data := tiles[2-np]
+				panelKernel(np, nr)(nb, &data[0], &x[0], cols, &dc[0], nbc*8, &out[0], ostride*4)
 				for i, v := range buf {
 					r, a := (i-1)%ostride, (i-1)/ostride
 					if i == 0 || r >= np*panelRows || a >= nr {
@@ -61,7 +67,7 @@ func TestPanelKernels(t *testing.T) {
 						}
 						continue
 					}
-					want := dotPanelQ4_0(data[r/panelRows*panelRows*rb:], r%panelRows, nb, s.q[a*cols:], s.d[a*nbc:])
+					want := dotPanelQ4_0(data, r, np, nb, s.q[a*cols:], s.d[a*nbc:])
 					if math.Abs(float64(v-want)) > 1e-5*math.Abs(float64(want))+1e-6 {
 						t.Fatalf("P%dN%d %d blocks: result (%d, %d) = %g, want %g", np, nr, nb, r, a, v, want)
 					}
