@@ -50,7 +50,8 @@ func InterleaveWorthwhile(m Matrix, isa ISA) bool {
 // Interleave returns a copy of m (Q8_0 or Q4_0, Cols a multiple of 256) in the interleaved layout, the form
 // the kernels of isa (ISAAuto: this CPU's best) read fastest: for the VNNI ISAs, Q8_0 quants are also biased
 // to unsigned bytes (q+128, Matrix.Biased), which VPDPBUSD multiplies with signed activations in one
-// instruction. The copy lives on the heap: it is as large as m's data. For ISAAMX the result also keeps m's
+// instruction; for the AVX-512 ISAs, Q4_0 matrices of a multiple of 16 rows go into the panel layout of
+// panels.go instead of groups (Matrix.Panels). The copy lives on the heap: it is as large as m's data. For ISAAMX the result also keeps m's
 // data as its File, which the AMX kernels read for large batches: it must stay valid and unchanged (a
 // checkpoint's mapping does). Every ISA computes MatMul on either
 // form (the ISAs without a kernel for one fall back to the Go loops), so the choice is about speed only.

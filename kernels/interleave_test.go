@@ -100,4 +100,18 @@ func TestInterleaveRefuses(t *testing.T) {
 	if err := q8.Validate(); err == nil {
 		t.Error("Validate accepted a biased Q8_0 matrix in the file layout")
 	}
+	for name, m := range map[string]Matrix{
+		"Q4_0 of 3 rows":        {Type: weights.TypeQ4_0, Rows: 3, Cols: 256, Data: q4.Data, Interleaved: true, Panels: true},
+		"Q4_0 file layout":      {Type: weights.TypeQ4_0, Rows: 16, Cols: 256, Data: make([]byte, 16*144), Panels: true},
+		"Q8_0 of 16 rows":       {Type: weights.TypeQ8_0, Rows: 16, Cols: 256, Data: make([]byte, 16*272), Interleaved: true, Panels: true},
+		"Q4_0 of 16, too short": {Type: weights.TypeQ4_0, Rows: 16, Cols: 256, Data: make([]byte, 15*144), Interleaved: true, Panels: true},
+	} {
+		if err := m.Validate(); err == nil {
+			t.Errorf("Validate accepted the panel layout on a %s matrix", name)
+		}
+	}
+	ok := Matrix{Type: weights.TypeQ4_0, Rows: 16, Cols: 256, Data: make([]byte, 16*144), Interleaved: true, Panels: true}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate refused a Q4_0 matrix of 16 rows in the panel layout: %v", err)
+	}
 }
