@@ -361,7 +361,7 @@ func BenchmarkISAPrefill(b *testing.B) {
 // avxvnni), at batch 1 and 5, alternately, and reports the panels/groups time ratio at each batch and the
 // b5/b1 ratio of each layout (the best-of-5 cost of the matmuls): the median of the ratios of each round's
 // steps, robust to a shared machine's bursts of load. t1 runs one thread timed by its CPU time (steadiest),
-// t2 two threads by wall time.
+// t2 two threads by wall time; prefill compares batches of 8 and 64 on the first two layers (one thread).
 func BenchmarkPanelRatio(b *testing.B) {
 	if !BestISA().avx512() {
 		b.Skip("no AVX-512 VNNI on this CPU")
@@ -406,6 +406,27 @@ func BenchmarkPanelRatio(b *testing.B) {
 			b.ReportMetric(median(rg), "groups_b5/b1")
 		})
 	}
+	// Prefill-sized batches on the first two layers' matrices, one thread, CPU time.
+	b.Run("prefill", func(b *testing.B) {
+		p := NewPool(1)
+		defer p.Close()
+		x := randomVec(rng, 64*5632)
+		out := make([]float32, 64*5632)
+		var r8, r64 []float64
+		for b.Loop() {
+			for _, batch := range []int{8, 64} {
+				g := onThread(func() { decodeStep(p, groups[:14], out, x, batch) }).Seconds()
+				pp := onThread(func() { decodeStep(p, panels[:14], out, x, batch) }).Seconds()
+				if batch == 8 {
+					r8 = append(r8, pp/g)
+				} else {
+					r64 = append(r64, pp/g)
+				}
+			}
+		}
+		b.ReportMetric(median(r8), "b8_panels/groups")
+		b.ReportMetric(median(r64), "b64_panels/groups")
+	})
 }
 
 // median returns the median of v (sorting it).
