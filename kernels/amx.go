@@ -120,7 +120,9 @@ func (j *matJob) runAMX(lo, hi, worker int) {
 			}
 		}
 	}
-	if full < hi {
+	if full < hi && j.panels {
+		j.runPanels(full, hi)
+	} else if full < hi {
 		j.runVNNI(full, hi)
 	}
 }

@@ -30,7 +30,7 @@ func BenchmarkVNNITileHot(b *testing.B) {
 			signed, _ := Interleave(m, ISAAVX2)
 			p := NewPool(1)
 			defer p.Close()
-			p.quant.quantizeQ8_0(p, x, cols, true, 0)
+			p.quant.quantizeQ8_0(p, x, cols, true, 0, false)
 			q := p.quant
 			var res [tileBatch]float32
 			vs = append(vs, variant{ISAAVX2, func() {

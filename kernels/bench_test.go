@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -353,4 +354,83 @@ func BenchmarkISAPrefill(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPanelRatio runs the 1.1B decode step of Q4_0 weights on this CPU's best ISA (when it has AVX-512)
+// in the panel layout of Interleave and in the groups of 8 blocks the other VNNI ISAs read (Interleave for
+// avxvnni), at batch 1 and 5, alternately, and reports the panels/groups time ratio at each batch and the
+// b5/b1 ratio of each layout (the best-of-5 cost of the matmuls): the median of the ratios of each round's
+// steps, robust to a shared machine's bursts of load. t1 runs one thread timed by its CPU time (steadiest),
+// t2 two threads by wall time; prefill compares batches of 8 and 64 on the first two layers (one thread).
+func BenchmarkPanelRatio(b *testing.B) {
+	if !BestISA().avx512() {
+		b.Skip("no AVX-512 VNNI on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	mats, _ := decodeMats(rng, weights.TypeQ4_0)
+	groups := make([]Matrix, len(mats))
+	panels := make([]Matrix, len(mats))
+	for i, m := range mats {
+		var err error
+		if groups[i], err = Interleave(m, ISAAVXVNNI); err != nil {
+			b.Fatal(err)
+		}
+		if panels[i], err = Interleave(m, ISAAuto); err != nil {
+			b.Fatal(err)
+		}
+		if !panels[i].Panels || groups[i].Panels {
+			b.Fatalf("matrix %d: panels %v and %v", i, panels[i].Panels, groups[i].Panels)
+		}
+	}
+	mats = nil
+	x := randomVec(rng, 8*5632)
+	out := make([]float32, 8*32000)
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("t%d", threads), func(b *testing.B) {
+			p := NewPool(threads)
+			defer p.Close()
+			step := func(mats []Matrix, batch int) float64 {
+				if threads == 1 {
+					return onThread(func() { decodeStep(p, mats, out, x, batch) }).Seconds()
+				}
+				return decodeStep(p, mats, out, x, batch).Seconds()
+			}
+			var r1, r5, rp, rg []float64
+			for b.Loop() {
+				g1, p1, g5, p5 := step(groups, 1), step(panels, 1), step(groups, 5), step(panels, 5)
+				r1, r5, rp, rg = append(r1, p1/g1), append(r5, p5/g5), append(rp, p5/p1), append(rg, g5/g1)
+			}
+			b.ReportMetric(median(r1), "b1_panels/groups")
+			b.ReportMetric(median(r5), "b5_panels/groups")
+			b.ReportMetric(median(rp), "panels_b5/b1")
+			b.ReportMetric(median(rg), "groups_b5/b1")
+		})
+	}
+	// Prefill-sized batches on the first two layers' matrices, one thread, CPU time.
+	b.Run("prefill", func(b *testing.B) {
+		p := NewPool(1)
+		defer p.Close()
+		x := randomVec(rng, 64*5632)
+		out := make([]float32, 64*5632)
+		var r8, r64 []float64
+		for b.Loop() {
+			for _, batch := range []int{8, 64} {
+				g := onThread(func() { decodeStep(p, groups[:14], out, x, batch) }).Seconds()
+				pp := onThread(func() { decodeStep(p, panels[:14], out, x, batch) }).Seconds()
+				if batch == 8 {
+					r8 = append(r8, pp/g)
+				} else {
+					r64 = append(r64, pp/g)
+				}
+			}
+		}
+		b.ReportMetric(median(r8), "b8_panels/groups")
+		b.ReportMetric(median(r64), "b64_panels/groups")
+	})
+}
+
+// median returns the median of v (sorting it).
+func median(v []float64) float64 {
+	slices.Sort(v)
+	return v[len(v)/2]
 }

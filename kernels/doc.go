@@ -17,7 +17,10 @@
 //     Interleave (8 blocks side by side).
 //   - avxvnni and avx512vnni: vnni_amd64.s, VPDPBUSD on 256-bit (VEX-encoded AVX-VNNI, CPUs without AVX-512)
 //     or 512-bit registers for interleaved Q8_0 (biased to unsigned bytes) and Q4_0, in tiles of up to 2
-//     weight rows by 6 activation rows (vnni.go); float rows with longer prefetches; avx2 for the rest.
+//     weight rows by 6 activation rows (vnni.go); on avx512vnni, Q4_0 matrices of a multiple of 16 rows go
+//     into a panel layout instead (16 rows side by side, panels.go), tiles of 32 rows by up to 6
+//     activation rows whose cost at batch 5 is close to batch 1's; float rows with longer prefetches; avx2
+//     for the rest.
 //   - amx: avx512vnni plus the AMX-INT8 tile unit for batches of 8 rows and more (prefill) of Q8_0 and Q4_0,
 //     16 weight rows by 16 activation rows per 32-value block in one TDPBSSD, on the file layout kept next
 //     to the interleaved copy (amx.go, amx_amd64.s).

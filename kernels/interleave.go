@@ -50,7 +50,8 @@ func InterleaveWorthwhile(m Matrix, isa ISA) bool {
 // Interleave returns a copy of m (Q8_0 or Q4_0, Cols a multiple of 256) in the interleaved layout, the form
 // the kernels of isa (ISAAuto: this CPU's best) read fastest: for the VNNI ISAs, Q8_0 quants are also biased
 // to unsigned bytes (q+128, Matrix.Biased), which VPDPBUSD multiplies with signed activations in one
-// instruction. The copy lives on the heap: it is as large as m's data. For ISAAMX the result also keeps m's
+// instruction; for the AVX-512 ISAs, Q4_0 matrices of a multiple of 16 rows go into the panel layout of
+// panels.go instead of groups (Matrix.Panels). The copy lives on the heap: it is as large as m's data. For ISAAMX the result also keeps m's
 // data as its File, which the AMX kernels read for large batches: it must stay valid and unchanged (a
 // checkpoint's mapping does). Every ISA computes MatMul on either
 // form (the ISAs without a kernel for one fall back to the Go loops), so the choice is about speed only.
@@ -67,8 +68,26 @@ func Interleave(m Matrix, isa ISA) (Matrix, error) {
 	out.Data = make([]byte, m.Rows*rb)
 	out.Interleaved = true
 	out.Biased = m.Type == weights.TypeQ8_0 && isa.resolve().vnni()
+	out.Panels = m.Type == weights.TypeQ4_0 && panelable(isa, m.Rows)
 	if isa.resolve() == ISAAMX {
 		out.File = m.Data[:m.Rows*rb]
+	}
+	if out.Panels {
+		tr := panelMaxP * panelRows
+		tiles := (m.Rows + tr - 1) / tr
+		workers := min(runtime.NumCPU(), max(1, tiles/32))
+		var wg sync.WaitGroup
+		for w := range workers {
+			t0, t1 := tiles*w/workers, tiles*(w+1)/workers
+			wg.Go(func() {
+				for t := t0; t < t1; t++ {
+					np := min(panelMaxP, (m.Rows-t*tr)/panelRows)
+					interleavePanelQ4_0(out.Data[t*tr*rb:(t*tr+np*panelRows)*rb], m.Data[t*tr*rb:], rb, m.Cols/32, np)
+				}
+			})
+		}
+		wg.Wait()
+		return out, nil
 	}
 	// Split the groups across the CPUs: a 7B model has about 7 GB of them.
 	gb := groupBytes(m.Type)

@@ -21,7 +21,7 @@ func TestInterleavedMatMul(t *testing.T) {
 		defer p.Close()
 		for _, cols := range []int{256, 768, 2048} {
 			for _, typ := range []weights.Type{weights.TypeQ8_0, weights.TypeQ4_0} {
-				for _, rows := range []int{1, 7, 33} {
+				for _, rows := range []int{1, 7, 33, 48} {
 					m := randomMatrix(rng, typ, rows, cols)
 					var forms []Matrix
 					for _, isa := range isas {
@@ -29,7 +29,8 @@ func TestInterleavedMatMul(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() || mi.Biased != (typ == weights.TypeQ8_0 && isa.vnni()) {
+						if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() || mi.Biased != (typ == weights.TypeQ8_0 && isa.vnni()) ||
+							mi.Panels != (typ == weights.TypeQ4_0 && isa.avx512() && rows%16 == 0) {
 							t.Fatalf("Interleave(%v): interleaved %v, biased %v, %d bytes", isa, mi.Interleaved, mi.Biased, len(mi.Data))
 						}
 						forms = append(forms, mi)
@@ -98,5 +99,19 @@ func TestInterleaveRefuses(t *testing.T) {
 	q8.Biased = true
 	if err := q8.Validate(); err == nil {
 		t.Error("Validate accepted a biased Q8_0 matrix in the file layout")
+	}
+	for name, m := range map[string]Matrix{
+		"Q4_0 of 3 rows":        {Type: weights.TypeQ4_0, Rows: 3, Cols: 256, Data: q4.Data, Interleaved: true, Panels: true},
+		"Q4_0 file layout":      {Type: weights.TypeQ4_0, Rows: 16, Cols: 256, Data: make([]byte, 16*144), Panels: true},
+		"Q8_0 of 16 rows":       {Type: weights.TypeQ8_0, Rows: 16, Cols: 256, Data: make([]byte, 16*272), Interleaved: true, Panels: true},
+		"Q4_0 of 16, too short": {Type: weights.TypeQ4_0, Rows: 16, Cols: 256, Data: make([]byte, 15*144), Interleaved: true, Panels: true},
+	} {
+		if err := m.Validate(); err == nil {
+			t.Errorf("Validate accepted the panel layout on a %s matrix", name)
+		}
+	}
+	ok := Matrix{Type: weights.TypeQ4_0, Rows: 16, Cols: 256, Data: make([]byte, 16*144), Interleaved: true, Panels: true}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate refused a Q4_0 matrix of 16 rows in the panel layout: %v", err)
 	}
 }

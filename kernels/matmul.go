@@ -17,6 +17,9 @@ type Matrix struct {
 	// Biased marks interleaved Q8_0 data whose quants are stored as q+128 (unsigned bytes), the form the
 	// VNNI kernels multiply (see Interleave).
 	Biased bool
+	// Panels marks interleaved Q4_0 data in the panel layout of Interleave for the AVX-512 ISAs (16 rows side
+	// by side, block by block) rather than in groups of 8 blocks per row.
+	Panels bool
 	// File, when set on an interleaved matrix, holds the same rows in the file's layout (Interleave for
 	// ISAAMX keeps its source there, usually a checkpoint's mapping): the AMX kernels read it for large
 	// batches. MatMul never writes it.
@@ -56,6 +59,10 @@ func (m Matrix) Validate() error {
 	}
 	if m.Biased && (!m.Interleaved || m.Type != weights.TypeQ8_0) {
 		return fmt.Errorf("kernels: biased %v matrix (interleaved %v): only interleaved Q8_0 is biased", m.Type, m.Interleaved)
+	}
+	if m.Panels && (!m.Interleaved || m.Type != weights.TypeQ4_0 || m.Rows%panelRows != 0) {
+		return fmt.Errorf("kernels: %v matrix of %d rows in the panel layout (interleaved %v): only interleaved Q4_0 with a multiple of %d rows",
+			m.Type, m.Rows, m.Interleaved, panelRows)
 	}
 	if m.Rows > len(m.Data)/rb {
 		return fmt.Errorf("kernels: %v matrix %dx%d needs %d rows of %d bytes, data has %d bytes",
@@ -101,12 +108,13 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 	j := &p.mat
 	j.out, j.m, j.rowBytes, j.x, j.batch = out, m, rb, x, batch
 	j.asm, j.isa = p.asm, p.isa
-	j.vnni = m.Interleaved && p.isa.vnni() && (m.Type == weights.TypeQ4_0 || m.Biased)
-	j.amx = j.vnni && p.isa == ISAAMX && batch >= amxMinBatch && m.File != nil && m.Rows >= amxPanel &&
-		m.Cols%64 == 0
+	j.panels = m.Panels
+	j.vnni = m.Interleaved && !m.Panels && p.isa.vnni() && (m.Type == weights.TypeQ4_0 || m.Biased)
+	j.amx = (j.vnni || j.panels && p.isa.avx512()) && p.isa == ISAAMX && batch >= amxMinBatch && m.File != nil &&
+		m.Rows >= amxPanel && m.Cols%64 == 0
 	switch m.Type {
 	case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
-		p.quant.quantizeQ8_0(p, x[:batch*m.Cols], m.Cols, m.Interleaved, j.vnniCorrection())
+		p.quant.quantizeQ8_0(p, x[:batch*m.Cols], m.Cols, m.Interleaved && !m.Panels, j.vnniCorrection(), m.Panels)
 		if j.amx {
 			p.quant.packAMX(p, batch, m.Cols)
 		}
@@ -132,6 +140,9 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 	if j.amx {
 		grain = (grain + amxPanel - 1) &^ (amxPanel - 1) // whole panels of 16 rows
 	}
+	if j.panels {
+		grain = (grain + 2*panelRows - 1) &^ (2*panelRows - 1) // whole pairs of panels
+	}
 	p.Run(m.Rows, grain, j)
 	j.out, j.x, j.m.Data, j.q = nil, nil, nil, nil
 	p.quant.active = false
@@ -152,6 +163,7 @@ type matJob struct {
 	asm      bool // the AVX2 kernels run (every ISA from ISAAVX2 up)
 	isa      ISA
 	vnni     bool // interleaved Q8_0 (biased) or Q4_0 weights on a VNNI ISA: runVNNI's tiles
+	panels   bool // Q4_0 weights in the panel layout: runPanels
 	amx      bool // and a batch for the AMX kernels (runAMX), with vnni for the rows past the last panel
 	q        *scratch
 }
@@ -161,6 +173,10 @@ type matJob struct {
 func (j *matJob) Run(lo, hi, worker int) {
 	if j.amx {
 		j.runAMX(lo, hi, worker)
+		return
+	}
+	if j.panels {
+		j.runPanels(lo, hi)
 		return
 	}
 	if j.vnni {

@@ -37,6 +37,9 @@ func vnniKernel(isa ISA, typ weights.Type, mr, nr int) vnniFunc {
 	return avxvnniKernels[t][nr-1]
 }
 
+// panelKernel returns the AVX-512 panel kernel of np panels (1 or 2) by nr activation rows (1..6).
+func panelKernel(np, nr int) panelFunc { return vnni512PanelKernels[np-1][nr-1] }
+
 // The tile kernels below compute, for k < T (the digit in the name),
 //
 //	res[k] = sum over blocks i < nb of d_w(i) * xd[k*dstride/4 + i] * sum_j w(i, j) * xq[k*qstride + 32*i + j]

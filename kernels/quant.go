@@ -22,6 +22,8 @@ type scratch struct {
 	dTStride int
 	k        []byte
 	rec      []byte    // VNNI activation records (see vnniRecord), 64-byte aligned, when vnniC != 0
+	dc       []uint32  // for the panel kernels: per block, d's bits and the correction -8*sum(q) as int32
+	panels   bool      // also fill dc
 	recBuf   []byte    // rec's allocation
 	vnniC    int32     // the weight offset the records' corrections undo (128: biased Q8_0, 8: Q4_0), or 0
 	amxB     []byte    // activation tiles of the AMX kernels (packAMX)
@@ -62,12 +64,15 @@ func roundInt(v float32) int32 {
 // the VNNI kernels' activation records, with corrections -vnniC*sum(q); else with interleaved (cols a
 // multiple of 256) it also fills qi for interleaved weights, which read the scales from d; otherwise, with
 // several rows, it fills dT and sT, padded so that 8 floats can be read from any row.
-func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int, interleaved bool, vnniC int32) {
+func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int, interleaved bool, vnniC int32, panels bool) {
 	n := len(x)
 	s.q = grow(s.q, n)
 	s.d = grow(s.d, n/32)
 	s.s = grow(s.s, n/32)
-	s.vnniC = vnniC
+	s.vnniC, s.panels = vnniC, panels
+	if panels {
+		s.dc = grow(s.dc, n/16)
+	}
 	if vnniC != 0 {
 		s.growRecords(n / groupValues)
 		interleaved = false
@@ -79,7 +84,7 @@ func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int, interleaved bool,
 	p.Run(n/32, quantGrain/32, s) // quantGrain/32 is a whole number of groups, so each chunk interleaves its own
 	s.x = nil
 	rows, nb := n/cols, cols/32
-	if rows == 1 || interleaved || vnniC != 0 {
+	if rows == 1 || interleaved || vnniC != 0 || panels {
 		return
 	}
 	s.dTStride = rows + 8
@@ -122,6 +127,9 @@ func (s *scratch) Run(lo, hi, _ int) {
 		}
 		if s.vnniC != 0 {
 			packRecords(s.rec, s.q, s.d, lo/groupBlocks, hi/groupBlocks, s.vnniC)
+		}
+		if s.panels {
+			packPanelScales(s.dc, s.q, s.d, s.s, lo, hi)
 		}
 		return
 	}
