@@ -95,6 +95,9 @@ func WriteRewardModel(dir string, rm RewardModel) error {
 	if rm.Template != "" {
 		conf["reward_template"] = rm.Template
 	}
+	if rm.Head.Mean {
+		conf["pooling"] = "mean" // informational: the graph itself pools
+	}
 	if rm.RewardMean != 0 || rm.RewardStd != 0 {
 		conf["reward_mean"], conf["reward_std"] = rm.RewardMean, rm.RewardStd
 	}

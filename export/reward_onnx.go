@@ -10,10 +10,12 @@ import (
 )
 
 // Head is a reward model's scalar head: score = Weight . rmsnorm_final(h_last) + Bias, where h_last is the
-// residual stream at the last non-padding token.
+// residual stream at the last non-padding token; with Mean, score = Weight . mean(rmsnorm_final(h)) + Bias, the
+// mean over every non-padding token (package train's PoolMean).
 type Head struct {
 	Weight []float32 // (dim)
 	Bias   float32
+	Mean   bool
 }
 
 // maskValue is what a masked attention score becomes: exp(maskValue - max) is exactly 0 in float32, and a row
@@ -36,7 +38,8 @@ const maskValue = -1e9
 //   - Attention is causal over positions and masked where attention_mask is 0 (an additive -1e9); grouped kv
 //     heads are repeated to the query heads (Expand), as HF's repeat_kv does.
 //   - The head reads the last position whose mask is 1 (a one-hot row times the residual stream), then the final
-//     RMSNorm and the dot product with the head's weight.
+//     RMSNorm and the dot product with the head's weight; with Head.Mean it reads the mean of the final-normed
+//     states of the positions whose mask is 1 (a row of 1/n times them).
 func WriteRewardONNX(out io.Writer, w *Weights, head Head, maxPositions int) error {
 	g, err := rewardGraph(w, head, maxPositions)
 	if err != nil {
@@ -198,9 +201,17 @@ func rewardGraph(w *Weights, head Head, maxPositions int) (*onnxGraph, error) {
 
 	// The last non-padding position of each row: the largest position among the tokens.
 	last := g.op("ReduceMax", []string{g.op("Mul", []string{pos, "attention_mask"})}, intsAttr("axes", 1), intAttr("keepdims", 1))
-	pick := g.op("Cast", []string{g.op("And", []string{g.op("Equal", []string{pos, last}), real})}, intAttr("to", onnxFloat))
-	hLast := g.op("MatMul", []string{g.op("Unsqueeze", []string{pick, g.constInts(1)}), x}) // (batch, 1, dim)
-	hLast = norm(hLast, outNorm)
+	var hLast string
+	if head.Mean {
+		// Every token's weight 1/n (n = last + 1 tokens), padding's 0, times the final-normed states.
+		n := g.op("Cast", []string{g.op("Add", []string{last, g.constInt(1)})}, intAttr("to", onnxFloat))
+		wts := g.op("Div", []string{g.op("Cast", []string{"attention_mask"}, intAttr("to", onnxFloat)), n})
+		hLast = g.op("MatMul", []string{g.op("Unsqueeze", []string{wts, g.constInts(1)}), norm(x, outNorm)}) // (batch, 1, dim)
+	} else {
+		pick := g.op("Cast", []string{g.op("And", []string{g.op("Equal", []string{pos, last}), real})}, intAttr("to", onnxFloat))
+		hLast = g.op("MatMul", []string{g.op("Unsqueeze", []string{pick, g.constInts(1)}), x}) // (batch, 1, dim)
+		hLast = norm(hLast, outNorm)
+	}
 	score := g.op("Add", []string{
 		g.op("MatMul", []string{hLast, g.floats("score.weight", []int{dim, 1}, head.Weight)}),
 		g.floats("score.bias", []int{1}, []float32{head.Bias})})

@@ -17,12 +17,12 @@ func rewardFromTrain(m *train.Model) (*Weights, Head) {
 		w.Tensors = append(w.Tensors, Tensor(t))
 	}
 	hw, hb := m.ScoreHead()
-	return w, Head{Weight: hw, Bias: hb}
+	return w, Head{Weight: hw, Bias: hb, Mean: m.Pooling() == train.PoolMean}
 }
 
 // TestRewardONNXMatchesTrain exports reward models of package train (stories260K's weights with a seeded random
 // head; the random GQA model's weights, 9 heads in groups of 3, tied, with a head drawn larger so that scores
-// spread) and checks that both runtimes score as train's own forward pass does (Model.Scores), within
+// spread; the same with a mean-pooled head) and checks that both runtimes score as train's own forward pass does (Model.Scores), within
 // scoreTolerance, on a batch of inputs of different lengths.
 func TestRewardONNXMatchesTrain(t *testing.T) {
 	md := storiesMetadata(t)
@@ -62,12 +62,21 @@ func TestRewardONNXMatchesTrain(t *testing.T) {
 		copy(dst.Data, data)
 	}
 
+	// The same GQA model with a mean-pooled head.
+	gqaMean, err := train.New(gqaConfig, train.Options{Head: train.HeadReward, Threads: 1, MaxTokens: 2048, Pooling: train.PoolMean}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, dst := range gqaMean.Tensors() {
+		copy(dst.Data, gqa.Tensors()[i].Data)
+	}
+
 	prompt := "Tim and Sue went to the store."
 	candidates := []string{"They bought a red apple.", "No!", "The sun was hot and the shop was far, but they sang songs all the way there and back.", "Yes"}
 	for _, c := range []struct {
 		name string
 		m    *train.Model
-	}{{"stories260K", stories}, {"gqa", gqa}} {
+	}{{"stories260K", stories}, {"gqa", gqa}, {"gqa-mean", gqaMean}} {
 		t.Run(c.name, func(t *testing.T) {
 			w, head := rewardFromTrain(c.m)
 			dir := t.TempDir()

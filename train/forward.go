@@ -110,6 +110,7 @@ type scratch struct {
 	tr      []float32 // (threads, head_dim·max_seq_len) attention backward's transposed dv, dk, per worker
 	sil     []float32 // (threads, hidden) silu(gate) of one row, per worker
 	ones    []float32 // (hidden) 1s
+	pool    []float32 // (dim) a reward model's mean-pooled hidden state (PoolMean)
 
 	headRows   int       // rows of the language-model head per chunk
 	headX      []float32 // (headRows, dim) final-normed rows of the tokens that have a target
@@ -145,6 +146,7 @@ func (s *scratch) init(cfg model.Config, opts Options, qkvRows, threads int) {
 	s.tr = make([]float32, threads*cfg.HeadDim*opts.MaxSeqLen)
 	s.sil = make([]float32, threads*cfg.HiddenDim)
 	s.ones = make([]float32, cfg.HiddenDim)
+	s.pool = make([]float32, cfg.Dim)
 	for i := range s.ones {
 		s.ones[i] = 1
 	}

@@ -156,9 +156,8 @@ func (m *Model) Scores(seqs [][]int32, out []float32) error {
 		return nil
 	}
 	m.forward()
-	D := m.cfg.Dim
 	for i := 0; i < b.nseq; i++ {
-		h := m.a.outNorm[(b.starts[i+1]-1)*D : b.starts[i+1]*D]
+		h := m.pooled(i)
 		var sc float32
 		for j, w := range m.p.rmW {
 			sc += w * h[j]
@@ -166,6 +165,28 @@ func (m *Model) Scores(seqs [][]int32, out []float32) error {
 		out[i] = sc + m.p.rmB[0]
 	}
 	return nil
+}
+
+// pooled returns what the head reads of sequence i of the last forward pass: its last token's final-normed
+// hidden state, or with PoolMean their mean (in m.s.pool, valid until the next call).
+func (m *Model) pooled(i int) []float32 {
+	D, b := m.cfg.Dim, &m.b
+	lo, hi := b.starts[i], b.starts[i+1]
+	if m.opts.Pooling != PoolMean {
+		return m.a.outNorm[(hi-1)*D : hi*D]
+	}
+	h := m.s.pool
+	clear(h)
+	for t := lo; t < hi; t++ {
+		for j, v := range m.a.outNorm[t*D : (t+1)*D] {
+			h[j] += v
+		}
+	}
+	inv := 1 / float32(hi-lo)
+	for j := range h {
+		h[j] *= inv
+	}
+	return h
 }
 
 // BackwardScores runs the backward pass of the last Scores call, adding to the gradients given dscores,
@@ -185,14 +206,23 @@ func (m *Model) BackwardScores(dscores []float32) error {
 	dxb := m.s.dxb[:b.n*D]
 	clear(dxb)
 	for i, d := range dscores {
-		last := b.starts[i+1] - 1
-		h := m.a.outNorm[last*D : (last+1)*D]
-		dh := dxb[last*D : (last+1)*D]
-		for j, w := range m.p.rmW {
-			dh[j] = d * w
+		h := m.pooled(i)
+		for j := range m.p.rmW {
 			m.g.rmW[j] += d * h[j]
 		}
 		m.g.rmB[0] += d
+		lo, hi := b.starts[i+1]-1, b.starts[i+1]
+		scale := d
+		if m.opts.Pooling == PoolMean {
+			lo = b.starts[i]
+			scale = d / float32(hi-lo)
+		}
+		for t := lo; t < hi; t++ {
+			dh := dxb[t*D : (t+1)*D]
+			for j, w := range m.p.rmW {
+				dh[j] = scale * w
+			}
+		}
 	}
 	m.backward()
 	m.ready = false

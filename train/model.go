@@ -24,6 +24,8 @@ type Options struct {
 	MaxTokens int
 	// MaxSeqLen is the longest sequence; 0 means the smaller of MaxTokens and the model's context length.
 	MaxSeqLen int
+	// Pooling is how a reward model reads a sequence's hidden states: PoolLast (the default) or PoolMean.
+	Pooling Pooling
 }
 
 // Model is a LLaMA-family model being trained: parameters and gradients (one allocation each, same
@@ -200,6 +202,9 @@ func newModel(cfg model.Config, opts Options) (*Model, error) {
 	if opts.Head != HeadLM && opts.Head != HeadReward {
 		return nil, fmt.Errorf("train: unknown head %v", opts.Head)
 	}
+	if opts.Pooling != PoolLast && (opts.Pooling != PoolMean || opts.Head != HeadReward) {
+		return nil, fmt.Errorf("train: pooling %v needs a reward model", opts.Pooling)
+	}
 	if opts.Threads < 0 || opts.Threads > 1024 {
 		return nil, fmt.Errorf("train: thread count %d out of range [0, 1024]", opts.Threads)
 	}
@@ -301,13 +306,17 @@ func (m *Model) Tensors() []Tensor { return m.layout.tensors(m.p) }
 func (m *Model) Grads() []Tensor { return m.layout.tensors(m.g) }
 
 // ScoreHead returns a reward model's head: the score is dot(w, h) + b with h the final-normed hidden state of
-// the last token. w aliases the model's memory. A language model returns nil, 0.
+// the last token (with PoolMean, their mean over the sequence). w aliases the model's memory. A language model
+// returns nil, 0.
 func (m *Model) ScoreHead() (w []float32, b float32) {
 	if m.p.rmW == nil {
 		return nil, 0
 	}
 	return m.p.rmW, m.p.rmB[0]
 }
+
+// Pooling returns how a reward model's head reads the hidden states (Options.Pooling).
+func (m *Model) Pooling() Pooling { return m.opts.Pooling }
 
 // ZeroGrad clears the gradients.
 func (m *Model) ZeroGrad() { m.pool.Run(len(m.normParts), 1, m.tasks.zeroGrads) }

@@ -28,9 +28,31 @@ const (
 	// when the output is tied (Config.TiedOutput).
 	HeadLM Head = iota
 	// HeadReward is a reward model: the score of a sequence is rm_head.weight · h + rm_head.bias, with h the
-	// final-normed hidden state of its last token. It has no output.weight.
+	// final-normed hidden state of its last token (Options.Pooling). It has no output.weight.
 	HeadReward
 )
+
+// Pooling says which hidden states a reward model's head reads.
+type Pooling int
+
+const (
+	// PoolLast reads the final-normed hidden state of the sequence's last token (HF's
+	// LlamaForSequenceClassification, TRL, OpenRLHF).
+	PoolLast Pooling = iota
+	// PoolMean reads the mean of the final-normed hidden states of all the sequence's tokens. By causality the
+	// score is then the mean of PoolLast's scores of the sequence's prefixes.
+	PoolMean
+)
+
+func (p Pooling) String() string {
+	switch p {
+	case PoolLast:
+		return "last"
+	case PoolMean:
+		return "mean"
+	}
+	return fmt.Sprintf("Pooling(%d)", int(p))
+}
 
 func (h Head) String() string {
 	switch h {

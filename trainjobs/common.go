@@ -168,9 +168,9 @@ func (p Params) maxLength(cfg model.Config) (int, error) {
 	return n, nil
 }
 
-// newModel builds the train model of the base with the given head and sequence length.
-func (b *base) newModel(p Params, head train.Head, threads, maxLen int) (*train.Model, error) {
-	opts := train.Options{Head: head, Threads: threads, MaxTokens: max(4096, 2*maxLen), MaxSeqLen: maxLen}
+// newModel builds the train model of the base with the given head, pooling and sequence length.
+func (b *base) newModel(p Params, head train.Head, pool train.Pooling, threads, maxLen int) (*train.Model, error) {
+	opts := train.Options{Head: head, Threads: threads, MaxTokens: max(4096, 2*maxLen), MaxSeqLen: maxLen, Pooling: pool}
 	if b.ck == nil {
 		return train.New(b.cfg, opts, p.Seed)
 	}

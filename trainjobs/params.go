@@ -107,6 +107,10 @@ type RewardParams struct {
 	// AppendEOS ends every input with EOS and reads the score there (OpenRLHF's convention); the exported
 	// tokenizer.json appends it too, so the served model sees the same inputs.
 	AppendEOS bool `json:"append_eos"`
+	// Pooling is what the head reads: "last" (default; the last token's hidden state, as HF's
+	// LlamaForSequenceClassification) or "mean" (the mean over every token's, which trains better on little
+	// data). The exported graph pools the same way.
+	Pooling string `json:"pooling"`
 }
 
 // SFTParams are sft's params.
@@ -270,6 +274,13 @@ func decodeReward(ctx context.Context, raw json.RawMessage, files jobs.FileCheck
 	}
 	if p.MarginScale == 0 {
 		p.MarginScale = 1
+	}
+	switch p.Pooling {
+	case "":
+		p.Pooling = "last"
+	case "last", "mean":
+	default:
+		return p, t, paramErr("pooling", "must be \"last\" or \"mean\"")
 	}
 	if p.ModelName == "" {
 		p.ModelName = "reward"

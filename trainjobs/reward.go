@@ -18,7 +18,8 @@ import (
 // TypeReward is the name of the reward-model training job type.
 const TypeReward = "train-reward"
 
-// Reward is the train-reward job type: a LLaMA backbone with a scalar head on the last token trained on
+// Reward is the train-reward job type: a LLaMA backbone with a scalar head on the last token (or the mean over
+// the tokens, "pooling": "mean") trained on
 // preference pairs with -log sigmoid(r_chosen - r_rejected - margin) (package train), held out, evaluated,
 // checkpointed each epoch (a killed job resumes from its last checkpoint), then exported as an ONNX reward model
 // directory (export.WriteRewardModel, with the reward mean and std for normalization), checked by scoring with
@@ -201,7 +202,11 @@ func trainReward(ctx context.Context, run *jobs.Run, p RewardParams, b *base, da
 		return invalid("the reward model's tokenizer.json: %v", err)
 	}
 	vocab.AddEOS = p.AppendEOS
-	m, err := b.newModel(p.Params, train.HeadReward, run.Threads(), maxLen)
+	pool := train.PoolLast
+	if p.Pooling == "mean" {
+		pool = train.PoolMean
+	}
+	m, err := b.newModel(p.Params, train.HeadReward, pool, run.Threads(), maxLen)
 	if err != nil {
 		return err
 	}
@@ -230,7 +235,7 @@ func trainReward(ctx context.Context, run *jobs.Run, p RewardParams, b *base, da
 	if err := emptyDir(dir); err != nil {
 		return err
 	}
-	if err := export.WriteRewardModel(dir, export.RewardModel{Weights: weightsOf(m), Head: export.Head{Weight: hw, Bias: hb},
+	if err := export.WriteRewardModel(dir, export.RewardModel{Weights: weightsOf(m), Head: export.Head{Weight: hw, Bias: hb, Mean: pool == train.PoolMean},
 		Vocab: vocab, MaxPositions: maxLen, Template: p.Template, RewardMean: tr.RewardMean, RewardStd: tr.RewardStd,
 		Extra: extra}); err != nil {
 		return err

@@ -224,7 +224,7 @@ func (d *sftData) tokenize(tok train.Tokenizer, tmpl chat.Template, maxLen int) 
 
 // trainSFT fine-tunes with package train and exports the model to path.
 func trainSFT(ctx context.Context, run *jobs.Run, p SFTParams, b *base, data *sftData, maxLen int, typ weights.Type, path string, res *SFTResult) error {
-	m, err := b.newModel(p.Params, train.HeadLM, run.Threads(), maxLen)
+	m, err := b.newModel(p.Params, train.HeadLM, train.PoolLast, run.Threads(), maxLen)
 	if err != nil {
 		return err
 	}
