@@ -34,6 +34,7 @@ func commands() []command {
 		{"files", "upload, list, show, download, delete files on a server", runSubcommands("files", fileCommands())},
 		{"models", "register, list and activate (hot swap) models on a server", runSubcommands("models", modelCommands())},
 		{"health", "check a server's /readyz (exit 0 when ready): the container's health check", runHealth},
+		{"recipe", "run the recipe that makes the default models (teacher data, sft, feedback, train-reward, evaluate)", runRecipe},
 	}
 }
 
