@@ -94,7 +94,7 @@ func Sizes() map[string]Size {
 		return map[string]any{"base_model": "scratch",
 			"scratch":    map[string]any{"dim": 64, "layers": 2, "heads": 4, "context_length": 256},
 			"max_length": 256, "epochs": epochs, "batch_size": 32, "learning_rate": 1e-3,
-			"eval_fraction": 0.1, "early_stopping_patience": 0}
+			"eval_fraction": 0.05, "early_stopping_patience": 0}
 	}
 	sft := func(epochs int, eval float64) map[string]any {
 		return map[string]any{"epochs": epochs, "batch_size": 16, "learning_rate": 1e-3, "max_length": 320,
@@ -102,12 +102,12 @@ func Sizes() map[string]Size {
 	}
 	stop := []string{"\n"}
 	return map[string]Size{
-		"default": {Name: "default", SFTTasks: 600, FeedbackTasks: 800, EvalTasks: 200,
+		"default": {Name: "default", SFTTasks: 800, FeedbackTasks: 800, EvalTasks: 200,
 			TeacherN: 32, TeacherMaxTokens: 128, TeacherTemplate: "story", TeacherStop: stop, StudentMaxTokens: 128,
-			FeedbackK: 5, EvalK: 5, SFT: sft(4, 0.05), RM: rm(2), Bootstrap: 10000},
+			FeedbackK: 5, EvalK: 5, SFT: sft(5, 0.05), RM: rm(2), Bootstrap: 10000},
 		"smoke": {Name: "smoke", SFTTasks: 150, FeedbackTasks: 100, EvalTasks: 40,
 			TeacherN: 32, TeacherMaxTokens: 128, TeacherTemplate: "story", TeacherStop: stop, StudentMaxTokens: 128,
-			FeedbackK: 5, EvalK: 5, SFT: sft(3, 0.1), RM: rm(1), HHRows: 300, Bootstrap: 2000},
+			FeedbackK: 5, EvalK: 5, SFT: sft(10, 0.1), RM: rm(1), HHRows: 300, Bootstrap: 2000},
 		"tiny": {Name: "tiny", SFTTasks: 8, FeedbackTasks: 6, EvalTasks: 6,
 			TeacherN: 4, TeacherMaxTokens: 24, TeacherTemplate: "story", TeacherStop: stop, StudentMaxTokens: 24,
 			FeedbackK: 3, EvalK: 3,
@@ -369,7 +369,7 @@ func (r *run) all(ctx context.Context) error {
 			return err
 		}
 	}
-	chk, err := CheckRewardModel(ctx, rmDir, reward.Options{Runtime: reward.RuntimeGo}, r.hhHeld, clear)
+	chk, err := CheckRewardModel(ctx, rmDir, reward.Options{Runtime: reward.RuntimeAuto}, r.hhHeld, clear)
 	if err != nil {
 		return err
 	}
@@ -381,7 +381,7 @@ func (r *run) all(ctx context.Context) error {
 	// 5. Evaluation on the held-out instructions: B and R1..RK of the SFT model, ranked by the new reward model.
 	t0 = time.Now()
 	student, err = startServer(ctx, cfg.Binary, "student", r.path("logs", "student-eval.log"), "--model", generator,
-		"--reward-model", rmDir, "--reward-runtime", "go", "--name", "student", "--n", fmt.Sprint(sz.EvalK),
+		"--reward-model", rmDir, "--reward-runtime", "auto", "--name", "student", "--n", fmt.Sprint(sz.EvalK),
 		"--max-n", "16", "--threads", th, "--data-dir", r.path("student-data"))
 	if err != nil {
 		return err

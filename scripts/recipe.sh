@@ -15,6 +15,10 @@ out="${OUT:-defaults}"
 work="${WORK:-$(mktemp -d /tmp/bestofn-recipe-XXXXXX)}"
 bin="$work/bestofn"
 mkdir -p "$work"
+# ONNX Runtime for the reward model's checks and ranking when installed (as .ci/run installs it); else pure Go.
+if [ -z "${BESTOFN_ORT_LIB:-}" ] && [ -f ".cache/ort/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1" ]; then
+  export BESTOFN_ORT_LIB="$PWD/.cache/ort/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
+fi
 go build -o "$bin" ./cmd/bestofn
 commit="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain -- ':!defaults' 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
