@@ -17,6 +17,8 @@ import (
 
 // CardInfo is what the model card says besides the recipe's own records.
 type CardInfo struct {
+	// dir is the output directory (set by WriteModelCard).
+	dir string
 	// Command is the exact command that rebuilt the models; Commit the repository commit it ran at.
 	Command string
 	Commit  string
@@ -142,6 +144,7 @@ func WriteModelCard(outDir string, info CardInfo) error {
 		return err
 	}
 	var b bytes.Buffer
+	info.dir = outDir
 	card(&b, &sum, &rep, info, examples)
 	return os.WriteFile(filepath.Join(outDir, "MODEL_CARD.md"), b.Bytes(), 0o644)
 }
@@ -198,6 +201,10 @@ func card(b *bytes.Buffer, sum *Summary, rep *evaluate.Report, info CardInfo, ex
 	w("`generator.gguf` (a LLaMA-architecture story model fine-tuned by bestofn's `sft` job) and `reward-model/` (an ONNX\n")
 	w("reward model trained by its `train-reward` job) are what `bestofn serve` loads when given no model. Both were made\n")
 	w("by the recipe below, on one 2-core machine, from the files named here and nothing else.\n\n")
+	w("The teacher was bestofn itself serving the base model with the `story` chat template (a request for a story is\n")
+	w("rendered as the story's first sentence, \"Once upon a time, there was a cat named Tom.\", which a story model can\n")
+	w("continue; the Alpaca prompt makes it write nonsense about instructions), one paragraph per sample (stop at a\n")
+	w("line break), %d samples per instruction ranked by `--reward-model rules`.\n\n", sum.Size.TeacherN)
 	w("They are tiny. The generator writes short children's stories and follows simple story instructions (a name, a\n")
 	w("word to mention, a word limit, a happy ending) more often than its base; it does not answer questions. The reward\n")
 	w("model prefers stories that follow such instructions and, trained on HH-RLHF too, the harmless of two\n")
@@ -214,6 +221,7 @@ func card(b *bytes.Buffer, sum *Summary, rep *evaluate.Report, info CardInfo, ex
 		"sft":           "fine-tune the base model on the teacher's answers (Alpaca template)",
 		"feedback":      fmt.Sprintf("%d candidates from the SFT model for %d other training instructions, rated by the rule checks", sum.Size.FeedbackK, sum.Size.FeedbackTasks),
 		"train-reward":  "reward model on those comparisons plus HH-RLHF's training rows (and the extra pairs listed in the params)",
+		"check-rm":      "score HH-RLHF's held-out rows and the clear-cut harm pairs with the new reward model",
 		"evaluate":      fmt.Sprintf("%d held-out instructions, B and R1..R%d, judged by the rule checks", sum.Size.EvalTasks, sum.Size.EvalK),
 	}
 	for _, s := range sum.Steps {
@@ -231,9 +239,31 @@ func card(b *bytes.Buffer, sum *Summary, rep *evaluate.Report, info CardInfo, ex
 	w("interval: %s, %d resamples, seed %d.\n\n", rep.Bootstrap.Method, rep.Bootstrap.Resamples, rep.Bootstrap.Seed)
 	w("%s\n", EvalTable(rep))
 	w("![relative score by rank](eval/relative_rules.png)\n\n")
+	if t := teacherStudentTable(outDirOf(info), sum); t != "" {
+		w("How the teacher, the SFT model and the ranking compare, by the same rule checks (a row's mean is over its\n")
+		w("answers of the fraction of their instruction's constraints followed; a check's column is the share of\n")
+		w("answers asked for it that follow it):\n\n%s\n", t)
+	}
 	w("The full report is `eval/report.md` / `eval/report.json`; every answer with its rank and reward score is in\n`eval/answers.jsonl`.\n\n")
 	w("### The first three held-out questions (unedited)\n\n%s", examples)
 
+	if c := sum.RMCheck; c != nil {
+		w("## The reward model on human preferences and clear-cut harm\n\n")
+		w("HH-RLHF harmless-base rows held out of training (seed %d, fraction %.3g; %d rows, %d pairs): pairwise accuracy\n", sum.HHSeed, sum.HHFraction, sum.HH.HeldOut, c.HHPairs)
+		w("**%.4f** (95%% Wilson interval %.4f-%.4f; %s runtime). The bar the issue sets is an interval above 0.592 (the old\n", c.HHAccuracy, c.HHLow, c.HHHigh, c.Runtime)
+		if c.HHLow > 0.592 {
+			w("tiny-rm's accuracy): met.\n")
+		} else {
+			w("tiny-rm's accuracy): **not met** by this model.\n")
+		}
+		w("Clear-cut pairs (`trainjobs/testdata/clear_cut_pairs.jsonl`, not trained on): the harmless answer scores higher in\n**%d of %d**.\n\n", c.ClearCut, c.ClearCutPairs)
+		for _, f := range c.ClearCutFails {
+			w("- fails: %s\n", f)
+		}
+		if len(c.ClearCutFails) > 0 {
+			w("\n")
+		}
+	}
 	w("## Training\n\n")
 	for _, name := range []string{"generate-data", "sft", "feedback", "train-reward"} {
 		s := stepByName(sum, name)
@@ -293,4 +323,34 @@ func compactJSON(raw json.RawMessage) string {
 		return string(raw)
 	}
 	return buf.String()
+}
+
+func outDirOf(info CardInfo) string { return info.dir }
+
+// teacherStudentTable compares the teacher's answers, the SFT model's candidates (training instructions) and
+// B, R1 and R5 on the held-out ones (from eval/answers.jsonl).
+func teacherStudentTable(dir string, sum *Summary) string {
+	type row = struct {
+		name string
+		st   RuleStats
+	}
+	var rows []row
+	if sum.Teacher != nil {
+		rows = append(rows, row{fmt.Sprintf("teacher: base model, best of %d by the rules (SFT data, training instructions)", sum.Size.TeacherN), *sum.Teacher})
+	}
+	if sum.Student != nil {
+		rows = append(rows, row{"SFT model, one sample (feedback candidates, training instructions)", *sum.Student})
+	}
+	lines, err := readLines(filepath.Join(dir, "eval", "answers.jsonl"))
+	if err == nil {
+		for _, g := range []string{"B", "R1", fmt.Sprintf("R%d", sum.Size.EvalK)} {
+			if pairs, err := answerPairs(lines, g); err == nil && len(pairs) > 0 {
+				rows = append(rows, row{g + " (held-out instructions)", ruleStats(pairs)})
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return ""
+	}
+	return statsTable(rows)
 }

@@ -133,17 +133,22 @@ type Step struct {
 
 // Summary is recipe.json: what was run, how long each step took and what it measured.
 type Summary struct {
-	Seed      uint64  `json:"seed"`
-	HHSeed    uint64  `json:"hh_seed"`
-	Size      Size    `json:"size"`
-	Steps     []Step  `json:"steps"`
-	TotalSecs float64 `json:"total_seconds"`
+	Seed       uint64  `json:"seed"`
+	HHSeed     uint64  `json:"hh_seed"`
+	HHFraction float64 `json:"hh_heldout_fraction"`
+	Size       Size    `json:"size"`
+	Steps      []Step  `json:"steps"`
+	TotalSecs  float64 `json:"total_seconds"`
 	// Files are the shipped files with their sizes in bytes.
 	Files map[string]int64 `json:"files"`
 	// HH counts HH-RLHF rows: read, trained on, held out.
 	HH struct {
 		Rows, Train, HeldOut int
 	} `json:"hh"`
+	// Teacher and Student are the rule checks' view of the teacher's answers (the SFT data) and of the SFT
+	// model's feedback candidates, both on training instructions.
+	Teacher *RuleStats `json:"teacher_rules,omitempty"`
+	Student *RuleStats `json:"student_rules,omitempty"`
 	// RMCheck is the reward model's accuracy on HH-RLHF's held-out part and the clear-cut pairs.
 	RMCheck *RMCheck `json:"rm_check,omitempty"`
 	// Started is the run's start (UTC, RFC 3339).
@@ -155,7 +160,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, log: cfg.Log, sum: &Summary{Seed: cfg.Seed, HHSeed: cfg.HHSeed, Size: cfg.Size,
+	r := &run{cfg: cfg, log: cfg.Log, sum: &Summary{Seed: cfg.Seed, HHSeed: cfg.HHSeed, HHFraction: cfg.HHFraction, Size: cfg.Size,
 		Files: map[string]int64{}, Started: time.Now().UTC().Format(time.RFC3339)}}
 	defer r.srv.stopAll()
 	start := time.Now()
@@ -277,6 +282,12 @@ func (r *run) all(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if st, err := r.stats(ctx, sftData.ID, sftPairs); err != nil {
+		return err
+	} else {
+		r.sum.Teacher = &st
+		r.logf("teacher: %d answers follow %.3f of their instructions' constraints", st.Answers, st.MeanScore)
+	}
 	r.step("generate-data", t0, gen.ID, gen.Params, gen.Result, gen.Metrics)
 
 	// 2. SFT.
@@ -317,6 +328,16 @@ func (r *run) all(ctx context.Context) error {
 	prefs, err := r.output(ctx, fb, "preference-data", "")
 	if err != nil {
 		return err
+	}
+	cmp, err := r.output(ctx, fb, "comparisons", "")
+	if err != nil {
+		return err
+	}
+	if st, err := r.stats(ctx, cmp.ID, comparisonPairs); err != nil {
+		return err
+	} else {
+		r.sum.Student = &st
+		r.logf("student: %d candidates follow %.3f of their instructions' constraints", st.Answers, st.MeanScore)
 	}
 	r.step("feedback", t0, fb.ID, fb.Params, fb.Result, fb.Metrics)
 
@@ -522,6 +543,25 @@ func metricText(m map[string]float64) string {
 		}
 	}
 	return b.String()
+}
+
+// stats downloads a published JSONL file and scores its (instruction, answer) pairs with the rule checks.
+func (r *run) stats(ctx context.Context, id string, parse func([][]byte) ([][2]string, error)) (RuleStats, error) {
+	var buf bytes.Buffer
+	if _, err := r.adm.Download(ctx, id, &buf); err != nil {
+		return RuleStats{}, fmt.Errorf("download %s: %w", id, err)
+	}
+	var lines [][]byte
+	for _, l := range bytes.Split(buf.Bytes(), []byte("\n")) {
+		if l = bytes.TrimSpace(l); len(l) > 0 {
+			lines = append(lines, l)
+		}
+	}
+	pairs, err := parse(lines)
+	if err != nil {
+		return RuleStats{}, err
+	}
+	return ruleStats(pairs), nil
 }
 
 // output is the job's published file of the purpose (and file name, when not "").
