@@ -37,7 +37,7 @@ var ErrUnknownTemplate = errors.New("chat: unknown template")
 var ErrConversation = errors.New("chat: invalid conversation")
 
 // Names returns the names of the built-in templates, sorted.
-func Names() []string { return []string{"alpaca", "chatml", "llama2", "vicuna"} }
+func Names() []string { return []string{"alpaca", "chatml", "llama2", "story", "vicuna"} }
 
 // Lookup returns the built-in template with the given name.
 func Lookup(name string) (Template, error) {
@@ -50,6 +50,8 @@ func Lookup(name string) (Template, error) {
 		return vicuna{}, nil
 	case "chatml":
 		return chatml{}, nil
+	case "story":
+		return story{}, nil
 	}
 	return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownTemplate, name, strings.Join(Names(), ", "))
 }

@@ -75,6 +75,9 @@ func TestBuiltinsMatchReference(t *testing.T) {
 		seen[e.Template]++
 	}
 	for _, name := range Names() {
+		if name == "story" {
+			continue // bestofn's own, with no published definition to compare with: TestStoryTemplate
+		}
 		if seen[name] < 3 {
 			t.Errorf("only %d reference prompts checked for %s", seen[name], name)
 		}

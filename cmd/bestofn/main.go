@@ -37,6 +37,7 @@ func commands() []command {
 		{"models", "register, list and activate (hot swap) models on a server", runSubcommands("models", modelCommands())},
 		{"health", "check a server's /readyz (exit 0 when ready): the container's health check", runHealth},
 		{"defaults", "write the embedded default models to the cache (once) and print their paths", runDefaults},
+		{"recipe", "run the recipe that makes the default models (teacher data, sft, feedback, train-reward, evaluate)", runRecipe},
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/bestofn/bestofn/remote"
-	"github.com/bestofn/bestofn/reward"
 	"github.com/bestofn/bestofn/server"
 )
 
@@ -131,13 +130,13 @@ func loadRemote(g generatorConfig, maxN int, logger *slog.Logger) (*loaded, erro
 		MaxN: maxN, MaxInFlight: rc.MaxInFlight, MaxWaiting: rc.MaxWaiting, ConnectTimeout: rc.ConnectTimeout,
 		HeaderTimeout: rc.HeaderTimeout, Breaker: rc.Breaker.remote(), ScoreTimeout: g.Engine.ScoreTimeout, Logger: logger}
 	if g.RewardModel != "" {
-		rm, err := reward.Load(g.RewardModel, reward.Options{Runtime: g.RewardRuntime})
+		s, owned, err := loadScorer(g)
 		if err != nil {
 			return l, err
 		}
-		l.scorer = &closingScorer{Model: rm}
+		l.scorer = owned
 		l.canScore = true
-		cfg.Scorer = rm
+		cfg.Scorer = s
 	}
 	gen, err := remote.New(cfg)
 	if err != nil {

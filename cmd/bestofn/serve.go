@@ -22,7 +22,6 @@ import (
 	"github.com/bestofn/bestofn/engine"
 	"github.com/bestofn/bestofn/model"
 	"github.com/bestofn/bestofn/remote"
-	"github.com/bestofn/bestofn/reward"
 	"github.com/bestofn/bestofn/server"
 	"github.com/bestofn/bestofn/tokenizer"
 	"github.com/bestofn/bestofn/weights"
@@ -469,12 +468,12 @@ func loadGenerator(g generatorConfig, threads, maxN int, logger *slog.Logger) (*
 
 	var scorer engine.Scorer
 	if g.RewardModel != "" {
-		rm, err := reward.Load(g.RewardModel, reward.Options{Runtime: g.RewardRuntime})
+		s, owned, err := loadScorer(g) // an ONNX directory, or "rules" (rulesscorer.go)
 		if err != nil {
 			return l, err
 		}
-		l.scorer = &closingScorer{Model: rm} // closed on its own: see loaded
-		scorer, l.canScore = rm, true
+		l.scorer = owned // closed on its own: see loaded; nil for the rules
+		scorer, l.canScore = s, true
 	}
 	// The server's max_n is the engine's, and a request of max_n candidates must fit the decode batch.
 	seqs := g.Engine.MaxActiveSeqs
