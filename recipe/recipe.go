@@ -416,9 +416,9 @@ func (r *run) all(ctx context.Context) error {
 			"endpoint": map[string]any{"base_url": student.URL + "/v1", "model": "student:r1", "seed": seed,
 				"max_tokens": sz.StudentMaxTokens, "temperature": 1.0, "concurrency": 1, "timeout_s": 600}}},
 		"concurrency": 1,
-		"opponent":  map[string]any{"group": "B"},
-		"judges":    map[string]any{"rules": map[string]any{"from_text": true}},
-		"bootstrap": map[string]any{"resamples": sz.Bootstrap, "seed": cfg.Seed}})
+		"opponent":    map[string]any{"group": "B"},
+		"judges":      map[string]any{"rules": map[string]any{"from_text": true}},
+		"bootstrap":   map[string]any{"resamples": sz.Bootstrap, "seed": cfg.Seed}})
 	r.srv.stop(student)
 	if err != nil {
 		return err
