@@ -13,6 +13,7 @@ import (
 
 	"github.com/bestofn/bestofn/evaluate"
 	"github.com/bestofn/bestofn/rules"
+	"github.com/bestofn/bestofn/trainjobs"
 )
 
 // CardInfo is what the model card says besides the recipe's own records.
@@ -341,7 +342,7 @@ func teacherStudentTable(dir string, sum *Summary) string {
 	if sum.Student != nil {
 		rows = append(rows, row{"SFT model, one sample (feedback candidates, training instructions)", *sum.Student})
 	}
-	lines, err := readLines(filepath.Join(dir, "eval", "answers.jsonl"))
+	lines, err := trainjobs.ReadLines(filepath.Join(dir, "eval", "answers.jsonl"))
 	if err == nil {
 		for _, g := range []string{"B", "R1", fmt.Sprintf("R%d", sum.Size.EvalK)} {
 			if pairs, err := answerPairs(lines, g); err == nil && len(pairs) > 0 {

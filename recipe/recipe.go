@@ -3,17 +3,13 @@ package recipe
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +17,7 @@ import (
 	"github.com/bestofn/bestofn/jobs"
 	"github.com/bestofn/bestofn/reward"
 	"github.com/bestofn/bestofn/storytask"
+	"github.com/bestofn/bestofn/trainjobs"
 )
 
 // Config says where the recipe's inputs are and where its outputs go.
@@ -34,7 +31,7 @@ type Config struct {
 	// BaseModel is the base generator (stories260K's GGUF).
 	BaseModel string
 	// HHPairs is HH-RLHF's harmless-base pairs (JSONL, gzipped or not): rows {chosen, rejected}. Its seeded
-	// held-out part (HHSplit with HHSeed and HHFraction) is never trained on.
+	// held-out part (trainjobs.SplitHeldout with HHSeed and HHFraction) is never trained on.
 	HHPairs string
 	// ExtraPairs are more preference files (TRL rows) for train-reward, e.g. synthetic harm pairs.
 	ExtraPairs []string
@@ -388,7 +385,7 @@ func (r *run) all(ctx context.Context) error {
 	t0 = time.Now()
 	var clear [][]byte
 	if cfg.ClearCutPairs != "" {
-		if clear, err = readLines(cfg.ClearCutPairs); err != nil {
+		if clear, err = trainjobs.ReadLines(cfg.ClearCutPairs); err != nil {
 			return err
 		}
 	}
@@ -654,11 +651,11 @@ func (r *run) downloadTar(ctx context.Context, id, dir string) error {
 
 // hhTrain reads HHPairs and returns its training rows as JSONL (capped at Size.HHRows).
 func (r *run) hhTrain() ([]byte, error) {
-	lines, err := readLines(r.cfg.HHPairs)
+	lines, err := trainjobs.ReadLines(r.cfg.HHPairs)
 	if err != nil {
 		return nil, err
 	}
-	train, held := HHSplit(lines, r.cfg.HHSeed, r.cfg.HHFraction)
+	train, held := trainjobs.SplitHeldout(lines, r.cfg.HHSeed, r.cfg.HHFraction)
 	r.hhHeld = held
 	r.sum.HH.Rows, r.sum.HH.HeldOut = len(lines), len(held)
 	if n := r.cfg.Size.HHRows; n > 0 && n < len(train) {
@@ -666,49 +663,6 @@ func (r *run) hhTrain() ([]byte, error) {
 	}
 	r.sum.HH.Train = len(train)
 	return append(bytes.Join(train, []byte("\n")), '\n'), nil
-}
-
-// HHSplit splits rows into training rows and a held-out part of fraction of them (rounded up), chosen by a
-// permutation seeded with seed; both keep the rows' order. It is trainjobs' quality-check split (SplitHeldout),
-// so the reward model's held-out HH-RLHF accuracy is measured on the same rows.
-func HHSplit(rows [][]byte, seed uint64, fraction float64) (train, heldout [][]byte) {
-	perm := rand.New(rand.NewPCG(seed, 0x68656c64)).Perm(len(rows)) // "held"
-	k := int(math.Ceil(float64(len(rows))*fraction - 1e-9))
-	k = max(0, min(k, len(rows)))
-	held := slices.Clone(perm[:k])
-	slices.Sort(held)
-	for i, row := range rows {
-		if _, found := slices.BinarySearch(held, i); found {
-			heldout = append(heldout, row)
-		} else {
-			train = append(train, row)
-		}
-	}
-	return train, heldout
-}
-
-// readLines reads a JSONL file, gunzipping a .gz one; empty lines are dropped.
-func readLines(path string) ([][]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if strings.HasSuffix(path, ".gz") {
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if b, err = io.ReadAll(zr); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-	}
-	var out [][]byte
-	for _, l := range bytes.Split(b, []byte("\n")) {
-		if l = bytes.TrimSpace(l); len(l) > 0 {
-			out = append(out, l)
-		}
-	}
-	return out, nil
 }
 
 func instructionRows(tasks []storytask.Task) []byte {

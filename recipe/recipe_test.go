@@ -126,31 +126,3 @@ func jsonl(t *testing.T, path string) []map[string]any {
 	}
 	return out
 }
-
-// HHSplit holds out the fraction (rounded up), deterministically, keeping the rows' order.
-func TestHHSplit(t *testing.T) {
-	var rows [][]byte
-	for i := 0; i < 23; i++ {
-		rows = append(rows, []byte{byte('a' + i)})
-	}
-	tr, held := HHSplit(rows, 1234, 0.2)
-	tr2, held2 := HHSplit(rows, 1234, 0.2)
-	if len(held) != 5 || len(tr) != 18 || string(joinRows(held)) != string(joinRows(held2)) || string(joinRows(tr)) != string(joinRows(tr2)) {
-		t.Fatalf("split %q / %q", joinRows(tr), joinRows(held))
-	}
-	seen := map[string]bool{}
-	for _, r := range append(tr, held...) {
-		seen[string(r)] = true
-	}
-	if len(seen) != 23 {
-		t.Errorf("rows lost or doubled: %d", len(seen))
-	}
-}
-
-func joinRows(rows [][]byte) []byte {
-	var b []byte
-	for _, r := range rows {
-		b = append(b, r...)
-	}
-	return b
-}
