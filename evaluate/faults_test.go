@@ -1,7 +1,6 @@
 package evaluate
 
 import (
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,14 +19,7 @@ func TestEvaluateThroughFaults(t *testing.T) {
 		t.Skip("starts a bestofn server")
 	}
 	srv := teachertest.Serve(t)
-	tooMany := teachertest.TooManyRequests(2, "1")
-	drop := teachertest.DropMidResponse(srv.URL, 4)
-	faulty := teachertest.NewProxy(t, srv.URL, func(n int64, w http.ResponseWriter, r *http.Request) bool {
-		if n <= 2 {
-			return tooMany(n, w, r)
-		}
-		return drop(n, w, r)
-	})
+	faulty := teachertest.NewProxy(t, srv.URL, teachertest.Flaky(srv.URL))
 	clean := teachertest.NewProxy(t, srv.URL, nil)
 	evaluateVia := func(base string) (*Report, []map[string]any, []string) {
 		dir := t.TempDir()

@@ -21,14 +21,7 @@ import (
 // byte for byte the clean run's (rated by the rule checks, so the ratings depend on the candidates alone).
 func TestFeedbackThroughFaults(t *testing.T) {
 	srv := teachertest.Serve(t)
-	tooMany := teachertest.TooManyRequests(2, "1")
-	drop := teachertest.DropMidResponse(srv.URL, 4)
-	faulty := teachertest.NewProxy(t, srv.URL, func(n int64, w http.ResponseWriter, r *http.Request) bool {
-		if n <= 2 {
-			return tooMany(n, w, r)
-		}
-		return drop(n, w, r)
-	})
+	faulty := teachertest.NewProxy(t, srv.URL, teachertest.Flaky(srv.URL))
 	clean := teachertest.NewProxy(t, srv.URL, nil)
 	prompts := writeFile(t, "prompts.jsonl", `{"instruction":"Write a story about a cat named Tom in under 20 words."}`+"\n"+
 		`{"instruction":"Tell a story that mentions a ball."}`+"\n")
@@ -88,14 +81,7 @@ func TestABReportThroughFaults(t *testing.T) {
 		json.NewEncoder(w).Encode(cc)
 		return true
 	})
-	tooMany := teachertest.TooManyRequests(2, "1")
-	drop := teachertest.DropMidResponse(judge.URL, 4)
-	faulty := teachertest.NewProxy(t, judge.URL, func(n int64, w http.ResponseWriter, r *http.Request) bool {
-		if n <= 2 {
-			return tooMany(n, w, r)
-		}
-		return drop(n, w, r)
-	})
+	faulty := teachertest.NewProxy(t, judge.URL, teachertest.Flaky(judge.URL))
 	var log strings.Builder
 	for i := range 6 {
 		rec, _ := json.Marshal(map[string]any{"variant": []string{"B", "R1"}[i%2], "prompt": abPrompts[i%5],

@@ -244,3 +244,16 @@ func DropMidResponse(target string, k int64) Fault {
 		return true
 	}
 }
+
+// Flaky is the fault the pipeline's fault tests put in front of a teacher or judge: 429 with Retry-After 1 to
+// requests 1 and 2, then requests 3 and 4 cut off mid-response (DropMidResponse), then everything passes.
+func Flaky(target string) Fault {
+	tooMany := TooManyRequests(2, "1")
+	drop := DropMidResponse(target, 4)
+	return func(n int64, w http.ResponseWriter, r *http.Request) bool {
+		if n <= 2 {
+			return tooMany(n, w, r)
+		}
+		return drop(n, w, r)
+	}
+}
