@@ -30,13 +30,13 @@ func BenchmarkVNNITileHot(b *testing.B) {
 			signed, _ := Interleave(m, ISAAVX2)
 			p := NewPool(1)
 			defer p.Close()
-			p.quant.quantizeQ8_0(p, x, cols, true, 0, false)
+			p.quant.quantizeQ8_0(p, x, cols, true, 0, 0)
 			q := p.quant
 			var res [tileBatch]float32
 			vs = append(vs, variant{ISAAVX2, func() {
 				for a := 0; a+5 <= acts; a += 5 {
 					for r := range rows {
-						interleavedTileASM(typ, 5, ng, &signed.Data[r*rb], &q.qi[a*cols], &q.d[a*ng*8], &q.s[a*ng*8],
+						interleavedTileASM(typ, 5, ng, &signed.Data[r*rb], &q.qi[a*cols], &q.d[a*ng*8], &q.ci[a*ng*16],
 							cols, ng*8*4, &res[0])
 					}
 				}

@@ -356,7 +356,7 @@ func BenchmarkISAPrefill(b *testing.B) {
 	}
 }
 
-// BenchmarkPanelRatio runs the 1.1B decode step of Q4_0 weights on this CPU's best ISA (when it has AVX-512)
+// BenchmarkPanelRatio runs the 1.1B decode step of Q4_0 and Q8_0 weights on this CPU's best ISA (when it has AVX-512)
 // in the panel layout of Interleave and in the groups of 8 blocks the other VNNI ISAs read (Interleave for
 // avxvnni), at batch 1 and 5, alternately, and reports the panels/groups time ratio at each batch and the
 // b5/b1 ratio of each layout (the best-of-5 cost of the matmuls): the median of the ratios of each round's
@@ -366,8 +366,14 @@ func BenchmarkPanelRatio(b *testing.B) {
 	if !BestISA().avx512() {
 		b.Skip("no AVX-512 VNNI on this CPU")
 	}
+	for _, typ := range []weights.Type{weights.TypeQ4_0, weights.TypeQ8_0} {
+		b.Run(typ.String(), func(b *testing.B) { benchmarkPanelRatio(b, typ) })
+	}
+}
+
+func benchmarkPanelRatio(b *testing.B, typ weights.Type) {
 	rng := rand.New(rand.NewPCG(13, 14))
-	mats, _ := decodeMats(rng, weights.TypeQ4_0)
+	mats, _ := decodeMats(rng, typ)
 	groups := make([]Matrix, len(mats))
 	panels := make([]Matrix, len(mats))
 	for i, m := range mats {

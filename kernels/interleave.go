@@ -68,7 +68,7 @@ func Interleave(m Matrix, isa ISA) (Matrix, error) {
 	out.Data = make([]byte, m.Rows*rb)
 	out.Interleaved = true
 	out.Biased = m.Type == weights.TypeQ8_0 && isa.resolve().vnni()
-	out.Panels = m.Type == weights.TypeQ4_0 && panelable(isa, m.Rows)
+	out.Panels = panelable(isa, m.Rows)
 	if isa.resolve() == ISAAMX {
 		out.File = m.Data[:m.Rows*rb]
 	}
@@ -82,7 +82,7 @@ func Interleave(m Matrix, isa ISA) (Matrix, error) {
 			wg.Go(func() {
 				for t := t0; t < t1; t++ {
 					np := min(panelMaxP, (m.Rows-t*tr)/panelRows)
-					interleavePanelQ4_0(out.Data[t*tr*rb:(t*tr+np*panelRows)*rb], m.Data[t*tr*rb:], rb, m.Cols/32, np)
+					interleavePanel(m.Type, out.Data[t*tr*rb:(t*tr+np*panelRows)*rb], m.Data[t*tr*rb:], rb, m.Cols/32, np)
 				}
 			})
 		}
@@ -162,6 +162,27 @@ func interleaveActs(qi, q []int8, g0, g1 int) {
 			for v := range 8 {
 				copy(dst[32*v+4*j:32*v+4*j+4], src[32*j+4*v:32*j+4*v+4])
 			}
+		}
+	}
+}
+
+// offsetQ4_0I writes, for groups [g0, g1) of interleaved activations qi, the int16 vectors the interleaved
+// Q4_0 kernels start each group's sums from (16 per group): the AVX2 kernel's VPMADDUBSW puts a nibble times
+// activation bytes 4j and 4j+1 of a run in int16 lane 2j and bytes 4j+2, 4j+3 in lane 2j+1, so lane 2j meets
+// those bytes of all 8 runs and gets -8 times their sum (the weights' offset of 8), at most 8*16*127 = 16256 in
+// magnitude.
+func offsetQ4_0I(ci []int16, qi []int8, g0, g1 int) {
+	for g := g0; g < g1; g++ {
+		x := qi[g*groupValues : (g+1)*groupValues]
+		c := ci[g*16 : (g+1)*16]
+		for j := range groupBlocks {
+			var lo, hi int16
+			for v := range 8 {
+				r := x[32*v+4*j : 32*v+4*j+4]
+				lo += int16(r[0]) + int16(r[1])
+				hi += int16(r[2]) + int16(r[3])
+			}
+			c[2*j], c[2*j+1] = -8*lo, -8*hi
 		}
 	}
 }

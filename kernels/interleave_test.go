@@ -30,7 +30,7 @@ func TestInterleavedMatMul(t *testing.T) {
 							t.Fatal(err)
 						}
 						if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() || mi.Biased != (typ == weights.TypeQ8_0 && isa.vnni()) ||
-							mi.Panels != (typ == weights.TypeQ4_0 && isa.avx512() && rows%16 == 0) {
+							mi.Panels != (isa.avx512() && rows%16 == 0) {
 							t.Fatalf("Interleave(%v): interleaved %v, biased %v, %d bytes", isa, mi.Interleaved, mi.Biased, len(mi.Data))
 						}
 						forms = append(forms, mi)

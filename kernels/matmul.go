@@ -17,8 +17,8 @@ type Matrix struct {
 	// Biased marks interleaved Q8_0 data whose quants are stored as q+128 (unsigned bytes), the form the
 	// VNNI kernels multiply (see Interleave).
 	Biased bool
-	// Panels marks interleaved Q4_0 data in the panel layout of Interleave for the AVX-512 ISAs (16 rows side
-	// by side, block by block) rather than in groups of 8 blocks per row.
+	// Panels marks interleaved Q4_0 or Q8_0 (biased) data in the panel layout of Interleave for the AVX-512
+	// ISAs (16 rows side by side, block by block) rather than in groups of 8 blocks per row.
 	Panels bool
 	// File, when set on an interleaved matrix, holds the same rows in the file's layout (Interleave for
 	// ISAAMX keeps its source there, usually a checkpoint's mapping): the AMX kernels read it for large
@@ -60,9 +60,9 @@ func (m Matrix) Validate() error {
 	if m.Biased && (!m.Interleaved || m.Type != weights.TypeQ8_0) {
 		return fmt.Errorf("kernels: biased %v matrix (interleaved %v): only interleaved Q8_0 is biased", m.Type, m.Interleaved)
 	}
-	if m.Panels && (!m.Interleaved || m.Type != weights.TypeQ4_0 || m.Rows%panelRows != 0) {
-		return fmt.Errorf("kernels: %v matrix of %d rows in the panel layout (interleaved %v): only interleaved Q4_0 with a multiple of %d rows",
-			m.Type, m.Rows, m.Interleaved, panelRows)
+	if m.Panels && (!m.Interleaved || m.Rows%panelRows != 0 || m.Type == weights.TypeQ8_0 && !m.Biased) {
+		return fmt.Errorf("kernels: %v matrix of %d rows in the panel layout (interleaved %v, biased %v): only interleaved Q4_0 or biased Q8_0 with a multiple of %d rows",
+			m.Type, m.Rows, m.Interleaved, m.Biased, panelRows)
 	}
 	if m.Rows > len(m.Data)/rb {
 		return fmt.Errorf("kernels: %v matrix %dx%d needs %d rows of %d bytes, data has %d bytes",
@@ -110,11 +110,15 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 	j.asm, j.isa = p.asm, p.isa
 	j.panels = m.Panels
 	j.vnni = m.Interleaved && !m.Panels && p.isa.vnni() && (m.Type == weights.TypeQ4_0 || m.Biased)
+	var panelC int32
+	if m.Panels {
+		panelC = panelCorrection(m.Type)
+	}
 	j.amx = (j.vnni || j.panels && p.isa.avx512()) && p.isa == ISAAMX && batch >= amxMinBatch && m.File != nil &&
 		m.Rows >= amxPanel && m.Cols%64 == 0
 	switch m.Type {
 	case weights.TypeQ8_0, weights.TypeQ4_0, weights.TypeQ4_1, weights.TypeQ5_0, weights.TypeQ5_1:
-		p.quant.quantizeQ8_0(p, x[:batch*m.Cols], m.Cols, m.Interleaved && !m.Panels, j.vnniCorrection(), m.Panels)
+		p.quant.quantizeQ8_0(p, x[:batch*m.Cols], m.Cols, m.Interleaved && !m.Panels, j.vnniCorrection(), panelC)
 		if j.amx {
 			p.quant.packAMX(p, batch, m.Cols)
 		}
@@ -163,7 +167,7 @@ type matJob struct {
 	asm      bool // the AVX2 kernels run (every ISA from ISAAVX2 up)
 	isa      ISA
 	vnni     bool // interleaved Q8_0 (biased) or Q4_0 weights on a VNNI ISA: runVNNI's tiles
-	panels   bool // Q4_0 weights in the panel layout: runPanels
+	panels   bool // Q4_0 or Q8_0 weights in the panel layout: runPanels
 	amx      bool // and a batch for the AMX kernels (runAMX), with vnni for the rows past the last panel
 	q        *scratch
 }

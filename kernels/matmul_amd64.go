@@ -37,8 +37,14 @@ func vnniKernel(isa ISA, typ weights.Type, mr, nr int) vnniFunc {
 	return avxvnniKernels[t][nr-1]
 }
 
-// panelKernel returns the AVX-512 panel kernel of np panels (1 or 2) by nr activation rows (1..6).
-func panelKernel(np, nr int) panelFunc { return vnni512PanelKernels[np-1][nr-1] }
+// panelKernel returns the AVX-512 panel kernel of typ (Q4_0 or Q8_0), np panels (1 or 2) by nr activation rows
+// (1..6).
+func panelKernel(typ weights.Type, np, nr int) panelFunc {
+	if typ == weights.TypeQ8_0 {
+		return vnni512PanelKernels[0][np-1][nr-1]
+	}
+	return vnni512PanelKernels[1][np-1][nr-1]
+}
 
 // The tile kernels below compute, for k < T (the digit in the name),
 //
@@ -85,38 +91,38 @@ func dotQ8_0IT4(ngroups int, w *byte, xq *int8, xd *float32, qstride, dstride in
 //go:noescape
 func dotQ8_0IT5(ngroups int, w *byte, xq *int8, xd *float32, qstride, dstride int, res *float32)
 
-// The interleaved Q4_0 kernels are the Q8_0 ones for Q4_0 weights, with xs the activation block sums
-// d_x*sum(q_x) laid out like xd; see dotQ4_0I.
+// The interleaved Q4_0 kernels are the Q8_0 ones for Q4_0 weights, with xc the int16 offset vectors of
+// offsetQ4_0I (16 per group, row k at xc + k*dstride bytes, like xd); see dotQ4_0I.
 
 //go:noescape
-func dotQ4_0IT1(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
+func dotQ4_0IT1(ngroups int, w *byte, xq *int8, xd *float32, xc *int16, qstride, dstride int, res *float32)
 
 //go:noescape
-func dotQ4_0IT2(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
+func dotQ4_0IT2(ngroups int, w *byte, xq *int8, xd *float32, xc *int16, qstride, dstride int, res *float32)
 
 //go:noescape
-func dotQ4_0IT3(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
+func dotQ4_0IT3(ngroups int, w *byte, xq *int8, xd *float32, xc *int16, qstride, dstride int, res *float32)
 
 //go:noescape
-func dotQ4_0IT4(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
+func dotQ4_0IT4(ngroups int, w *byte, xq *int8, xd *float32, xc *int16, qstride, dstride int, res *float32)
 
 //go:noescape
-func dotQ4_0IT5(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)
+func dotQ4_0IT5(ngroups int, w *byte, xq *int8, xd *float32, xc *int16, qstride, dstride int, res *float32)
 
-// interleavedTileASM calls the interleaved kernel of typ (Q8_0 or Q4_0) for t rows.
-func interleavedTileASM(typ weights.Type, t, ng int, w *byte, xq *int8, xd, xs *float32, qs, ds int, res *float32) {
+// interleavedTileASM calls the interleaved kernel of typ (Q8_0 or Q4_0; xc is read for Q4_0 only) for t rows.
+func interleavedTileASM(typ weights.Type, t, ng int, w *byte, xq *int8, xd *float32, xc *int16, qs, ds int, res *float32) {
 	if typ == weights.TypeQ4_0 {
 		switch t {
 		case 1:
-			dotQ4_0IT1(ng, w, xq, xd, xs, qs, ds, res)
+			dotQ4_0IT1(ng, w, xq, xd, xc, qs, ds, res)
 		case 2:
-			dotQ4_0IT2(ng, w, xq, xd, xs, qs, ds, res)
+			dotQ4_0IT2(ng, w, xq, xd, xc, qs, ds, res)
 		case 3:
-			dotQ4_0IT3(ng, w, xq, xd, xs, qs, ds, res)
+			dotQ4_0IT3(ng, w, xq, xd, xc, qs, ds, res)
 		case 4:
-			dotQ4_0IT4(ng, w, xq, xd, xs, qs, ds, res)
+			dotQ4_0IT4(ng, w, xq, xd, xc, qs, ds, res)
 		default:
-			dotQ4_0IT5(ng, w, xq, xd, xs, qs, ds, res)
+			dotQ4_0IT5(ng, w, xq, xd, xc, qs, ds, res)
 		}
 		return
 	}
@@ -432,7 +438,7 @@ func (j *matJob) rowsASM(lo, hi int) bool {
 		}
 		if m.Interleaved {
 			for r := lo; r < hi; r++ {
-				interleavedTileASM(m.Type, 1, nb/groupBlocks, &m.Data[r*rb], &j.q.qi[0], &j.q.d[0], &j.q.s[0], 0, 0, &j.out[r])
+				interleavedTileASM(m.Type, 1, nb/groupBlocks, &m.Data[r*rb], &j.q.qi[0], &j.q.d[0], &j.q.ci[0], 0, 0, &j.out[r])
 			}
 			return true
 		}
@@ -471,7 +477,7 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 	}
 	if j.m.Interleaved {
 		nb := cols / 32
-		interleavedTileASM(j.m.Type, t, nb/groupBlocks, &w[0], &j.q.qi[b*cols], &j.q.d[b*nb], &j.q.s[b*nb], cols, nb*4,
+		interleavedTileASM(j.m.Type, t, nb/groupBlocks, &w[0], &j.q.qi[b*cols], &j.q.d[b*nb], &j.q.ci[2*b*nb], cols, nb*4,
 			&res[0])
 		return true
 	}

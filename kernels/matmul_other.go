@@ -14,7 +14,9 @@ func vnniKernel(isa ISA, typ weights.Type, mr, nr int) vnniFunc {
 	panic("kernels: no assembly on this architecture")
 }
 
-func panelKernel(np, nr int) panelFunc { panic("kernels: no assembly on this architecture") }
+func panelKernel(typ weights.Type, np, nr int) panelFunc {
+	panic("kernels: no assembly on this architecture")
+}
 
 func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bool { return false }
 

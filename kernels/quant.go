@@ -17,13 +17,14 @@ type scratch struct {
 	d        []float32
 	s        []float32
 	qi       []int8    // q in the interleaved order of Interleave, when the matrix is interleaved
+	ci       []int16   // with qi: the offset vectors of the interleaved Q4_0 kernels (offsetQ4_0I), 16 per group
 	dT       []float32 // the scales of d block-major: block i of row b at dT[i*dTStride+b]
 	sT       []float32 // s block-major, like dT
 	dTStride int
 	k        []byte
 	rec      []byte    // VNNI activation records (see vnniRecord), 64-byte aligned, when vnniC != 0
-	dc       []uint32  // for the panel kernels: per block, d's bits and the correction -8*sum(q) as int32
-	panels   bool      // also fill dc
+	dc       []uint32  // for the panel kernels: per block, d's bits and the correction -panelC*sum(q) as int32
+	panelC   int32     // the weight offset dc's corrections undo (8: Q4_0, 128: Q8_0), or 0: no dc
 	recBuf   []byte    // rec's allocation
 	vnniC    int32     // the weight offset the records' corrections undo (128: biased Q8_0, 8: Q4_0), or 0
 	amxB     []byte    // activation tiles of the AMX kernels (packAMX)
@@ -63,13 +64,15 @@ func roundInt(v float32) int32 {
 // q = round(x/d), split across p's threads. With vnniC != 0 (cols a multiple of 256) it packs the result into
 // the VNNI kernels' activation records, with corrections -vnniC*sum(q); else with interleaved (cols a
 // multiple of 256) it also fills qi for interleaved weights, which read the scales from d; otherwise, with
-// several rows, it fills dT and sT, padded so that 8 floats can be read from any row.
-func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int, interleaved bool, vnniC int32, panels bool) {
+// several rows, it fills dT and sT, padded so that 8 floats can be read from any row. With panelC != 0 it
+// also fills dc for the panel kernels, with corrections -panelC*sum(q).
+func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int, interleaved bool, vnniC, panelC int32) {
 	n := len(x)
 	s.q = grow(s.q, n)
 	s.d = grow(s.d, n/32)
 	s.s = grow(s.s, n/32)
-	s.vnniC, s.panels = vnniC, panels
+	s.vnniC, s.panelC = vnniC, panelC
+	panels := panelC != 0
 	if panels {
 		s.dc = grow(s.dc, n/16)
 	}
@@ -79,6 +82,7 @@ func (s *scratch) quantizeQ8_0(p *Pool, x []float32, cols int, interleaved bool,
 	}
 	if interleaved {
 		s.qi = grow(s.qi, n)
+		s.ci = grow(s.ci, n/16)
 	}
 	s.active, s.x, s.blockK, s.asm, s.inter = true, x, false, p.asm, interleaved
 	p.Run(n/32, quantGrain/32, s) // quantGrain/32 is a whole number of groups, so each chunk interleaves its own
@@ -124,12 +128,13 @@ func (s *scratch) Run(lo, hi, _ int) {
 		}
 		if s.inter {
 			interleaveActs(s.qi, s.q, lo/groupBlocks, hi/groupBlocks)
+			offsetQ4_0I(s.ci, s.qi, lo/groupBlocks, hi/groupBlocks)
 		}
 		if s.vnniC != 0 {
 			packRecords(s.rec, s.q, s.d, lo/groupBlocks, hi/groupBlocks, s.vnniC)
 		}
-		if s.panels {
-			packPanelScales(s.dc, s.q, s.d, s.s, lo, hi)
+		if s.panelC != 0 {
+			packPanelScales(s.dc, s.q, s.d, s.s, lo, hi, s.panelC)
 		}
 		return
 	}

@@ -150,6 +150,45 @@ var avxvnniKernels = [2][6]vnniFunc{
 	{avxvnniQ4_0M1N1, avxvnniQ4_0M1N2, avxvnniQ4_0M1N3, avxvnniQ4_0M1N4, avxvnniQ4_0M1N5, avxvnniQ4_0M1N6},
 }
 
+// vnni512PanelKernels[t][p-1][nr-1] is the AVX-512 kernel of p panels of weights by nr activation rows, t 0
+// for Q8_0 and 1 for Q4_0.
+
+//go:noescape
+func vnni512Q8_0P1N1(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P1N2(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P1N3(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P1N4(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P1N5(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P1N6(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P2N1(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P2N2(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P2N3(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P2N4(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P2N5(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
+//go:noescape
+func vnni512Q8_0P2N6(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
+
 //go:noescape
 func vnni512Q4_0P1N1(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
 
@@ -186,8 +225,13 @@ func vnni512Q4_0P2N5(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride i
 //go:noescape
 func vnni512Q4_0P2N6(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
 
-// vnni512PanelKernels[p-1][nr-1] is the AVX-512 kernel of p panels of Q4_0 weights by nr activation rows.
-var vnni512PanelKernels = [2][6]panelFunc{
-	{vnni512Q4_0P1N1, vnni512Q4_0P1N2, vnni512Q4_0P1N3, vnni512Q4_0P1N4, vnni512Q4_0P1N5, vnni512Q4_0P1N6},
-	{vnni512Q4_0P2N1, vnni512Q4_0P2N2, vnni512Q4_0P2N3, vnni512Q4_0P2N4, vnni512Q4_0P2N5, vnni512Q4_0P2N6},
+var vnni512PanelKernels = [2][2][6]panelFunc{
+	{
+		{vnni512Q8_0P1N1, vnni512Q8_0P1N2, vnni512Q8_0P1N3, vnni512Q8_0P1N4, vnni512Q8_0P1N5, vnni512Q8_0P1N6},
+		{vnni512Q8_0P2N1, vnni512Q8_0P2N2, vnni512Q8_0P2N3, vnni512Q8_0P2N4, vnni512Q8_0P2N5, vnni512Q8_0P2N6},
+	},
+	{
+		{vnni512Q4_0P1N1, vnni512Q4_0P1N2, vnni512Q4_0P1N3, vnni512Q4_0P1N4, vnni512Q4_0P1N5, vnni512Q4_0P1N6},
+		{vnni512Q4_0P2N1, vnni512Q4_0P2N2, vnni512Q4_0P2N3, vnni512Q4_0P2N4, vnni512Q4_0P2N5, vnni512Q4_0P2N6},
+	},
 }

@@ -29,7 +29,7 @@ func quantizedRecords(rng *rand.Rand, typ weights.Type, batch, cols int) *scratc
 		c = 8
 	}
 	s := &scratch{}
-	s.quantizeQ8_0(p, randomVec(rng, batch*cols), cols, true, c, false)
+	s.quantizeQ8_0(p, randomVec(rng, batch*cols), cols, true, c, 0)
 	return s
 }
 

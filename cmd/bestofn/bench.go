@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -108,6 +110,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.BandwidthMiB, "bandwidth-mib", 0, "bandwidth buffer in MiB (0: max(1 GiB, 4 x the last-level cache))")
 	fs.IntVar(&o.Repeat, "repeat", 1, "with --n > 1: run this many n=1 / n=N pairs and report the median decode ratio")
 	fs.Bool("train", false, "measure training speed instead (bench --train -h lists its flags)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof reads it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -123,6 +126,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var err error
 	if o.ISA, err = kernels.ParseISA(*isaName); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if o.N > 1 || o.Concurrency > 1 {
 		return benchEngine(ctx, o, stdout, stderr)
@@ -256,4 +266,20 @@ func argmaxLogits(x []float32) int32 {
 		}
 	}
 	return int32(best)
+}
+
+// startCPUProfile starts a CPU profile written to path; the returned function stops it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -1034,10 +1034,19 @@ func (g *gen) q8ITile(t int) {
 		if v == 7 {
 			g.p("PREFETCHT0 %d(SI)", ahead+256) // a group spans 272 bytes: a fifth line now and then
 		}
-		g.p("VPABSB %d(SI), Y10", 16+32*v)
+		if t == 1 {
+			g.p("VPABSB %d(SI), Y10", 16+32*v)
+		} else {
+			g.p("VMOVDQU %d(SI), Y14", 16+32*v)
+			g.p("VPABSB Y14, Y10")
+		}
 		for k := range t {
 			g.p("VMOVDQU %s, Y11", rowAddr(32*v, "DI", "R8", "R9", k))
-			g.p("VPSIGNB %d(SI), Y11, Y11", 16+32*v)
+			if t == 1 {
+				g.p("VPSIGNB %d(SI), Y11, Y11", 16+32*v)
+			} else {
+				g.p("VPSIGNB Y14, Y11, Y11")
+			}
 			g.p("VPMADDUBSW Y11, Y10, Y11")
 			g.p("VPMADDWD Y15, Y11, Y11")
 			g.p("VPADDD Y11, Y%d, Y%d", 5+k, 5+k)
@@ -1060,25 +1069,30 @@ func (g *gen) q8ITile(t int) {
 // q40ITile writes dotQ4_0IT<t>: one row of interleaved Q4_0 weights (per group of 8 blocks, 8 fp16 scales then
 // 4 runs of 32 bytes, run v holding quant bytes 4v..4v+3 of each block) dotted with t rows of activations
 // interleaved as for Q8_0. Run v's low nibbles meet activation run v and its high nibbles run 4+v; nibbles are
-// unsigned, so VPMADDUBSW takes them as they are (no sign trick) and the two products, each below 2*15*127 per
-// int16, add up before VPMADDWD. The offset of 8 is -8*d_w*(d_x*sum q_x) per block, from the activation block
-// sums xs (row-major like xd).
+// unsigned, so VPMADDUBSW takes them as they are (no sign trick), each of its int16 lanes at most 2*15*127 = 3810
+// in magnitude. A group's 8 products add up in int16, starting from the activation row's offset vector xc
+// (kernels.offsetQ4_0I: lane 2j holds -8 times the sum of the activations lane 2j meets in block j), so that
+// each lane ends at the sum of (nibble-8)*x over its 16 values, at most 8*127*16 = 16256 in magnitude: VPADDW
+// wraps, so the partial sums may leave the int16 range as long as the final one is in it. One VPMADDWD per
+// group and row then gives the 8 blocks' exact int32 sums, and one conversion and FMA with the scale products
+// their float sum. VPMADDUBSW, VPMADDWD, VMULPS and VFMADD share the two vector multiply pipes, and at batch 5
+// these kernels are bound by them (BenchmarkInterleavedTileHot), so the offset costs no float work per row.
 func (g *gen) q40ITile(t int) {
 	name := fmt.Sprintf("dotQ4_0IT%d", t)
-	fmt.Fprintf(&g.Buffer, "\n// func %s(ngroups int, w *byte, xq *int8, xd, xs *float32, qstride, dstride int, res *float32)\n", name)
+	fmt.Fprintf(&g.Buffer, "\n// func %s(ngroups int, w *byte, xq *int8, xd *float32, xc *int16, qstride, dstride int, res *float32)\n", name)
 	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-64\n", name)
 	g.p("MOVQ ngroups+0(FP), CX")
 	g.p("MOVQ w+8(FP), SI")
 	g.p("MOVQ xq+16(FP), DI")
 	g.p("MOVQ xd+24(FP), DX")
-	g.p("MOVQ xs+32(FP), BX")
+	g.p("MOVQ xc+32(FP), BX")
 	g.p("MOVQ qstride+40(FP), R8")
 	g.p("MOVQ dstride+48(FP), R10")
 	g.p("MOVQ res+56(FP), R12")
 	g.p("LEAQ (R8)(R8*2), R9")
 	g.p("LEAQ (R10)(R10*2), R11")
-	// Y0..Y4 float sums per row, Y5..Y9 integer sums of the current group, Y10/Y11 low/high nibbles, Y12/Y13
-	// scratch, Y14 weight scales, Y15 int16 ones.
+	// Y0..Y4 float sums per row, Y5..Y9 int16 then int32 sums of the current group, Y10/Y11 low/high nibbles,
+	// Y12/Y13 scratch, Y14 weight scales, Y15 int16 ones.
 	for k := range t {
 		g.p("VXORPS Y%d, Y%d, Y%d", k, k, k)
 	}
@@ -1092,7 +1106,7 @@ func (g *gen) q40ITile(t int) {
 		ahead = interleavedPrefetchAhead1
 	}
 	for k := range t {
-		g.p("VPXOR Y%d, Y%d, Y%d", 5+k, 5+k, 5+k)
+		g.p("VMOVDQU %s, Y%d", rowAddr(0, "BX", "R10", "R11", k), 5+k)
 	}
 	for v := range 4 {
 		if v != 1 {
@@ -1106,17 +1120,15 @@ func (g *gen) q40ITile(t int) {
 			g.p("VPMADDUBSW %s, Y10, Y12", rowAddr(32*v, "DI", "R8", "R9", k))
 			g.p("VPMADDUBSW %s, Y11, Y13", rowAddr(32*(4+v), "DI", "R8", "R9", k))
 			g.p("VPADDW Y13, Y12, Y12")
-			g.p("VPMADDWD Y15, Y12, Y12")
-			g.p("VPADDD Y12, Y%d, Y%d", 5+k, 5+k)
+			g.p("VPADDW Y12, Y%d, Y%d", 5+k, 5+k)
 		}
 	}
 	g.p("VCVTPH2PS (SI), Y14")
 	for k := range t {
+		g.p("VPMADDWD Y15, Y%d, Y%d", 5+k, 5+k)
 		g.p("VMULPS %s, Y14, Y13", rowAddr(0, "DX", "R10", "R11", k))
 		g.p("VCVTDQ2PS Y%d, Y%d", 5+k, 5+k)
 		g.p("VFMADD231PS Y13, Y%d, Y%d", 5+k, k)
-		g.p("VMULPS %s, Y14, Y13", rowAddr(0, "BX", "R10", "R11", k))
-		g.p("VFNMADD231PS eightF<>(SB), Y13, Y%d", k)
 	}
 	g.p("ADDQ $144, SI")
 	g.p("ADDQ $256, DI")

@@ -375,9 +375,11 @@ func vnniFile() []byte {
 			g.avxvnni(typ, nr)
 		}
 	}
-	for np := 1; np <= panelMaxP; np++ {
-		for nr := 1; nr <= panelMaxNR; nr++ {
-			g.vnni512Panel(np, nr)
+	for _, typ := range []string{"Q8_0", "Q4_0"} {
+		for np := 1; np <= panelMaxP; np++ {
+			for nr := 1; nr <= panelMaxNR; nr++ {
+				g.vnni512Panel(typ, np, nr)
+			}
 		}
 	}
 	for _, typ := range []string{"F16", "BF16", "F32"} {
@@ -444,27 +446,33 @@ func vnniDecls() []byte {
 	}
 	add("}\n")
 	psig := "(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)"
-	var names []string
-	for np := 1; np <= panelMaxP; np++ {
-		for nr := 1; nr <= panelMaxNR; nr++ {
-			n := fmt.Sprintf("vnni512Q4_0P%dN%d", np, nr)
-			names = append(names, n)
-			add("\n//go:noescape\nfunc %s%s\n", n, psig)
+	add("\n// vnni512PanelKernels[t][p-1][nr-1] is the AVX-512 kernel of p panels of weights by nr activation rows, t 0\n")
+	add("// for Q8_0 and 1 for Q4_0.\n")
+	var table []string
+	for _, typ := range []string{"Q8_0", "Q4_0"} {
+		var names []string
+		for np := 1; np <= panelMaxP; np++ {
+			for nr := 1; nr <= panelMaxNR; nr++ {
+				n := fmt.Sprintf("vnni512%sP%dN%d", typ, np, nr)
+				names = append(names, n)
+				add("\n//go:noescape\nfunc %s%s\n", n, psig)
+			}
 		}
+		table = append(table, "\t{\n")
+		for np := range panelMaxP {
+			table = append(table, fmt.Sprintf("\t\t{%s},\n", strings.Join(names[np*panelMaxNR:(np+1)*panelMaxNR], ", ")))
+		}
+		table = append(table, "\t},\n")
 	}
-	add("\n// vnni512PanelKernels[p-1][nr-1] is the AVX-512 kernel of p panels of Q4_0 weights by nr activation rows.\n")
-	add("var vnni512PanelKernels = [%d][%d]panelFunc{\n", panelMaxP, panelMaxNR)
-	for np := range panelMaxP {
-		add("\t{%s},\n", strings.Join(names[np*panelMaxNR:(np+1)*panelMaxNR], ", "))
-	}
-	add("}\n")
+	add("\nvar vnni512PanelKernels = [2][%d][%d]panelFunc{\n%s}\n", panelMaxP, panelMaxNR, strings.Join(table, ""))
 	return b
 }
 
-// The panel kernels (AVX-512 VNNI) dot Q4_0 weights in the panel layout of kernels.Interleave (tiles of 32
-// rows, or 16 for the last: per 32-value block, one or two panels of 16 rows side by side, each the 16 rows'
-// fp16 scales, then 4 vectors of 64 bytes, vector k holding quant bytes 4k..4k+3 of each row in turn) with
-// activation rows quantized to Q8_0 blocks in their natural order.
+// The panel kernels (AVX-512 VNNI) dot Q4_0 or Q8_0 weights in the panel layout of kernels.Interleave (tiles
+// of 32 rows, or 16 for the last: per 32-value block, one or two panels of 16 rows side by side, each the 16
+// rows' fp16 scales, then 4 (Q4_0) or 8 (Q8_0, quants biased to q+128) vectors of 64 bytes, vector k holding
+// quant bytes 4k..4k+3 of each row in turn) with activation rows quantized to Q8_0 blocks in their natural
+// order.
 // Lane i of a vector belongs to row i of the panel, so VPDPBUSD multiplies one nibble vector with 4
 // activation bytes broadcast from memory ({1to16}) into 16 rows' sums at once: the activations are read 4
 // bytes at a time and never reloaded in 64-byte vectors, and each block's integer sums are scaled (VCVTDQ2PS,
@@ -477,14 +485,20 @@ func vnniDecls() []byte {
 //	out[a*ostride/4 + 16*q + i] = dot(row 16*q + i of the tile, activation row a)
 //
 // with activation row a's int8 quants at x + a*xstride (block order) and its per-block pairs (float32 scale
-// d_x, int32 correction -8*sum(q_x)) at dc + a*dcstride, 8 bytes a block. nb (the blocks per row) must be even:
-// the loop takes two blocks a step.
+// d_x, int32 correction -C*sum(q_x), C = 8 for Q4_0 and 128 for Q8_0) at dc + a*dcstride, 8 bytes a block. nb
+// (the blocks per row) must be even: the loop takes two blocks a step.
 //
-// Registers: Z(q*NR+a) integer sums of the block, Z(12+q*NR+a) float sums, Z24+q low nibbles (then the weight
-// scales), Z26+q high nibbles, Z28 the nibble mask, Z29..Z31 scratch.
+// Registers: Z(q*NR+a) integer sums of the block, Z(12+q*NR+a) float sums, Z24+q low nibbles or Q8_0 weight
+// vectors (then the weight scales), Z26+q high nibbles or the next Q8_0 weight vectors, Z28 the nibble mask,
+// Z29..Z31 scratch.
 
-// panelBlockBytes is the size of one block of a 16-row panel.
-const panelBlockBytes = 16 * 18
+// panelBlockBytes is the size of one block of a 16-row panel of typ.
+func panelBlockBytes(typ string) int {
+	if typ == "Q8_0" {
+		return 16 * 34
+	}
+	return 16 * 18
+}
 
 // vnni512Panel writes the panel kernel of np panels (1 or 2) by nr activation rows (1..6). A tile is one
 // stream, which the hardware prefetchers follow at batch 1; with several activation rows, where the loop is
@@ -493,8 +507,8 @@ const panelBlockBytes = 16 * 18
 // thread: with no software prefetch batch 1 took 0.91-0.94x and batch 5 0.77-0.80x the groups' time; the
 // groups' prefetches (into L2 8 KiB ahead and into L1 1 KiB ahead) made batch 1 1.13x; into L2 alone at
 // batch 5, 0.65-0.66x.
-func (g *gen) vnni512Panel(np, nr int) {
-	name := fmt.Sprintf("vnni512Q4_0P%dN%d", np, nr)
+func (g *gen) vnni512Panel(typ string, np, nr int) {
+	name := fmt.Sprintf("vnni512%sP%dN%d", typ, np, nr)
 	fmt.Fprintf(&g.Buffer, "\n// func %s(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)\n", name)
 	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-64\n", name)
 	g.p("MOVQ nb+0(FP), CX")
@@ -515,8 +529,9 @@ func (g *gen) vnni512Panel(np, nr int) {
 	fa := func(q, a int) int { return 12 + q*nr + a }
 	xa := func(off, a int) string { return vnniAddr(off, "DI", "R13", "R8", a) }
 	da := func(off, a int) string { return vnniAddr(off, "DX", "R14", "R9", a) }
-	bb := np * panelBlockBytes // bytes per block of the tile
-	wp := func(off, q int) string { return fmt.Sprintf("%d(SI)", off+q*panelBlockBytes) }
+	pb := panelBlockBytes(typ)
+	bb := np * pb // bytes per block of the tile
+	wp := func(off, q int) string { return fmt.Sprintf("%d(SI)", off+q*pb) }
 	for q := range np {
 		for a := range nr {
 			g.p("VPXORD Z%d, Z%d, Z%d", fa(q, a), fa(q, a), fa(q, a))
@@ -526,7 +541,7 @@ func (g *gen) vnni512Panel(np, nr int) {
 	g.p("SHRQ $1, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
-	if nr > 1 {
+	if nr > 1 && typ == "Q4_0" {
 		for off := 0; off < 2*bb; off += 64 {
 			g.p("PREFETCHT2 %s", wp(vnniPrefetchL2+off, 0))
 		}
@@ -534,13 +549,33 @@ func (g *gen) vnni512Panel(np, nr int) {
 	tmp := 0
 	for blk := range 2 {
 		wo, xo, do := blk*bb, 32*blk, 8*blk
-		// Integer sums start from the corrections -8*sum(q_x), which undo the +8 of the nibbles.
+		// Integer sums start from the corrections -C*sum(q_x), which undo the weights' offset C.
 		for q := range np {
 			for a := range nr {
 				g.p("VPBROADCASTD %s, Z%d", da(do+4, a), ia(q, a))
 			}
 		}
+		for k := range 8 {
+			if typ != "Q8_0" {
+				break
+			}
+			// Vector k of each panel, alternately in Z24+q and Z26+q so that the next loads need not wait.
+			// Q8_0 tiles go by pairs of blocks: each panel's scales of both blocks (64 bytes), then for each
+			// block and vector k the panels' vectors k in turn (kernels.panelQ8_0Offset).
+			wr := 24 + q2(k)
+			for q := range np {
+				g.p("VMOVDQU64 %d(SI), Z%d", 64*np+64*(q+np*(k+8*blk)), wr+q)
+			}
+			for a := range nr {
+				for q := range np {
+					g.p("VPDPBUSD.BCST %s, Z%d, Z%d", xa(xo+4*k, a), wr+q, ia(q, a))
+				}
+			}
+		}
 		for k := range 4 {
+			if typ == "Q8_0" {
+				break
+			}
 			for q := range np {
 				g.p("VPANDD %s, Z28, Z%d", wp(wo+32+64*k, q), 24+q)
 				g.p("VPSRLW $4, %s, Z%d", wp(wo+32+64*k, q), 26+q)
@@ -556,7 +591,11 @@ func (g *gen) vnni512Panel(np, nr int) {
 			}
 		}
 		for q := range np {
-			g.p("VCVTPH2PS %s, Z%d", wp(wo, q), 24+q)
+			if typ == "Q8_0" {
+				g.p("VCVTPH2PS %d(SI), Z%d", 64*q+32*blk, 24+q)
+			} else {
+				g.p("VCVTPH2PS %s, Z%d", wp(wo, q), 24+q)
+			}
 		}
 		for q := range np {
 			for a := range nr {
@@ -584,6 +623,9 @@ func (g *gen) vnni512Panel(np, nr int) {
 	g.p("VZEROUPPER")
 	g.p("RET")
 }
+
+// q2 is the register offset (0 or 2) of the k-th weight vector of a Q8_0 panel kernel.
+func q2(k int) int { return 2 * (k % 2) }
 
 // panelMaxP and panelMaxNR bound the panel kernels generated.
 const (
