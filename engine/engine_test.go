@@ -90,10 +90,23 @@ func sameTokens(a, b []int32) bool {
 	return true
 }
 
+// TestBestOfNMatchesSingleRuns checks that each candidate of a best-of-5 request is what a single run seeded
+// Seed+i gives, with the prompt in one step or in chunks, and with a vocabulary large enough (20,000) that the
+// scheduler draws the five rows on several goroutines (drawRows).
 func TestBestOfNMatchesSingleRuns(t *testing.T) {
-	for _, chunk := range []int{0, 3} { // whole prompt in one step; 3 prompt tokens per step
-		t.Run(fmt.Sprintf("chunk%d", chunk), func(t *testing.T) {
-			e, be := newFakeEngine(t, Config{PrefillChunk: chunk}, nil)
+	type variant struct{ chunk, vocab int }
+	for _, v := range []variant{{0, fakeVocabSize}, {3, fakeVocabSize}, {0, 20000}} {
+		chunk := v.chunk
+		t.Run(fmt.Sprintf("chunk%d-vocab%d", chunk, v.vocab), func(t *testing.T) {
+			if v.vocab*5 < parallelDrawValues && v.vocab != fakeVocabSize {
+				t.Fatalf("vocabulary %d is too small for parallel draws", v.vocab)
+			}
+			be := newFakeBackend(v.vocab, 256, 4, 1024)
+			e, err := newEngine(be, fakeVocab{}, nil, Config{PrefillChunk: chunk})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(e.Close)
 			req := Request{Prompt: "once upon a time", N: 5, MaxTokens: 40, Sampling: SamplingParams{Temperature: 1, Seed: 42}}
 			res, err := e.Generate(context.Background(), req)
 			if err != nil {
@@ -107,7 +120,7 @@ func TestBestOfNMatchesSingleRuns(t *testing.T) {
 				if c.Index != i {
 					t.Errorf("candidate %d has index %d (no rerank: sampling order)", i, c.Index)
 				}
-				want := referenceRun(t, newFakeBackend(fakeVocabSize, 256, 4, 1024), fakeVocab{}, req, i)
+				want := referenceRun(t, newFakeBackend(v.vocab, 256, 4, 1024), fakeVocab{}, req, i)
 				if !sameTokens(c.Tokens, want) {
 					t.Errorf("candidate %d tokens %v, single run with seed %d gives %v", i, c.Tokens, 42+i, want)
 				}

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bestofn/bestofn/sampler"
@@ -100,6 +102,9 @@ type cand struct {
 type rowRef struct {
 	j *job
 	c *cand
+	// id and lp are the token drawn for c from this row's logits and its log-probability (drawRows).
+	id int32
+	lp float32
 }
 
 // scheduler is the one goroutine that owns the backend. Each step it (1) drops cancelled requests, (2) admits
@@ -114,8 +119,9 @@ type scheduler struct {
 	rows     []rowRef
 	logits   []float32 // (MaxActiveSeqs, vocab): one row per live candidate or prompt end
 	vocab    int
-	slots    int // sequences held by active jobs (N for each prefilling job, live candidates otherwise)
-	reserved int // worst-case KV blocks of active jobs
+	slots    int   // sequences held by active jobs (N for each prefilling job, live candidates otherwise)
+	drawIdx  []int // drawRows' rows to draw, kept to avoid allocating per step
+	reserved int   // worst-case KV blocks of active jobs
 }
 
 func newScheduler(e *Engine) (*scheduler, error) {
@@ -259,14 +265,65 @@ func (s *scheduler) step() {
 			j.chunk = 0
 		}
 	}
+	s.drawRows()
 	for r, ref := range s.rows {
 		row := s.logits[r*s.vocab : (r+1)*s.vocab]
 		if ref.c == nil {
 			s.startDecode(ref.j, row)
 		} else if !ref.c.done {
-			s.sample(ref.j, ref.c, row)
+			s.accept(ref.j, ref.c, ref.id, ref.lp)
 		}
 	}
+}
+
+// parallelDrawValues is the number of logits (rows x vocabulary) from which drawRows samples the rows on
+// several goroutines: below it (small vocabularies) starting them costs more than the draws.
+const parallelDrawValues = 1 << 16
+
+// drawRows samples each live candidate's next token from its row of logits (rowRef.id, rowRef.lp). Every
+// candidate has its own sampler (state and random stream), so the draws are independent and give the same
+// tokens in any order; with a large vocabulary (a draw takes about half a millisecond for 32,000 tokens)
+// they run on up to GOMAXPROCS goroutines, while the kernel workers are idle between forward passes, so a
+// best-of-5 step does not pay for five draws one after another.
+func (s *scheduler) drawRows() {
+	idx := s.drawIdx[:0]
+	for r, ref := range s.rows {
+		if ref.c != nil && !ref.c.done {
+			idx = append(idx, r)
+		}
+	}
+	s.drawIdx = idx
+	workers := min(runtime.GOMAXPROCS(0), len(idx))
+	if workers < 2 || len(idx)*s.vocab < parallelDrawValues {
+		for _, r := range idx {
+			s.draw(r)
+		}
+		return
+	}
+	s.drawParallel(idx, workers)
+}
+
+// drawParallel draws rows idx on workers goroutines (the caller's among them). It is a function of its own so
+// that the variables its goroutines capture are not moved to the heap on drawRows' sequential path.
+func (s *scheduler) drawParallel(idx []int, workers int) {
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() {
+			for i := w; i < len(idx); i += workers {
+				s.draw(idx[i])
+			}
+		})
+	}
+	for i := 0; i < len(idx); i += workers {
+		s.draw(idx[i])
+	}
+	wg.Wait()
+}
+
+// draw samples row r's candidate from its logits into s.rows[r].
+func (s *scheduler) draw(r int) {
+	ref := &s.rows[r]
+	ref.id, ref.lp = ref.c.sampler.Sample(s.logits[r*s.vocab : (r+1)*s.vocab])
 }
 
 // startDecode gives the prompt's sequence to candidate 0, forks it for the others (sharing the prompt's KV
@@ -293,6 +350,12 @@ func (s *scheduler) startDecode(j *job, row []float32) {
 // sample draws candidate c's next token from row and applies the stop conditions.
 func (s *scheduler) sample(j *job, c *cand, row []float32) {
 	id, lp := c.sampler.Sample(row)
+	s.accept(j, c, id, lp)
+}
+
+// accept appends token id (drawn with log-probability lp) to candidate c: the sampler's penalties, logprobs,
+// streamed text, stop strings and the end of the candidate.
+func (s *scheduler) accept(j *job, c *cand, id int32, lp float32) {
 	c.sampler.Accept(id)
 	c.tokens = append(c.tokens, id)
 	c.cumLP += float64(lp)
