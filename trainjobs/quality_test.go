@@ -19,6 +19,7 @@ import (
 var (
 	quality      = flag.Bool("quality", false, "run TestQualityHH: train-reward on ../shared's HH-RLHF pairs (long)")
 	qualityName  = flag.String("quality.config", "scratch32k-harm", "with -quality, the configuration (see qualityConfigs)")
+	qualityHeld  = flag.Float64("quality.heldout", HHHeldoutFraction, "with -quality, the fraction of the HH-RLHF pairs held out (trained on the rest, scored on them)")
 	qualityOut   = flag.String("quality.out", "", "with -quality, copy the trained reward model directory here")
 	qualityExtra = flag.String("quality.extra", "", "with -quality, comma-separated preference JSONL files to train on as well (e.g. non-HH task pairs)")
 	rmDirs       = flag.String("rm.dir", "", "TestShippedRewardModel: comma-separated reward model directories to check (default: ../defaults/reward-model when it exists)")
@@ -97,7 +98,7 @@ func TestQualityHH(t *testing.T) {
 		t.Fatalf("no quality configuration %q", *qualityName)
 	}
 	env := newEnv(t, Options{})
-	trainJSONL, _, err := HHSplitFiles(hhTest)
+	trainJSONL, _, err := HHSplitFilesFraction(hhTest, *qualityHeld)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func checkRewardModel(t *testing.T, dir string, withHH bool) []Quality {
 	ctx := context.Background()
 	var held [][]byte
 	if withHH {
-		_, heldJSONL, err := HHSplitFiles(hhTest)
+		_, heldJSONL, err := HHSplitFilesFraction(hhTest, *qualityHeld)
 		if err != nil {
 			t.Fatal(err)
 		}
