@@ -80,17 +80,17 @@ func ReadLines(path string) ([][]byte, error) {
 // HHSplitFiles reads HH-RLHF preference rows from path (e.g. ../shared/data/hh_rlhf_harmless_base_test.jsonl.gz)
 // and returns the training and held-out rows of the quality check's split, each as JSONL ready to upload.
 func HHSplitFiles(path string) (trainJSONL, heldoutJSONL []byte, err error) {
-	return HHSplitFilesFraction(path, HHHeldoutFraction)
+	return HHSplitFilesWith(path, HHSplitSeed, HHHeldoutFraction)
 }
 
-// HHSplitFilesFraction is HHSplitFiles holding out frac of the rows instead of HHHeldoutFraction (issue 14
-// names a fifth; the quality run's -quality.heldout).
-func HHSplitFilesFraction(path string, frac float64) (trainJSONL, heldoutJSONL []byte, err error) {
+// HHSplitFilesWith is HHSplitFiles with another split: frac of the rows held out by a permutation seeded with
+// seed (the quality run's -quality.heldout and -quality.splitseed; issue 14 names a fifth).
+func HHSplitFilesWith(path string, seed uint64, frac float64) (trainJSONL, heldoutJSONL []byte, err error) {
 	rows, err := ReadLines(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	tr, held := SplitHeldout(rows, HHSplitSeed, frac)
+	tr, held := SplitHeldout(rows, seed, frac)
 	join := func(rs [][]byte) []byte { return append(bytes.Join(rs, []byte("\n")), '\n') }
 	return join(tr), join(held), nil
 }
