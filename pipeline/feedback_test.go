@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bestofn/bestofn/jobs"
 	"github.com/bestofn/bestofn/reward"
@@ -271,6 +272,20 @@ func abTraffic(t *testing.T, prompts []string, repeat int) (*teachertest.Server,
 				}
 			}
 		}
+	}
+	// The server writes its A/B log off the request path (a group-committing writer), so the last records can
+	// land a moment after their responses: wait for all of them.
+	want := len(prompts) * repeat * 2
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs, _, err := ReadABLogFile(log)
+		if err == nil && len(recs) >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A/B log holds %d records (%v) 10 s after the last response, want %d", len(recs), err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return srv, log
 }
