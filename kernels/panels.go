@@ -52,13 +52,13 @@ func panelCorrection(typ weights.Type) int32 {
 	return 8
 }
 
-// panelFunc is the signature of the panel kernels: for a tile of P panels at w (P*panelBlockBytes a block),
-// q < P, a < NR activation rows and lane i < 16,
+// panelFunc is the signature of the panel kernels: for a tile of P panels at w (P*panelBlockBytes(typ) bytes
+// a block, in pairs of blocks for Q8_0), q < P, a < NR activation rows and lane i < 16,
 //
 //	out[a*ostride/4 + 16*q + i] = dot(row 16*q + i of the tile, activation row a)
 //
 // with activation row a's quants at x + a*xstride and its (d_x, correction) pairs at dc + a*dcstride (8 bytes
-// a block); nb blocks, an even number. See dotPanelQ4_0 for the same computation in Go.
+// a block); nb blocks, an even number. See dotPanelQ4_0 and dotPanelQ8_0 for the same computation in Go.
 type panelFunc func(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
 
 // panelable reports whether a Q4_0 or Q8_0 matrix of rows rows goes into the panel layout for isa.
@@ -81,8 +81,9 @@ func interleavePanelQ4_0(dst, src []byte, rb, nb, np int) {
 		i := r % panelRows
 		for b := range nb {
 			blk := row[b*18 : b*18+18]
-			off := (b*np + r/panelRows) * panelRows * 18
-			d := dst[off : off+panelRows*18]
+			pb := panelBlockBytes(weights.TypeQ4_0)
+			off := (b*np + r/panelRows) * pb
+			d := dst[off : off+pb]
 			d[2*i], d[2*i+1] = blk[0], blk[1]
 			for k := range 4 {
 				binary.LittleEndian.PutUint32(d[32+64*k+4*i:], binary.LittleEndian.Uint32(blk[2+4*k:]))
@@ -130,8 +131,9 @@ func dotPanelQ4_0(tile []byte, r, np, nb int, xq []int8, xd []float32) float32 {
 	var sum float32
 	i := r % panelRows
 	for b := range nb {
-		off := (b*np + r/panelRows) * panelRows * 18
-		blk := tile[off : off+panelRows*18]
+		pb := panelBlockBytes(weights.TypeQ4_0)
+		off := (b*np + r/panelRows) * pb
+		blk := tile[off : off+pb]
 		x := xq[b*32 : b*32+32]
 		var s int32
 		for k := range 4 {
