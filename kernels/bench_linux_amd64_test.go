@@ -1,9 +1,11 @@
 package kernels
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/bestofn/bestofn/weights"
 )
@@ -151,6 +153,66 @@ func BenchmarkDecodeShare(b *testing.B) {
 			for i, v := range vs {
 				b.ReportMetric(reads/steps[i].Seconds(), v.isa.String()+"-share")
 			}
+		})
+	}
+}
+
+// BenchmarkPanelStream streams 285 MB of Q8_0 weights (2048 columns) through one thread, in the AVX-512 panel
+// layout (tiles of 2 panels) and in the biased groups of 8 blocks (2 rows at a time), at 1 and 5 activation
+// rows, and reports the read speed of each ("GB/s"): what the panel layout's block order and the absence of
+// software prefetch were chosen by (README "Q8_0 panels").
+func BenchmarkPanelStream(b *testing.B) {
+	if !haveAVX512VNNI() {
+		b.Skip("no AVX-512 VNNI on this CPU")
+	}
+	const cols, rows = 2048, 32 * 4096
+	nb := cols / 32
+	rng := rand.New(rand.NewPCG(25, 26))
+	m := randomMatrix(rng, weights.TypeQ8_0, 32, cols)
+	rb := m.RowBytes()
+	big := Matrix{Type: weights.TypeQ8_0, Rows: rows, Cols: cols, Data: make([]byte, rows*rb)}
+	for r := 0; r < rows; r += 32 {
+		copy(big.Data[r*rb:], m.Data)
+	}
+	panels, err := Interleave(big, ISAAVX512VNNI)
+	if err != nil || !panels.Panels {
+		b.Fatalf("panels: %v (panel layout %v)", err, panels.Panels)
+	}
+	groups, err := Interleave(big, ISAAVXVNNI)
+	if err != nil || groups.Panels || !groups.Biased {
+		b.Fatalf("groups: %v", err)
+	}
+	big.Data = nil
+	p := NewPool(1)
+	defer p.Close()
+	xs := randomVec(rng, 5*cols)
+	var ps, gs scratch
+	ps.quantizeQ8_0(p, xs, cols, false, 0, panelCorrection(weights.TypeQ8_0))
+	gs.quantizeQ8_0(p, xs, cols, false, 128, 0)
+	x := unsafe.Slice((*byte)(unsafe.Pointer(&ps.q[0])), len(ps.q))
+	dc := unsafe.Slice((*byte)(unsafe.Pointer(&ps.dc[0])), 4*len(ps.dc))
+	out := make([]float32, 5*rows)
+	for _, nr := range []int{1, 5} {
+		b.Run(fmt.Sprintf("nr%d", nr), func(b *testing.B) {
+			pk := panelKernel(weights.TypeQ8_0, 2, nr)
+			gk := vnniKernel(ISAAVX512VNNI, weights.TypeQ8_0, 2, nr)
+			ng := cols / groupValues
+			var pt, gt time.Duration
+			for b.Loop() {
+				pt += onThread(func() {
+					for r := 0; r < rows; r += 32 {
+						pk(nb, &panels.Data[r*rb], &x[0], cols, &dc[0], nb*8, &out[r], rows*4)
+					}
+				})
+				gt += onThread(func() {
+					for r := 0; r < rows; r += 2 {
+						gk(ng, &groups.Data[r*rb], rb, &gs.rec[0], ng*vnniRecordBytes, &out[r], rows*4)
+					}
+				})
+			}
+			bytes := float64(rows*rb) * float64(b.N)
+			b.ReportMetric(bytes/pt.Seconds()/1e9, "panels-GB/s")
+			b.ReportMetric(bytes/gt.Seconds()/1e9, "groups-GB/s")
 		})
 	}
 }
