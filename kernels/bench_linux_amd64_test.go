@@ -187,7 +187,7 @@ func BenchmarkPanelStream(b *testing.B) {
 	defer p.Close()
 	xs := randomVec(rng, 5*cols)
 	var ps, gs scratch
-	ps.quantizeQ8_0(p, xs, cols, false, 0, panelCorrection(weights.TypeQ8_0))
+	ps.quantizeQ8_0(p, xs, cols, false, 0, weightOffset(weights.TypeQ8_0))
 	gs.quantizeQ8_0(p, xs, cols, false, 128, 0)
 	x := unsafe.Slice((*byte)(unsafe.Pointer(&ps.q[0])), len(ps.q))
 	dc := unsafe.Slice((*byte)(unsafe.Pointer(&ps.dc[0])), 4*len(ps.dc))

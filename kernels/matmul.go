@@ -112,7 +112,7 @@ func (p *Pool) MatMul(out []float32, m Matrix, x []float32, batch int) {
 	j.vnni = m.Interleaved && !m.Panels && p.isa.vnni() && (m.Type == weights.TypeQ4_0 || m.Biased)
 	var panelC int32
 	if m.Panels {
-		panelC = panelCorrection(m.Type)
+		panelC = weightOffset(m.Type)
 	}
 	j.amx = (j.vnni || j.panels && p.isa.avx512()) && p.isa == ISAAMX && batch >= amxMinBatch && m.File != nil &&
 		m.Rows >= amxPanel && m.Cols%64 == 0

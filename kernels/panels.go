@@ -43,9 +43,9 @@ func panelBlockBytes(typ weights.Type) int {
 	return panelRows * 18
 }
 
-// panelCorrection is the weights' offset C that the activation corrections -C*sum(q_x) of the panel kernels
-// of typ undo.
-func panelCorrection(typ weights.Type) int32 {
+// weightOffset is the offset C of typ's unsigned weight bytes in the VNNI groups and the panels (8 for Q4_0
+// nibbles, 128 for biased Q8_0), which the activation corrections -C*sum(q_x) undo.
+func weightOffset(typ weights.Type) int32 {
 	if typ == weights.TypeQ8_0 {
 		return 128
 	}

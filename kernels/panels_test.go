@@ -37,7 +37,7 @@ func testPanelKernels(t *testing.T, typ weights.Type) {
 			interleavePanel(typ, tiles[1][q*panelRows*rb:], m.Data[q*panelRows*rb:], rb, cols/32, 1)
 		}
 		s := &scratch{}
-		s.quantizeQ8_0(p, randomVec(rng, panelMaxNR*cols), cols, false, 0, panelCorrection(typ))
+		s.quantizeQ8_0(p, randomVec(rng, panelMaxNR*cols), cols, false, 0, weightOffset(typ))
 		nbc := cols / 32
 		for r := range 2 * panelRows {
 			for a := range panelMaxNR {

@@ -44,13 +44,10 @@ type vnniFunc func(ngroups int, w *byte, wstride int, x *byte, xstride int, out 
 // vnniCorrection returns the C of the job's activation records (128 for biased Q8_0, 8 for Q4_0), or 0 when
 // the job does not run the VNNI kernels.
 func (j *matJob) vnniCorrection() int32 {
-	switch {
-	case !j.vnni:
+	if !j.vnni {
 		return 0
-	case j.m.Type == weights.TypeQ4_0:
-		return 8
 	}
-	return 128
+	return weightOffset(j.m.Type)
 }
 
 // growRecords makes room for groups activation records, 64-byte aligned.
