@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -66,27 +67,13 @@ func testPanelKernels(t *testing.T, typ weights.Type) {
 		for np := 1; np <= panelMaxP; np++ {
 			for nr := 1; nr <= panelMaxNR; nr++ {
 				const ostride = 37 // floats from one activation row's results to the next
-				sentinel := float32(math.Inf(1))
-				buf := make([]float32, 3+nr*ostride)
-				for i := range buf {
-					buf[i] = sentinel
-				}
-				out := buf[1:]
 				data := tiles[2-np]
-				panelKernel(typ, np, nr)(nb, &data[0], &x[0], cols, &dc[0], nbc*8, &out[0], ostride*4)
-				for i, v := range buf {
-					r, a := (i-1)%ostride, (i-1)/ostride
-					if i == 0 || r >= np*panelRows || a >= nr {
-						if v != sentinel {
-							t.Fatalf("P%dN%d: wrote buf[%d] = %g outside the tile", np, nr, i, v)
-						}
-						continue
-					}
-					want := dotPanel(typ, data, r, np, nb, s.q[a*cols:], s.d[a*nbc:])
-					if math.Abs(float64(v-want)) > panelTol(typ, m.Data[r*rb:], s.q[a*cols:], s.d[a*nbc:], nb) {
-						t.Fatalf("P%dN%d %d blocks: result (%d, %d) = %g, want %g", np, nr, nb, r, a, v, want)
-					}
-				}
+				checkTile(t, fmt.Sprintf("P%dN%d %d blocks", np, nr, nb), np*panelRows, nr, ostride, func(out *float32) {
+					panelKernel(typ, np, nr)(nb, &data[0], &x[0], cols, &dc[0], nbc*8, out, ostride*4)
+				}, func(r, a int) (float32, float64) {
+					return dotPanel(typ, data, r, np, nb, s.q[a*cols:], s.d[a*nbc:]),
+						panelTol(typ, m.Data[r*rb:], s.q[a*cols:], s.d[a*nbc:], nb)
+				})
 			}
 		}
 	}

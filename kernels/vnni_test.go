@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -97,30 +98,42 @@ func TestVNNIKernels(t *testing.T) {
 				for mr := 1; mr <= maxMR; mr++ {
 					for nr := 1; nr <= vnniNR; nr++ {
 						const ostride = 7 // floats from one activation row's results to the next
-						sentinel := float32(math.Inf(1))
-						buf := make([]float32, 3+nr*ostride)
-						for i := range buf {
-							buf[i] = sentinel
-						}
-						out := buf[1:]
 						rb := m.RowBytes()
-						vnniKernel(isa, typ, mr, nr)(ng, &m.Data[0], rb, &s.rec[0], rs, &out[0], ostride*4)
-						for i, v := range buf {
-							r, a := (i-1)%ostride, (i-1)/ostride
-							if i == 0 || r >= mr || a >= nr {
-								if v != sentinel {
-									t.Fatalf("%v %v %dx%d: wrote buf[%d] = %g outside the tile", isa, typ, mr, nr, i, v)
-								}
-								continue
-							}
+						checkTile(t, fmt.Sprintf("%v %v %dx%d %d groups", isa, typ, mr, nr, ng), mr, nr, ostride, func(out *float32) {
+							vnniKernel(isa, typ, mr, nr)(ng, &m.Data[0], rb, &s.rec[0], rs, out, ostride*4)
+						}, func(r, a int) (float32, float64) {
 							want := dotRecords(typ, m.Data[r*rb:], s.rec[a*rs:], ng)
-							if math.Abs(float64(v-want)) > 1e-5*math.Abs(float64(want))+1e-6 {
-								t.Fatalf("%v %v %dx%d %d groups: result (%d, %d) = %g, want %g", isa, typ, mr, nr, ng, r, a, v, want)
-							}
-						}
+							return want, 1e-5*math.Abs(float64(want)) + 1e-6
+						})
 					}
 				}
 			}
+		}
+	}
+}
+
+// checkTile runs kernel on an output buffer of guard values and checks a tile kernel's results: result (r, a)
+// for r < rows and a < nr, at out[a*ostride + r], must be within tol of want(r, a), and every other value of
+// the buffer (one before out, the gaps between rows of results, two after) must still be the guard.
+func checkTile(t *testing.T, name string, rows, nr, ostride int, kernel func(out *float32), want func(r, a int) (float32, float64)) {
+	t.Helper()
+	sentinel := float32(math.Inf(1))
+	buf := make([]float32, 3+nr*ostride)
+	for i := range buf {
+		buf[i] = sentinel
+	}
+	kernel(&buf[1])
+	for i, v := range buf {
+		r, a := (i-1)%ostride, (i-1)/ostride
+		if i == 0 || r >= rows || a >= nr {
+			if v != sentinel {
+				t.Fatalf("%s: wrote buf[%d] = %g outside the tile", name, i, v)
+			}
+			continue
+		}
+		w, tol := want(r, a)
+		if math.Abs(float64(v-w)) > tol {
+			t.Fatalf("%s: result (%d, %d) = %g, want %g", name, r, a, v, w)
 		}
 	}
 }
