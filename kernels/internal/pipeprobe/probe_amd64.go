@@ -14,6 +14,8 @@ func vpaddd12(n int)
 
 func vfmadd231ps12(n int)
 
+func maddubswFMA12(n int)
+
 func q8SignTrick(n int)
 
 func q8Int16(n int)
