@@ -27,27 +27,29 @@ func TestAMXMatMul(t *testing.T) {
 			for _, sh := range [][3]int{{53, 1280, 64}, {32, 256, 8}, {16, 512, 37}, {70, 768, 17}} {
 				rows, cols, batch := sh[0], sh[1], sh[2]
 				m := randomMatrix(rng, typ, rows, cols)
-				mi, err := Interleave(m, ISAAMX)
-				if err != nil {
-					t.Fatal(err)
-				}
 				x := randomVec(rng, batch*cols)
 				want, tol := reference(t, m, x, batch)
 				p.setISA(ISAGo)
 				plain := runMatMul(t, p, m, x, batch)
-				p.setISA(ISAAMX)
-				got := runMatMul(t, p, mi, x, batch)
-				if !p.mat.amx {
-					t.Fatalf("%v %dx%d batch %d: MatMul did not run the AMX kernels", typ, rows, cols, batch)
-				}
-				for i := range got {
-					if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
-						t.Fatalf("%v %dx%d batch %d threads %d: out[%d] = %g, want %g ± %g", typ, rows, cols, batch,
-							threads, i, got[i], want[i], tol[i])
+				for _, layout := range []Layout{LayoutGroups, LayoutPanels} {
+					mi, err := InterleaveLayout(m, ISAAMX, layout)
+					if err != nil {
+						t.Fatal(err)
 					}
-					if d := math.Abs(float64(got[i] - plain[i])); d > 1e-5*math.Abs(float64(plain[i]))+tol[i]/100 {
-						t.Fatalf("%v %dx%d batch %d threads %d: out[%d] = %g on AMX, %g on the Go loops", typ, rows, cols,
-							batch, threads, i, got[i], plain[i])
+					p.setISA(ISAAMX)
+					got := runMatMul(t, p, mi, x, batch)
+					if !p.mat.amx {
+						t.Fatalf("%v %dx%d batch %d %v: MatMul did not run the AMX kernels", typ, rows, cols, batch, layout)
+					}
+					for i := range got {
+						if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
+							t.Fatalf("%v %dx%d batch %d threads %d %v: out[%d] = %g, want %g ± %g", typ, rows, cols, batch,
+								threads, layout, i, got[i], want[i], tol[i])
+						}
+						if d := math.Abs(float64(got[i] - plain[i])); d > 1e-5*math.Abs(float64(plain[i]))+tol[i]/100 {
+							t.Fatalf("%v %dx%d batch %d threads %d %v: out[%d] = %g on AMX, %g on the Go loops", typ, rows, cols,
+								batch, threads, layout, i, got[i], plain[i])
+						}
 					}
 				}
 			}

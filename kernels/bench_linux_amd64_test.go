@@ -174,7 +174,7 @@ func BenchmarkPanelStream(b *testing.B) {
 	for r := 0; r < rows; r += 32 {
 		copy(big.Data[r*rb:], m.Data)
 	}
-	panels, err := Interleave(big, ISAAVX512VNNI)
+	panels, err := InterleaveLayout(big, ISAAVX512VNNI, LayoutPanels)
 	if err != nil || !panels.Panels {
 		b.Fatalf("panels: %v (panel layout %v)", err, panels.Panels)
 	}

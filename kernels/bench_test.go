@@ -378,10 +378,10 @@ func benchmarkPanelRatio(b *testing.B, typ weights.Type) {
 	panels := make([]Matrix, len(mats))
 	for i, m := range mats {
 		var err error
-		if groups[i], err = Interleave(m, ISAAVXVNNI); err != nil {
+		if groups[i], err = InterleaveLayout(m, ISAAuto, LayoutGroups); err != nil {
 			b.Fatal(err)
 		}
-		if panels[i], err = Interleave(m, ISAAuto); err != nil {
+		if panels[i], err = InterleaveLayout(m, ISAAuto, LayoutPanels); err != nil {
 			b.Fatal(err)
 		}
 		if !panels[i].Panels || groups[i].Panels {

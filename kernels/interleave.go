@@ -50,12 +50,17 @@ func InterleaveWorthwhile(m Matrix, isa ISA) bool {
 // Interleave returns a copy of m (Q8_0 or Q4_0, Cols a multiple of 256) in the interleaved layout, the form
 // the kernels of isa (ISAAuto: this CPU's best) read fastest: for the VNNI ISAs, Q8_0 quants are also biased
 // to unsigned bytes (q+128, Matrix.Biased), which VPDPBUSD multiplies with signed activations in one
-// instruction; for the AVX-512 ISAs, Q4_0 matrices of a multiple of 16 rows go into the panel layout of
-// panels.go instead of groups (Matrix.Panels). The copy lives on the heap: it is as large as m's data. For ISAAMX the result also keeps m's
-// data as its File, which the AMX kernels read for large batches: it must stay valid and unchanged (a
-// checkpoint's mapping does). Every ISA computes MatMul on either
-// form (the ISAs without a kernel for one fall back to the Go loops), so the choice is about speed only.
-func Interleave(m Matrix, isa ISA) (Matrix, error) {
+// instruction; for the AVX-512 ISAs, on the CPUs where LayoutAuto chooses panels, Q8_0 and Q4_0 matrices of a
+// multiple of 16 rows go into the panel layout of panels.go instead of groups (Matrix.Panels). The copy lives
+// on the heap: it is as large as m's data. For ISAAMX the result also keeps m's data as its File, which the
+// AMX kernels read for large batches: it must stay valid and unchanged (a checkpoint's mapping does). Every
+// ISA computes MatMul on either form (the ISAs without a kernel for one fall back to the Go loops), so the
+// choice is about speed only.
+func Interleave(m Matrix, isa ISA) (Matrix, error) { return InterleaveLayout(m, isa, LayoutAuto) }
+
+// InterleaveLayout is Interleave with the layout of the AVX-512 ISAs chosen: LayoutPanels or LayoutGroups
+// force one (to compare them on one CPU), LayoutAuto is Interleave's choice.
+func InterleaveLayout(m Matrix, isa ISA, layout Layout) (Matrix, error) {
 	if err := m.Validate(); err != nil {
 		return Matrix{}, err
 	}
@@ -68,7 +73,7 @@ func Interleave(m Matrix, isa ISA) (Matrix, error) {
 	out.Data = make([]byte, m.Rows*rb)
 	out.Interleaved = true
 	out.Biased = m.Type == weights.TypeQ8_0 && isa.resolve().vnni()
-	out.Panels = panelable(isa, m.Rows)
+	out.Panels = panelable(isa, layout, m.Rows)
 	if isa.resolve() == ISAAMX {
 		out.File = m.Data[:m.Rows*rb]
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // TestInterleavedMatMul checks MatMul on interleaved Q8_0 and Q4_0 matrices, in the form of each ISA this CPU
-// runs (signed or biased Q8_0) and on every ISA (the ones without kernels for a form fall back to Go), against
+// runs (signed or biased Q8_0) in each layout (groups, and panels for the AVX-512 ISAs) and on every ISA (the ones without kernels for a form fall back to Go), against
 // dequantize-then-float64, and against the same matrix in the file layout on the Go loops (the same quantized
 // activations, so only float summation order may differ), for batches that use every tile size and more than
 // one tile.
@@ -25,15 +25,18 @@ func TestInterleavedMatMul(t *testing.T) {
 					m := randomMatrix(rng, typ, rows, cols)
 					var forms []Matrix
 					for _, isa := range isas {
-						mi, err := Interleave(m, isa)
-						if err != nil {
-							t.Fatal(err)
+						for _, layout := range []Layout{LayoutGroups, LayoutPanels} {
+							mi, err := InterleaveLayout(m, isa, layout)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() || mi.Biased != (typ == weights.TypeQ8_0 && isa.vnni()) ||
+								mi.Panels != (isa.avx512() && layout == LayoutPanels && rows%16 == 0) {
+								t.Fatalf("InterleaveLayout(%v, %v): interleaved %v, biased %v, panels %v, %d bytes", isa, layout,
+									mi.Interleaved, mi.Biased, mi.Panels, len(mi.Data))
+							}
+							forms = append(forms, mi)
 						}
-						if !mi.Interleaved || len(mi.Data) != rows*m.RowBytes() || mi.Biased != (typ == weights.TypeQ8_0 && isa.vnni()) ||
-							mi.Panels != (isa.avx512() && rows%16 == 0) {
-							t.Fatalf("Interleave(%v): interleaved %v, biased %v, %d bytes", isa, mi.Interleaved, mi.Biased, len(mi.Data))
-						}
-						forms = append(forms, mi)
 					}
 					for batch := 1; batch <= 13; batch++ {
 						if cols == 2048 && batch%3 != 1 {
@@ -49,12 +52,12 @@ func TestInterleavedMatMul(t *testing.T) {
 								got := runMatMul(t, p, mi, x, batch)
 								for i := range got {
 									if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol[i]) {
-										t.Fatalf("%v %dx%d batch %d threads %d %v biased %v: out[%d] = %g, want %g ± %g",
-											typ, rows, cols, batch, threads, isa, mi.Biased, i, got[i], want[i], tol[i])
+										t.Fatalf("%v %dx%d batch %d threads %d %v biased %v panels %v: out[%d] = %g, want %g ± %g",
+											typ, rows, cols, batch, threads, isa, mi.Biased, mi.Panels, i, got[i], want[i], tol[i])
 									}
 									if d := math.Abs(float64(got[i] - plain[i])); d > 1e-5*math.Abs(float64(plain[i]))+tol[i]/100 {
-										t.Fatalf("%v %dx%d batch %d threads %d %v biased %v: out[%d] = %g interleaved, %g in file layout",
-											typ, rows, cols, batch, threads, isa, mi.Biased, i, got[i], plain[i])
+										t.Fatalf("%v %dx%d batch %d threads %d %v biased %v panels %v: out[%d] = %g interleaved, %g in file layout",
+											typ, rows, cols, batch, threads, isa, mi.Biased, mi.Panels, i, got[i], plain[i])
 									}
 								}
 							}

@@ -55,3 +55,5 @@ func amxPrepQ4_0(nblocks int, w *byte, rb int, scratch *byte) {
 func amxTile(nblocks int, a *byte, astride, ablock int, b *byte, dx *float32, out *float32, ostride, nvalid int, scratch *byte) {
 	panic("kernels: no assembly on this architecture")
 }
+
+func cpuVendor() string { return "" }

@@ -61,8 +61,10 @@ func weightOffset(typ weights.Type) int32 {
 // a block); nb blocks, an even number. See dotPanelQ4_0 and dotPanelQ8_0 for the same computation in Go.
 type panelFunc func(nb int, w *byte, x *byte, xstride int, dc *byte, dcstride int, out *float32, ostride int)
 
-// panelable reports whether a Q4_0 or Q8_0 matrix of rows rows goes into the panel layout for isa.
-func panelable(isa ISA, rows int) bool { return isa.resolve().avx512() && rows%panelRows == 0 }
+// panelable reports whether a Q4_0 or Q8_0 matrix of rows rows goes into the panel layout for isa and layout.
+func panelable(isa ISA, layout Layout, rows int) bool {
+	return isa.resolve().avx512() && layout.resolve() == LayoutPanels && rows%panelRows == 0
+}
 
 // interleavePanel writes one tile of np panels of typ (Q4_0 or Q8_0) into dst in the panel layout.
 func interleavePanel(typ weights.Type, dst, src []byte, rb, nb, np int) {

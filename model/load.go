@@ -27,6 +27,9 @@ type Options struct {
 	// ISA forces the kernels (kernels.ISAAuto, the zero value: the widest this CPU runs), and with them the
 	// layout the Q8_0 and Q4_0 matrices are interleaved into. Load fails when the CPU does not run it.
 	ISA kernels.ISA
+	// Layout forces the layout of the interleaved matrices on the AVX-512 ISAs (kernels.LayoutAuto, the zero
+	// value: the one faster on this CPU; see kernels.Layout).
+	Layout kernels.Layout
 }
 
 // maxThreads bounds Options.Threads (each thread gets its own attention scratch).
@@ -167,7 +170,7 @@ func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("model: this CPU does not run the %v kernels (it runs %v)", opts.ISA, kernels.SupportedISAs())
 	}
 	if !opts.FileLayout {
-		if err := m.interleave(opts.ISA); err != nil {
+		if err := m.interleave(opts.ISA, opts.Layout); err != nil {
 			return nil, err
 		}
 	}
@@ -180,9 +183,9 @@ func Load(ck *weights.Checkpoint, opts Options) (*Model, error) {
 }
 
 // interleave replaces the Q8_0 and Q4_0 matrices the forward pass uses by interleaved heap copies (in the
-// form the kernels of isa read) where kernels.InterleaveWorthwhile says so (the fused q/k/v matrix rather
+// form the kernels of isa read, in layout) where kernels.InterleaveWorthwhile says so (the fused q/k/v matrix rather
 // than its parts when there is one).
-func (m *Model) interleave(isa kernels.ISA) error {
+func (m *Model) interleave(isa kernels.ISA, layout kernels.Layout) error {
 	var ms []*kernels.Matrix
 	for i := range m.layers {
 		ly := &m.layers[i]
@@ -198,7 +201,7 @@ func (m *Model) interleave(isa kernels.ISA) error {
 		if !kernels.InterleaveWorthwhile(*mat, isa) {
 			continue
 		}
-		im, err := kernels.Interleave(*mat, isa)
+		im, err := kernels.InterleaveLayout(*mat, isa, layout)
 		if err != nil {
 			return fmt.Errorf("model: %w", err)
 		}

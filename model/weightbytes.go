@@ -26,3 +26,19 @@ func (m *Model) WeightBytesPerToken() int64 {
 
 // ISA returns the kernels the model's matrix products run.
 func (m *Model) ISA() kernels.ISA { return m.pool.ISA() }
+
+// Layout returns the layout of the model's interleaved matrices: kernels.LayoutPanels when any matrix is in
+// the panels of the AVX-512 ISAs, else kernels.LayoutGroups (also for weights in the file's layout).
+func (m *Model) Layout() kernels.Layout {
+	panels := m.output.Panels
+	for i := range m.layers {
+		ly := &m.layers[i]
+		for _, mat := range []*kernels.Matrix{&ly.wqkv, &ly.wq, &ly.wo, &ly.wGate, &ly.wUp, &ly.wDown} {
+			panels = panels || mat.Panels
+		}
+	}
+	if panels {
+		return kernels.LayoutPanels
+	}
+	return kernels.LayoutGroups
+}

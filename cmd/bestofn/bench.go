@@ -31,6 +31,7 @@ type benchOptions struct {
 	Seed         uint64
 	FileLayout   bool
 	ISA          kernels.ISA
+	Layout       kernels.Layout
 	Bandwidth    bool
 	BandwidthMiB int
 	Repeat       int
@@ -55,6 +56,8 @@ type benchResult struct {
 	// CPU is the processor's model name; ISA the kernels the matrix products ran.
 	CPU string `json:"cpu"`
 	ISA string `json:"kernels"`
+	// Layout is the layout of the interleaved Q8_0 and Q4_0 matrices: panels or groups.
+	Layout string `json:"layout"`
 	// Limit is the decode speed against the machine's read bandwidth (nil with --bandwidth=false).
 	*BandwidthLimit
 }
@@ -75,7 +78,7 @@ func loadBenchModel(o benchOptions) (*weights.Checkpoint, *model.Model, func(), 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	m, err := model.Load(ck, model.Options{Threads: o.Threads, FileLayout: o.FileLayout, ISA: o.ISA})
+	m, err := model.Load(ck, model.Options{Threads: o.Threads, FileLayout: o.FileLayout, ISA: o.ISA, Layout: o.Layout})
 	if err != nil {
 		ck.Close()
 		return nil, nil, nil, err
@@ -105,7 +108,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of text")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random prompt tokens")
 	fs.BoolVar(&o.FileLayout, "file-layout", false, "keep Q8_0 and Q4_0 weights in the file's layout (no interleaved copy)")
-	isaName := fs.String("kernels", "auto", "kernels to run: auto (the widest this CPU runs), avx512vnni, avxvnni, avx2 or go")
+	isaName := fs.String("kernels", "auto", "kernels to run: auto (the widest this CPU runs), amx, avx512vnni, avxvnni, avx2 or go")
+	layoutName := fs.String("layout", "auto", "layout of Q8_0 and Q4_0 weights for the AVX-512 kernels: auto (the faster on this CPU), panels or groups")
 	fs.BoolVar(&o.Bandwidth, "bandwidth", true, "measure the read bandwidth between decode steps and report decode as a share of its limit (--n 1)")
 	fs.IntVar(&o.BandwidthMiB, "bandwidth-mib", 0, "bandwidth buffer in MiB (0: max(1 GiB, 4 x the last-level cache))")
 	fs.IntVar(&o.Repeat, "repeat", 1, "with --n > 1: run this many n=1 / n=N pairs and report the median decode ratio")
@@ -125,6 +129,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var err error
 	if o.ISA, err = kernels.ParseISA(*isaName); err != nil {
+		return err
+	}
+	if o.Layout, err = kernels.ParseLayout(*layoutName); err != nil {
 		return err
 	}
 	if *cpuProfile != "" {
@@ -210,7 +217,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Model: o.Model, Threads: o.Threads, PromptTokens: o.PromptTokens, GenTokens: o.GenTokens,
 		LoadS: loadS, PrefillS: prefillS, DecodeS: decodeS, WallS: time.Since(start).Seconds(),
 		PrefillTokS: float64(o.PromptTokens) / prefillS, PrefillCPUS: c1 - c0, DecodeCPUS: decodeCPU,
-		CPU: cpuModel(), ISA: m.ISA().String(),
+		CPU: cpuModel(), ISA: m.ISA().String(), Layout: m.Layout().String(),
 	}
 	if res.Threads == 0 {
 		res.Threads = -1 // one per CPU
@@ -228,7 +235,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "model %s: dim %d, %d layers, %d/%d heads, ffn %d, vocab %d, output %s\n", o.Model, cfg.Dim,
 		cfg.NLayers, cfg.NHeads, cfg.NKVHeads, cfg.HiddenDim, cfg.VocabSize, tensorType(ck))
-	fmt.Fprintf(stdout, "cpu:     %s, kernels %s, %d threads\n", res.CPU, res.ISA, threads)
+	fmt.Fprintf(stdout, "cpu:     %s, kernels %s (layout %s), %d threads\n", res.CPU, res.ISA, res.Layout, threads)
 	fmt.Fprintf(stdout, "load:    %8.3f s\n", loadS)
 	fmt.Fprintf(stdout, "prefill: %5d tokens in %8.3f s = %9.2f tok/s\n", o.PromptTokens, prefillS, res.PrefillTokS)
 	fmt.Fprintf(stdout, "decode:  %5d tokens in %8.3f s = %9.2f tok/s\n", o.GenTokens, decodeS, res.DecodeTokS)

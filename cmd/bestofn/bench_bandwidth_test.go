@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bestofn/bestofn/kernels"
@@ -75,4 +77,55 @@ func TestBenchBestOfNRepeat(t *testing.T) {
 	if err := runBench(context.Background(), []string{"--model", storiesGGUFPath, "--n", "2", "--repeat", "0"}, &out, &errOut); err == nil {
 		t.Error("--repeat 0 accepted")
 	}
+}
+
+// TestBenchLayout runs `bestofn bench --layout` on a small synthesized Q4_0 model: with the AVX-512 kernels
+// each forced layout is the one reported, and auto is panels exactly on AMD CPUs; with other kernels the
+// matrices stay in groups whatever is asked; an unknown layout is refused.
+func TestBenchLayout(t *testing.T) {
+	model := t.TempDir() + "/q4.gguf"
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"synth", "--type", "Q4_0", "--dim", "256", "--ffn", "512", "--layers", "1",
+		"--heads", "4", "--kv-heads", "4", "--vocab", "512", model}, &out, &errOut); code != 0 {
+		t.Fatalf("synth: exit %d: %s", code, errOut.String())
+	}
+	for _, isa := range kernels.SupportedISAs() {
+		for _, layout := range []string{"auto", "groups", "panels"} {
+			out.Reset()
+			args := []string{"--model", model, "--prompt-tokens", "2", "--gen-tokens", "2", "--threads", "1",
+				"--bandwidth=false", "--kernels", isa.String(), "--layout", layout, "--json"}
+			if err := runBench(context.Background(), args, &out, &errOut); err != nil {
+				t.Fatalf("%v %s: %v (stderr %s)", isa, layout, err, errOut.String())
+			}
+			var res benchResult
+			if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+				t.Fatalf("%v %s: %v: %q", isa, layout, err, out.String())
+			}
+			avx512 := isa == kernels.ISAAVX512VNNI || isa == kernels.ISAAMX
+			want := "groups"
+			if avx512 && (layout == "panels" || layout == "auto" && cpuVendorFromProc(t) == "AuthenticAMD") {
+				want = "panels"
+			}
+			if res.Layout != want || res.ISA != isa.String() {
+				t.Errorf("--kernels %v --layout %s: kernels %q, layout %q, want %q", isa, layout, res.ISA, res.Layout, want)
+			}
+		}
+	}
+	if err := runBench(context.Background(), []string{"--model", model, "--layout", "rows"}, &out, &errOut); err == nil {
+		t.Error("an unknown layout was accepted")
+	}
+}
+
+// cpuVendorFromProc returns /proc/cpuinfo's vendor_id.
+func cpuVendorFromProc(t *testing.T) string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "vendor_id" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

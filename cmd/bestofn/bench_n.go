@@ -23,6 +23,7 @@ type benchNResult struct {
 	N            int     `json:"n"`
 	CPU          string  `json:"cpu"`
 	ISA          string  `json:"kernels"`
+	Layout       string  `json:"layout"`
 	LoadS        float64 `json:"load_s"`
 	PrefillS     float64 `json:"prefill_s"`
 	DecodeS      float64 `json:"decode_s"`
@@ -80,7 +81,7 @@ func benchEngine(ctx context.Context, o benchOptions, stdout, stderr io.Writer) 
 	}
 	defer eng.Close()
 	res := benchNResult{Model: o.Model, Threads: o.Threads, PromptTokens: o.PromptTokens, GenTokens: o.GenTokens,
-		N: o.N, CPU: cpuModel(), ISA: m.ISA().String(), LoadS: time.Since(start).Seconds()}
+		N: o.N, CPU: cpuModel(), ISA: m.ISA().String(), Layout: m.Layout().String(), LoadS: time.Since(start).Seconds()}
 	if res.Threads == 0 {
 		res.Threads = -1 // one per CPU
 	}
@@ -164,7 +165,7 @@ func benchEngine(ctx context.Context, o benchOptions, stdout, stderr io.Writer) 
 	}
 	fmt.Fprintf(stdout, "model %s: dim %d, %d layers, %d/%d heads, ffn %d, vocab %d, %s\n", o.Model, cfg.Dim,
 		cfg.NLayers, cfg.NHeads, cfg.NKVHeads, cfg.HiddenDim, cfg.VocabSize, tensorType(ck))
-	fmt.Fprintf(stdout, "cpu:           %s, kernels %s\n", res.CPU, res.ISA)
+	fmt.Fprintf(stdout, "cpu:           %s, kernels %s (layout %s)\n", res.CPU, res.ISA, res.Layout)
 	fmt.Fprintf(stdout, "load:          %8.3f s\n", res.LoadS)
 	fmt.Fprintf(stdout, "n=1   prefill: %5d tokens in %8.3f s; decode: %5d tokens in %8.3f s = %9.2f tok/s; wall %.3f s\n",
 		o.PromptTokens, res.Baseline.PrefillS, countTokens(base)-1, res.Baseline.DecodeS, res.Baseline.DecodeTokS,
