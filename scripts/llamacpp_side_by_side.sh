@@ -68,7 +68,7 @@ for m in "${models[@]}"; do
 		"$(echo "$dec" | json "d['limit_tok_s']")" "$(echo "$dec" | json "d['share_of_limit']")" \
 		"$(echo "$pre" | json "d['prefill_tok_s']")" "$pp" \
 		"$(echo "$bon" | json "d.get('decode_ratio_median') or d['decode_ratio_vs_n1']")" \
-		"$(python3 -c "print($b5 / $b1)")" "$(echo "$dec" | json "d['kernels']")"
+		"$(python3 -c "print($b5 / $b1)")" "$(echo "$dec" | json "d['kernels'] + ', ' + d['layout']")"
 done
 echo
 echo "llama.cpp build $(echo "$lb" | json "d[0]['build_number']") ($(echo "$lb" | json "d[0]['build_commit']")), $(echo "$lb" | json "d[0]['cpu_info']")"

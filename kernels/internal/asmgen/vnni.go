@@ -16,7 +16,7 @@ import (
 //
 // A kernel computes MR x NR dot products: weight rows r < MR at w + r*wstride, activation records a < NR at
 // x + a*xstride, result (r, a) stored at out + a*ostride + 4*r (strides in bytes). The AVX-512 kernels take
-// MR up to 2 and NR up to 6 (24 of the 32 vector registers hold the integer and float accumulators); the
+// MR up to 2 (the two rows side by side in each vector, vnni512Pair) and NR up to 6; the
 // AVX-VNNI kernels (VEX-encoded VPDPBUSD on 256-bit registers, for CPUs without AVX-512) take MR = 1 and NR
 // up to 6 (16 registers).
 
@@ -122,6 +122,10 @@ func outAddr(r, a int) string { return vnniAddr(4*r, "R12", "R10", "AX", a) }
 // would bound the loop with memory operands); after the integer sums, Z24/Z25 hold the weight scales (the 8
 // fp16 block scales twice, as float32) and Z26.. scratch.
 func (g *gen) vnni512(typ string, mr, nr int) {
+	if mr == 2 {
+		g.vnni512Pair(typ, nr)
+		return
+	}
 	name := fmt.Sprintf("vnni512%sM%dN%d", typ, mr, nr)
 	groupBytes := 272
 	if typ == "Q4_0" {
@@ -206,6 +210,97 @@ func (g *gen) vnni512(typ string, mr, nr int) {
 			g.p("VHADDPS X0, X0, X0")
 			g.p("VMOVSS X0, %s", outAddr(r, a))
 		}
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
+// vnni512Pair writes the AVX-512 VNNI kernel of a 2 x nr tile for typ, with the two weight rows side by side
+// in each vector: a 32-byte run of row 0 in the low half and the same run of row 1 in the high half
+// (VINSERTI64X4), multiplied with the activation run broadcast to both halves (VBROADCASTI64X4). Lane j of
+// the integer sums is then block j of row 0 and lane 8+j block j of row 1, every lane a whole block's sum,
+// so one conversion, one multiply by the scale products (the records hold the 8 d_x twice) and one FMA per
+// activation serve both rows: half the float work of vnni512's 1-row vectors, whose lanes j and 8+j hold two
+// halves of one block, for one shuffle per weight vector.
+//
+// Registers: Z(a) integer sums, Z(12+a) float sums (row 0 in lanes 0..7, row 1 in 8..15), Z24/Z25 weight
+// vectors (low and high nibbles for Q4_0), then the weight scales; Z26.. activations.
+func (g *gen) vnni512Pair(typ string, nr int) {
+	name := fmt.Sprintf("vnni512%sM2N%d", typ, nr)
+	groupBytes := 272
+	if typ == "Q4_0" {
+		groupBytes = 144
+	}
+	g.vnniHeader(name)
+	for a := range nr {
+		g.p("VPXORD Z%d, Z%d, Z%d", 12+a, 12+a, 12+a)
+	}
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.label(name + "_loop")
+	for r := range 2 {
+		for off := 0; off < groupBytes; off += 64 {
+			g.p("PREFETCHT2 %s", wrow(vnniPrefetchL2+off, r))
+			g.p("PREFETCHT0 %s", wrow(vnniPrefetchL1+off, r))
+		}
+	}
+	// Integer sums start from the corrections, in both halves.
+	for a := range nr {
+		g.p("VBROADCASTI64X4 %s, Z%d", xrec(vnniCorr, a), a)
+	}
+	// pair loads run v (32 bytes at 16+32v) of both rows into Z24.
+	pair := func(v int) {
+		g.p("VMOVDQU64 %s, Y24", wrow(16+32*v, 0))
+		g.p("VINSERTI64X4 $1, %s, Z24, Z24", wrow(16+32*v, 1))
+	}
+	// dots multiplies activation run off (broadcast) of each record with weight vector Z(w).
+	dots := func(off, w int) {
+		for a := range nr {
+			g.p("VBROADCASTI64X4 %s, Z%d", xrec(off, a), 26+a)
+		}
+		for a := range nr {
+			g.p("VPDPBUSD Z%d, Z%d, Z%d", 26+a, w, a)
+		}
+	}
+	if typ == "Q8_0" {
+		for v := range 8 {
+			pair(v)
+			dots(32*v, 24)
+		}
+	} else {
+		// Weight run v's low nibbles meet activation bytes 32v.., its high nibbles bytes 128+32v...
+		for v := range 4 {
+			pair(v)
+			g.p("VPSRLW $4, Z24, Z25")
+			g.p("VPANDD.BCST vnniNibbles<>(SB), Z24, Z24")
+			g.p("VPANDD.BCST vnniNibbles<>(SB), Z25, Z25")
+			dots(32*v, 24)
+			dots(128+32*v, 25)
+		}
+	}
+	g.p("VMOVDQU64 %s, X25", wrow(0, 0))
+	g.p("VINSERTI32X4 $1, %s, Y25, Y25", wrow(0, 1))
+	g.p("VCVTPH2PS Y25, Z24")
+	for a := range nr {
+		g.p("VCVTDQ2PS Z%d, Z%d", a, a)
+		g.p("VMULPS %s, Z24, Z%d", xrec(vnniScales, a), 26+a)
+		g.p("VFMADD231PS Z%d, Z%d, Z%d", 26+a, a, 12+a)
+	}
+	g.vnniFooter(name, groupBytes)
+	// Horizontal sums: row 0 from the low 8 lanes, row 1 from the high 8 (through Y0/X1, free now).
+	for a := range nr {
+		f := 12 + a
+		g.p("VEXTRACTF32X4 $1, Y%d, X1", f)
+		g.p("VADDPS X1, X%d, X0", f)
+		g.p("VHADDPS X0, X0, X0")
+		g.p("VHADDPS X0, X0, X0")
+		g.p("VMOVSS X0, %s", outAddr(0, a))
+		g.p("VEXTRACTF64X4 $1, Z%d, Y0", f)
+		g.p("VEXTRACTF128 $1, Y0, X1")
+		g.p("VADDPS X1, X0, X0")
+		g.p("VHADDPS X0, X0, X0")
+		g.p("VHADDPS X0, X0, X0")
+		g.p("VMOVSS X0, %s", outAddr(1, a))
 	}
 	g.p("VZEROUPPER")
 	g.p("RET")
