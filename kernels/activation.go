@@ -25,6 +25,31 @@ func swigluGo(gate, up []float32) {
 	}
 }
 
+// ExpShifted sets x[i] = e^(x[i] - max x) and returns 1/sum of the new x (a softmax left unnormalized: the
+// attention's weighted sum divides by the total after). It uses AVX2 for whole groups of 8 values when
+// available (where e^(x[i]-max) < 1.2e-38 it gives 1.2e-38 rather than Exp's 0); x must not be empty.
+func ExpShifted(x []float32) float32 {
+	n := 0
+	mx := x[0]
+	if haveASM() && len(x) >= 8 {
+		n = len(x) &^ 7
+		mx = maxF32ASM(&x[0], n)
+	}
+	for _, v := range x[n:] {
+		mx = max(mx, v)
+	}
+	var sum float32
+	if n > 0 {
+		sum = expSumASM(&x[0], n, mx)
+	}
+	for i, v := range x[n:] {
+		e := Exp(v - mx)
+		x[n+i] = e
+		sum += e
+	}
+	return 1 / sum
+}
+
 // Exp returns e^x in float32 with a relative error below 2e-7 (Cephes expf: x = n ln2 + r, |r| <= ln2/2,
 // e^r by a degree-6 polynomial, 2^n put in the exponent bits). It is 0 below -87.3 and +Inf above 88.7.
 func Exp(x float32) float32 {

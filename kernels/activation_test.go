@@ -90,3 +90,45 @@ func BenchmarkSwiGLU(b *testing.B) {
 		})
 	}
 }
+
+// TestExpShifted compares ExpShifted (AVX2 for groups of 8 when available, Go for the tail) with float64
+// e^(x-max) and 1/sum over lengths with and without a tail, the maximum in the tail or in the vector part, and
+// scores far below the maximum (whose exponentials underflow).
+func TestExpShifted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{1, 3, 8, 9, 16, 31, 129, 500} {
+		for _, maxAt := range []int{0, n - 1, n / 2} {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64() * 6)
+				if i%13 == 5 {
+					x[i] = float32(-100 - rng.Float64()*1e4) // e^(x-max) below float32's range
+				}
+			}
+			x[maxAt] = 30
+			want := make([]float64, n)
+			var sum float64
+			for i, v := range x {
+				want[i] = math.Exp(float64(v - 30)) // the difference rounded to float32, as ExpShifted takes it
+				sum += want[i]
+			}
+			got := append([]float32(nil), x...)
+			inv := ExpShifted(got)
+			if rel := math.Abs(float64(inv)*sum - 1); rel > 1e-6 {
+				t.Fatalf("n %d, max at %d: 1/sum = %g, want %g", n, maxAt, inv, 1/sum)
+			}
+			for i := range got {
+				d := math.Abs(float64(got[i]) - want[i])
+				if want[i] < 1.2e-38 {
+					if got[i] > 1.2e-38 || got[i] < 0 {
+						t.Fatalf("n %d: x[%d] = %g: e^(x-max) = %g, want ~%g", n, i, x[i], got[i], want[i])
+					}
+					continue
+				}
+				if d > 3e-7*want[i] {
+					t.Fatalf("n %d, max at %d: e^(%g-max) = %.9g, want %.9g", n, maxAt, x[i], got[i], want[i])
+				}
+			}
+		}
+	}
+}

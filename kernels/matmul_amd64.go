@@ -530,6 +530,17 @@ func (j *matJob) tileASM(w []byte, b, t, c0, c1 int, res *[tileBatch]float32) bo
 //go:noescape
 func swigluASM(gate, up *float32, n int)
 
+// maxF32ASM returns the largest of x[0..n); n must be a positive multiple of 8.
+//
+//go:noescape
+func maxF32ASM(x *float32, n int) float32
+
+// expSumASM sets x[i] = e^(x[i]-shift) for i < n (clamped below at e^-87.33654) and returns their sum; n must
+// be a multiple of 8.
+//
+//go:noescape
+func expSumASM(x *float32, n int, shift float32) float32
+
 // streamReadASM reads n bytes at p (n a multiple of 256), with software prefetches ahead, and returns the XOR
 // of their 8-byte words folded to one (the read-bandwidth probe of ReadBandwidth).
 //

@@ -6996,6 +6996,74 @@ swiglu_done:
 	VZEROUPPER
 	RET
 
+// func maxF32ASM(x *float32, n int) float32
+TEXT ·maxF32ASM(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS (SI), Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JZ maxf32_fold
+maxf32_loop:
+	VMAXPS (SI), Y0, Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JNZ maxf32_loop
+maxf32_fold:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func expSumASM(x *float32, n int, shift float32) float32
+TEXT ·expSumASM(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS shift+16(FP), Y0
+	VXORPS Y6, Y6, Y6
+	VMOVUPS expC0<>(SB), Y14
+	TESTQ CX, CX
+	JZ expsum_fold
+expsum_loop:
+	VMOVUPS (SI), Y1
+	VSUBPS Y0, Y1, Y1
+	VMAXPS expLo<>(SB), Y1, Y1
+	VMULPS log2e<>(SB), Y1, Y2
+	VROUNDPS $0, Y2, Y2
+	VFNMADD231PS ln2Hi<>(SB), Y2, Y1
+	VFNMADD231PS ln2Lo<>(SB), Y2, Y1
+	VMULPS Y1, Y1, Y3
+	VMOVAPS Y14, Y4
+	VFMADD213PS expC1<>(SB), Y1, Y4
+	VFMADD213PS expC2<>(SB), Y1, Y4
+	VFMADD213PS expC3<>(SB), Y1, Y4
+	VFMADD213PS expC4<>(SB), Y1, Y4
+	VFMADD213PS expC5<>(SB), Y1, Y4
+	VADDPS oneF<>(SB), Y1, Y1
+	VFMADD213PS Y1, Y3, Y4
+	VCVTPS2DQ Y2, Y5
+	VPADDD i127<>(SB), Y5, Y5
+	VPSLLD $23, Y5, Y5
+	VMULPS Y5, Y4, Y4
+	VMOVUPS Y4, (SI)
+	VADDPS Y4, Y6, Y6
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JNZ expsum_loop
+expsum_fold:
+	VEXTRACTF128 $1, Y6, X7
+	VADDPS X7, X6, X6
+	VHADDPS X6, X6, X6
+	VHADDPS X6, X6, X6
+	VMOVSS X6, ret+24(FP)
+	VZEROUPPER
+	RET
+
 // func streamReadASM(p *byte, n int) uint64
 TEXT ·streamReadASM(SB), NOSPLIT, $0-24
 	MOVQ p+0(FP), SI

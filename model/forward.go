@@ -299,7 +299,7 @@ func (t *attnTask) Run(lo, hi, worker int) {
 		// Softmax of each head's scores, left unnormalized: the weighted sum is divided by the total after.
 		var inv [maxGroup]float32
 		for g := 0; g < group; g++ {
-			inv[g] = expShifted(scores[g*ctx : g*ctx+npos])
+			inv[g] = kernels.ExpShifted(scores[g*ctx : g*ctx+npos])
 		}
 
 		// Weighted sum of values.
@@ -428,10 +428,7 @@ func wantLogits(b Batch, i int) bool {
 
 // rmsnorm sets out = x / sqrt(mean(x²) + eps) * w.
 func rmsnorm(out, x, w []float32, eps float32) {
-	var ss float32
-	for _, v := range x {
-		ss += v * v
-	}
+	ss := kernels.DotF32(x, x)
 	ss = 1 / float32(math.Sqrt(float64(ss/float32(len(x))+eps)))
 	for i, v := range x {
 		out[i] = v * ss * w[i]
@@ -461,23 +458,7 @@ func (t *ffnTask) Run(lo, hi, _ int) { kernels.SwiGLU(t.s.hb[lo:hi], t.s.hb2[lo:
 
 // softmax replaces x by exp(x - max x) / sum.
 func softmax(x []float32) {
-	scale(x, expShifted(x))
-}
-
-// expShifted replaces x by exp(x - max x) and returns 1/sum of the results: softmax without its final
-// division, which attention applies to the (shorter) weighted sum instead.
-func expShifted(x []float32) float32 {
-	mx := x[0]
-	for _, v := range x[1:] {
-		mx = max(mx, v)
-	}
-	var sum float32
-	for i, v := range x {
-		e := kernels.Exp(v - mx)
-		x[i] = e
-		sum += e
-	}
-	return 1 / sum
+	scale(x, kernels.ExpShifted(x))
 }
 
 // scale sets x *= a.
@@ -507,9 +488,4 @@ func axpySmall(alpha float32, x, y []float32) {
 }
 
 // add sets x += y.
-func add(x, y []float32) {
-	y = y[:len(x)]
-	for i := range x {
-		x[i] += y[i]
-	}
-}
+func add(x, y []float32) { kernels.AxpyF32(1, y[:len(x)], x) }
