@@ -8,8 +8,9 @@ import (
 // Layout chooses the form Interleave gives Q8_0 and Q4_0 matrices for the AVX-512 ISAs: the panels of 16 rows
 // (panels.go) or the groups of 8 blocks the other ISAs read. Which one is faster depends on the CPU, not only
 // on its ISA: on an AMD EPYC Zen 4 the panels decode a 1.1B model's step in 0.73-0.92x the groups' time at
-// batch 1 and 5, on an Intel Xeon (Granite Rapids class, AMX) the groups take 0.78-0.80x the panels' time for
-// Q8_0 at batch 5 and 0.91x for Q4_0 at batch 1 (`go test ./kernels -run XXX -bench PanelRatio`).
+// batch 1 and 5, on an Intel Xeon with AMX (family 6 model 167 as its VM reports it) the groups take
+// 0.78-0.80x the panels' time for Q8_0 at batch 5 and 0.91x for Q4_0 at batch 1 (`go test ./kernels -run XXX
+// -bench PanelRatio`).
 type Layout uint8
 
 const (
