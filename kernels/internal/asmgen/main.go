@@ -964,7 +964,23 @@ swiglu_loop:
 	VXORPS Y15, Y0, Y1
 	VMAXPS expLo<>(SB), Y1, Y1
 	VMINPS expHi<>(SB), Y1, Y1
-	VMULPS log2e<>(SB), Y1, Y2
+` + expPoly + `	VADDPS oneF<>(SB), Y4, Y4
+	VDIVPS Y4, Y0, Y0
+	VMULPS (DI), Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ swiglu_loop
+swiglu_done:
+	VZEROUPPER
+	RET
+`)
+}
+
+// expPoly is the AVX2 e^x of swiglu and expSumASM (Cephes expf, as kernels.Exp): Y4 = e^Y1 for Y1 already
+// clamped to [-87.33654, 88], with Y14 = expC0; it clobbers Y1, Y2, Y3 and Y5.
+const expPoly = `	VMULPS log2e<>(SB), Y1, Y2
 	VROUNDPS $0, Y2, Y2
 	VFNMADD231PS ln2Hi<>(SB), Y2, Y1
 	VFNMADD231PS ln2Lo<>(SB), Y2, Y1
@@ -981,19 +997,7 @@ swiglu_loop:
 	VPADDD i127<>(SB), Y5, Y5
 	VPSLLD $23, Y5, Y5
 	VMULPS Y5, Y4, Y4
-	VADDPS oneF<>(SB), Y4, Y4
-	VDIVPS Y4, Y0, Y0
-	VMULPS (DI), Y0, Y0
-	VMOVUPS Y0, (SI)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JNZ swiglu_loop
-swiglu_done:
-	VZEROUPPER
-	RET
-`)
-}
+`
 
 // expShifted writes the two AVX2 loops of kernels.ExpShifted (softmax over attention scores, left
 // unnormalized): maxF32ASM returns the largest of x[0..n), expSumASM sets x[i] = e^(x[i]-shift) for i < n
@@ -1040,24 +1044,7 @@ expsum_loop:
 	VMOVUPS (SI), Y1
 	VSUBPS Y0, Y1, Y1
 	VMAXPS expLo<>(SB), Y1, Y1
-	VMULPS log2e<>(SB), Y1, Y2
-	VROUNDPS $0, Y2, Y2
-	VFNMADD231PS ln2Hi<>(SB), Y2, Y1
-	VFNMADD231PS ln2Lo<>(SB), Y2, Y1
-	VMULPS Y1, Y1, Y3
-	VMOVAPS Y14, Y4
-	VFMADD213PS expC1<>(SB), Y1, Y4
-	VFMADD213PS expC2<>(SB), Y1, Y4
-	VFMADD213PS expC3<>(SB), Y1, Y4
-	VFMADD213PS expC4<>(SB), Y1, Y4
-	VFMADD213PS expC5<>(SB), Y1, Y4
-	VADDPS oneF<>(SB), Y1, Y1
-	VFMADD213PS Y1, Y3, Y4
-	VCVTPS2DQ Y2, Y5
-	VPADDD i127<>(SB), Y5, Y5
-	VPSLLD $23, Y5, Y5
-	VMULPS Y5, Y4, Y4
-	VMOVUPS Y4, (SI)
+` + expPoly + `	VMOVUPS Y4, (SI)
 	VADDPS Y4, Y6, Y6
 	ADDQ $32, SI
 	SUBQ $8, CX
