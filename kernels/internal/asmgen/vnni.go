@@ -112,6 +112,25 @@ func (g *gen) vnniFooter(name string, groupBytes int) {
 	g.label(name + "_done")
 }
 
+// vnniGroupBytes is the size of one row's group of 8 blocks of typ ("Q8_0" or "Q4_0") in the interleaved layout.
+func vnniGroupBytes(typ string) int {
+	if typ == "Q4_0" {
+		return 144
+	}
+	return 272
+}
+
+// vnniPrefetch prefetches groupBytes of each of rows weight rows, into L2 vnniPrefetchL2 bytes ahead of the
+// current group and into L1 vnniPrefetchL1 bytes ahead.
+func (g *gen) vnniPrefetch(rows, groupBytes int) {
+	for r := range rows {
+		for off := 0; off < groupBytes; off += 64 {
+			g.p("PREFETCHT2 %s", wrow(vnniPrefetchL2+off, r))
+			g.p("PREFETCHT0 %s", wrow(vnniPrefetchL1+off, r))
+		}
+	}
+}
+
 // outAddr is the address of result (r, a).
 func outAddr(r, a int) string { return vnniAddr(4*r, "R12", "R10", "AX", a) }
 
@@ -127,10 +146,7 @@ func (g *gen) vnni512(typ string, mr, nr int) {
 		return
 	}
 	name := fmt.Sprintf("vnni512%sM%dN%d", typ, mr, nr)
-	groupBytes := 272
-	if typ == "Q4_0" {
-		groupBytes = 144
-	}
+	groupBytes := vnniGroupBytes(typ)
 	ia := func(r, a int) int { return r*nr + a }
 	fa := func(r, a int) int { return 12 + r*nr + a }
 	g.vnniHeader(name)
@@ -142,12 +158,7 @@ func (g *gen) vnni512(typ string, mr, nr int) {
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
-	for r := range mr {
-		for off := 0; off < groupBytes; off += 64 {
-			g.p("PREFETCHT2 %s", wrow(vnniPrefetchL2+off, r))
-			g.p("PREFETCHT0 %s", wrow(vnniPrefetchL1+off, r))
-		}
-	}
+	g.vnniPrefetch(mr, groupBytes)
 	// Integer sums start from the corrections (a 256-bit load zeroes the upper half).
 	for r := range mr {
 		for a := range nr {
@@ -227,10 +238,7 @@ func (g *gen) vnni512(typ string, mr, nr int) {
 // vectors (low and high nibbles for Q4_0), then the weight scales; Z26.. activations.
 func (g *gen) vnni512Pair(typ string, nr int) {
 	name := fmt.Sprintf("vnni512%sM2N%d", typ, nr)
-	groupBytes := 272
-	if typ == "Q4_0" {
-		groupBytes = 144
-	}
+	groupBytes := vnniGroupBytes(typ)
 	g.vnniHeader(name)
 	for a := range nr {
 		g.p("VPXORD Z%d, Z%d, Z%d", 12+a, 12+a, 12+a)
@@ -238,12 +246,7 @@ func (g *gen) vnni512Pair(typ string, nr int) {
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
-	for r := range 2 {
-		for off := 0; off < groupBytes; off += 64 {
-			g.p("PREFETCHT2 %s", wrow(vnniPrefetchL2+off, r))
-			g.p("PREFETCHT0 %s", wrow(vnniPrefetchL1+off, r))
-		}
-	}
+	g.vnniPrefetch(2, groupBytes)
 	// Integer sums start from the corrections, in both halves.
 	for a := range nr {
 		g.p("VBROADCASTI64X4 %s, Z%d", xrec(vnniCorr, a), a)
@@ -323,10 +326,7 @@ func (g *gen) vpdpbusdVEX(acc, u, s int) {
 // scratch (the high nibbles for Q4_0).
 func (g *gen) avxvnni(typ string, nr int) {
 	name := fmt.Sprintf("avxvnni%sM1N%d", typ, nr)
-	groupBytes := 272
-	if typ == "Q4_0" {
-		groupBytes = 144
-	}
+	groupBytes := vnniGroupBytes(typ)
 	g.vnniHeader(name)
 	for a := range nr {
 		g.p("VXORPS Y%d, Y%d, Y%d", 6+a, 6+a, 6+a)
@@ -334,10 +334,7 @@ func (g *gen) avxvnni(typ string, nr int) {
 	g.p("TESTQ CX, CX")
 	g.p("JZ %s_done", name)
 	g.label(name + "_loop")
-	for off := 0; off < groupBytes; off += 64 {
-		g.p("PREFETCHT2 %s", wrow(vnniPrefetchL2+off, 0))
-		g.p("PREFETCHT0 %s", wrow(vnniPrefetchL1+off, 0))
-	}
+	g.vnniPrefetch(1, groupBytes)
 	for a := range nr {
 		g.p("VMOVDQU %s, Y%d", xrec(vnniCorr, a), a)
 	}
