@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/bestofn/bestofn/kernels"
@@ -103,7 +101,7 @@ func TestBenchLayout(t *testing.T) {
 			}
 			avx512 := isa == kernels.ISAAVX512VNNI || isa == kernels.ISAAMX
 			want := "groups"
-			if avx512 && (layout == "panels" || layout == "auto" && cpuVendorFromProc(t) == "AuthenticAMD") {
+			if avx512 && (layout == "panels" || layout == "auto" && cpuInfoField("vendor_id") == "AuthenticAMD") {
 				want = "panels"
 			}
 			if res.Layout != want || res.ISA != isa.String() {
@@ -114,18 +112,4 @@ func TestBenchLayout(t *testing.T) {
 	if err := runBench(context.Background(), []string{"--model", model, "--layout", "rows"}, &out, &errOut); err == nil {
 		t.Error("an unknown layout was accepted")
 	}
-}
-
-// cpuVendorFromProc returns /proc/cpuinfo's vendor_id.
-func cpuVendorFromProc(t *testing.T) string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "vendor_id" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }

@@ -111,18 +111,26 @@ func runBenchTrain(_ context.Context, args []string, stdout, stderr io.Writer) e
 
 // cpuModel is /proc/cpuinfo's first "model name", or the architecture when there is none.
 func cpuModel() string {
+	if v := cpuInfoField("model name"); v != "" {
+		return v
+	}
+	return runtime.GOARCH
+}
+
+// cpuInfoField returns the value of /proc/cpuinfo's first line for key ("model name", "vendor_id"), or "".
+func cpuInfoField(key string) string {
 	f, err := os.Open("/proc/cpuinfo")
 	if err != nil {
-		return runtime.GOARCH
+		return ""
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == key {
 			return strings.TrimSpace(v)
 		}
 	}
-	return runtime.GOARCH
+	return ""
 }
 
 // resetPeakRSS restarts the kernel's peak-RSS count (VmHWM) of this process (Linux; a no-op elsewhere).
