@@ -286,6 +286,12 @@ func axpyRowsF32ASM(y, a *float32, stride, rows int, w *float32, n int)
 //go:noescape
 func quantQ8_0ASM(x *float32, q *int8, d, s *float32, nb int)
 
+// packRecordsASM writes the VNNI activation records of ngroups groups exactly as packRecords does: from
+// the group's 256 quants at q and 8 scales at d, with corrections -c*sum(q) per block.
+//
+//go:noescape
+func packRecordsASM(rec *byte, q *int8, d *float32, ngroups int, c int32)
+
 // quantTileASM calls the Q8_0 tile kernel for t rows.
 func quantTileASM(t, nb int, w *byte, xq *int8, xd *float32, qs, ds int, res *float32) {
 	switch t {

@@ -40,6 +40,10 @@ func quantQ8_0ASM(x *float32, q *int8, d, s *float32, nb int) {
 	panic("kernels: no assembly on this architecture")
 }
 
+func packRecordsASM(rec *byte, q *int8, d *float32, ngroups int, c int32) {
+	panic("kernels: no assembly on this architecture")
+}
+
 func swigluASM(gate, up *float32, n int) { panic("kernels: no assembly on this architecture") }
 
 func streamReadASM(p *byte, n int) uint64 { panic("kernels: no assembly on this architecture") }

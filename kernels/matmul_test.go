@@ -466,6 +466,43 @@ func TestQuantQ8_0ASM(t *testing.T) {
 	}
 }
 
+// TestPackRecordsASM checks packRecordsASM against the Go packRecords byte for byte: quants at the extremes
+// (+-127) and random, both corrections (8 for Q4_0, 128 for biased Q8_0), groups from an offset, and nothing
+// written past the last record.
+func TestPackRecordsASM(t *testing.T) {
+	if !haveASM() {
+		t.Skip("no AVX2/FMA/F16C")
+	}
+	rng := rand.New(rand.NewPCG(33, 34))
+	const groups, g0 = 7, 2
+	q := make([]int8, groups*groupValues)
+	for i := range q {
+		q[i] = int8(rng.IntN(255) - 127)
+	}
+	for i := range groupValues {
+		q[g0*groupValues+i] = 127 // a group of largest sums
+		q[(g0+1)*groupValues+i] = -127
+	}
+	d := make([]float32, groups*groupBlocks)
+	for i := range d {
+		d[i] = float32(rng.ExpFloat64())
+	}
+	for _, c := range []int32{8, 128} {
+		want := make([]byte, (groups+1)*vnniRecordBytes)
+		got := make([]byte, len(want))
+		for i := range got {
+			got[i], want[i] = 0xa5, 0xa5
+		}
+		packRecords(want, q, d, g0, groups, c)
+		packRecordsASM(&got[g0*vnniRecordBytes], &q[g0*groupValues], &d[g0*groupBlocks], groups-g0, c)
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("c=%d: byte %d (group %d, offset %d): asm %#x, go %#x", c, i, i/vnniRecordBytes, i%vnniRecordBytes, got[i], want[i])
+			}
+		}
+	}
+}
+
 // TestReadBandwidth checks the bandwidth probe's assembly against the Go fold of the same buffer and that
 // ReadBandwidth reports a positive rate on every ISA (0 for a buffer under one chunk).
 func TestReadBandwidth(t *testing.T) {

@@ -130,8 +130,10 @@ func (s *scratch) Run(lo, hi, _ int) {
 			interleaveActs(s.qi, s.q, lo/groupBlocks, hi/groupBlocks)
 			offsetQ4_0I(s.ci, s.qi, lo/groupBlocks, hi/groupBlocks)
 		}
-		if s.vnniC != 0 {
-			packRecords(s.rec, s.q, s.d, lo/groupBlocks, hi/groupBlocks, s.vnniC)
+		if g0, g1 := lo/groupBlocks, hi/groupBlocks; s.vnniC != 0 && s.asm && g1 > g0 {
+			packRecordsASM(&s.rec[g0*vnniRecordBytes], &s.q[g0*groupValues], &s.d[g0*groupBlocks], g1-g0, s.vnniC)
+		} else if s.vnniC != 0 {
+			packRecords(s.rec, s.q, s.d, g0, g1, s.vnniC)
 		}
 		if s.panelC != 0 {
 			packPanelScales(s.dc, s.q, s.d, s.s, lo, hi, s.panelC)

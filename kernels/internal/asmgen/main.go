@@ -912,6 +912,8 @@ func matmulFile() []byte {
 	g.raw("DATA q8Perm<>+16(SB)/8, $0x0000000600000002\nDATA q8Perm<>+24(SB)/8, $0x0000000700000003\n")
 	g.raw("GLOBL q8Perm<>(SB), RODATA|NOPTR, $32\n\n")
 	g.vecConst("bit4Mask", 0x10*bytes8)
+	g.vecConst("onesB", bytes8)
+	g.vecConst("onesW", 0x0001000100010001)
 	g.vecConst("bits45Mask", 0x30*bytes8)
 	for t := 1; t <= maxTile; t++ {
 		g.q8Tile(t)
@@ -927,10 +929,93 @@ func matmulFile() []byte {
 	}
 	g.vec()
 	g.quantQ8_0()
+	g.packRecords()
 	g.swiglu()
 	g.expShifted()
 	g.streamRead()
 	return g.Bytes()
+}
+
+// packRecords writes packRecordsASM, the AVX2 form of the kernels package's packRecords: per group of 8
+// blocks of 32 int8 quants (256 bytes of q), one VNNI activation record of 384 bytes: run v (bytes 32v..)
+// holds values 4v..4v+3 of blocks 0..7, that is the 8x8 transpose of the group's 32-bit words; then the 8
+// scales twice, the 8 corrections -c*sum(q) and 32 zero bytes.
+func (g *gen) packRecords() {
+	name := "packRecordsASM"
+	fmt.Fprintf(&g.Buffer, "\n// func %s(rec *byte, q *int8, d *float32, ngroups int, c int32)\n", name)
+	fmt.Fprintf(&g.Buffer, "TEXT ·%s(SB), NOSPLIT, $0-36\n", name)
+	g.p("MOVQ rec+0(FP), DI")
+	g.p("MOVQ q+8(FP), SI")
+	g.p("MOVQ d+16(FP), DX")
+	g.p("MOVQ ngroups+24(FP), CX")
+	g.p("MOVL c+32(FP), AX")
+	g.p("NEGL AX")
+	g.p("VMOVD AX, X15")
+	g.p("VPBROADCASTD X15, Y15") // -c
+	g.p("VMOVDQU onesB<>(SB), Y14")
+	g.p("VMOVDQU onesW<>(SB), Y13")
+	g.p("VPXOR Y12, Y12, Y12")
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_done", name)
+	g.label(name + "_loop")
+	for j := range 8 {
+		g.p("VMOVDQU %d(SI), Y%d", 32*j, j)
+	}
+	// Words: t(2i) = unpacklo(B(2i), B(2i+1)), t(2i+1) = unpackhi; in Y8..Y11 and, reusing the inputs, Y0..Y3.
+	g.p("VPUNPCKLDQ Y1, Y0, Y8")  // b00 b10 b01 b11 | b04 b14 b05 b15
+	g.p("VPUNPCKHDQ Y1, Y0, Y9")  // b02 b12 b03 b13 | b06 b16 b07 b17
+	g.p("VPUNPCKLDQ Y3, Y2, Y10") // b20 b30 b21 b31 | ...
+	g.p("VPUNPCKHDQ Y3, Y2, Y11")
+	g.p("VPUNPCKLDQ Y5, Y4, Y0") // b40 b50 ...
+	g.p("VPUNPCKHDQ Y5, Y4, Y1")
+	g.p("VPUNPCKLDQ Y7, Y6, Y2") // b60 b70 ...
+	g.p("VPUNPCKHDQ Y7, Y6, Y3")
+	// Quadwords: u0 = b00 b10 b20 b30 | b04 b14 b24 b34, u1 the same with words 1 and 5, u2: 2 and 6, u3: 3
+	// and 7 (Y4..Y7); u4..u7 for blocks 4..7 (Y8..Y11).
+	g.p("VPUNPCKLQDQ Y10, Y8, Y4")
+	g.p("VPUNPCKHQDQ Y10, Y8, Y5")
+	g.p("VPUNPCKLQDQ Y11, Y9, Y6")
+	g.p("VPUNPCKHQDQ Y11, Y9, Y7")
+	g.p("VPUNPCKLQDQ Y2, Y0, Y8")
+	g.p("VPUNPCKHQDQ Y2, Y0, Y9")
+	g.p("VPUNPCKLQDQ Y3, Y1, Y10")
+	g.p("VPUNPCKHQDQ Y3, Y1, Y11")
+	// Runs: v = u(v mod 4) and u(4 + v mod 4), low halves for v < 4, high halves for v >= 4.
+	for v := range 8 {
+		imm := 0x20
+		if v >= 4 {
+			imm = 0x31
+		}
+		g.p("VPERM2I128 $0x%x, Y%d, Y%d, Y%d", imm, 8+v%4, 4+v%4, v)
+		g.p("VMOVDQU Y%d, %d(DI)", v, 32*v)
+	}
+	// Block sums: lane j of each run holds 4 quants of block j; pairs of bytes summed as words over the 8
+	// runs (at most 8*2*127 in magnitude), then the word pairs as 32-bit lanes.
+	for v := range 8 {
+		g.p("VPMADDUBSW Y%d, Y14, Y%d", v, v)
+	}
+	g.p("VPADDW Y1, Y0, Y0")
+	g.p("VPADDW Y3, Y2, Y2")
+	g.p("VPADDW Y5, Y4, Y4")
+	g.p("VPADDW Y7, Y6, Y6")
+	g.p("VPADDW Y2, Y0, Y0")
+	g.p("VPADDW Y6, Y4, Y4")
+	g.p("VPADDW Y4, Y0, Y0")
+	g.p("VPMADDWD Y13, Y0, Y0")
+	g.p("VPMULLD Y15, Y0, Y0")
+	g.p("VMOVUPS (DX), Y1")
+	g.p("VMOVUPS Y1, %d(DI)", 256)
+	g.p("VMOVUPS Y1, %d(DI)", 288)
+	g.p("VMOVDQU Y0, %d(DI)", 320)
+	g.p("VMOVDQU Y12, %d(DI)", 352)
+	g.p("ADDQ $%d, DI", 384)
+	g.p("ADDQ $256, SI")
+	g.p("ADDQ $32, DX")
+	g.p("DECQ CX")
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_done")
+	g.p("VZEROUPPER")
+	g.p("RET")
 }
 
 // swiglu writes swigluASM: gate[i] = gate[i] / (1 + e^-gate[i]) * up[i] for 8 values at a time, with e^x
